@@ -1,0 +1,5 @@
+"""``python -m mudkd``."""
+
+from mudkd.cli.app import main
+
+main()

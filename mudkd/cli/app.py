@@ -1,0 +1,50 @@
+"""The ``mudkd`` command: one Typer app, one module per command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mudkd import __version__
+from mudkd.cli import common
+from mudkd.cli.finetune import EPILOG as FINETUNE_EPILOG
+from mudkd.cli.finetune import finetune_cli
+
+app = typer.Typer(
+    name="mudkd",
+    help="Small, fast BERTs: prune a fine-tuned teacher and distil its compressed hidden-state knowledge.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mudkd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs and progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (or set MUDKD_DEBUG=1).")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """mudkd: fine-tune, score, prune and distil BERTs with a knowledge budget (ACL 2021, "Marginal Utility
+    Diminishes")."""
+    common.set_global_options(verbose=verbose, quiet=quiet, debug=debug)
+
+
+app.command("finetune", epilog=FINETUNE_EPILOG)(finetune_cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,347 @@
+"""Task data through `datasets`: local GLUE directories, hub datasets and custom CSV/TSV/JSON(L) files.
+
+Every source ends as a :class:`TaskData` whose splits hold the columns ``input_ids``, ``token_type_ids``,
+``attention_mask`` and ``labels`` (int class ids, or floats for regression), padded to ``max_seq_length``.
+GLUE TSVs are read with quoting off and no NA conversion, so sentences such as ``null`` or ``"quoted"`` survive.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mudkd.errors import DataError
+from mudkd.recipe.schema import TaskConfig
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    """The layout of one GLUE task in the original release (method.md §18).
+
+    Attributes:
+        train_file: Training file name inside the task directory.
+        dev_files: Dev split name → file name (MNLI has matched and mismatched).
+        header: Whether the files start with a header row.
+        text_columns: Column positions of text_a (and text_b) in the dev/train files.
+        label_column: Column position of the label (-1 = last).
+        labels: Label strings in index order; None for regression.
+        metrics: Metric names reported on dev.
+        selection: The metric that selects the best checkpoint.
+    """
+
+    train_file: str
+    dev_files: dict[str, str]
+    header: bool
+    text_columns: tuple[int, ...]
+    label_column: int
+    labels: tuple[str, ...] | None
+    metrics: tuple[str, ...]
+    selection: str
+
+
+GLUE: dict[str, GlueTask] = {
+    "cola": GlueTask("train.tsv", {"dev": "dev.tsv"}, False, (3,), 1, ("0", "1"), ("mcc", "accuracy"), "mcc"),
+    "sst-2": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (0,), 1, ("0", "1"), ("accuracy",), "accuracy"),
+    "mrpc": GlueTask(
+        "train.tsv", {"dev": "dev.tsv"}, True, (3, 4), 0, ("0", "1"), ("accuracy", "f1", "acc_and_f1"), "accuracy"
+    ),
+    "sts-b": GlueTask(
+        "train.tsv", {"dev": "dev.tsv"}, True, (7, 8), -1, None, ("pearson", "spearman", "corr"), "corr"
+    ),
+    "qqp": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (3, 4), 5, ("0", "1"), ("accuracy", "f1"), "accuracy"),
+    "mnli": GlueTask(
+        "train.tsv",
+        {"dev": "dev_matched.tsv", "dev_mismatched": "dev_mismatched.tsv"},
+        True,
+        (8, 9),
+        -1,
+        ("contradiction", "entailment", "neutral"),
+        ("accuracy",),
+        "accuracy",
+    ),
+    "qnli": GlueTask(
+        "train.tsv", {"dev": "dev.tsv"}, True, (1, 2), -1, ("entailment", "not_entailment"), ("accuracy",), "accuracy"
+    ),
+    "rte": GlueTask(
+        "train.tsv", {"dev": "dev.tsv"}, True, (1, 2), -1, ("entailment", "not_entailment"), ("accuracy",), "accuracy"
+    ),
+    "wnli": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (1, 2), -1, ("0", "1"), ("accuracy",), "accuracy"),
+}
+GLUE["mnli-mm"] = GlueTask(
+    "train.tsv", {"dev": "dev_mismatched.tsv"}, True, (8, 9), -1, GLUE["mnli"].labels, ("accuracy",), "accuracy"
+)
+
+
+@dataclass
+class TaskData:
+    """Tokenised splits of one task.
+
+    Attributes:
+        train: Training split (a ``datasets.Dataset``).
+        dev: Dev splits by name; ``"dev"`` is the one used for model selection.
+        labels: Class names in index order, or None for regression.
+        metrics: Metric names reported on dev.
+        selection: Metric that selects the best checkpoint.
+        data_files: The files the data came from (for fingerprints), empty for hub datasets.
+    """
+
+    train: Any
+    dev: dict[str, Any]
+    labels: list[str] | None
+    metrics: tuple[str, ...]
+    selection: str
+    data_files: list[Path] = field(default_factory=list)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels) if self.labels else 1
+
+    @property
+    def is_regression(self) -> bool:
+        return self.labels is None
+
+
+def _read_tsv(path: Path, header: bool) -> list[list[str]]:
+    """Rows of a GLUE TSV with quoting off and every cell kept as text (``null``, ``NA`` and quotes survive)."""
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found", hint="point --data-dir at the task's GLUE directory")
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return rows[1:] if header else rows
+
+
+def read_glue_split(task_name: str, path: Path) -> dict[str, list]:
+    """Read one GLUE split into ``{"text_a", ["text_b"], "label"}`` columns (labels still as strings).
+
+    Rows with missing columns are skipped (QQP has a few), as in the reference code.
+    """
+    task = GLUE[task_name]
+    rows = _read_tsv(path, task.header)
+    needed = max(*task.text_columns, task.label_column) + 1
+    columns: dict[str, list] = {"text_a": [], "label": []}
+    if len(task.text_columns) == 2:
+        columns["text_b"] = []
+    for row in rows:
+        if len(row) < needed or not row:
+            continue
+        columns["text_a"].append(row[task.text_columns[0]])
+        if "text_b" in columns:
+            columns["text_b"].append(row[task.text_columns[1]])
+        columns["label"].append(row[task.label_column])
+    if not columns["text_a"]:
+        raise DataError(f"{path}: no usable rows for task '{task_name}'", hint="is this the right task's directory?")
+    return columns
+
+
+def _encode_labels(values: list, labels: tuple[str, ...] | list[str] | None, source: str) -> list:
+    if labels is None:
+        try:
+            return [float(value) for value in values]
+        except ValueError as error:
+            raise DataError(f"{source}: regression label is not a number ({error})") from None
+    index = {label: position for position, label in enumerate(labels)}
+    encoded = []
+    for value in values:
+        key = str(value)
+        if key not in index:
+            raise DataError(
+                f"{source}: unknown label {value!r} (expected one of: {', '.join(labels)})",
+                hint="check task.name, or the label column of your file",
+            )
+        encoded.append(index[key])
+    return encoded
+
+
+def _load_glue(config: TaskConfig) -> tuple[dict[str, dict[str, list]], GlueTask, list[Path]]:
+    if not config.data_dir:
+        raise DataError(
+            f"task '{config.name}' needs a data directory", hint="pass --data-dir DIR (the GLUE task folder)"
+        )
+    directory = Path(config.data_dir)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: data directory not found", hint="pass --data-dir with the GLUE task folder")
+    task = GLUE[config.name]
+    files = {"train": directory / task.train_file} | {name: directory / file for name, file in task.dev_files.items()}
+    splits = {}
+    for split, path in files.items():
+        columns = read_glue_split(config.name, path)
+        columns["label"] = _encode_labels(columns["label"], task.labels, str(path))
+        splits[split] = columns
+    return splits, task, list(files.values())
+
+
+def _load_custom_file(path: Path, config: TaskConfig) -> dict[str, list]:
+    """Read a CSV/TSV/JSON(L) file with `datasets`, keeping strings such as 'null' as text."""
+    from datasets import load_dataset
+
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found", hint="check task.train_file / task.validation_file")
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".tsv"}:
+        options: dict[str, Any] = {"keep_default_na": False, "na_filter": False}
+        if suffix == ".tsv":
+            options |= {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+        dataset = load_dataset("csv", data_files=str(path), split="train", **options)
+    elif suffix in {".json", ".jsonl"}:
+        dataset = load_dataset("json", data_files=str(path), split="train")
+    else:
+        raise DataError(f"{path}: unsupported file type '{suffix}'", hint="use .csv, .tsv, .json or .jsonl")
+    return _columns_from_dataset(dataset, config, str(path))
+
+
+def _columns_from_dataset(dataset: Any, config: TaskConfig, source: str) -> dict[str, list]:
+    available = list(dataset.column_names)
+    wanted = [*config.text_columns, config.label_column]
+    missing = [column for column in wanted if column not in available]
+    if missing:
+        raise DataError(
+            f"{source}: column(s) {', '.join(repr(c) for c in missing)} not found (columns: {', '.join(available)})",
+            hint="set task.text_columns and task.label_column to existing columns",
+        )
+    columns = {"text_a": [str(v) for v in dataset[config.text_columns[0]]], "label": list(dataset[config.label_column])}
+    if len(config.text_columns) == 2:
+        columns["text_b"] = [str(v) for v in dataset[config.text_columns[1]]]
+    return columns
+
+
+def _load_custom(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[str] | None, list[Path]]:
+    if config.dataset_name:
+        from datasets import load_dataset
+
+        try:
+            raw = load_dataset(config.dataset_name, config.dataset_config)
+        except Exception as error:  # the hub raises many kinds: report one line
+            raise DataError(
+                f"dataset '{config.dataset_name}' could not be loaded: {str(error).splitlines()[0]}",
+                hint="check the name and your network, or use local files (task.train_file)",
+            ) from None
+        if not config.text_columns:
+            raise DataError("a hub dataset needs task.text_columns", hint="e.g. --set task.text_columns='[\"sentence\"]'")
+        dev_name = "validation" if "validation" in raw else "test"
+        splits = {"train": _columns_from_dataset(raw["train"], config, config.dataset_name)}
+        splits["dev"] = _columns_from_dataset(raw[dev_name], config, config.dataset_name)
+        files: list[Path] = []
+    else:
+        if not config.validation_file:
+            raise DataError("a custom task needs task.validation_file", hint="pass a dev file with the same columns")
+        files = [Path(config.train_file), Path(config.validation_file)]  # type: ignore[arg-type]
+        splits = {"train": _load_custom_file(files[0], config), "dev": _load_custom_file(files[1], config)}
+    if config.task_type == "regression":
+        labels = None
+    else:
+        labels = sorted({str(value) for value in splits["train"]["label"]})
+    for name, columns in splits.items():
+        columns["label"] = _encode_labels(columns["label"], labels, f"{config.name} {name} split")
+    return splits, labels, files
+
+
+def load_raw(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[str] | None, tuple[str, ...], str, list[Path]]:
+    """Untokenised splits, label names, metric names, selection metric and source files of a task."""
+    if config.name == "custom":
+        splits, labels, files = _load_custom(config)
+        metrics: tuple[str, ...] = ("pearson", "spearman", "corr") if labels is None else ("accuracy", "f1")
+        if labels is not None and len(labels) != 2:
+            metrics = ("accuracy",)
+        selection = "corr" if labels is None else "accuracy"
+        return splits, labels, metrics, selection, files
+    splits, task, files = _load_glue(config)
+    return splits, list(task.labels) if task.labels else None, task.metrics, task.selection, files
+
+
+def _truncate_pair(a: list[int], b: list[int], budget: int) -> None:
+    """Pop from the longer list until both fit (on a tie, pop from b), as in the reference (method.md §2)."""
+    while len(a) + len(b) > budget:
+        if len(a) > len(b):
+            a.pop()
+        else:
+            b.pop()
+
+
+def encode_texts(tokenizer: Any, text_a: list[str], text_b: list[str] | None, max_seq_length: int) -> dict[str, list]:
+    """Tokenise into fixed-length BERT inputs with longest-first pair truncation."""
+    first = tokenizer(text_a, add_special_tokens=False)["input_ids"]
+    second = tokenizer(text_b, add_special_tokens=False)["input_ids"] if text_b is not None else None
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    out: dict[str, list] = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
+    for position, ids_a in enumerate(first):
+        ids_a = list(ids_a)
+        ids_b = list(second[position]) if second is not None else []
+        if second is not None and ids_b:
+            _truncate_pair(ids_a, ids_b, max_seq_length - 3)
+            ids = [cls, *ids_a, sep, *ids_b, sep]
+            types = [0] * (len(ids_a) + 2) + [1] * (len(ids_b) + 1)
+        else:
+            ids_a = ids_a[: max_seq_length - 2]
+            ids = [cls, *ids_a, sep]
+            types = [0] * len(ids)
+        padding = max_seq_length - len(ids)
+        out["input_ids"].append(ids + [pad] * padding)
+        out["token_type_ids"].append(types + [0] * padding)
+        out["attention_mask"].append([1] * len(ids) + [0] * padding)
+    return out
+
+
+def cache_root() -> Path:
+    """mudkd's cache directory (``$MUDKD_CACHE``, default ``~/.cache/mudkd``)."""
+    return Path(os.environ.get("MUDKD_CACHE", Path.home() / ".cache" / "mudkd"))
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of everything that changes how a tokenizer splits text (vocabulary, normaliser, class)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    state = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(f"{type(tokenizer).__name__}\n{state}".encode()).hexdigest()[:16]
+
+
+def _save_atomically(dataset: Any, target: Path) -> None:
+    """Write a tokenised split to the cache; a concurrent or interrupted writer never leaves half a split."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        dataset.save_to_disk(str(temporary))
+        os.replace(temporary, target)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
+    """Load, tokenise and cache a task's train and dev splits.
+
+    Tokenisation goes through ``Dataset.map``; its results are cached by ``datasets`` under a fingerprint of the
+    tokenizer, the text and ``max_seq_length``, so a changed tokenizer or length never reuses a stale cache.
+    """
+    from datasets import Dataset, load_from_disk
+    from datasets.fingerprint import Hasher
+
+    splits, labels, metrics, selection, files = load_raw(config)
+    max_length = config.max_seq_length
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        encoded = encode_texts(tokenizer, batch["text_a"], batch.get("text_b"), max_length)
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    tokenizer_key = tokenizer_fingerprint(tokenizer)
+
+    def build(columns: dict[str, list], limit: int | None) -> Any:
+        if limit is not None:
+            columns = {name: values[:limit] for name, values in columns.items()}
+        key = Hasher.hash([tokenizer_key, max_length, columns])
+        cached = cache_root() / "tokenized" / key
+        if cached.is_dir():
+            return load_from_disk(str(cached))
+        dataset = Dataset.from_dict(columns)
+        text_columns = [c for c in ("text_a", "text_b", "label") if c in dataset.column_names]
+        dataset = dataset.map(tokenize, batched=True, remove_columns=text_columns)
+        _save_atomically(dataset, cached)
+        return dataset
+
+    train = build(splits.pop("train"), config.max_train_samples)
+    dev = {name: build(columns, config.max_eval_samples) for name, columns in splits.items()}
+    return TaskData(train=train, dev=dev, labels=labels, metrics=metrics, selection=selection, data_files=files)

@@ -1,0 +1,351 @@
+"""Pieces every training stage shares: events, atomic output directories, Trainer arguments and callbacks.
+
+The core never prints. Long stages report through a :class:`RunEvents` object that the CLI supplies (a rich
+progress display or plain lines); they also append every log record to ``metrics.jsonl`` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mudkd.errors import CheckpointError
+from mudkd.recipe.load import recipe_to_toml
+from mudkd.recipe.schema import Recipe, TrainingConfig, TrainingStage
+
+
+class RunEvents:
+    """Receives progress from long-running stages. The default does nothing; the CLI overrides it."""
+
+    def on_start(self, stage: str, total_steps: int) -> None:
+        """A stage starts; ``total_steps`` is its number of updates (or batches)."""
+
+    def on_step(self, step: int, logs: dict[str, float]) -> None:
+        """Training logged at update ``step`` (loss terms, learning rate, epoch)."""
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        """Dev metrics at update ``step`` (plain GLUE names)."""
+
+    def on_save(self, step: int, path: str) -> None:
+        """A checkpoint was written."""
+
+    def on_end(self, stage: str) -> None:
+        """The stage finished."""
+
+    def on_message(self, text: str) -> None:
+        """An informational line (device, resume point, ...)."""
+
+
+@dataclass
+class StageResult:
+    """What a stage returns to the CLI.
+
+    Attributes:
+        output_dir: The directory the stage wrote.
+        metrics: Final dev metrics (plain names), empty for stages without evaluation.
+        details: Stage-specific extras (parameter counts, budget, timings) that the CLI renders.
+    """
+
+    output_dir: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output_dir": self.output_dir, "metrics": self.metrics, **self.details}
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """Silence transformers/datasets logging and progress bars unless ``verbose``."""
+    import datasets
+    import transformers
+
+    if verbose:
+        return
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def check_output_dir(path: str | Path | None, *, overwrite: bool, what: str = "output directory") -> Path:
+    """Refuse a missing setting or an existing non-empty directory unless ``overwrite``."""
+    if not path:
+        raise CheckpointError(f"no {what} given", hint="pass --output-dir DIR")
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"{target}: exists and is not a directory", hint="choose another --output-dir")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise CheckpointError(f"{target}: {what} exists and is not empty", hint="pass --overwrite to replace it")
+    return target
+
+
+class StagingDir:
+    """Build an output directory next to its final place, then move it into place in one rename.
+
+    A run writes into ``<output>.partial``; checkpoints live there too, so ``--resume`` finds them after a
+    crash. :meth:`commit` swaps the finished directory in, so the final path holds either the old result or
+    the complete new one, never half of one.
+    """
+
+    def __init__(self, final: Path, *, resume: bool = False) -> None:
+        self.final = final
+        self.path = final.with_name(final.name + ".partial")
+        if self.path.exists() and not resume:
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def commit(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        old = None
+        if self.final.exists():
+            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
+            os.replace(self.final, old)
+        os.replace(self.path, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.final
+
+
+def resolve_device(training: TrainingConfig) -> str:
+    """The device string a stage runs on (``auto`` picks CUDA, then MPS, then CPU)."""
+    import torch
+
+    if training.device != "auto":
+        if training.device == "cuda" and not torch.cuda.is_available():
+            raise CheckpointError("device 'cuda' requested but CUDA is not available", hint="use --device cpu")
+        return training.device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def tensorboard_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
+
+
+def training_arguments(
+    stage: TrainingStage,
+    training: TrainingConfig,
+    work_dir: Path,
+    *,
+    selection: str | None,
+    evaluate: bool = True,
+    **overrides: Any,
+) -> Any:
+    """Map a recipe stage onto ``transformers.TrainingArguments``.
+
+    Checkpoints go to ``work_dir/checkpoints`` every ``eval_step`` updates; with ``evaluate`` the best one by
+    ``selection`` is reloaded at the end (the reference's best-on-dev selection, method.md §4, Q17).
+    """
+    from transformers import TrainingArguments
+
+    device = resolve_device(training)
+    arguments: dict[str, Any] = {
+        "output_dir": str(work_dir / "checkpoints"),
+        "per_device_train_batch_size": stage.train_batch_size,
+        "per_device_eval_batch_size": training.eval_batch_size,
+        "gradient_accumulation_steps": training.gradient_accumulation_steps,
+        "learning_rate": stage.learning_rate,
+        "weight_decay": stage.weight_decay,
+        "num_train_epochs": stage.num_train_epochs,
+        "max_steps": stage.max_steps or -1,
+        "warmup_steps": stage.warmup_proportion,
+        "lr_scheduler_type": stage.lr_scheduler,
+        "max_grad_norm": 1.0,
+        "logging_strategy": "steps",
+        "logging_steps": training.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": stage.eval_step,
+        "save_total_limit": 2,
+        "seed": training.seed,
+        "data_seed": training.seed,
+        "disable_tqdm": True,
+        "report_to": ["tensorboard"] if tensorboard_available() else [],
+        "use_cpu": device == "cpu",
+        "fp16": training.precision == "fp16",
+        "bf16": training.precision == "bf16",
+        "dataloader_num_workers": training.dataloader_num_workers,
+        "remove_unused_columns": False,
+        "save_only_model": False,
+    }
+    if evaluate:
+        arguments |= {
+            "eval_strategy": "steps",
+            "eval_steps": stage.eval_step,
+            "load_best_model_at_end": True,
+            "metric_for_best_model": selection,
+            "greater_is_better": True,
+        }
+    arguments |= overrides
+    return TrainingArguments(**arguments)
+
+
+class JsonlWriter:
+    """Appends one JSON object per line to ``metrics.jsonl``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def attach_events(trainer: Any, events: RunEvents, stage: str, log: JsonlWriter) -> None:
+    """Replace the Trainer's own printing/tqdm callbacks with mudkd's event bridge (the core never prints)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_event_bridge(events, stage, log))
+
+
+def _event_bridge(events: RunEvents, stage: str, log: JsonlWriter) -> Any:
+    """A ``TrainerCallback`` that forwards Trainer logs to ``events`` and ``metrics.jsonl``."""
+    from transformers import TrainerCallback
+
+    class EventBridge(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            self.started = time.monotonic()
+            events.on_start(stage, state.max_steps)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            logs = dict(logs or {})
+            record = {"step": state.global_step, "epoch": state.epoch, **logs}
+            log.write(record)
+            evaluation = {k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_")}
+            if "train_runtime" in logs:
+                return
+            if evaluation:
+                events.on_eval(state.global_step, evaluation)
+            else:
+                events.on_step(state.global_step, {**logs, "epoch": state.epoch or 0.0})
+
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
+            events.on_save(state.global_step, args.output_dir)
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            events.on_end(stage)
+
+    return EventBridge()
+
+
+def discard_checkpoints(work_dir: Path) -> None:
+    """Delete Trainer checkpoints once the final model is saved, keeping the TensorBoard logs (``runs/``)."""
+    checkpoints = work_dir / "checkpoints"
+    if (checkpoints / "runs").is_dir():
+        os.replace(checkpoints / "runs", work_dir / "runs")
+    shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def latest_checkpoint(work_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` directory under ``work_dir/checkpoints``, if any."""
+    root = work_dir / "checkpoints"
+    if not root.is_dir():
+        return None
+    candidates = [p for p in root.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    if not candidates:
+        return None
+    return str(max(candidates, key=lambda p: int(p.name.split("-")[-1])))
+
+
+def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] | None, device: str) -> None:
+    """Write ``recipe.resolved.toml``, ``run_info.json`` and (when given) ``metrics.json``."""
+    import torch
+    import transformers
+
+    import mudkd
+
+    (directory / "recipe.resolved.toml").write_text(recipe_to_toml(recipe), encoding="utf-8")
+    info = {
+        "mudkd": mudkd.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "device": device,
+        "seed": recipe.training.seed,
+        "git_sha": _git_sha(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (directory / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    if metrics is not None:
+        (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+
+def _git_sha() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def load_tokenizer(path: str) -> Any:
+    """Load a tokenizer, turning a missing or invalid path into a one-line :class:`CheckpointError`."""
+    from transformers import AutoTokenizer
+
+    _check_model_path(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: no tokenizer could be loaded ({str(error).splitlines()[0][:160]})",
+            hint="the directory needs tokenizer files (save_pretrained writes them)",
+        ) from None
+
+
+def _check_model_path(path: str) -> None:
+    local = Path(path)
+    looks_local = local.exists() or path.startswith((".", "/", "~")) or path.count("/") > 1
+    if looks_local and not (local / "config.json").is_file():
+        reason = "does not exist" if not local.exists() else "is not a model directory (no config.json)"
+        raise CheckpointError(f"{path}: {reason}", hint="pass a save_pretrained directory or a hub model name")
+
+
+def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """Load a sequence classifier (BERT or mudkd's pruned BERT) from a hub name or directory."""
+    from transformers import AutoModelForSequenceClassification
+
+    from mudkd.core.modeling_pruned_bert import register
+
+    register()
+    _check_model_path(path)
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, **kwargs}
+    if num_labels is not None:
+        options["num_labels"] = num_labels
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, **options)
+    except (OSError, ValueError, KeyError) as error:
+        raise CheckpointError(
+            f"{path}: could not load a model ({str(error).splitlines()[0][:200]})",
+            hint="pass a directory written by save_pretrained (config.json + model.safetensors)",
+        ) from None

@@ -1,0 +1,163 @@
+"""Read, override, validate and write recipes.
+
+Precedence, lowest first: schema defaults, the recipe file, command-line flags, ``--set key=value``. Every
+problem is collected and reported at once as ``file: section.key: problem (got value)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mudkd.errors import RecipeError
+from mudkd.recipe.schema import Recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML recipe file into a dict, turning I/O and syntax errors into :class:`RecipeError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found", hint="check the path, or run 'mudkd wizard' to write one")
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"{path}: malformed TOML: {error}", hint="fix the syntax at the line shown") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``section.key=value`` and parse the value as a TOML literal, falling back to a plain string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(f"--set {text!r}: expected KEY=VALUE, e.g. --set hsk.keep_tokens=10")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _known_keys(model: type[BaseModel], location: tuple[str | int, ...]) -> list[str]:
+    """The field names allowed at ``location`` (used for "did you mean" hints)."""
+    for part in location[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None) if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _known_keys(Recipe, error["loc"])
+        close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+        return f"{location}: unknown key ({hint})"
+    message = error["msg"]
+    message = message.removeprefix("Value error, ")
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        message = message.replace("Input should be", "must be")
+    if "input" in error and kind != "missing" and not isinstance(error["input"], dict):
+        message = f"{message} (got {error['input']!r})"
+    return f"{location}: {message}"
+
+
+def build_recipe(
+    path: str | Path | None = None,
+    *,
+    flags: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Recipe:
+    """Build the validated recipe from a file, command-line flags and ``--set`` overrides.
+
+    Args:
+        path: TOML recipe file, or None for defaults only.
+        flags: Dotted keys from command-line flags; None values are ignored (flag not given).
+        sets: Raw ``KEY=VALUE`` strings from ``--set``.
+        base: Extra defaults applied below the file (e.g. a command's own stage defaults).
+
+    Raises:
+        RecipeError: With every problem found, one per line.
+    """
+    source = str(path) if path else "command line"
+    data: dict[str, Any] = {}
+    for key, value in (base or {}).items():
+        _set_dotted(data, key, value)
+    if path:
+        file_data = read_toml(path)
+        for key, value in _flatten(file_data):
+            _set_dotted(data, key, value)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set_dotted(data, key, value)
+    for text in sets or []:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as error:
+        problems = [f"{source}: {_describe(item)}" for item in error.errors()]
+        raise RecipeError(
+            problems[0],
+            hint="see 'mudkd recipe show' for every key, its default and allowed values",
+            problems=problems,
+        ) from None
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            items.extend(_flatten(value, f"{dotted}."))
+        else:
+            items.append((dotted, value))
+    return items
+
+
+def recipe_to_toml(recipe: Recipe) -> str:
+    """The fully resolved recipe as TOML text (None values are omitted: TOML has no null)."""
+    import tomli_w
+
+    data = recipe.model_dump(mode="json", exclude_none=True)
+    return tomli_w.dumps(data)
+
+
+def recipe_fields() -> list[tuple[str, str, str]]:
+    """Every recipe key as ``(dotted key, default, description)``, for help screens and ``recipe show``."""
+    rows: list[tuple[str, str, str]] = []
+    for section_name, section_field in Recipe.model_fields.items():
+        annotation = section_field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for name, field in annotation.model_fields.items():
+                default = field.get_default(call_default_factory=True)
+                rows.append((f"{section_name}.{name}", repr(default), field.description or ""))
+        else:
+            rows.append((section_name, repr(section_field.default), section_field.description or ""))
+    return rows

@@ -1,0 +1,223 @@
+"""The recipe schema: one typed, documented model per pipeline stage.
+
+A recipe is a TOML file whose tables match the classes below. Every field carries a description, which is the
+single source for ``--help``, the wizard and ``mudkd recipe show``. Unknown keys are rejected. This module is
+pure Python: it must not import torch, transformers or datasets.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+GLUE_TASKS = ("cola", "sst-2", "mrpc", "sts-b", "qqp", "mnli", "mnli-mm", "qnli", "rte", "wnli")
+TASK_NAMES = (*GLUE_TASKS, "custom")
+TOKEN_SCHEMES = ("left_first", "attention", "attention_no_sep")
+HIDDEN_SCHEMES = ("rand_mask", "uniform_mask", "importance_mask_dynamic")
+
+
+class Section(BaseModel):
+    """Base of every recipe table: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TaskConfig(Section):
+    """Which task and data to train and evaluate on."""
+
+    name: str = Field(
+        "sst-2",
+        description="GLUE task (cola, sst-2, mrpc, sts-b, qqp, mnli, mnli-mm, qnli, rte, wnli) or 'custom' for "
+        "your own CSV/TSV/JSON(L) files or a hub dataset.",
+    )
+    data_dir: str | None = Field(None, description="Local GLUE task directory (the TSV layout of the GLUE release).")
+    dataset_name: str | None = Field(None, description="Hub dataset name (needs a network), e.g. 'nyu-mll/glue'.")
+    dataset_config: str | None = Field(None, description="Hub dataset configuration, e.g. 'sst2'.")
+    train_file: str | None = Field(None, description="Custom training file (.csv, .tsv, .json or .jsonl).")
+    validation_file: str | None = Field(None, description="Custom dev file, same format as train_file.")
+    text_columns: list[str] = Field(
+        default_factory=list, description="Custom data: one text column, or two for sentence pairs."
+    )
+    label_column: str = Field("label", description="Custom data: the label column.")
+    task_type: Literal["classification", "regression"] = Field(
+        "classification", description="Custom data: classification (labels are classes) or regression (floats)."
+    )
+    max_seq_length: int = Field(128, ge=8, le=4096, description="Tokens per example after padding/truncation.")
+    max_train_samples: int | None = Field(None, ge=1, description="Use only the first N training examples.")
+    max_eval_samples: int | None = Field(None, ge=1, description="Use only the first N dev examples.")
+
+    @model_validator(mode="after")
+    def _check_task(self) -> TaskConfig:
+        name = self.name.lower()
+        aliases = {"sst2": "sst-2", "stsb": "sts-b", "mnli_mm": "mnli-mm", "mnli-m": "mnli"}
+        name = aliases.get(name, name)
+        if name not in TASK_NAMES:
+            raise ValueError(f"unknown task '{self.name}' (allowed: {', '.join(TASK_NAMES)})")
+        object.__setattr__(self, "name", name)
+        if name == "custom" and not (self.train_file or self.dataset_name):
+            raise ValueError("a 'custom' task needs train_file (and validation_file) or dataset_name")
+        if name == "custom" and self.train_file and not self.text_columns:
+            raise ValueError("a 'custom' task needs text_columns (one or two column names)")
+        if len(self.text_columns) > 2:
+            raise ValueError(f"text_columns takes one or two columns (got {len(self.text_columns)})")
+        return self
+
+
+class TeacherConfig(Section):
+    """The teacher: the pretrained model to fine-tune, and the fine-tuned teacher later stages use."""
+
+    pretrained: str | None = Field(
+        None, description="Pretrained BERT to fine-tune (hub name or directory), e.g. 'bert-base-uncased'."
+    )
+    model: str | None = Field(None, description="Fine-tuned teacher directory used by score, prune and distill.")
+
+
+class StudentConfig(Section):
+    """The student distilled from the teacher."""
+
+    model: str | None = Field(
+        None,
+        description="Student directory: a pruned ROSITA-style student from 'mudkd prune', or any smaller BERT "
+        "(TinyBERT-style; its hidden states are projected to the teacher's width during HSK distillation).",
+    )
+
+
+class TrainingStage(Section):
+    """Optimisation settings shared by the training stages (each stage has its own defaults)."""
+
+    output_dir: str | None = Field(None, description="Where this stage writes its result.")
+    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate (AdamW).")
+    num_train_epochs: float = Field(5.0, gt=0, description="Training epochs (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many updates (overrides epochs).")
+    train_batch_size: int = Field(32, ge=1, description="Training examples per device per step.")
+    eval_step: int = Field(50, ge=1, description="Evaluate on dev (and checkpoint) every N updates.")
+    warmup_proportion: float = Field(0.0, ge=0, lt=1, description="Fraction of updates with linear warm-up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    lr_scheduler: Literal["linear", "constant", "cosine"] = Field(
+        "linear", description="Learning-rate schedule after warm-up."
+    )
+
+
+class FinetuneConfig(TrainingStage):
+    """Stage 1: fine-tune the teacher (method.md §4: lr 2e-5, batch 32, 5 epochs, eval every 50 updates)."""
+
+
+class ScoreConfig(Section):
+    """Stage 2: first-order Taylor importance of every head and FFN neuron (method.md §5)."""
+
+    output_dir: str | None = Field(None, description="Where the scores (safetensors + summary) are written.")
+    train_batch_size: int = Field(32, ge=1, description="Examples per batch while accumulating gradients.")
+    num_train_epochs: float = Field(1.0, gt=0, description="Passes over the training data (the paper: 1).")
+
+
+class PruneConfig(Section):
+    """Stage 3: structured pruning into a ROSITA-style student (method.md §6)."""
+
+    output_dir: str | None = Field(None, description="Where the pruned student is written.")
+    scores: str | None = Field(None, description="Directory written by 'mudkd score' (defaults to its output).")
+    keep_heads: int = Field(2, ge=1, description="Attention heads kept per layer (by Taylor score).")
+    num_layers: int = Field(6, ge=1, description="Keep the bottom N encoder layers (the reference's choice).")
+    layers: list[int] | None = Field(
+        None, description="Explicit 0-based teacher layers to keep instead of the bottom num_layers."
+    )
+    ffn_hidden_dim: int = Field(768, ge=1, description="FFN neurons kept per layer (by Taylor score).")
+    emb_hidden_dim: int = Field(128, ge=-1, description="Rank of the factorised word embedding; -1 keeps it whole.")
+
+
+class HskConfig(TrainingStage):
+    """Stage 4: hidden-state knowledge distillation under a knowledge budget (method.md §8–§12)."""
+
+    learning_rate: float = Field(5e-5, gt=0, description="Learning rate (the paper: 5e-5, constant).")
+    lr_scheduler: Literal["linear", "constant", "cosine"] = Field("constant", description="Schedule (paper: none).")
+    num_train_epochs: float = Field(10.0, gt=0, description="Epochs (paper: CoLA 30, SST-2 10, small tasks 20).")
+    eval_step: int = Field(200, ge=1, description="Checkpoint every N updates.")
+    layer_scheme: str | None = Field(
+        None, description="Depth mapping t_topN: student layer l learns teacher layer round(l*N/L_S). "
+        "Default: N = teacher depth (the standard g(l, 12) for BERT-base). The paper favours t_top10."
+    )
+    keep_layers: int | None = Field(None, ge=1, description="Top K student layers that get HSK (default: all + embeddings).")
+    student_layers: list[int] | None = Field(None, description="Explicit student layer indices (0 = embeddings).")
+    teacher_layers: list[int] | None = Field(None, description="Explicit teacher layer indices, same length.")
+    keep_tokens: int | None = Field(None, ge=1, description="Tokens per example that get HSK (default: all).")
+    token_scheme: Literal["left_first", "attention", "attention_no_sep"] = Field(
+        "attention_no_sep", description="How tokens are picked: leftmost, top [CLS] attention, or attention w/o [SEP]."
+    )
+    att_ttop12: bool = Field(
+        False,
+        description="Rank tokens with the attention of the layer producing g(l; teacher depth) (the reference's "
+        "default True) instead of the mapped layer's own attention.",
+    )
+    keep_hidden: float = Field(1.0, gt=0, le=1, description="Fraction of hidden width that gets HSK.")
+    hidden_scheme: Literal["rand_mask", "uniform_mask", "importance_mask_dynamic"] = Field(
+        "importance_mask_dynamic", description="Width mask: random dims, evenly spaced dims, or largest magnitudes."
+    )
+    mag_scope: Literal["example", "batch"] = Field(
+        "example", description="Magnitude mask top-n per example (storable) or one batch-wide threshold (reference)."
+    )
+    mask_mode: Literal["both", "teacher_only"] = Field(
+        "both", description="'both': masked HSK carries no loss; 'teacher_only': student regresses to 0 there (reference)."
+    )
+    config_3d: str | None = Field(None, description="K, k and rho at once, e.g. '1l_10t_0.1h'.")
+    hsk_store: str | None = Field(None, description="Train from this stored HSK instead of running the teacher.")
+    teacher_train_mode: bool = Field(False, description="Run the teacher with dropout on (reference quirk Q1).")
+
+
+class PredConfig(TrainingStage):
+    """Stage 5: prediction distillation (soft cross-entropy at a temperature, method.md §13)."""
+
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature of teacher and student logits.")
+    logits_store: str | None = Field(None, description="Train from stored teacher logits instead of the teacher.")
+
+
+class CacheConfig(Section):
+    """Teacher-free store: the teacher's compressed HSK and logits for every training example (method.md §16)."""
+
+    output_dir: str | None = Field(None, description="Where the store is written.")
+    dtype: Literal["float16", "float32"] = Field("float16", description="Stored value precision.")
+    batch_size: int = Field(64, ge=1, description="Teacher batch size while building the store.")
+    chunk_size: int = Field(4096, ge=1, description="Examples per chunk file (the unit of atomic writes).")
+
+
+class TrainingConfig(Section):
+    """Settings shared by every stage that runs a model."""
+
+    seed: int = Field(42, description="Random seed for python, numpy and torch.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to run.")
+    precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision (fp16/bf16 need hardware).")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per update.")
+    eval_batch_size: int = Field(64, ge=1, description="Examples per evaluation batch.")
+    logging_steps: int = Field(10, ge=1, description="Log training loss every N updates.")
+    dataloader_num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+
+
+class OutputConfig(Section):
+    """Where the pipeline writes (each stage gets a subdirectory) and whether it may overwrite."""
+
+    dir: str | None = Field(None, description="Root output directory of the pipeline.")
+    overwrite: bool = Field(False, description="Replace existing output directories.")
+
+
+class Recipe(Section):
+    """A whole mudkd experiment: data, models, and one table per stage."""
+
+    schema_version: int = Field(SCHEMA_VERSION, description="Recipe format version.")
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    hsk: HskConfig = Field(default_factory=HskConfig)
+    pred: PredConfig = Field(default_factory=PredConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _check_version(self) -> Recipe:
+        if self.schema_version > SCHEMA_VERSION:
+            raise ValueError(f"schema_version {self.schema_version} is newer than this mudkd ({SCHEMA_VERSION})")
+        return self
