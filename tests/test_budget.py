@@ -71,8 +71,12 @@ def test_every_keep_layers_picks_the_top_student_layers(students, top):
     table = MAPPING_TABLE[(students, top)]
     for keep in range(1, students + 2):
         budget = resolve_budget(
-            num_student_layers=students, num_teacher_layers=12, teacher_hidden=768, max_seq_length=128,
-            keep_layers=keep, layer_scheme=f"t_top{top}",
+            num_student_layers=students,
+            num_teacher_layers=12,
+            teacher_hidden=768,
+            max_seq_length=128,
+            keep_layers=keep,
+            layer_scheme=f"t_top{top}",
         )
         expected_students = list(range(students - keep + 1, students + 1))
         assert budget.student_layers == expected_students
@@ -287,8 +291,14 @@ def test_bytes_per_example_section_16():
     # §16's fp32 arithmetic, without logits: 768 x (4 + 2) + 10 x 2 = 4,628 B.
     no_logits = rosita(config_3d="1l_10t_0.1h", num_labels=0)
     assert no_logits.example_bytes("float32") == 4628
-    for examples, seq, expected_mb in [(8551, 64, 39.6), (67349, 64, 312), (3668, 128, 17.0), (2490, 128, 11.5),
-                                       (104743, 128, 485), (392702, 128, 1820)]:
+    for examples, seq, expected_mb in [
+        (8551, 64, 39.6),
+        (67349, 64, 312),
+        (3668, 128, 17.0),
+        (2490, 128, 11.5),
+        (104743, 128, 485),
+        (392702, 128, 1820),
+    ]:
         stored = rosita(config_3d="1l_10t_0.1h", num_labels=0, max_seq_length=seq)
         megabytes = stored.bytes_for(examples, "float32") / 1e6
         assert megabytes == pytest.approx(expected_mb, rel=0.006)
@@ -324,8 +334,9 @@ def test_store_fields():
         "values": ("float16", (1, 768)),
         "positions": ("int16", (1, 768)),
     }
-    assert rosita(keep_layers=2, keep_tokens=10, token_scheme="left_first", keep_hidden=0.1,
-                  hidden_scheme="uniform_mask").store_fields("float32") == {"values": ("float32", (2, 10, 76))}
+    assert rosita(
+        keep_layers=2, keep_tokens=10, token_scheme="left_first", keep_hidden=0.1, hidden_scheme="uniform_mask"
+    ).store_fields("float32") == {"values": ("float32", (2, 10, 76))}
     assert tinybert().store_fields() == {"values": ("float16", (5, 128, 768))}
     with pytest.raises(BudgetError, match="batch-scope"):
         rosita(keep_hidden=0.1, mag_scope="batch").store_fields()
@@ -336,10 +347,23 @@ def test_store_fields():
 def test_to_dict_and_back():
     budget = rosita(config_3d="2l_10t_0.1h", layer_scheme="t_top10", att_ttop12=True)
     data = budget.to_dict()
-    assert data["layers"] == [{"student": 5, "teacher": 8, "attention": 9}, {"student": 6, "teacher": 10,
-                                                                              "attention": 11}]
-    for key in ("keep_tokens", "max_seq_length", "keep_hidden", "kept_width", "token_scheme", "hidden_scheme",
-                "mag_scope", "mask_mode", "hsk_fraction", "elements_per_example", "bytes_per_example"):
+    assert data["layers"] == [
+        {"student": 5, "teacher": 8, "attention": 9},
+        {"student": 6, "teacher": 10, "attention": 11},
+    ]
+    for key in (
+        "keep_tokens",
+        "max_seq_length",
+        "keep_hidden",
+        "kept_width",
+        "token_scheme",
+        "hidden_scheme",
+        "mag_scope",
+        "mask_mode",
+        "hsk_fraction",
+        "elements_per_example",
+        "bytes_per_example",
+    ):
         assert key in data
     assert data["kept_width"] is None and data["elements_per_example"] == 1536
     assert KnowledgeBudget.from_dict(data) == budget
@@ -407,5 +431,6 @@ def test_can_serve_token_cases():
     left = rosita(keep_tokens=20, token_scheme="left_first", att_ttop12=True)
     # Attention layers do not matter when tokens are not ranked by attention.
     assert can_serve(left, rosita(keep_tokens=10, token_scheme="left_first"))[0]
-    assert not can_serve(rosita(keep_tokens=20, token_scheme="attention"), rosita(keep_tokens=10,
-                                                                                  token_scheme="left_first"))[0]
+    assert not can_serve(
+        rosita(keep_tokens=20, token_scheme="attention"), rosita(keep_tokens=10, token_scheme="left_first")
+    )[0]

@@ -30,7 +30,11 @@ def tiny_config():
     from transformers import BertConfig
 
     return BertConfig(
-        hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=100,
         attn_implementation="eager",
     )
 
@@ -42,15 +46,18 @@ def teacher_batch():
 
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(tiny_config()).eval()
-    input_ids = torch.tensor([
-        [CLS, 10, 11, SEP, PAD, PAD, PAD, PAD],
-        [CLS, 10, 11, SEP, 12, 13, SEP, PAD],
-        [CLS, 20, 21, 22, SEP, 23, 24, SEP],
-    ])
+    input_ids = torch.tensor(
+        [
+            [CLS, 10, 11, SEP, PAD, PAD, PAD, PAD],
+            [CLS, 10, 11, SEP, 12, 13, SEP, PAD],
+            [CLS, 20, 21, 22, SEP, 23, 24, SEP],
+        ]
+    )
     attention_mask = (input_ids != PAD).long()
     with torch.no_grad():
-        output = teacher(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                         output_attentions=True)
+        output = teacher(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, output_attentions=True
+        )
     return teacher, output, input_ids, attention_mask
 
 
@@ -84,12 +91,13 @@ def test_cls_attention_scores_match_a_manual_computation(teacher_batch):
     key_w, key_b = layer.attention.self.key.weight, layer.attention.self.key.bias
     heads, size = 4, HIDDEN // 4
     expected = torch.zeros(3, SEQ)
+    query_w, query_b, key_w, key_b = (param.detach() for param in (query_w, query_b, key_w, key_b))
     for b in range(3):
         query = query_w @ hidden_in[b, 0] + query_b
         for t in range(SEQ):
             key = key_w @ hidden_in[b, t] + key_b
             per_head = [
-                float(query[h * size:(h + 1) * size] @ key[h * size:(h + 1) * size]) / math.sqrt(size)
+                float(query[h * size : (h + 1) * size] @ key[h * size : (h + 1) * size]) / math.sqrt(size)
                 + (0.0 if attention_mask[b, t] else -10000.0)
                 for h in range(heads)
             ]
@@ -107,8 +115,7 @@ def test_cls_attention_scores_softmax_equals_hf_eager_attention(teacher_batch):
         with torch.no_grad():
             per_head = cls_attention_scores(layer, output.hidden_states[index], attention_mask, average_heads=False)
         assert per_head.shape == (3, 4, SEQ)
-        torch.testing.assert_close(per_head.softmax(dim=-1), output.attentions[index][:, :, 0, :], atol=1e-6,
-                                   rtol=1e-5)
+        torch.testing.assert_close(per_head.softmax(dim=-1), output.attentions[index][:, :, 0, :], atol=1e-6, rtol=1e-5)
 
 
 def test_cls_attention_scores_work_on_a_bare_bert_model():
@@ -119,10 +126,12 @@ def test_cls_attention_scores_work_on_a_bare_bert_model():
     input_ids = torch.tensor([[CLS, 5, 6, SEP, PAD]])
     attention_mask = (input_ids != PAD).long()
     with torch.no_grad():
-        output = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                       output_attentions=True)
-        per_head = cls_attention_scores(model.encoder.layer[0], output.hidden_states[0], attention_mask,
-                                        average_heads=False)
+        output = model(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, output_attentions=True
+        )
+        per_head = cls_attention_scores(
+            model.encoder.layer[0], output.hidden_states[0], attention_mask, average_heads=False
+        )
     torch.testing.assert_close(per_head.softmax(-1), output.attentions[0][:, :, 0, :], atol=1e-6, rtol=1e-5)
     # Padded keys get exactly the reference's -10000 added to every head.
     assert (per_head[0, :, 4] < -9000).all()
@@ -133,11 +142,13 @@ def test_cls_attention_scores_work_on_a_bare_bert_model():
 # Crafted: a single sentence, a pair and a padded pair with an empty first segment, in one batch (T = 6).
 IDS = torch.tensor([[101, 7, 8, 102, 0, 0], [101, 7, 102, 8, 9, 102], [101, 102, 5, 102, 0, 0]])
 MASK = (IDS != 0).long()
-SCORES = torch.tensor([
-    [1.0, 3.0, 2.0, 5.0, -10000.0 + 0.5, -10000.0 - 0.5],
-    [0.0, 1.0, 9.0, 1.0, 4.0, 8.0],
-    [2.0, 7.0, 2.0, 6.0, -10000.0 + 1.0, -10000.0 - 1.0],
-])
+SCORES = torch.tensor(
+    [
+        [1.0, 3.0, 2.0, 5.0, -10000.0 + 0.5, -10000.0 - 0.5],
+        [0.0, 1.0, 9.0, 1.0, 4.0, 8.0],
+        [2.0, 7.0, 2.0, 6.0, -10000.0 + 1.0, -10000.0 - 1.0],
+    ]
+)
 
 
 def test_select_tokens_attention_descending_ties_by_position():
@@ -175,8 +186,13 @@ def test_select_tokens_left_first():
 
 @pytest.mark.parametrize(
     ("scheme", "k", "scores", "match"),
-    [("attention", 7, SCORES, "keep_tokens"), ("attention", 0, SCORES, "keep_tokens"),
-     ("cls", 2, SCORES, "token_scheme"), ("attention", 2, None, "scores"), ("attention_no_sep", 2, SCORES[:2], "scores")],
+    [
+        ("attention", 7, SCORES, "keep_tokens"),
+        ("attention", 0, SCORES, "keep_tokens"),
+        ("cls", 2, SCORES, "token_scheme"),
+        ("attention", 2, None, "scores"),
+        ("attention_no_sep", 2, SCORES[:2], "scores"),
+    ],
 )
 def test_select_tokens_errors(scheme, k, scores, match):
     with pytest.raises(BudgetError, match=match):
@@ -227,8 +243,11 @@ def test_magnitude_mask_errors():
 def test_hsk_loss_hand_computed():
     student = [torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]), torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])]
     masked = LayerTarget(
-        student_layer=1, teacher_layer=2, token_index=torch.tensor([[1]]),
-        target=torch.tensor([[[5.0, 0.0]]]), mask=torch.tensor([[[True, False]]]),
+        student_layer=1,
+        teacher_layer=2,
+        token_index=torch.tensor([[1]]),
+        target=torch.tensor([[[5.0, 0.0]]]),
+        mask=torch.tensor([[[True, False]]]),
     )
     unmasked = LayerTarget(0, 0, None, torch.tensor([[[1.0, 0.0], [1.0, 3.0]]]), None)
     # Masked layer: student token 1 = [3, 4]. teacher_only: ((3-5)^2 + (4-0)^2) / 2 = 10; both: (3-5)^2 / 1 = 4.
@@ -265,8 +284,9 @@ def test_build_targets_depth_length_width(teacher_batch):
     assert dims == [0, 4, 8, 12, 16, 20, 24, 28]
     for layer_target, teacher_layer, attention_layer in zip(targets, [0, 2], [0, 1], strict=True):
         with torch.no_grad():
-            scores = cls_attention_scores(teacher.bert.encoder.layer[attention_layer],
-                                          output.hidden_states[attention_layer], attention_mask)
+            scores = cls_attention_scores(
+                teacher.bert.encoder.layer[attention_layer], output.hidden_states[attention_layer], attention_mask
+            )
         index = select_tokens("attention_no_sep", 3, scores, input_ids, attention_mask, SEP)
         assert torch.equal(layer_target.token_index, index)
         assert not (input_ids.gather(1, index) == SEP).any()  # each row has >= 3 real non-[SEP] tokens
@@ -337,14 +357,20 @@ SLICES = [
     ({}, {"keep_tokens": 4, "token_scheme": "left_first", "keep_hidden": 0.2}),
     ({}, {"keep_tokens": 4, "token_scheme": "left_first", "keep_hidden": 0.2, "mag_scope": "batch"}),
     ({}, {"keep_hidden": 0.25, "hidden_scheme": "uniform_mask"}),
-    ({"keep_tokens": 5, "keep_hidden": 0.25, "hidden_scheme": "uniform_mask"},
-     {"keep_layers": 2, "keep_tokens": 2, "keep_hidden": 0.125, "hidden_scheme": "uniform_mask"}),
+    (
+        {"keep_tokens": 5, "keep_hidden": 0.25, "hidden_scheme": "uniform_mask"},
+        {"keep_layers": 2, "keep_tokens": 2, "keep_hidden": 0.125, "hidden_scheme": "uniform_mask"},
+    ),
     ({"keep_tokens": 6, "keep_hidden": 0.5}, {"keep_tokens": 6, "keep_hidden": 0.1}),
     ({"keep_tokens": 6, "keep_hidden": 0.5}, {"keep_layers": 1, "keep_tokens": 3, "keep_hidden": 0.25}),
-    ({"keep_tokens": 6, "keep_hidden": 0.5, "token_scheme": "attention"},
-     {"keep_layers": 2, "keep_tokens": 4, "keep_hidden": 0.25, "token_scheme": "attention"}),
-    ({"keep_tokens": 6, "keep_hidden": 0.5, "token_scheme": "left_first"},
-     {"keep_tokens": 2, "keep_hidden": 0.2, "token_scheme": "left_first"}),
+    (
+        {"keep_tokens": 6, "keep_hidden": 0.5, "token_scheme": "attention"},
+        {"keep_layers": 2, "keep_tokens": 4, "keep_hidden": 0.25, "token_scheme": "attention"},
+    ),
+    (
+        {"keep_tokens": 6, "keep_hidden": 0.5, "token_scheme": "left_first"},
+        {"keep_tokens": 2, "keep_hidden": 0.2, "token_scheme": "left_first"},
+    ),
 ]
 
 
@@ -372,13 +398,23 @@ def test_magnitude_slice_is_checked_per_example(large_tokens, ok):
     attention_mask = torch.ones(1, 4, dtype=torch.long)
 
     def budget(**kwargs):
-        return resolve_budget(num_student_layers=2, num_teacher_layers=2, teacher_hidden=HIDDEN, max_seq_length=4,
-                              keep_layers=1, token_scheme="left_first", **kwargs)
+        return resolve_budget(
+            num_student_layers=2,
+            num_teacher_layers=2,
+            teacher_hidden=HIDDEN,
+            max_seq_length=4,
+            keep_layers=1,
+            token_scheme="left_first",
+            **kwargs,
+        )
 
     stored = budget(keep_tokens=4, keep_hidden=0.5)  # n = 64 of 128: exactly the two large tokens
     wanted = budget(keep_tokens=2, keep_hidden=0.25)  # n' = 16 of the first 2 tokens
-    packed = pack_targets(build_targets([], hidden_states, input_ids, attention_mask, stored, sep_token_id=SEP),
-                          stored, value_dtype=torch.float32)
+    packed = pack_targets(
+        build_targets([], hidden_states, input_ids, attention_mask, stored, sep_token_id=SEP),
+        stored,
+        value_dtype=torch.float32,
+    )
     if ok:
         direct = build_targets([], hidden_states, input_ids, attention_mask, wanted, sep_token_id=SEP)
         assert_same_targets(unpack_targets(packed, wanted, stored=stored), direct)
@@ -390,8 +426,9 @@ def test_magnitude_slice_is_checked_per_example(large_tokens, ok):
 def test_unpack_refuses_what_the_store_cannot_serve(teacher_batch):
     teacher, output, input_ids, attention_mask = teacher_batch
     stored = tiny_budget(keep_tokens=3, keep_hidden=0.25)
-    packed = pack_targets(build_targets(teacher, output.hidden_states, input_ids, attention_mask, stored,
-                                        sep_token_id=SEP), stored)
+    packed = pack_targets(
+        build_targets(teacher, output.hidden_states, input_ids, attention_mask, stored, sep_token_id=SEP), stored
+    )
     with pytest.raises(StoreError, match="cannot serve.*tokens"):
         unpack_targets(packed, tiny_budget(keep_tokens=4, keep_hidden=0.25), stored=stored)
     with pytest.raises(StoreError, match="arrays"):

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -299,4 +300,4 @@ def test_save_pretrained_alone_copies_the_module_file(tmp_path):
     model = PrunedBertForSequenceClassification(_small_config())
     model.save_pretrained(tmp_path / "plain")
     copied = (tmp_path / "plain" / "modeling_pruned_bert.py").read_text()
-    assert copied == open(modeling_pruned_bert.__file__).read()
+    assert copied == Path(modeling_pruned_bert.__file__).read_text()

@@ -503,3 +503,22 @@ def test_minilm_scored_pruned_saved_and_reloaded(minilm_path, tmp_path):
     assert after["encoder"] == 3 * per_layer
     assert after["pooler"] == before["pooler"] and after["classifier"] == before["classifier"]
     assert after["total"] < before["total"] / 3
+
+
+def test_rosita6_shape_has_the_paper_parameter_count():
+    from mudkd.core.modeling_pruned_bert import PrunedBertConfig
+
+    config = PrunedBertConfig(
+        num_hidden_layers=6,
+        attention_head_size=64,
+        num_heads_per_layer=[2] * 6,
+        intermediate_sizes=[768] * 6,
+        emb_hidden_dim=128,
+    )
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        model = PrunedBertForSequenceClassification(config)
+    counts = count_parameters(model)
+    # method.md §6 step 8: embeddings 4,401,408; 6 layers of 1,578,624; pooler 590,592.
+    assert counts["embeddings"] == 4_401_408
+    assert counts["encoder"] == 6 * 1_578_624
+    assert counts["pooler"] == 590_592

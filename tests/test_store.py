@@ -112,7 +112,9 @@ def test_round_trip_is_exact(store_dir, data):
     assert manifest["fields"]["positions"] == {"dtype": "int16", "shape": [2, 5]}
 
     rng = np.random.default_rng(1)
-    for indices in (rng.integers(0, NUM_EXAMPLES, 40), [22, 0, 22, 3, 3, 21], np.arange(NUM_EXAMPLES)[::-1], [-1]):
+    # Few rows per chunk take the scalar-copy path, many (the repeats) the fancy-index path.
+    many = np.repeat(np.arange(NUM_EXAMPLES), 3)[::-1]
+    for indices in (rng.integers(0, NUM_EXAMPLES, 40), [22, 0, 22, 3, 3, 21], many, [-1]):
         batch = store.get(indices)
         expected = np.asarray(indices) % NUM_EXAMPLES
         for name, array in data.items():
@@ -135,7 +137,7 @@ def test_round_trip_is_exact(store_dir, data):
 
 def test_small_chunk_budgets_still_read_correctly(store_dir, data):
     # Releasing pages after every get and keeping one map open exercise the RSS-bounding paths.
-    store = HskStore.open(store_dir, verify=False, release_bytes=0, max_open_maps=1)
+    store = HskStore.open(store_dir, verify=False, release_bytes=0, max_open_chunks=1)
     indices = np.random.default_rng(2).integers(0, NUM_EXAMPLES, 100)
     for name, array in store.get(indices).items():
         np.testing.assert_array_equal(array, data[name][indices])

@@ -512,7 +512,9 @@ def resolve_budget(
     max_k = num_student_layers + 1
     if student_layer_indices is not None:
         student_layers = _check_indices(
-            "student_layer_indices", student_layer_indices, num_student_layers,
+            "student_layer_indices",
+            student_layer_indices,
+            num_student_layers,
             f"use student hidden-state indices 0..{num_student_layers} (0 = embeddings)",
         )
         if keep_layers is not None and keep_layers != len(student_layers):
@@ -527,7 +529,9 @@ def resolve_budget(
 
     if teacher_layer_indices is not None:
         teacher_layers = _check_indices(
-            "teacher_layer_indices", teacher_layer_indices, num_teacher_layers,
+            "teacher_layer_indices",
+            teacher_layer_indices,
+            num_teacher_layers,
             f"use teacher hidden-state indices 0..{num_teacher_layers} (0 = embeddings)",
         )
         if len(teacher_layers) != len(student_layers):

@@ -324,8 +324,13 @@ def hsk_loss(
 
 
 def _torch_dtype(name: str) -> torch.dtype:
-    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-            "int16": torch.int16, "int32": torch.int32}[name]
+    return {
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "float32": torch.float32,
+        "int16": torch.int16,
+        "int32": torch.int32,
+    }[name]
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -359,14 +364,18 @@ def pack_targets(
     """
     fields = budget.store_fields(_dtype_name(value_dtype))
     if len(targets) != budget.keep_layers:
-        raise StoreError(f"{len(targets)} layer targets for a budget of {budget.keep_layers} layers",
-                         "pack the output of build_targets for the same budget")
+        raise StoreError(
+            f"{len(targets)} layer targets for a budget of {budget.keep_layers} layers",
+            "pack the output of build_targets for the same budget",
+        )
     batch = targets[0].target.shape[0]
     expected = (batch, budget.keep_tokens, budget.teacher_hidden)
     for layer_target in targets:
         if tuple(layer_target.target.shape) != expected:
-            raise StoreError(f"layer target shape {tuple(layer_target.target.shape)} differs from {expected}",
-                             "pack the output of build_targets for the same budget")
+            raise StoreError(
+                f"layer target shape {tuple(layer_target.target.shape)} differs from {expected}",
+                "pack the output of build_targets for the same budget",
+            )
     packed: dict[str, Tensor] = {}
     if "token_index" in fields:
         packed["token_index"] = torch.stack([t.token_index for t in targets], dim=1).to(torch.int16)
@@ -377,8 +386,10 @@ def pack_targets(
             flat = layer_target.target.reshape(batch, -1)
             kept = layer_target.mask.reshape(batch, -1)
             if (kept.sum(dim=1) != count).any():
-                raise StoreError(f"a per-example magnitude mask must keep exactly {count} values per example",
-                                 "build the targets with mag_scope = 'example'")
+                raise StoreError(
+                    f"a per-example magnitude mask must keep exactly {count} values per example",
+                    "build the targets with mag_scope = 'example'",
+                )
             # Masked entries get key −1 so that every kept entry (|value| ≥ 0) sorts before them.
             order = _magnitude_order(flat.abs().masked_fill(~kept, -1.0), count)
             values.append(flat.gather(1, order))
@@ -387,9 +398,9 @@ def pack_targets(
         packed["positions"] = torch.stack(positions, dim=1).to(_torch_dtype(budget.position_dtype))
     else:
         dims = budget.width_dims
-        packed["values"] = torch.stack(
-            [t.target if dims is None else t.target[..., dims] for t in targets], dim=1
-        ).to(value_dtype)
+        packed["values"] = torch.stack([t.target if dims is None else t.target[..., dims] for t in targets], dim=1).to(
+            value_dtype
+        )
     return packed
 
 
@@ -397,22 +408,28 @@ def _check_packed(packed: dict[str, Tensor], stored: KnowledgeBudget) -> int:
     """Check names and per-example shapes against ``stored.store_fields()``; returns the batch size."""
     fields = stored.store_fields()
     if set(packed) != set(fields):
-        raise StoreError(f"store arrays {sorted(packed)} do not match the stored budget's {sorted(fields)}",
-                         "pass the budget the store was built with as stored=")
+        raise StoreError(
+            f"store arrays {sorted(packed)} do not match the stored budget's {sorted(fields)}",
+            "pass the budget the store was built with as stored=",
+        )
     batch = packed["values"].shape[0]
     for name, (dtype, shape) in fields.items():
         array = packed[name]
         if tuple(array.shape) != (batch, *shape):
-            raise StoreError(f"store array {name} has shape {tuple(array.shape)}, expected {(batch, *shape)}",
-                             "the store is truncated or was built for another budget; rebuild it")
+            raise StoreError(
+                f"store array {name} has shape {tuple(array.shape)}, expected {(batch, *shape)}",
+                "the store is truncated or was built for another budget; rebuild it",
+            )
         if name != "values" and array.dtype != _torch_dtype(dtype):
-            raise StoreError(f"store array {name} has dtype {_dtype_name(array.dtype)}, expected {dtype}",
-                             "rebuild the store")
+            raise StoreError(
+                f"store array {name} has dtype {_dtype_name(array.dtype)}, expected {dtype}", "rebuild the store"
+            )
     return batch
 
 
-def _unpack_magnitude(values: Tensor, positions: Tensor, keep_tokens: int, hidden: int, count: int
-                      ) -> tuple[Tensor, Tensor]:
+def _unpack_magnitude(
+    values: Tensor, positions: Tensor, keep_tokens: int, hidden: int, count: int
+) -> tuple[Tensor, Tensor]:
     """Scatter one layer's stored top-n ``[B, n]`` into a target ``[B, k', d]`` keeping its first ``count``."""
     batch = values.shape[0]
     positions = positions.long()
@@ -460,8 +477,10 @@ def unpack_targets(
     stored = budget if stored is None else stored
     servable, reason = can_serve(stored, budget)
     if not servable:
-        raise StoreError(f"the store cannot serve this budget: {reason}",
-                         "rebuild the store for this budget or ask for a budget the store contains")
+        raise StoreError(
+            f"the store cannot serve this budget: {reason}",
+            "rebuild the store for this budget or ask for a budget the store contains",
+        )
     batch = _check_packed(packed, stored)
     hidden, keep_tokens = budget.teacher_hidden, budget.keep_tokens
     stored_layers = list(zip(stored.student_layers, stored.teacher_layers, stored.attention_layers, strict=True))
@@ -470,7 +489,8 @@ def unpack_targets(
         budget.student_layers, budget.teacher_layers, budget.attention_layers, strict=True
     ):
         slot = next(
-            index for index, (s, t, a) in enumerate(stored_layers)
+            index
+            for index, (s, t, a) in enumerate(stored_layers)
             if (s, t) == (student_layer, teacher_layer) and (not budget.uses_attention_scores or a == attention_layer)
         )
         token_index = None

@@ -23,7 +23,7 @@ the whole page-cache folio around a read fault, and recent kernels cache freshly
 ``row bytes + max(2 MiB huge-page size, 64 KiB fault-around)`` and, once ``release_bytes`` (64 MiB by default) are
 charged, drops the pages of the chunk maps touched since the last release with ``madvise(MADV_DONTNEED)``. The data
 stays in the kernel page cache, so re-reading it costs a minor fault (a few microseconds), not I/O.
-At most ``max_open_maps`` maps are open at once (each holds a file descriptor); older ones are unmapped.
+At most ``max_open_chunks`` chunks are mapped at once (each map holds a file descriptor); older ones are unmapped.
 """
 
 from __future__ import annotations
@@ -59,13 +59,13 @@ LOCK_NAME = ".writer.lock"
 TMP_SUFFIX = ".tmp"
 DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RELEASE_BYTES = 64 << 20
-DEFAULT_MAX_OPEN_MAPS = 256
 
 _READ_BLOCK = 1 << 20
 # A read fault maps the already-cached neighbours too: fault_around_bytes (64 KiB) of small pages, or the whole
 # large folio, which is at most the PMD huge-page size. The release accounting charges the larger per row.
 _FAULT_AROUND_BYTES = 64 << 10
 _DEFAULT_HUGE_PAGE_BYTES = 2 << 20
+_SCALAR_GATHER_ROWS = 8
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _CHUNK_FILE = re.compile(r"^chunk-(\d+)\.([A-Za-z0-9_-]+)\.bin$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -552,6 +552,7 @@ class StoreWriter:
             )
         lock_handle = _lock(directory)
         try:
+            manifest = _read_manifest(directory)  # again: a writer that held the lock until now may have moved on
             _remove_leftovers(directory, num_chunks=len(manifest["chunks"]))
             _check_chunk_files(directory, manifest)
         except BaseException:
@@ -657,7 +658,14 @@ class StoreWriter:
         if self._buffered:
             self._flush_chunk()
         self._manifest["complete"] = True
-        self._write_manifest()
+        try:
+            self._write_manifest()
+        except OSError as error:
+            self._manifest["complete"] = False
+            raise StoreError(
+                f"HSK store {self.directory}: cannot mark the store complete ({error})",
+                hint="free disk space or fix permissions, then resume the build and close it",
+            ) from error
         self._closed = True
         self._release()
 
@@ -790,7 +798,7 @@ class HskStore:
     """
 
     def __init__(
-        self, directory: Path, manifest: dict[str, Any], *, release_bytes: int | None, max_open_maps: int
+        self, directory: Path, manifest: dict[str, Any], *, release_bytes: int | None, max_open_chunks: int
     ) -> None:
         """Use :meth:`open`."""
         self.directory = directory
@@ -799,7 +807,10 @@ class HskStore:
         self._chunk_size: int = manifest["chunk_size"]
         self._counts = [chunk["count"] for chunk in manifest["chunks"]]
         self._release_bytes = release_bytes
-        self._max_open_maps = max_open_maps
+        self._max_open_chunks = max_open_chunks
+        # What one gathered row can add to the RSS, all fields together (see the module docstring).
+        self._row_charge = self.bytes_per_example + len(self._fields) * _fault_granule()
+        self._chunk_bytes = [count * self.bytes_per_example for count in self._counts]
         self._reset_process_state()
 
     @classmethod
@@ -810,7 +821,7 @@ class HskStore:
         expect_fingerprint: Mapping[str, str] | None = None,
         verify: bool = True,
         release_bytes: int | None = DEFAULT_RELEASE_BYTES,
-        max_open_maps: int = DEFAULT_MAX_OPEN_MAPS,
+        max_open_chunks: int | None = None,
     ) -> HskStore:
         """Open a finished store after checking it is whole and built for this run.
 
@@ -819,10 +830,11 @@ class HskStore:
             expect_fingerprint: This run's fingerprint; every key must match the stored one.
             verify: Re-hash every chunk file (streamed, about 1 GB/s) to detect corruption; sizes are always
                 checked.
-            release_bytes: Drop mapped pages (``MADV_DONTNEED``) after about this many bytes have been faulted in,
-                bounding the RSS growth from reads to roughly this much; ``0`` releases after every :meth:`get`,
+            release_bytes: Drop mapped pages (``MADV_DONTNEED``) once this many bytes may have been faulted in,
+                bounding the RSS growth from reads to about this much; ``0`` releases after every chunk read,
                 ``None`` never (the RSS then grows to the whole store).
-            max_open_maps: Most chunk-file maps (and file descriptors) kept open at once.
+            max_open_chunks: Most chunks kept mapped at once (each holds one file descriptor per field); by
+                default a quarter of the open-file limit allows.
 
         Raises:
             StoreError: A missing, damaged, foreign, interrupted or mismatched store.
@@ -845,9 +857,11 @@ class HskStore:
         _check_chunk_files(directory, manifest)
         if verify:
             _verify_checksums(directory, manifest)
-        if max_open_maps < 1:
-            raise StoreError(f"HSK store {directory}: max_open_maps must be >= 1", hint="e.g. max_open_maps=256")
-        return cls(directory, manifest, release_bytes=release_bytes, max_open_maps=max_open_maps)
+        if max_open_chunks is None:
+            max_open_chunks = max(8, _open_file_limit() // 4 // len(manifest["fields"]))
+        if max_open_chunks < 1:
+            raise StoreError(f"HSK store {directory}: max_open_chunks must be >= 1", hint="e.g. max_open_chunks=64")
+        return cls(directory, manifest, release_bytes=release_bytes, max_open_chunks=max_open_chunks)
 
     # -- metadata ------------------------------------------------------------------------------------------------
 
@@ -921,34 +935,41 @@ class HskStore:
             bad = index[(index < -total) | (index >= total)][0]
             raise IndexError(f"index {bad} is out of range for a store of {total} examples")
         index = np.where(index < 0, index + total, index)
-        out = {name: np.empty((index.size, *field.shape), dtype=field.dtype) for name, field in self._fields.items()}
-        if not index.size:
-            return out
-        # Group by chunk so each chunk map is looked up once per call.
-        chunk_of = index // self._chunk_size
-        order = np.argsort(chunk_of, kind="stable")
-        sorted_chunks = chunk_of[order]
-        bounds = np.flatnonzero(np.diff(sorted_chunks)) + 1
-        starts, ends = np.concatenate(([0], bounds)), np.concatenate((bounds, [index.size]))
-        if os.getpid() != self._pid:
-            self._reset_process_state()
-        with self._lock:
-            for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-                chunk = int(sorted_chunks[start])
-                positions = order[start:end]
-                rows = index[positions] - chunk * self._chunk_size
-                count = self._counts[chunk]
-                for name, field in self._fields.items():
-                    mapped = self._map(chunk, name)
-                    view = np.frombuffer(mapped, dtype=field.dtype, count=count * field.size)
-                    out[name][positions] = view.reshape(count, *field.shape)[rows]
-                    del view  # a live view would pin the map and make close() fail
-                    self._touched[(chunk, name)] = None
-                    self._pending += min(len(mapped), rows.size * (field.nbytes + _fault_granule()))
-                # Checked per chunk, not per call, so one large get cannot map much more than the budget.
-                if self._release_bytes is not None and self._pending >= self._release_bytes:
-                    self.release_pages()
-        return out
+        outs = [np.empty((index.size, *field.shape), dtype=field.dtype) for field in self._fields.values()]
+        if index.size:
+            # Rows are copied through 2-D views [rows, elements]: same bytes, cheaper indexing.
+            flat_outs = [out.reshape(index.size, -1) for out in outs]
+            # Group by chunk so each chunk's maps are looked up once per call.
+            chunk_of = index // self._chunk_size
+            order = np.argsort(chunk_of, kind="stable")
+            sorted_chunks = chunk_of[order].tolist()
+            local = index - chunk_of * self._chunk_size
+            sorted_local = local[order].tolist()
+            order_list = order.tolist()
+            bounds = np.flatnonzero(np.diff(chunk_of[order])) + 1
+            starts, ends = np.concatenate(([0], bounds)).tolist(), np.concatenate((bounds, [index.size])).tolist()
+            if os.getpid() != self._pid:
+                self._reset_process_state()
+            with self._lock:
+                for start, end in zip(starts, ends, strict=True):
+                    chunk = sorted_chunks[start]
+                    views = self._views(chunk)
+                    if end - start <= _SCALAR_GATHER_ROWS:
+                        # Typical random batches hit most chunks once; a scalar copy beats fancy-index overhead.
+                        for position, row in zip(order_list[start:end], sorted_local[start:end], strict=True):
+                            for out, view in zip(flat_outs, views, strict=True):
+                                out[position] = view[row]
+                    else:
+                        positions = order[start:end]
+                        rows = local[positions]
+                        for out, view in zip(flat_outs, views, strict=True):
+                            out[positions] = view[rows]
+                    self._touched.add(chunk)
+                    self._pending += min(self._chunk_bytes[chunk], (end - start) * self._row_charge)
+                    # Checked per chunk, not per call, so one large get cannot map much more than the budget.
+                    if self._release_bytes is not None and self._pending >= self._release_bytes:
+                        self.release_pages()
+        return dict(zip(self._fields, outs, strict=True))
 
     def __getitem__(self, item: int | slice) -> dict[str, np.ndarray]:
         """One example (``store[i]``: arrays without the batch dimension) or a slice (batch-first arrays)."""
@@ -959,24 +980,23 @@ class HskStore:
         return {name: array[0] for name, array in self.get([int(item)]).items()}
 
     def release_pages(self) -> None:
-        """Drop the pages of the maps touched since the last release from this process's RSS.
+        """Drop the pages of the chunks read since the last release from this process's RSS.
 
         The data stays in the kernel page cache, so later reads of it fault it back in without disk I/O.
         """
         if hasattr(mmap, "MADV_DONTNEED"):
-            for key in self._touched:
-                mapped = self._maps.get(key)
-                if mapped is not None:
-                    mapped.madvise(mmap.MADV_DONTNEED)
+            for chunk in self._touched:
+                if chunk in self._open:
+                    for mapped in self._open[chunk][0]:
+                        mapped.madvise(mmap.MADV_DONTNEED)
         self._touched.clear()
         self._pending = 0
 
     def close(self) -> None:
         """Unmap every chunk file; the store stays usable and re-maps lazily."""
         with self._lock:
-            while self._maps:
-                _, mapped = self._maps.popitem(last=False)
-                mapped.close()
+            while self._open:
+                self._unmap_oldest()
             self._touched.clear()
             self._pending = 0
 
@@ -989,7 +1009,7 @@ class HskStore:
     def __getstate__(self) -> dict[str, Any]:
         # Maps, file descriptors and locks belong to one process; the receiving process re-maps lazily.
         state = self.__dict__.copy()
-        for key in ("_maps", "_touched", "_lock", "_pid", "_pending"):
+        for key in ("_open", "_touched", "_lock", "_pid", "_pending"):
             del state[key]
         return state
 
@@ -1002,41 +1022,65 @@ class HskStore:
 
     def _reset_process_state(self) -> None:
         # After a fork the parent's maps would be shared state; dropping them unmaps them in this process only.
-        self._maps: OrderedDict[tuple[int, str], mmap.mmap] = OrderedDict()
-        self._touched: dict[tuple[int, str], None] = {}
+        self._open: OrderedDict[int, tuple[list[mmap.mmap], list[np.ndarray]]] = OrderedDict()
+        self._touched: set[int] = set()
         self._pending = 0
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
-    def _map(self, chunk: int, name: str) -> mmap.mmap:
-        key = (chunk, name)
-        mapped = self._maps.get(key)
-        if mapped is not None:
-            self._maps.move_to_end(key)
-            return mapped
-        path = self.directory / _chunk_file_name(chunk, name)
-        expected = self._counts[chunk] * self._fields[name].nbytes
+    def _views(self, chunk: int) -> list[np.ndarray]:
+        """The chunk's fields as read-only arrays ``[count, elements]`` over its maps, mapping it if needed."""
+        entry = self._open.get(chunk)
+        if entry is not None:
+            self._open.move_to_end(chunk)
+            return entry[1]
+        count = self._counts[chunk]
+        maps: list[mmap.mmap] = []
+        views: list[np.ndarray] = []
         try:
-            with open(path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size != expected:
-                    # Mapping a shorter file would turn a read past its end into SIGBUS.
-                    raise StoreError(
-                        f"HSK store {self.directory}: chunk file {path.name} changed size since the store was opened "
-                        f"({size} bytes, expected {expected})",
-                        hint=_REBUILD_HINT,
-                    )
-                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            for name, field in self._fields.items():
+                path = self.directory / _chunk_file_name(chunk, name)
+                with open(path, "rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    if size != count * field.nbytes:
+                        # Mapping a shorter file would turn a read past its end into SIGBUS.
+                        raise StoreError(
+                            f"HSK store {self.directory}: chunk file {path.name} changed size since the store was "
+                            f"opened ({size} bytes, expected {count * field.nbytes})",
+                            hint=_REBUILD_HINT,
+                        )
+                    maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+                views.append(np.frombuffer(maps[-1], dtype=field.dtype).reshape(count, field.size))
         except FileNotFoundError as error:
+            views.clear()
+            for mapped in maps:
+                mapped.close()
             raise StoreError(
-                f"HSK store {self.directory}: chunk file {path.name} is missing", hint=_REBUILD_HINT
+                f"HSK store {self.directory}: chunk file {error.filename} is missing", hint=_REBUILD_HINT
             ) from error
-        self._maps[key] = mapped
-        if len(self._maps) > self._max_open_maps:
-            old_key, old = self._maps.popitem(last=False)
-            self._touched.pop(old_key, None)
-            old.close()
-        return mapped
+        self._open[chunk] = (maps, views)
+        while len(self._open) > self._max_open_chunks:
+            self._unmap_oldest()
+        return views
+
+    def _unmap_oldest(self) -> None:
+        chunk, (maps, views) = self._open.popitem(last=False)
+        self._touched.discard(chunk)
+        views.clear()  # the views export the maps' buffers; close() refuses while they live
+        for mapped in maps:
+            try:
+                mapped.close()
+            except BufferError:
+                pass  # a caller's frame still holds a view; the map is unmapped when that view dies
+
+
+def _open_file_limit() -> int:
+    try:
+        import resource
+
+        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except (ImportError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        return 1024
 
 
 @functools.cache
