@@ -8,8 +8,14 @@ import typer
 
 from mudkd import __version__
 from mudkd.cli import common
+from mudkd.cli.distill import distill_app
+from mudkd.cli.export import EXPORT_EPILOG, REPORT_EPILOG, export_cli, report_cli
 from mudkd.cli.finetune import EPILOG as FINETUNE_EPILOG
 from mudkd.cli.finetune import finetune_cli
+from mudkd.cli.prune import EPILOG as PRUNE_EPILOG
+from mudkd.cli.prune import prune_cli
+from mudkd.cli.score import EPILOG as SCORE_EPILOG
+from mudkd.cli.score import score_cli
 
 app = typer.Typer(
     name="mudkd",
@@ -43,6 +49,11 @@ def _main(
 
 
 app.command("finetune", epilog=FINETUNE_EPILOG)(finetune_cli)
+app.command("score", epilog=SCORE_EPILOG)(score_cli)
+app.command("prune", epilog=PRUNE_EPILOG)(prune_cli)
+app.command("export", epilog=EXPORT_EPILOG)(export_cli)
+app.command("report", epilog=REPORT_EPILOG)(report_cli)
+app.add_typer(distill_app, name="distill")
 
 
 def main() -> None:

@@ -293,4 +293,5 @@ def render_result(stage: str, result: Any, json_mode: bool) -> None:
     rows: list[tuple[str, Any]] = [("output_dir", result.output_dir)]
     rows += [(f"dev {name}", value) for name, value in result.metrics.items()]
     rows += [(key, value) for key, value in result.details.items() if isinstance(value, int | float | str)]
+    # step_losses is kept for --json (exactness checks); a table shows only scalars
     print_table(f"{stage}: done", rows)

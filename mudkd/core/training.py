@@ -313,9 +313,12 @@ def load_tokenizer(path: str) -> Any:
     """Load a tokenizer, turning a missing or invalid path into a one-line :class:`CheckpointError`."""
     from transformers import AutoTokenizer
 
+    from mudkd.core.modeling_pruned_bert import register
+
+    register()  # a pruned student's config names mudkd's model type: known locally, no remote code needed
     _check_model_path(path)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise CheckpointError(
             f"{path}: no tokenizer could be loaded ({str(error).splitlines()[0][:160]})",

@@ -171,6 +171,9 @@ class PredConfig(TrainingStage):
 
     temperature: float = Field(1.0, gt=0, description="Softmax temperature of teacher and student logits.")
     logits_store: str | None = Field(None, description="Train from stored teacher logits instead of the teacher.")
+    reference_loss: bool = Field(
+        False, description="Reference loss (Q16): mean over batch and classes, no temperature² factor."
+    )
 
 
 class CacheConfig(Section):

@@ -1,0 +1,161 @@
+"""The teacher-free store: run the teacher once, keep exactly the knowledge a budget needs (method.md §16).
+
+For every training example, in data order, the store keeps the teacher's logits (float32) and the compressed HSK
+of :func:`mudkd.core.hsk.pack_targets` (fp16 by default): token indices of the kept tokens, the kept values, and
+for the magnitude mask their positions. Students then train from it with ``--hsk-store``/``--logits-store`` and
+the teacher is never constructed. A store built for a budget serves any smaller budget of the same schemes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
+from mudkd.core.distill import budget_from_recipe, budget_table, check_same_tokenizer, read_config
+from mudkd.core.hsk import build_targets, pack_targets
+from mudkd.core.store import StoreWriter, fingerprint_files, fingerprint_value
+from mudkd.core.training import (
+    RunEvents,
+    StageResult,
+    check_output_dir,
+    load_classifier,
+    load_tokenizer,
+    resolve_device,
+    write_run_files,
+)
+from mudkd.errors import BudgetError
+from mudkd.recipe.schema import Recipe
+
+_TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def teacher_fingerprint(teacher_path: str) -> str:
+    """A hash of the teacher's weight files (and config), streamed from disk."""
+    directory = Path(teacher_path)
+    files = sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".bin"} or p.name == "config.json")
+    return fingerprint_files(files)
+
+
+def run_fingerprint(recipe: Recipe, *, tokenizer: Any, data: TaskData, teacher_path: str | None) -> dict[str, str]:
+    """Everything stored knowledge depends on, except the budget (checked separately, since slicing is allowed)."""
+    fingerprint = {
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "task": recipe.task.name,
+        "data": fingerprint_files(data.data_files) if data.data_files else fingerprint_value(data.train.fingerprint),
+        "max_seq_length": str(recipe.task.max_seq_length),
+        "max_train_samples": str(recipe.task.max_train_samples),
+    }
+    if teacher_path:
+        fingerprint["teacher"] = teacher_fingerprint(teacher_path)
+    return fingerprint
+
+
+def plan(recipe: Recipe) -> dict[str, Any]:
+    """The store's plan and budget table (no weights loaded, nothing written)."""
+    from mudkd.core.distill import _count_train_examples
+
+    teacher_config = read_config(recipe.teacher.model, "teacher")
+    student_config = read_config(recipe.student.model, "student")
+    check_output_dir(recipe.cache.output_dir, overwrite=recipe.output.overwrite, what="store directory")
+    budget = budget_from_recipe(
+        recipe,
+        num_student_layers=student_config["num_hidden_layers"],
+        num_teacher_layers=teacher_config["num_hidden_layers"],
+        teacher_hidden=teacher_config["hidden_size"],
+        num_labels=teacher_config.get("num_labels") or len(teacher_config.get("id2label", {})) or 2,
+    )
+    if not budget.storable:
+        raise BudgetError(
+            "a batch-scope magnitude mask depends on the batch and cannot be stored",
+            hint="use --set hsk.mag_scope=example (the per-example top-n) for a teacher-free store",
+        )
+    return {
+        "stage": "distill cache",
+        "teacher": recipe.teacher.model,
+        "output_dir": recipe.cache.output_dir,
+        "dtype": recipe.cache.dtype,
+        "budget": budget_table(budget, _count_train_examples(recipe), recipe.cache.dtype),
+    }
+
+
+def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
+    """Run the teacher once over the training set and store its compressed HSK and logits.
+
+    Chunks are written atomically and the store is resumable: rerun with ``resume=True`` after an interruption
+    and the teacher continues from the first example not yet committed.
+    """
+    events = events or RunEvents()
+    plan(recipe)
+    output = Path(recipe.cache.output_dir)  # type: ignore[arg-type]
+    if not resume and output.exists():
+        check_output_dir(output, overwrite=recipe.output.overwrite, what="store directory")
+        shutil.rmtree(output)
+    device = resolve_device(recipe.training)
+    tokenizer = load_tokenizer(recipe.teacher.model)  # type: ignore[arg-type]
+    check_same_tokenizer(tokenizer, load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
+    data = load_task(recipe.task, tokenizer)
+    teacher = load_classifier(recipe.teacher.model).to(device).eval()  # type: ignore[arg-type]
+    student_layers = read_config(recipe.student.model, "student")["num_hidden_layers"]
+    budget = budget_from_recipe(
+        recipe,
+        num_student_layers=student_layers,
+        num_teacher_layers=teacher.config.num_hidden_layers,
+        teacher_hidden=teacher.config.hidden_size,
+        num_labels=teacher.config.num_labels,
+    )
+    dtype = recipe.cache.dtype
+    fields: dict[str, Any] = dict(budget.store_fields(dtype))
+    fields["logits"] = ("float32", (teacher.config.num_labels,))
+    fingerprint = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=recipe.teacher.model)
+    fingerprint["budget"] = fingerprint_value(budget.to_dict())
+    fingerprint["dtype"] = dtype
+    meta = {"budget": budget.to_dict(), "teacher": recipe.teacher.model, "task": recipe.task.name}
+
+    if resume and (output / "manifest.json").is_file():
+        writer = StoreWriter.resume(output, fingerprint=fingerprint, fields=fields)
+        events.on_message(f"resuming the store at example {writer.committed} of {len(data.train)}")
+    else:
+        writer = StoreWriter.create(
+            output, fields=fields, num_examples=len(data.train), fingerprint=fingerprint, meta=meta,
+            chunk_size=recipe.cache.chunk_size,
+        )
+    start, batch_size = writer.committed, recipe.cache.batch_size
+    total_batches = -(-(len(data.train) - start) // batch_size)
+    events.on_start("distill cache", total_batches)
+    columns = ["input_ids", "token_type_ids", "attention_mask"]
+    started = time.monotonic()
+    with torch.no_grad():
+        for batch_number, first in enumerate(range(start, len(data.train), batch_size), start=1):
+            rows = data.train[first : first + batch_size]
+            inputs = {name: torch.tensor(rows[name], device=device) for name in columns}
+            outputs = teacher(**inputs, output_hidden_states=True)
+            targets = build_targets(
+                teacher, [s.float() for s in outputs.hidden_states], inputs["input_ids"], inputs["attention_mask"],
+                budget, sep_token_id=tokenizer.sep_token_id,
+            )
+            packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
+            arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
+            arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
+            writer.append(arrays)
+            events.on_step(batch_number, {"examples": float(first + len(rows["input_ids"]))})
+    writer.close()
+    elapsed = time.monotonic() - started
+    events.on_end("distill cache")
+    write_run_files(output, recipe, metrics=None, device=device)
+    from mudkd.core.store import store_nbytes
+
+    nbytes = store_nbytes(output)
+    details = {
+        "num_examples": len(data.train),
+        "bytes": nbytes,
+        "bytes_per_example": nbytes / max(len(data.train), 1),
+        "examples_per_second": (len(data.train) - start) / max(elapsed, 1e-9),
+        "budget": budget_table(budget, len(data.train), dtype),
+    }
+    return StageResult(str(output), {}, details)

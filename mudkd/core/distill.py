@@ -1,0 +1,540 @@
+"""Stages 4 and 5: hidden-state knowledge (HSK) distillation and prediction distillation.
+
+Both stages run on the transformers Trainer (so resume, DDP via ``accelerate launch``/``torchrun``, mixed
+precision and TensorBoard come from the library). The teacher's knowledge comes either from the teacher itself,
+run in eval mode on every batch ("online"), or from a teacher-free store written once by ``mudkd distill cache``
+(:mod:`mudkd.core.cache`); in store mode the teacher is never constructed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mudkd.core.budget import KnowledgeBudget, resolve_budget
+from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
+from mudkd.core.finetune import compute_metrics_fn, evaluate_all
+from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
+from mudkd.core.training import (
+    JsonlWriter,
+    RunEvents,
+    StageResult,
+    StagingDir,
+    attach_events,
+    check_output_dir,
+    discard_checkpoints,
+    latest_checkpoint,
+    load_classifier,
+    load_tokenizer,
+    resolve_device,
+    set_seed,
+    training_arguments,
+    write_run_files,
+)
+from mudkd.errors import BudgetError, CheckpointError, StoreError
+from mudkd.recipe.schema import Recipe
+
+PROJECTION_FILE = "hsk_projection.safetensors"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models, configs and budgets
+
+
+def read_config(path: str | None, role: str) -> dict[str, Any]:
+    """A model's ``config.json`` as a dict, without loading weights (for plans and budget checks)."""
+    if not path:
+        raise CheckpointError(f"no {role} model given", hint=f"pass --{role}-model DIR")
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(
+            f"{path}: {role} is not a model directory (no config.json)",
+            hint="pass a directory written by save_pretrained (mudkd finetune / prune / distill)",
+        )
+    try:
+        return json.loads(config_file.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{config_file}: malformed config.json ({error})") from None
+
+
+def budget_from_recipe(
+    recipe: Recipe, *, num_student_layers: int, num_teacher_layers: int, teacher_hidden: int, num_labels: int
+) -> KnowledgeBudget:
+    """Resolve the recipe's ``[hsk]`` budget against the models' shapes (raises BudgetError one-liners)."""
+    hsk = recipe.hsk
+    return resolve_budget(
+        num_student_layers=num_student_layers,
+        num_teacher_layers=num_teacher_layers,
+        teacher_hidden=teacher_hidden,
+        max_seq_length=recipe.task.max_seq_length,
+        keep_layers=hsk.keep_layers,
+        layer_scheme=hsk.layer_scheme,
+        student_layer_indices=hsk.student_layers,
+        teacher_layer_indices=hsk.teacher_layers,
+        keep_tokens=hsk.keep_tokens,
+        token_scheme=hsk.token_scheme,
+        att_ttop12=hsk.att_ttop12,
+        keep_hidden=hsk.keep_hidden,
+        hidden_scheme=hsk.hidden_scheme,
+        mag_scope=hsk.mag_scope,
+        mask_mode=hsk.mask_mode,
+        config_3d=hsk.config_3d,
+        seed=recipe.training.seed,
+        num_labels=num_labels,
+    )
+
+
+def check_same_tokenizer(teacher_tokenizer: Any, student_tokenizer: Any) -> None:
+    """Teacher and student must split text identically: the HSK is compared token by token."""
+    if tokenizer_fingerprint(teacher_tokenizer) != tokenizer_fingerprint(student_tokenizer):
+        raise CheckpointError(
+            f"teacher and student use different tokenizers (vocabularies of {len(teacher_tokenizer)} and "
+            f"{len(student_tokenizer)} tokens)",
+            hint="distil into a student built from the teacher (mudkd prune) or one with the same vocabulary",
+        )
+
+
+class HskStudent(nn.Module):
+    """The student plus, for a narrower (TinyBERT-style) student, a learned projection to the teacher's width.
+
+    The projection (``fit_dense``, one Linear shared by all hidden states, method.md §7) is trained in the HSK
+    stage and saved beside the exported model, not inside it.
+    """
+
+    def __init__(self, student: nn.Module, teacher_hidden: int, mask_mode: str) -> None:
+        super().__init__()
+        self.student = student
+        self.mask_mode = mask_mode
+        student_hidden = student.config.hidden_size
+        self.projection: nn.Linear | None = None
+        if student_hidden != teacher_hidden:
+            self.projection = nn.Linear(student_hidden, teacher_hidden)
+            nn.init.normal_(self.projection.weight, std=0.02)
+            nn.init.zeros_(self.projection.bias)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, targets):  # noqa: ANN001, ANN201
+        outputs = self.student(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, output_hidden_states=True
+        )
+        states = list(outputs.hidden_states)
+        if self.projection is not None:
+            for layer in {target.student_layer for target in targets}:
+                states[layer] = self.projection(states[layer])
+        total, per_layer = hsk_loss(states, targets, self.mask_mode)
+        return {"loss": total, "per_layer": torch.stack([term.detach() for term in per_layer])}
+
+
+class KnowledgeSource:
+    """Where teacher knowledge comes from: the teacher run online, or a teacher-free store (read by index)."""
+
+    def __init__(
+        self,
+        *,
+        teacher: nn.Module | None = None,
+        store: Any = None,
+        budget: KnowledgeBudget | None = None,
+        stored_budget: KnowledgeBudget | None = None,
+        sep_token_id: int | None = None,
+    ) -> None:
+        self.teacher, self.store = teacher, store
+        self.budget, self.stored_budget = budget, stored_budget
+        self.sep_token_id = sep_token_id
+
+    @property
+    def online(self) -> bool:
+        return self.teacher is not None
+
+    def _teacher_outputs(self, inputs: dict[str, torch.Tensor], hidden: bool) -> Any:
+        with torch.no_grad():
+            return self.teacher(  # type: ignore[misc]
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                token_type_ids=inputs.get("token_type_ids"),
+                output_hidden_states=hidden,
+            )
+
+    def hsk_targets(self, inputs: dict[str, torch.Tensor], index: torch.Tensor) -> list:
+        """The HSK targets of one batch (float32, on the batch's device)."""
+        assert self.budget is not None
+        if self.online:
+            outputs = self._teacher_outputs(inputs, hidden=True)
+            return build_targets(
+                self.teacher,  # type: ignore[arg-type]
+                [state.float() for state in outputs.hidden_states],
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                self.budget,
+                sep_token_id=self.sep_token_id,  # type: ignore[arg-type]
+            )
+        arrays = self.store.get(index.cpu().numpy())
+        device = inputs["input_ids"].device
+        packed = {name: torch.from_numpy(array).to(device) for name, array in arrays.items() if name != "logits"}
+        return unpack_targets(packed, self.budget, stored=self.stored_budget)
+
+    def logits(self, inputs: dict[str, torch.Tensor], index: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits of one batch, [batch, classes] float32."""
+        if self.online:
+            return self._teacher_outputs(inputs, hidden=False).logits.float()
+        arrays = self.store.get(index.cpu().numpy())
+        if "logits" not in arrays:
+            raise StoreError("the store holds no teacher logits", hint="rebuild it with 'mudkd distill cache'")
+        return torch.from_numpy(arrays["logits"]).to(inputs["input_ids"].device).float()
+
+
+def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                       reference: bool = False) -> torch.Tensor:
+    """Prediction distillation loss (method.md §13).
+
+    Default: Σ_c −p_T·log p_S averaged over the batch, times τ² (Hinton et al.: keeps gradient scale independent
+    of τ). ``reference=True`` reproduces the reference (Q16): the mean over batch **and** classes, no τ².
+    """
+    target = F.softmax(teacher_logits / temperature, dim=-1)
+    log_probs = F.log_softmax(student_logits / temperature, dim=-1)
+    if reference:
+        return -(target * log_probs).mean()
+    return -(target * log_probs).sum(dim=-1).mean() * temperature**2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Trainers
+
+
+def _make_trainer_class() -> type:
+    from transformers import Trainer
+
+    class DistillTrainer(Trainer):
+        """A Trainer whose training loss is HSK or prediction distillation; evaluation is the student's own."""
+
+        def __init__(self, *args: Any, source: KnowledgeSource, stage: str, temperature: float = 1.0,
+                     reference_loss: bool = False, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.source, self.stage = source, stage
+            self.temperature, self.reference_loss = temperature, reference_loss
+            self._terms: dict[str, list[float]] = defaultdict(list)
+            self.step_losses: list[float] = []  # every micro-batch's distillation loss, unrounded
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
+            inputs = dict(inputs)
+            index = inputs.pop("example_index", None)
+            if not model.training or index is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            if self.stage == "hsk":
+                targets = self.source.hsk_targets(inputs, index)
+                outputs = model(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"), targets)
+                loss = outputs["loss"]
+                for position, term in enumerate(outputs["per_layer"].tolist()):
+                    self._terms[f"hsk_layer_{self.source.budget.student_layers[position]}"].append(term)
+            else:
+                logits = model(**inputs).logits
+                if logits.shape[-1] == 1:  # regression: the gold label is the target (as TinyBERT, Q16)
+                    loss = F.mse_loss(logits.squeeze(-1), labels.float())
+                else:
+                    teacher_logits = self.source.logits(inputs, index)
+                    loss = soft_cross_entropy(logits, teacher_logits, self.temperature, self.reference_loss)
+                outputs = {"logits": logits}
+            self.step_losses.append(float(loss.detach()))
+            self._terms[f"{self.stage}_loss"].append(self.step_losses[-1])
+            return (loss, outputs) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+            if "loss" in logs and self._terms:
+                logs = {**logs, **{name: sum(v) / len(v) for name, v in self._terms.items()}}
+                self._terms.clear()
+            super().log(logs, *args, **kwargs)
+
+    return DistillTrainer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared set-up of both stages
+
+
+def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) -> Any:
+    """Open a teacher-free store and check it was built for this tokenizer, task, data and length."""
+    from mudkd.core.cache import run_fingerprint
+    from mudkd.core.store import HskStore
+
+    expected = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
+    store = HskStore.open(path)
+    mismatched = [
+        key for key, value in expected.items() if key in store.fingerprint and store.fingerprint[key] != value
+    ]
+    if mismatched:
+        raise StoreError(
+            f"{path}: the store was built for a different {', '.join(mismatched)}",
+            hint="rebuild it with 'mudkd distill cache' for this task and student, or pass the matching settings",
+        )
+    if len(store) != len(data.train):
+        raise StoreError(
+            f"{path}: the store holds {len(store)} examples, the training set has {len(data.train)}",
+            hint="use the same --max-train-samples as when the store was built",
+        )
+    return store
+
+
+def _prepare(recipe: Recipe, stage: str, student_path: str | None) -> dict[str, Any]:
+    """Load the student, tokenizer and data, and check the teacher or store they are distilled from."""
+    stage_config = recipe.hsk if stage == "hsk" else recipe.pred
+    store_path = recipe.hsk.hsk_store if stage == "hsk" else recipe.pred.logits_store
+    student_config = read_config(student_path, "student")
+    student_tokenizer = load_tokenizer(student_path)  # type: ignore[arg-type]
+    data = load_task(recipe.task, student_tokenizer)
+    store = None
+    if store_path:
+        store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)
+        if recipe.teacher.model:  # optional extra check: the teacher's weights are what the store was built from
+            from mudkd.core.cache import teacher_fingerprint
+
+            if store.fingerprint.get("teacher") != teacher_fingerprint(recipe.teacher.model):
+                raise StoreError(f"{store_path}: the store was built from another teacher",
+                                 hint="rebuild the store, or drop --teacher-model to trust it")
+    else:
+        teacher_config = read_config(recipe.teacher.model, "teacher")
+        if teacher_config.get("vocab_size") != student_config.get("vocab_size"):
+            raise CheckpointError(
+                f"teacher and student have different vocabularies ({teacher_config.get('vocab_size')} vs "
+                f"{student_config.get('vocab_size')} tokens)",
+                hint="distil into a student built from the teacher (mudkd prune) or one with the same vocabulary",
+            )
+    check_output_dir(stage_config.output_dir, overwrite=recipe.output.overwrite)
+    return {"student_config": student_config, "tokenizer": student_tokenizer, "data": data, "store": store}
+
+
+def _resolve_stage_budget(recipe: Recipe, student_config: dict[str, Any], store: Any, num_labels: int) -> tuple:
+    """The wanted budget, and the stored one when training from a store (checked to be servable)."""
+    from mudkd.core.budget import can_serve
+
+    if store is not None:
+        stored = KnowledgeBudget.from_dict(store.meta["budget"])
+        teacher_layers, teacher_hidden = stored.num_teacher_layers, stored.teacher_hidden
+        num_labels = stored.num_labels  # logits live beside the HSK; the HSK stage does not use them
+    else:
+        teacher_config = read_config(recipe.teacher.model, "teacher")
+        teacher_layers, teacher_hidden = teacher_config["num_hidden_layers"], teacher_config["hidden_size"]
+        stored = None
+    budget = budget_from_recipe(
+        recipe,
+        num_student_layers=student_config["num_hidden_layers"],
+        num_teacher_layers=teacher_layers,
+        teacher_hidden=teacher_hidden,
+        num_labels=num_labels,
+    )
+    if stored is not None:
+        servable, reason = can_serve(stored, budget)
+        if not servable:
+            raise StoreError(f"the store cannot serve this budget: {reason}",
+                             hint="build a store for this (or a larger) budget with 'mudkd distill cache'")
+    return budget, stored
+
+
+def plan_hsk(recipe: Recipe) -> dict[str, Any]:
+    """The HSK stage's plan and knowledge budget (validates models, budget and data; writes nothing)."""
+    student_config = read_config(recipe.student.model, "student")
+    store = None
+    if recipe.hsk.hsk_store:
+        from mudkd.core.store import HskStore
+
+        store = HskStore.open(recipe.hsk.hsk_store, verify=False)
+    else:
+        read_config(recipe.teacher.model, "teacher")
+    check_output_dir(recipe.hsk.output_dir, overwrite=recipe.output.overwrite)
+    budget, _ = _resolve_stage_budget(recipe, student_config, store, num_labels=0)
+    num_examples = _count_train_examples(recipe)
+    return {
+        "stage": "distill hsk",
+        "teacher": None if store is not None else recipe.teacher.model,
+        "hsk_store": recipe.hsk.hsk_store,
+        "student": recipe.student.model,
+        "output_dir": recipe.hsk.output_dir,
+        "budget": budget_table(budget, num_examples),
+    }
+
+
+def budget_table(budget: KnowledgeBudget, num_examples: int | None, value_dtype: str = "float16") -> dict[str, Any]:
+    """The knowledge-budget document: ``budget.to_dict()`` plus the train-set size when stored."""
+    document = budget.to_dict()
+    document["bytes_per_example"] = budget.example_bytes(value_dtype)
+    document["num_train_examples"] = num_examples
+    document["train_set_bytes"] = budget.bytes_for(num_examples, value_dtype) if num_examples else None
+    document["value_dtype"] = value_dtype
+    return document
+
+
+def _count_train_examples(recipe: Recipe) -> int | None:
+    from mudkd.core.data import load_raw
+
+    try:
+        splits = load_raw(recipe.task)[0]
+    except Exception:  # a plan still shows the budget when the data cannot be read yet
+        return None
+    count = len(splits["train"]["text_a"])
+    return min(count, recipe.task.max_train_samples) if recipe.task.max_train_samples else count
+
+
+def plan_pred(recipe: Recipe) -> dict[str, Any]:
+    """The prediction stage's plan (validates models and paths; writes nothing)."""
+    read_config(recipe.student.model, "student")
+    if recipe.pred.logits_store:
+        from mudkd.core.store import HskStore
+
+        HskStore.open(recipe.pred.logits_store, verify=False)
+    else:
+        read_config(recipe.teacher.model, "teacher")
+    check_output_dir(recipe.pred.output_dir, overwrite=recipe.output.overwrite)
+    stage = recipe.pred
+    return {
+        "stage": "distill pred",
+        "teacher": None if recipe.pred.logits_store else recipe.teacher.model,
+        "logits_store": recipe.pred.logits_store,
+        "student": recipe.student.model,
+        "output_dir": stage.output_dir,
+        "temperature": stage.temperature,
+        "learning_rate": stage.learning_rate,
+        "epochs": stage.num_train_epochs,
+        "max_steps": stage.max_steps,
+    }
+
+
+def _load_teacher(recipe: Recipe, device: str) -> nn.Module:
+    teacher = load_classifier(recipe.teacher.model)  # type: ignore[arg-type]
+    teacher.to(device)
+    teacher.train(recipe.hsk.teacher_train_mode)  # eval by default; dropout on only for parity (Q1)
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
+    """HSK distillation: the student learns the teacher's hidden states under the recipe's knowledge budget.
+
+    Writes the HSK-distilled student (``save_pretrained`` + tokenizer), ``knowledge_budget.json``, the projection
+    of a narrower student (``hsk_projection.safetensors``, beside the model), ``metrics.jsonl`` and run files.
+    """
+    events = events or RunEvents()
+    ready = _prepare(recipe, "hsk", recipe.student.model)
+    data, store, tokenizer = ready["data"], ready["store"], ready["tokenizer"]
+    budget, stored = _resolve_stage_budget(recipe, ready["student_config"], store, num_labels=0)
+    final = Path(recipe.hsk.output_dir)  # type: ignore[arg-type]
+    device = resolve_device(recipe.training)
+    set_seed(recipe.training.seed)
+
+    student = load_classifier(recipe.student.model)  # type: ignore[arg-type]
+    if store is None:
+        teacher = _load_teacher(recipe, device)
+        check_same_tokenizer(load_tokenizer(recipe.teacher.model), tokenizer)  # type: ignore[arg-type]
+        source = KnowledgeSource(teacher=teacher, budget=budget, sep_token_id=tokenizer.sep_token_id)
+        events.on_message(f"device: {device}; teacher runs online ({recipe.teacher.model})")
+    else:
+        source = KnowledgeSource(store=store, budget=budget, stored_budget=stored)
+        events.on_message(f"device: {device}; teacher-free: HSK read from {recipe.hsk.hsk_store}")
+    model = HskStudent(student, budget.teacher_hidden, budget.mask_mode)
+
+    staging = StagingDir(final, resume=resume)
+    (staging.path / "knowledge_budget.json").write_text(
+        json.dumps(budget_table(budget, len(data.train)), indent=2) + "\n"
+    )
+    log = JsonlWriter(staging.path / "metrics.jsonl")
+    arguments = training_arguments(recipe.hsk, recipe.training, staging.path, selection=None, evaluate=False)
+    trainer = _make_trainer_class()(
+        model=model,
+        args=arguments,
+        train_dataset=_with_index(data.train),
+        source=source,
+        stage="hsk",
+    )
+    attach_events(trainer, events, "distill hsk", log)
+    checkpoint = latest_checkpoint(staging.path) if resume else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    student.save_pretrained(staging.path)
+    tokenizer.save_pretrained(staging.path)
+    if model.projection is not None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.projection.state_dict().items()}, staging.path / PROJECTION_FILE)
+    discard_checkpoints(staging.path)
+    recent = trainer.step_losses[-10:]
+    final_loss = sum(recent) / len(recent) if recent else None
+    write_run_files(staging.path, recipe, metrics={"hsk_loss": final_loss}, device=device)
+    output = staging.commit()
+    details = {
+        "steps": trainer.state.global_step,
+        "teacher_free": store is not None,
+        "hsk_loss": final_loss,
+        "step_losses": trainer.step_losses,
+        "budget": budget_table(budget, len(data.train)),
+    }
+    return StageResult(str(output), {}, details)
+
+
+def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
+    """Prediction distillation: soft cross-entropy to the teacher's logits; the best-on-dev student is kept."""
+    events = events or RunEvents()
+    ready = _prepare(recipe, "pred", recipe.student.model)
+    data, store, tokenizer = ready["data"], ready["store"], ready["tokenizer"]
+    final = Path(recipe.pred.output_dir)  # type: ignore[arg-type]
+    device = resolve_device(recipe.training)
+    set_seed(recipe.training.seed)
+    student = load_classifier(recipe.student.model, num_labels=data.num_labels)  # type: ignore[arg-type]
+    if store is None:
+        teacher = _load_teacher(recipe, device)
+        teacher.eval()
+        check_same_tokenizer(load_tokenizer(recipe.teacher.model), tokenizer)  # type: ignore[arg-type]
+        if teacher.config.num_labels != data.num_labels:
+            raise CheckpointError(
+                f"the teacher has {teacher.config.num_labels} labels, task '{recipe.task.name}' has {data.num_labels}",
+                hint="use the teacher fine-tuned on this task",
+            )
+        source = KnowledgeSource(teacher=teacher)
+        events.on_message(f"device: {device}; teacher runs online ({recipe.teacher.model})")
+    else:
+        source = KnowledgeSource(store=store)
+        events.on_message(f"device: {device}; teacher-free: logits read from {recipe.pred.logits_store}")
+
+    staging = StagingDir(final, resume=resume)
+    log = JsonlWriter(staging.path / "metrics.jsonl")
+    arguments = training_arguments(recipe.pred, recipe.training, staging.path, selection=data.selection)
+    trainer = _make_trainer_class()(
+        model=student,
+        args=arguments,
+        train_dataset=_with_index(data.train),
+        eval_dataset=data.dev["dev"],
+        compute_metrics=compute_metrics_fn(data.metrics),
+        source=source,
+        stage="pred",
+        temperature=recipe.pred.temperature,
+        reference_loss=recipe.pred.reference_loss,
+    )
+    attach_events(trainer, events, "distill pred", log)
+    checkpoint = latest_checkpoint(staging.path) if resume else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = evaluate_all(trainer, data.dev)
+    log.write({"step": trainer.state.global_step, "final": True, **metrics})
+    trainer.model.save_pretrained(staging.path)
+    tokenizer.save_pretrained(staging.path)
+    discard_checkpoints(staging.path)
+    write_run_files(staging.path, recipe, metrics=metrics, device=device)
+    output = staging.commit()
+    details = {
+        "steps": trainer.state.global_step,
+        "teacher_free": store is not None,
+        "selection": data.selection,
+        "step_losses": trainer.step_losses,
+    }
+    return StageResult(str(output), metrics, details)
+
+
+def _with_index(dataset: Any) -> Any:
+    """Add ``example_index`` (the row number), which addresses a teacher-free store."""
+    return dataset.add_column("example_index", list(range(len(dataset))))

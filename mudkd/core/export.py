@@ -1,0 +1,448 @@
+"""Ship a student: export it to ONNX (checked against PyTorch) and report its size, FLOPs and speed-up.
+
+:func:`export_onnx` writes ``input_ids, attention_mask, token_type_ids -> logits`` with dynamic batch and sequence
+axes, using the TorchScript exporter (``dynamo=False``): the dynamo exporter needs ``onnxscript``, which is not a
+dependency. The file is written atomically and only after onnxruntime reproduced PyTorch's logits on shapes other
+than the traced one, so a trace that baked in a shape never reaches the output path.
+
+:func:`report` counts parameters, weight bytes and matmul FLOPs per example, and, given a teacher, times both models
+side by side in one process. Latency is reported as the teacher/student ratio of medians: absolute times depend on
+the machine and its load, the ratio much less.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mudkd.errors import CheckpointError, RecipeError, RunError
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "logits"
+MIN_OPSET = 14  # aten::scaled_dot_product_attention (HF BERT's default attention) needs opset 14
+MAX_OPSET = 20  # the newest opset the TorchScript exporter writes
+TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| on the logits
+CHECK_SHAPES = ((3, 17), (1, 40))  # [batch, seq] used to check the exported graph; none equals the traced shape
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+class _LogitsOnly(nn.Module):
+    """Positional ``(input_ids, attention_mask, token_type_ids) -> logits`` view of a classifier, for tracing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """[batch, seq] x 3 -> logits [batch, num_labels]."""
+        output = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True
+        )
+        return output.logits
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# ONNX export
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def export_onnx(
+    model_path: str,
+    output_file: str | Path,
+    *,
+    opset: int = 17,
+    max_seq_length: int = 128,
+    check: bool = True,
+    overwrite: bool = False,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Export a sequence classifier (HF BERT or pruned BERT) to ONNX and check it with onnxruntime.
+
+    The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64, [batch, seq]) and returns
+    ``logits`` (float32, [batch, num_labels]); batch and sequence axes are dynamic. The model is traced on a padded
+    batch of 2 x ``max_seq_length`` tokens and written to a temporary file beside ``output_file``; with ``check``,
+    onnxruntime must reproduce PyTorch's logits within 1e-4 on :data:`CHECK_SHAPES` (with padding and both
+    segments) before the file is moved into place.
+
+    Args:
+        model_path: A ``save_pretrained`` directory (or hub name) of a sequence classifier.
+        output_file: The ``.onnx`` file to write.
+        opset: ONNX opset, 14..20.
+        max_seq_length: Sequence length of the traced example (the exported axes stay dynamic).
+        check: Compare onnxruntime with PyTorch before writing.
+        overwrite: Replace an existing ``output_file``.
+        trust_remote_code: Allow model code shipped in ``model_path`` to run (only needed without mudkd's classes).
+
+    Returns:
+        ``{"output", "bytes", "max_abs_diff", "opset"}`` plus ``check_shapes`` and ``model_type``;
+        ``max_abs_diff`` is None without ``check``.
+
+    Raises:
+        RecipeError: If ``opset`` or ``max_seq_length`` is out of range.
+        CheckpointError: If ``output_file`` exists (without ``overwrite``) or ``model_path`` is not a classifier.
+        RunError: If onnx/onnxruntime are missing, the export fails, or onnxruntime disagrees with PyTorch.
+    """
+    from mudkd.core.training import load_classifier
+
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise RecipeError(f"--opset {opset} is not supported", hint=f"choose an opset between {MIN_OPSET} and {MAX_OPSET}")
+    if max_seq_length < 2:
+        raise RecipeError(f"max_seq_length must be at least 2 (got {max_seq_length})")
+    output = Path(output_file)
+    if output.is_dir():
+        raise CheckpointError(f"{output}: is a directory", hint="pass a file name such as student.onnx")
+    if output.exists() and not overwrite:
+        raise CheckpointError(f"{output}: file exists", hint="pass --overwrite to replace it")
+    onnx, onnxruntime = _import_onnx()
+
+    model = load_classifier(model_path, trust_remote_code=trust_remote_code, dtype=torch.float32).eval()
+    config = model.config
+    wrapper = _LogitsOnly(model).eval()
+    seq_length = min(max_seq_length, int(config.max_position_embeddings))
+    example = _example_inputs(config, batch=2, seq_length=seq_length, seed=0)
+    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {OUTPUT_NAME: {0: "batch"}}
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The TorchScript exporter warns about its own deprecation and about Python branches in HF's mask
+            # code; the onnxruntime comparison below on other shapes is what actually validates the trace.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper,
+                tuple(example[name] for name in INPUT_NAMES),
+                str(temporary),
+                dynamo=False,
+                opset_version=opset,
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+            )
+        _add_metadata(onnx, temporary, config, model_path)
+        max_abs_diff = _check_against_torch(onnxruntime, temporary, wrapper, config) if check else None
+        if max_abs_diff is not None and not max_abs_diff <= TOLERANCE:
+            raise RunError(
+                f"onnxruntime and PyTorch disagree on the logits (max |diff| {max_abs_diff:.3g} > {TOLERANCE:g})",
+                hint="try another --opset, or rerun with --debug and report the model config",
+            )
+        os.replace(temporary, output)
+    except RunError:
+        raise
+    except Exception as error:
+        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise RunError(f"ONNX export of {model_path} failed: {first}", hint="rerun with --debug for a traceback") from error
+    finally:
+        temporary.unlink(missing_ok=True)
+    return {
+        "output": str(output),
+        "bytes": output.stat().st_size,
+        "max_abs_diff": max_abs_diff,
+        "opset": opset,
+        "check_shapes": [list(shape) for shape in CHECK_SHAPES] if check else [],
+        "model_type": config.model_type,
+    }
+
+
+def _import_onnx() -> tuple[Any, Any]:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as error:
+        raise RunError(
+            f"ONNX export needs onnx and onnxruntime ({error.name} is not installed)",
+            hint="pip install 'mudkd[onnx]'",
+        ) from None
+    return onnx, onnxruntime
+
+
+def _example_inputs(config: Any, *, batch: int, seq_length: int, seed: int) -> dict[str, torch.Tensor]:
+    """Random int64 inputs [batch, seq]: the first row padded after half its length, segment B in the second half.
+
+    Padding keeps the mask data-dependent in the trace (HF may skip an all-ones mask), and two segments exercise
+    the token-type embedding.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    vocab = int(config.vocab_size)
+    input_ids = torch.randint(min(5, vocab - 1), vocab, (batch, seq_length), generator=generator)
+    attention_mask = torch.ones(batch, seq_length, dtype=torch.long)
+    attention_mask[0, max(1, seq_length // 2) :] = 0
+    input_ids[attention_mask == 0] = int(getattr(config, "pad_token_id", None) or 0)
+    token_type_ids = torch.zeros(batch, seq_length, dtype=torch.long)
+    if int(getattr(config, "type_vocab_size", 1)) > 1:
+        token_type_ids[:, seq_length // 2 :] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def _add_metadata(onnx: Any, path: Path, config: Any, model_path: str) -> None:
+    """Validate the graph and record the label names and source model in the file's metadata."""
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    properties = {
+        "producer": "mudkd",
+        "source_model": str(model_path),
+        "model_type": str(config.model_type),
+        "id2label": json.dumps({str(key): value for key, value in (config.id2label or {}).items()}),
+    }
+    for key, value in properties.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(graph, str(path))
+
+
+def _check_against_torch(onnxruntime: Any, path: Path, wrapper: nn.Module, config: Any) -> float:
+    """Max |onnxruntime - PyTorch| of the logits over :data:`CHECK_SHAPES` (lengths capped at the position table)."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: the core never prints
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for index, (batch, seq_length) in enumerate(CHECK_SHAPES):
+        seq_length = min(seq_length, int(config.max_position_embeddings))
+        inputs = _example_inputs(config, batch=batch, seq_length=seq_length, seed=index + 1)
+        with torch.inference_mode():
+            expected = wrapper(*(inputs[name] for name in INPUT_NAMES)).numpy()
+        (actual,) = session.run([OUTPUT_NAME], {name: tensor.numpy() for name, tensor in inputs.items()})
+        if actual.shape != expected.shape:
+            raise RunError(f"onnxruntime returned logits of shape {actual.shape}, PyTorch {expected.shape}")
+        worst = max(worst, float(abs(actual - expected).max()))
+    return worst
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Size, FLOPs and latency report
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def flops_per_example(config: Any, seq_length: int) -> dict[str, int]:
+    """Matmul FLOPs of one classifier forward pass on ``seq_length`` tokens, from the config alone.
+
+    A multiply-add counts as 2 FLOPs. Counted: the factorised word-embedding projection (``emb_hidden_dim`` r:
+    2·L·r·H), and per layer i with ``h_i`` heads of size d (A = h_i·d) and FFN width ``F_i``: Q/K/V 3·2·L·H·A,
+    attention scores 2·L²·A, weighted sum of values 2·L²·A, attention output 2·L·A·H, FFN 2·2·L·H·F_i; then the
+    pooler 2·H² (the [CLS] token only) and the classifier 2·H·labels. Not counted: embedding look-ups, biases,
+    LayerNorm, softmax, GELU, residuals (together a few percent at most for BERT shapes).
+
+    Works for HF ``BertConfig`` (uniform ``num_attention_heads``, ``intermediate_size``) and ``PrunedBertConfig``
+    (``num_heads_per_layer``, ``intermediate_sizes``, ``attention_head_size``, ``emb_hidden_dim``).
+
+    Args:
+        config: The model config.
+        seq_length: Tokens per example, L.
+
+    Returns:
+        ``{"embeddings", "attention", "ffn", "pooler", "classifier", "total"}`` in FLOPs.
+
+    Raises:
+        CheckpointError: If the config lacks BERT's size fields.
+    """
+    try:
+        hidden = int(config.hidden_size)
+        layers = int(config.num_hidden_layers)
+        uniform_heads = int(config.num_attention_heads)
+        uniform_ffn = int(config.intermediate_size)
+    except (AttributeError, TypeError) as error:
+        raise CheckpointError(
+            f"cannot count FLOPs of a {getattr(config, 'model_type', type(config).__name__)} model ({error})",
+            hint="FLOPs are counted for BERT and pruned-BERT classifiers",
+        ) from None
+    head_size = getattr(config, "attention_head_size", None) or hidden // uniform_heads
+    heads = list(getattr(config, "num_heads_per_layer", None) or [uniform_heads] * layers)
+    ffn_sizes = list(getattr(config, "intermediate_sizes", None) or [uniform_ffn] * layers)
+    rank = int(getattr(config, "emb_hidden_dim", -1) or -1)
+    labels = int(config.num_labels)
+    length = int(seq_length)
+
+    embeddings = 2 * length * rank * hidden if rank > 0 else 0
+    attention = 0
+    ffn = 0
+    for layer_heads, width in zip(heads, ffn_sizes, strict=True):
+        all_heads = int(layer_heads) * head_size
+        attention += 3 * 2 * length * hidden * all_heads  # Q, K, V projections
+        attention += 2 * length * length * all_heads  # scores Q·Kᵀ, every head
+        attention += 2 * length * length * all_heads  # probabilities · V
+        attention += 2 * length * all_heads * hidden  # output projection
+        ffn += 2 * 2 * length * hidden * int(width)  # in and out projections
+    pooler = 2 * hidden * hidden
+    classifier = 2 * hidden * labels
+    counts = {"embeddings": embeddings, "attention": attention, "ffn": ffn, "pooler": pooler, "classifier": classifier}
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def weight_files(model_path: str) -> list[Path]:
+    """The weight files of a local ``save_pretrained`` directory: safetensors if any, else PyTorch ``.bin``.
+
+    Only one format is counted, as a directory may carry the same weights in several.
+    """
+    directory = Path(model_path)
+    if not directory.is_dir():
+        return []
+    files = sorted(path for path in directory.iterdir() if path.is_file() and path.suffix in _WEIGHT_SUFFIXES)
+    safetensors = [path for path in files if path.suffix == ".safetensors"]
+    return safetensors or files
+
+
+def describe(model: nn.Module, model_path: str, seq_length: int) -> dict[str, Any]:
+    """Parameters, on-disk and in-memory bytes, and FLOPs per example of one loaded model."""
+    from mudkd.core.pruning import count_parameters
+
+    files = weight_files(model_path)
+    return {
+        "model_path": str(model_path),
+        "model_type": model.config.model_type,
+        "num_layers": int(model.config.num_hidden_layers),
+        "params": count_parameters(model),
+        "size_bytes": sum(path.stat().st_size for path in files) if files else None,
+        "weight_files": [path.name for path in files],
+        "param_bytes": sum(parameter.numel() * parameter.element_size() for parameter in model.parameters()),
+        "flops": flops_per_example(model.config, seq_length),
+    }
+
+
+def report(
+    model_path: str,
+    *,
+    teacher_path: str | None = None,
+    seq_length: int = 64,
+    batch_size: int = 32,
+    repeats: int = 10,
+    warmup: int = 2,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Size, FLOPs and (given a teacher) the CPU speed-up of a student.
+
+    With a teacher, both models run in this process on the same random batch of ``batch_size`` x ``seq_length``
+    tokens, in eval mode under ``torch.inference_mode``: ``warmup`` untimed passes each, then ``repeats`` timed
+    passes each, interleaved (the order flips every repetition so load drifts hit both alike). The result is
+    the ratio of median times, teacher/student; the medians are secondary fields, never a benchmark.
+
+    Args:
+        model_path: The student (any BERT or pruned-BERT classifier directory).
+        teacher_path: The teacher to compare against, or None for the student alone.
+        seq_length: Tokens per example for FLOPs and latency.
+        batch_size: Examples per timed forward pass.
+        repeats: Timed passes per model (at least 1).
+        warmup: Untimed passes per model before timing.
+        trust_remote_code: Allow model code shipped in the directories to run.
+
+    Returns:
+        The student's ``model_path``, ``model_type``, ``params`` (per component and ``total``), ``size_bytes``
+        (weight files on disk; None for a hub name), ``param_bytes``, ``flops`` (per component and ``total``) and
+        ``seq_length``; ``teacher`` (the same fields, or None); ``param_ratio``, ``flop_ratio``, ``size_ratio`` and
+        ``latency_ratio`` (teacher/student, None without a teacher); ``latency`` (medians and settings, or None).
+
+    Raises:
+        RecipeError: If a size setting is out of range.
+        CheckpointError: If a path is not a loadable classifier.
+    """
+    from mudkd.core.training import load_classifier
+
+    problems = [
+        f"{name} must be at least {low} (got {value})"
+        for name, value, low in (("seq_length", seq_length, 1), ("batch_size", batch_size, 1), ("repeats", repeats, 1))
+        if value < low
+    ]
+    if problems:
+        raise RecipeError(problems[0], problems=problems)
+
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": torch.float32}
+    student = load_classifier(model_path, **options).eval()
+    teacher = load_classifier(teacher_path, **options).eval() if teacher_path else None
+    for name, model in (("student", student), ("teacher", teacher)):
+        if model is not None and seq_length > int(model.config.max_position_embeddings):
+            raise RecipeError(
+                f"seq_length {seq_length} exceeds the {name}'s {model.config.max_position_embeddings} positions",
+                hint=f"use --seq-length {model.config.max_position_embeddings} or less",
+            )
+
+    result: dict[str, Any] = {**describe(student, model_path, seq_length), "seq_length": seq_length}
+    result |= {"teacher": None, "param_ratio": None, "flop_ratio": None, "size_ratio": None, "latency_ratio": None}
+    result["latency"] = None
+    if teacher is None or not teacher_path:
+        return result
+
+    teacher_info = describe(teacher, teacher_path, seq_length)
+    latency = measure_latency(
+        {"teacher": teacher, "student": student},
+        batch_size=batch_size,
+        seq_length=seq_length,
+        repeats=repeats,
+        warmup=warmup,
+    )
+    teacher_ms, student_ms = latency["teacher_median_ms"], latency["student_median_ms"]
+    sizes = (teacher_info["size_bytes"], result["size_bytes"])
+    result |= {
+        "teacher": teacher_info,
+        "param_ratio": teacher_info["params"]["total"] / result["params"]["total"],
+        "flop_ratio": teacher_info["flops"]["total"] / result["flops"]["total"],
+        "size_ratio": sizes[0] / sizes[1] if all(sizes) else None,
+        "latency_ratio": teacher_ms / student_ms if student_ms > 0 else None,
+        "latency": latency,
+    }
+    return result
+
+
+def measure_latency(
+    models: dict[str, nn.Module],
+    *,
+    batch_size: int,
+    seq_length: int,
+    repeats: int,
+    warmup: int = 2,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Median forward-pass time of several models on one shared random batch, repetitions interleaved.
+
+    Args:
+        models: Name -> classifier; all must accept the batch (the smallest vocabulary bounds the token ids).
+        batch_size: Examples per pass.
+        seq_length: Tokens per example.
+        repeats: Timed passes per model.
+        warmup: Untimed passes per model first.
+        seed: Seed of the random token ids.
+
+    Returns:
+        ``{"<name>_median_ms", ...}`` plus the settings and ``threads``.
+    """
+    vocab = min(int(model.config.vocab_size) for model in models.values())
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(min(100, vocab - 1), vocab, (batch_size, seq_length), generator=generator)
+    inputs = {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "token_type_ids": torch.zeros_like(input_ids),
+    }
+    names = list(models)
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    with torch.inference_mode():
+        for model in models.values():
+            model.eval()
+        for _ in range(warmup):
+            for name in names:
+                models[name](**inputs)
+        for repeat in range(repeats):
+            for name in names if repeat % 2 == 0 else reversed(names):
+                start = time.perf_counter()
+                models[name](**inputs)
+                timings[name].append(time.perf_counter() - start)
+    medians = {f"{name}_median_ms": 1000 * statistics.median(values) for name, values in timings.items()}
+    return {
+        **medians,
+        "batch_size": batch_size,
+        "seq_length": seq_length,
+        "repeats": repeats,
+        "warmup": warmup,
+        "threads": torch.get_num_threads(),
+        "interleaved": True,
+    }
