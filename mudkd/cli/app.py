@@ -12,10 +12,18 @@ from mudkd.cli.distill import distill_app
 from mudkd.cli.export import EXPORT_EPILOG, REPORT_EPILOG, export_cli, report_cli
 from mudkd.cli.finetune import EPILOG as FINETUNE_EPILOG
 from mudkd.cli.finetune import finetune_cli
+from mudkd.cli.pipeline import EPILOG as PIPELINE_EPILOG
+from mudkd.cli.pipeline import pipeline_cli
 from mudkd.cli.prune import EPILOG as PRUNE_EPILOG
 from mudkd.cli.prune import prune_cli
+from mudkd.cli.recipe import recipe_app
 from mudkd.cli.score import EPILOG as SCORE_EPILOG
 from mudkd.cli.score import score_cli
+from mudkd.cli.sweep import EPILOG as SWEEP_EPILOG
+from mudkd.cli.sweep import MERGE_EPILOG as SWEEP_MERGE_EPILOG
+from mudkd.cli.sweep import sweep_cli, sweep_merge_cli
+from mudkd.cli.wizard import EPILOG as WIZARD_EPILOG
+from mudkd.cli.wizard import wizard_cli
 
 app = typer.Typer(
     name="mudkd",
@@ -54,6 +62,12 @@ app.command("prune", epilog=PRUNE_EPILOG)(prune_cli)
 app.command("export", epilog=EXPORT_EPILOG)(export_cli)
 app.command("report", epilog=REPORT_EPILOG)(report_cli)
 app.add_typer(distill_app, name="distill")
+app.command("pipeline", epilog=PIPELINE_EPILOG)(pipeline_cli)
+app.command("sweep", epilog=SWEEP_EPILOG)(sweep_cli)
+app.command("sweep-merge", epilog=SWEEP_MERGE_EPILOG)(sweep_merge_cli)
+
+app.command("wizard", epilog=WIZARD_EPILOG)(wizard_cli)
+app.add_typer(recipe_app, name="recipe")
 
 
 def main() -> None:

@@ -21,11 +21,12 @@ REPORT_EPILOG = """Examples:
 
   $ mudkd report --model-path models/student --teacher-model models/teacher --seq-length 128
 
-  $ mudkd report --model-path models/student --teacher-model models/teacher --batch-size 8 --json
+  $ mudkd report --model-path models/student --teacher-model models/teacher --threads 1 --json
 """
 
 ModelPathOpt = Annotated[
-    str, typer.Option("--model-path", help="Student directory (save_pretrained; BERT or pruned BERT).", show_default=False)
+    str,
+    typer.Option("--model-path", help="Student directory (save_pretrained; BERT or pruned BERT).", show_default=False),
 ]
 TrustRemoteCodeOpt = Annotated[
     bool,
@@ -76,6 +77,14 @@ def report_cli(
     seq_length: Annotated[int, typer.Option("--seq-length", help="Tokens per example (FLOPs and latency).")] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per timed forward pass.")] = 32,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed forward passes per model.")] = 10,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="CPU threads while timing (default: torch's). 1 is steadiest on a busy machine.",
+            show_default=False,
+        ),
+    ] = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
     json_: c.JsonOpt = False,
 ) -> None:
@@ -94,6 +103,7 @@ def report_cli(
         seq_length=seq_length,
         batch_size=batch_size,
         repeats=repeats,
+        threads=threads,
         trust_remote_code=trust_remote_code,
     )
     if json_:
@@ -128,22 +138,31 @@ def _print_report(result: dict[str, Any]) -> None:
     row("model", result["model_path"], other.get("model_path"))
     row("layers", result["num_layers"], other.get("num_layers"))
     for key in ("total", "embeddings", "encoder", "pooler", "classifier"):
-        row(f"params {key}", result["params"][key], other["params"].get(key), ratio(other["params"].get(key), result["params"][key]))
-    size = result["size_bytes"]
-    row("weights on disk (MB)", size / 1e6 if size else "-", (other.get("size_bytes") or 0) / 1e6 or "-", result["size_ratio"])
+        student, teacher_value = result["params"][key], other["params"].get(key)
+        row(f"params {key}", _human(student), _human(teacher_value), ratio(teacher_value, student))
+    size, teacher_size = result["size_bytes"], other.get("size_bytes")
+    row("weights on disk", _human(size, "B"), _human(teacher_size, "B"), result["size_ratio"])
     for key in ("total", "embeddings", "attention", "ffn"):
-        row(f"GFLOPs {key}", result["flops"][key] / 1e9, other["flops"].get(key, 0) / 1e9, ratio(other["flops"].get(key), result["flops"][key]))
+        student, teacher_value = result["flops"][key], other["flops"].get(key)
+        row(f"FLOPs {key}", _human(student), _human(teacher_value), ratio(teacher_value, student))
     latency = result["latency"]
     if latency:
-        row(
-            "latency median ms",
-            latency["student_median_ms"],
-            latency["teacher_median_ms"],
-            result["latency_ratio"],
-        )
-    if latency:
+        row("latency median ms", latency["student_median_ms"], latency["teacher_median_ms"], result["latency_ratio"])
         table.caption = (
             f"latency: {latency['repeats']} interleaved repeats of {latency['batch_size']} x {latency['seq_length']}"
             f" tokens on {latency['threads']} CPU threads; compare the ratio, not the absolute times"
         )
+        load, cores = latency.get("load_average"), latency.get("cpu_count")
+        if load is not None and cores and load > cores and latency["threads"] > 1:
+            c.info(f"Warning: load average {load:.1f} exceeds {cores} cores; --threads 1 gives a steadier ratio")
     c.stdout_console().print(table)
+
+
+def _human(value: Any, unit: str = "") -> str:
+    """``1234567`` -> ``1.23 M`` (decimal prefixes); None -> ``-``."""
+    if value is None:
+        return "-"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:g} {unit}".rstrip()

@@ -35,8 +35,12 @@ def prune_cli(
     num_layers: Annotated[int | None, _option("--num-layers", "Keep the bottom N teacher layers.")] = None,
     layers: Annotated[
         str | None,
-        typer.Option("--layers", help="Explicit 0-based teacher layers to keep, e.g. 0,2,4.", metavar="I,J,...",
-                     show_default=False),
+        typer.Option(
+            "--layers",
+            help="Explicit 0-based teacher layers to keep, e.g. 0,2,4.",
+            metavar="I,J,...",
+            show_default=False,
+        ),
     ] = None,
     ffn_hidden_dim: Annotated[int | None, _option("--ffn-hidden-dim", "FFN neurons kept per layer.")] = None,
     emb_hidden_dim: Annotated[
@@ -87,7 +91,7 @@ def _parse_layers(text: str | None) -> list[int] | None:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise RecipeError(
-            f"--layers: expected comma-separated layer indices like 0,2,4 (got {text!r})"
+            f"--layers: expected comma-separated integers (got {text!r})", hint="e.g. --layers 0,2,4"
         ) from None
 
 
@@ -99,13 +103,22 @@ def render_sizes(result: Any, json_mode: bool) -> None:
     from rich.table import Table
 
     details = result.details
-    table = Table(title=f"prune: {result.output_dir}", title_justify="left",
-                  caption=f"compression: {details['compression']:.2f}× fewer parameters", caption_justify="left")
+    table = Table(
+        title=f"prune: {result.output_dir}",
+        title_justify="left",
+        caption=f"compression: {details['compression']:.2f}× fewer parameters",
+        caption_justify="left",
+    )
     for name in ("component", "teacher", "student", "kept"):
         table.add_column(name, justify="left" if name == "component" else "right")
     rows = [*details["components"].items(), ("total", details["params"])]
     for name, counts in rows:
         kept = counts["student"] / counts["teacher"] if counts["teacher"] else 1.0
-        table.add_row(name, f"{counts['teacher']:,}", f"{counts['student']:,}", f"{kept:.1%}",
-                      style="bold" if name == "total" else None)
+        table.add_row(
+            name,
+            f"{counts['teacher']:,}",
+            f"{counts['student']:,}",
+            f"{kept:.1%}",
+            style="bold" if name == "total" else None,
+        )
     c.stdout_console().print(table)

@@ -33,8 +33,9 @@ def score_cli(
     train_batch_size: c.BatchOpt = None,
     num_train_epochs: Annotated[
         float | None,
-        typer.Option("--num-train-epochs", help="Passes over the training data (0.5 = half the batches).",
-                     show_default=False),
+        typer.Option(
+            "--num-train-epochs", help="Passes over the training data (0.5 = half the batches).", show_default=False
+        ),
     ] = None,
     output_dir: c.OutputDirOpt = None,
     seed: c.SeedOpt = None,

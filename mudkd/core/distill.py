@@ -455,7 +455,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     )
     attach_events(trainer, events, "distill hsk", log)
     checkpoint = latest_checkpoint(staging.path) if resume else None
-    trainer.train(resume_from_checkpoint=checkpoint)
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
 
     student.save_pretrained(staging.path)
     tokenizer.save_pretrained(staging.path)
@@ -471,6 +471,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     details = {
         "steps": trainer.state.global_step,
         "teacher_free": store is not None,
+        "train_seconds": train_output.metrics.get("train_runtime"),
         "hsk_loss": final_loss,
         "step_losses": trainer.step_losses,
         "budget": budget_table(budget, len(data.train)),

@@ -95,7 +95,9 @@ def export_onnx(
     from mudkd.core.training import load_classifier
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise RecipeError(f"--opset {opset} is not supported", hint=f"choose an opset between {MIN_OPSET} and {MAX_OPSET}")
+        raise RecipeError(
+            f"--opset {opset} is not supported", hint=f"choose an opset between {MIN_OPSET} and {MAX_OPSET}"
+        )
     if max_seq_length < 2:
         raise RecipeError(f"max_seq_length must be at least 2 (got {max_seq_length})")
     output = Path(output_file)
@@ -142,7 +144,9 @@ def export_onnx(
         raise
     except Exception as error:
         first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise RunError(f"ONNX export of {model_path} failed: {first}", hint="rerun with --debug for a traceback") from error
+        raise RunError(
+            f"ONNX export of {model_path} failed: {first}", hint="rerun with --debug for a traceback"
+        ) from error
     finally:
         temporary.unlink(missing_ok=True)
     return {
@@ -318,6 +322,7 @@ def report(
     batch_size: int = 32,
     repeats: int = 10,
     warmup: int = 2,
+    threads: int | None = None,
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Size, FLOPs and (given a teacher) the CPU speed-up of a student.
@@ -334,6 +339,8 @@ def report(
         batch_size: Examples per timed forward pass.
         repeats: Timed passes per model (at least 1).
         warmup: Untimed passes per model before timing.
+        threads: CPU threads for the timed passes (default: torch's current setting). On a busy machine, 1 thread
+            gives the most stable ratio: multi-threaded passes of a small model suffer most from other processes.
         trust_remote_code: Allow model code shipped in the directories to run.
 
     Returns:
@@ -350,7 +357,12 @@ def report(
 
     problems = [
         f"{name} must be at least {low} (got {value})"
-        for name, value, low in (("seq_length", seq_length, 1), ("batch_size", batch_size, 1), ("repeats", repeats, 1))
+        for name, value, low in (
+            ("seq_length", seq_length, 1),
+            ("batch_size", batch_size, 1),
+            ("repeats", repeats, 1),
+            ("threads", 1 if threads is None else threads, 1),
+        )
         if value < low
     ]
     if problems:
@@ -379,6 +391,7 @@ def report(
         seq_length=seq_length,
         repeats=repeats,
         warmup=warmup,
+        threads=threads,
     )
     teacher_ms, student_ms = latency["teacher_median_ms"], latency["student_median_ms"]
     sizes = (teacher_info["size_bytes"], result["size_bytes"])
@@ -400,6 +413,7 @@ def measure_latency(
     seq_length: int,
     repeats: int,
     warmup: int = 2,
+    threads: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Median forward-pass time of several models on one shared random batch, repetitions interleaved.
@@ -410,10 +424,12 @@ def measure_latency(
         seq_length: Tokens per example.
         repeats: Timed passes per model.
         warmup: Untimed passes per model first.
+        threads: CPU threads while timing (restored afterwards); None keeps torch's setting.
         seed: Seed of the random token ids.
 
     Returns:
-        ``{"<name>_median_ms", ...}`` plus the settings and ``threads``.
+        ``{"<name>_median_ms", ...}``, for each adjacent pair of names the median per-repetition time ratio
+        ``"<first>_<second>_paired_ratio"``, and the settings and ``threads``.
     """
     vocab = min(int(model.config.vocab_size) for model in models.values())
     generator = torch.Generator().manual_seed(seed)
@@ -423,6 +439,42 @@ def measure_latency(
         "attention_mask": torch.ones_like(input_ids),
         "token_type_ids": torch.zeros_like(input_ids),
     }
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        used_threads = torch.get_num_threads()
+        timings = _time_interleaved(models, inputs, repeats=repeats, warmup=warmup)
+    finally:
+        torch.set_num_threads(previous_threads)
+    names = list(models)
+    medians = {f"{name}_median_ms": 1000 * statistics.median(values) for name, values in timings.items()}
+    # Each repetition times the models back to back, so the ratio within a repetition shares the machine's load.
+    paired = {
+        f"{first}_{second}_paired_ratio": statistics.median(
+            a / b for a, b in zip(timings[first], timings[second], strict=True)
+        )
+        for first, second in zip(names[:-1], names[1:], strict=True)
+    }
+    return {
+        **medians,
+        **paired,
+        "batch_size": batch_size,
+        "seq_length": seq_length,
+        "repeats": repeats,
+        "warmup": warmup,
+        "threads": used_threads,
+        "cpu_count": os.cpu_count(),
+        # More runnable processes than cores slows multi-threaded passes far more than single-threaded ones.
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "interleaved": True,
+    }
+
+
+def _time_interleaved(
+    models: dict[str, nn.Module], inputs: dict[str, torch.Tensor], *, repeats: int, warmup: int
+) -> dict[str, list[float]]:
+    """Seconds per forward pass of each model; the order flips every repetition."""
     names = list(models)
     timings: dict[str, list[float]] = {name: [] for name in names}
     with torch.inference_mode():
@@ -436,13 +488,4 @@ def measure_latency(
                 start = time.perf_counter()
                 models[name](**inputs)
                 timings[name].append(time.perf_counter() - start)
-    medians = {f"{name}_median_ms": 1000 * statistics.median(values) for name, values in timings.items()}
-    return {
-        **medians,
-        "batch_size": batch_size,
-        "seq_length": seq_length,
-        "repeats": repeats,
-        "warmup": warmup,
-        "threads": torch.get_num_threads(),
-        "interleaved": True,
-    }
+    return timings

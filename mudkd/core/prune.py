@@ -72,8 +72,10 @@ def scores_dir(recipe: Recipe) -> Path:
     if not directory:
         raise CheckpointError("no importance scores given", hint="pass --scores DIR (written by 'mudkd score')")
     if not (Path(directory) / SCORES_FILE).is_file():
-        reason = "does not exist" if not Path(directory).exists() else f"has no {SCORES_FILE}"
-        raise CheckpointError(f"{directory}: {reason}", hint="run 'mudkd score' on this teacher first, or fix --scores")
+        problem = "does not exist" if not Path(directory).exists() else f"has no {SCORES_FILE}"
+        raise CheckpointError(
+            f"scores directory {directory} {problem}", hint="run 'mudkd score' on this teacher first, or fix --scores"
+        )
     return Path(directory)
 
 
@@ -163,9 +165,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
     output = staging.commit()
     details = {
         "params": {"teacher": before["total"], "student": after["total"]},
-        "components": {
-            name: {"teacher": before[name], "student": after[name]} for name in before if name != "total"
-        },
+        "components": {name: {"teacher": before[name], "student": after[name]} for name in before if name != "total"},
         "compression": before["total"] / after["total"],
     }
     return StageResult(str(output), {}, details)

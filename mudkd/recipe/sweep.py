@@ -1,0 +1,457 @@
+"""Sweep recipes: a grid of knowledge budgets over one base recipe (pure Python, no torch).
+
+A sweep file names a base recipe and one or more grid blocks. Each block is a cartesian product of its axes; the
+blocks' points are concatenated (duplicates dropped), then the baselines are added::
+
+    schema_version = 1
+    base = "sweep_base_sst2.toml"        # relative to this file
+    output_dir = "outputs/sweep_sst2"    # relative to the working directory, like every recipe path
+    baselines = ["no_hsk", "full_hsk"]
+
+    [[grid]]                             # or a single [grid] table
+    name = "length"
+    keep_tokens = [4, 8, 16]
+    token_scheme = ["left_first", "attention_no_sep"]
+
+Every point becomes dotted recipe overrides (``hsk.keep_tokens = 8``...) applied on top of the base recipe. A
+value of ``None`` in the overrides puts a key back to "unset" (e.g. the full-HSK baseline clears the budget).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from mudkd.errors import RecipeError
+from mudkd.recipe.load import build_recipe, parse_override, read_toml
+from mudkd.recipe.schema import HIDDEN_SCHEMES, TOKEN_SCHEMES, Recipe, Section
+
+SWEEP_SCHEMA_VERSION = 1
+KINDS = ("hsk", "no_hsk", "full_hsk")
+BASELINES = ("no_hsk", "full_hsk")
+
+#: Grid axes, in the order they appear in point ids, and the recipe key each one sets.
+AXES: dict[str, str] = {
+    "config_3d": "hsk.config_3d",
+    "keep_layers": "hsk.keep_layers",
+    "keep_tokens": "hsk.keep_tokens",
+    "keep_hidden": "hsk.keep_hidden",
+    "layer_scheme": "hsk.layer_scheme",
+    "token_scheme": "hsk.token_scheme",
+    "hidden_scheme": "hsk.hidden_scheme",
+    "seed": "training.seed",
+}
+BUDGET_AXES = ("config_3d", "keep_layers", "keep_tokens", "keep_hidden")
+SCHEME_AXES = ("layer_scheme", "token_scheme", "hidden_scheme")
+_DIMENSION_NAMES = {"config_3d": "3D", "keep_layers": "depth", "keep_tokens": "length", "keep_hidden": "width"}
+_SHORT = {
+    "left_first": "left",
+    "attention": "att",
+    "attention_no_sep": "attnosep",
+    "rand_mask": "rand",
+    "uniform_mask": "uniform",
+    "importance_mask_dynamic": "mag",
+}
+_PREFIX = {"keep_layers": "K", "keep_tokens": "k", "keep_hidden": "h", "seed": "s"}
+_FLOAT = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_CONFIG_3D = re.compile(rf"(\d+)l_(\d+)t_({_FLOAT})h")
+_LAYER_SCHEME = re.compile(r"t_top([1-9]\d*)")
+
+# ---------------------------------------------------------------------------------------------------------------
+# Schema
+
+
+class GridBlock(Section):
+    """One cartesian grid: every combination of the listed values becomes a point."""
+
+    name: str | None = Field(
+        None, description="Series label in tables and plots (default: the dimension varied, e.g. 'length')."
+    )
+    config_3d: list[str] | None = Field(
+        None, description="Joint budgets '{K}l_{k}t_{rho}h'; each sets keep_layers, keep_tokens and keep_hidden."
+    )
+    keep_layers: list[int] | None = Field(None, description="K values: top student layers with HSK (>= 1).")
+    keep_tokens: list[int] | None = Field(None, description="k values: tokens per example with HSK (>= 1).")
+    keep_hidden: list[float] | None = Field(None, description="rho values: kept fraction of the width, in (0, 1].")
+    layer_scheme: list[str] | None = Field(None, description="Depth mappings t_topN (e.g. t_top10, t_top12).")
+    token_scheme: list[Literal["left_first", "attention", "attention_no_sep"]] | None = Field(
+        None, description=f"Token schemes: {', '.join(TOKEN_SCHEMES)}."
+    )
+    hidden_scheme: list[Literal["rand_mask", "uniform_mask", "importance_mask_dynamic"]] | None = Field(
+        None, description=f"Width schemes: {', '.join(HIDDEN_SCHEMES)}."
+    )
+    seed: list[int] | None = Field(None, description="Seeds (replicates of every other combination).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalars_to_lists(cls, data: Any) -> Any:
+        """A single value is a one-element axis: ``token_scheme = "attention"`` fixes the scheme for the block."""
+        if isinstance(data, dict):
+            return {k: [v] if k in AXES and not isinstance(v, list) else v for k, v in data.items()}
+        return data
+
+    @field_validator("keep_layers", "keep_tokens")
+    @classmethod
+    def _positive(cls, values: list[int] | None) -> list[int] | None:
+        bad = [v for v in values or [] if v < 1]
+        if bad:
+            raise ValueError(f"values must be >= 1 (got {bad})")
+        return values
+
+    @field_validator("keep_hidden")
+    @classmethod
+    def _fraction(cls, values: list[float] | None) -> list[float] | None:
+        bad = [v for v in values or [] if not 0 < v <= 1]
+        if bad:
+            raise ValueError(f"values must be in (0, 1] (got {bad})")
+        return values
+
+    @field_validator("layer_scheme")
+    @classmethod
+    def _layer_scheme(cls, values: list[str] | None) -> list[str] | None:
+        bad = [v for v in values or [] if not _LAYER_SCHEME.fullmatch(v)]
+        if bad:
+            raise ValueError(f"use t_topN, e.g. t_top10 (got {bad})")
+        return values
+
+    @field_validator("config_3d")
+    @classmethod
+    def _config_3d(cls, values: list[str] | None) -> list[str] | None:
+        bad = [v for v in values or [] if not _CONFIG_3D.fullmatch(v.strip())]
+        if bad:
+            raise ValueError(f"use {{layers}}l_{{tokens}}t_{{width}}h, e.g. 1l_10t_0.1h (got {bad})")
+        return [v.strip() for v in values] if values is not None else None
+
+    @model_validator(mode="after")
+    def _check_block(self) -> GridBlock:
+        for axis in AXES:
+            values = getattr(self, axis)
+            if values is not None and not values:
+                raise ValueError(f"{axis}: give at least one value")
+            if values is not None and len(set(values)) != len(values):
+                raise ValueError(f"{axis}: duplicate values {values}")
+        if self.config_3d and any(getattr(self, axis) for axis in ("keep_layers", "keep_tokens", "keep_hidden")):
+            raise ValueError("config_3d already sets keep_layers, keep_tokens and keep_hidden: use one or the other")
+        if not any(getattr(self, axis) for axis in AXES):
+            raise ValueError(f"an empty grid block (give at least one of {', '.join(AXES)})")
+        return self
+
+    def axes(self) -> list[str]:
+        """The axes this block lists, in id order."""
+        return [axis for axis in AXES if getattr(self, axis)]
+
+    def series_name(self) -> str:
+        """The block's dimension label: its name, or what it varies ('length', 'width', '3D', ...)."""
+        if self.name:
+            return self.name
+        dimensions = [_DIMENSION_NAMES[axis] for axis in BUDGET_AXES if getattr(self, axis)]
+        if len(dimensions) > 1:
+            return "joint (" + "+".join(dimensions) + ")"
+        return dimensions[0] if dimensions else "schemes"
+
+
+class Sweep(Section):
+    """A sweep: one base recipe, grid blocks of budgets/schemes, optional baselines, one output directory."""
+
+    schema_version: int = Field(SWEEP_SCHEMA_VERSION, description="Sweep format version.")
+    base: str = Field(description="Base recipe (TOML), relative to the sweep file; every point starts from it.")
+    grid: list[GridBlock] = Field(
+        default_factory=list, description="A [grid] table, or several [[grid]] blocks (each a cartesian product)."
+    )
+    baselines: list[Literal["no_hsk", "full_hsk"]] = Field(
+        default_factory=list,
+        description="Reference runs: 'no_hsk' (prediction distillation only) and 'full_hsk' (all layers, tokens "
+        "and width, teacher online).",
+    )
+    output_dir: str | None = Field(None, description="Where points, results and plots are written.")
+    teacher_free: bool = Field(
+        True, description="Run the teacher once into a store that serves every point (false: teacher online)."
+    )
+
+    _source: str = PrivateAttr("sweep")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_to_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("grid"), dict):
+            return {**data, "grid": [data["grid"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Sweep:
+        if self.schema_version > SWEEP_SCHEMA_VERSION:
+            raise ValueError(f"schema_version {self.schema_version} is newer than this mudkd ({SWEEP_SCHEMA_VERSION})")
+        if len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(f"baselines: duplicate entries {self.baselines}")
+        if not self.grid and not self.baselines:
+            raise ValueError("nothing to run: give a [grid] and/or baselines")
+        return self
+
+    @property
+    def source(self) -> str:
+        """The sweep file (for messages)."""
+        return self._source
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def split_sets(sets: list[str] | None) -> tuple[list[str], list[str]]:
+    """Split ``--set`` strings into sweep keys (``output_dir=...``, ``grid.keep_tokens=[...]``) and recipe keys."""
+    sweep_sets, recipe_sets = [], []
+    for text in sets or []:
+        key = text.partition("=")[0].strip()
+        (sweep_sets if key.split(".")[0] in Sweep.model_fields else recipe_sets).append(text)
+    return sweep_sets, recipe_sets
+
+
+def _set_dotted(data: Any, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise RecipeError(f"--set {key}: cannot set inside {part!r}", hint="edit the sweep file instead")
+    if isinstance(node, list):
+        raise RecipeError(f"--set {key}: grid is a list of [[grid]] blocks", hint="use grid.0.keep_tokens=[...]")
+    node[parts[-1]] = value
+
+
+def _describe(error: Mapping[str, Any], grid_was_table: bool) -> str:
+    location = [str(part) for part in error["loc"]]
+    if grid_was_table and location[:2] == ["grid", "0"]:
+        location = ["grid", *location[2:]]
+    where = ".".join(location) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        model = GridBlock if location and location[0] == "grid" else Sweep
+        allowed = list(model.model_fields)
+        close = difflib.get_close_matches(location[-1], allowed, n=1)
+        return f"{where}: unknown key ({f'did you mean {close[0]!r}?' if close else 'allowed: ' + ', '.join(allowed)})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if "input" in error and error["type"] != "missing" and not isinstance(error["input"], dict):
+        message = f"{message} (got {error['input']!r})"
+    return f"{where}: {message}"
+
+
+def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
+    """Read and validate a sweep file; ``base`` is resolved relative to the file.
+
+    Args:
+        path: The sweep TOML file.
+        sets: ``--set`` strings; only sweep keys are applied (see :func:`split_sets`).
+
+    Raises:
+        RecipeError: With every problem found, one per line, each naming the file and the key.
+    """
+    path = Path(path)
+    data = read_toml(path)
+    for text in split_sets(sets)[0]:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+    grid_was_table = isinstance(data.get("grid"), dict)
+    problems: list[str] = []
+    sweep: Sweep | None = None
+    try:
+        sweep = Sweep.model_validate(data)
+    except ValidationError as error:
+        problems = [f"{path}: {_describe(item, grid_was_table)}" for item in error.errors()]
+    base_value = data.get("base")
+    if isinstance(base_value, str):
+        base_path = Path(base_value) if Path(base_value).is_absolute() else path.parent / base_value
+        if not base_path.is_file():
+            problems.append(f"{path}: base: base recipe not found ({base_path})")
+    if problems or sweep is None:
+        raise RecipeError(
+            problems[0],
+            hint="see the commented example recipes/sweep_sst2_minilm.toml for every key",
+            problems=problems,
+        )
+    sweep.base = str(base_path)
+    sweep._source = str(path)
+    return sweep
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Points
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep.
+
+    Attributes:
+        id: Stable, filesystem-safe slug of the settings, e.g. ``k10-attnosep`` or ``1l_10t_0.1h``.
+        kind: ``hsk`` (a grid point), ``no_hsk`` or ``full_hsk`` (baselines).
+        settings: The grid values of this point, e.g. ``{"keep_tokens": 10, "token_scheme": "attention_no_sep"}``.
+        overrides: Dotted recipe keys to set on the base recipe (``None`` = unset).
+        series: The curve this point belongs to in tables and plots, e.g. ``length · attention_no_sep``.
+    """
+
+    id: str
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    series: str = ""
+
+    @property
+    def sets(self) -> list[str]:
+        """The overrides as ``--set`` strings (an unset key shows as ``key=unset``)."""
+        return [f"{key}={_literal(value)}" for key, value in self.overrides.items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "series": self.series, "settings": dict(self.settings),
+                "overrides": self.sets}
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def _slug(settings: Mapping[str, Any]) -> str:
+    parts = []
+    for axis in AXES:
+        if axis not in settings:
+            continue
+        value = settings[axis]
+        if isinstance(value, float):
+            text = format(value, "g")
+        else:
+            text = _SHORT.get(str(value), str(value))
+        parts.append(f"{_PREFIX.get(axis, '')}{text}")
+    return "-".join(parts)
+
+
+def _overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {AXES[axis]: value for axis, value in settings.items()}
+    if "keep_layers" in settings or "config_3d" in settings:
+        # an explicit layer list in the base would contradict the grid's K
+        overrides |= {"hsk.student_layers": None, "hsk.teacher_layers": None}
+    if "layer_scheme" in settings:
+        overrides["hsk.teacher_layers"] = None
+    return overrides
+
+
+FULL_HSK_OVERRIDES: dict[str, Any] = {
+    "hsk.config_3d": None,
+    "hsk.keep_layers": None,
+    "hsk.student_layers": None,
+    "hsk.teacher_layers": None,
+    "hsk.keep_tokens": None,
+    "hsk.keep_hidden": 1.0,
+}
+
+
+def expand_grid(sweep: Sweep) -> list[Point]:
+    """Every point of the sweep, baselines first, then each grid block's cartesian product in file order.
+
+    Points with identical settings (from different blocks) are kept once, in the first block's series.
+    """
+    points: list[Point] = []
+    if "no_hsk" in sweep.baselines:
+        points.append(Point("no_hsk", "no_hsk", {}, {}, "no HSK"))
+    if "full_hsk" in sweep.baselines:
+        points.append(Point("full_hsk", "full_hsk", {}, dict(FULL_HSK_OVERRIDES), "full HSK"))
+    seen = {point.id for point in points}
+    for block in sweep.grid:
+        axes = block.axes()
+        for values in itertools.product(*(getattr(block, axis) for axis in axes)):
+            settings = dict(zip(axes, values, strict=True))
+            point_id = _slug(settings)
+            if point_id in seen:
+                continue
+            seen.add(point_id)
+            schemes = [str(settings[axis]) for axis in SCHEME_AXES if axis in settings]
+            series = block.series_name() + (" · " + ", ".join(schemes) if schemes else "")
+            points.append(Point(point_id, "hsk", settings, _overrides(settings), series))
+    return points
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``--shard i/n`` (shards are numbered 1..n)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if match is None:
+        raise RecipeError(f"--shard {text!r}: expected i/n, e.g. 1/4", hint="shards are numbered 1..n")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or not 1 <= index <= count:
+        raise RecipeError(f"--shard {text}: i must be between 1 and n (got {index}/{count})",
+                          hint="shards are numbered 1..n, e.g. --shard 1/4 ... --shard 4/4")
+    return index, count
+
+
+def shard(points: list[Point], index: int, count: int) -> list[Point]:
+    """Shard ``index`` of ``count`` (1-based), round-robin over the grid order: disjoint and complete."""
+    if count < 1 or not 1 <= index <= count:
+        raise RecipeError(f"shard {index}/{count}: i must be between 1 and n", hint="shards are numbered 1..n")
+    return points[index - 1 :: count]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Point recipes
+
+
+def _expand_config_3d(hsk: dict[str, Any]) -> None:
+    """Replace the base's ``config_3d`` by the three keys it stands for (so a grid can vary one of them)."""
+    match = _CONFIG_3D.fullmatch(str(hsk.get("config_3d") or "").strip())
+    if match is None:
+        return
+    hsk["keep_layers"], hsk["keep_tokens"] = int(match.group(1)), int(match.group(2))
+    hsk["keep_hidden"] = float(match.group(3))
+    hsk["config_3d"] = None
+
+
+def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any], *, where: str = "sweep point") -> Recipe:
+    """A copy of ``recipe`` with dotted ``overrides`` set (``None`` = unset), validated.
+
+    When the base sets ``hsk.config_3d`` and a point varies one of keep_layers/keep_tokens/keep_hidden, the base's
+    3D string is first expanded into the three keys, so the other two keep the base's values.
+
+    Raises:
+        RecipeError: With every problem, each prefixed by ``where``.
+    """
+    data = recipe.model_dump()
+    budget_keys = {"hsk.keep_layers", "hsk.keep_tokens", "hsk.keep_hidden"}
+    if data["hsk"].get("config_3d") and budget_keys & set(overrides) and "hsk.config_3d" not in overrides:
+        _expand_config_3d(data["hsk"])
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if section not in data or not isinstance(data[section], dict) or not name:
+            raise RecipeError(f"{where}: {key}: unknown recipe key")
+        data[section][name] = value
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as error:
+        problems = [f"{where}: {'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()]
+        raise RecipeError(problems[0], problems=problems) from None
+
+
+def make_recipe_builder(sweep: Sweep, sets: list[str] | None = None) -> Callable[[Mapping[str, Any]], Recipe]:
+    """Validate the base recipe (with the recipe keys of ``sets``) and return ``overrides -> Recipe``.
+
+    Raises:
+        RecipeError: If the base recipe is invalid (every problem, naming the base file).
+    """
+    base = build_recipe(sweep.base, sets=split_sets(sets)[1])
+
+    def build(overrides: Mapping[str, Any]) -> Recipe:
+        return apply_overrides(base, overrides)
+
+    return build
