@@ -97,6 +97,13 @@ def _metric(record: dict[str, Any]) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _budget(row: dict[str, Any]) -> str:
+    """The budget in a table cell: ``K=1 k=10 ρ=0.1`` (schemes are in the series column)."""
+    if not row.get("keep_layers"):
+        return "-"
+    return f"K={row['keep_layers']} k={row['keep_tokens']} ρ={row['keep_hidden']:g}"
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
@@ -112,19 +119,22 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
     if plan.get("shard"):
         title += f", shard {plan['shard']}"
     table = Table(title=title, title_justify="left")
-    for column, justify in (("point", "left"), ("kind", "left"), ("series", "left"), ("budget", "left"),
-                            ("HSK fraction", "right"), ("elements/ex", "right"), ("store", "left"),
-                            ("done", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("point", no_wrap=True)
+    table.add_column("series")
+    table.add_column("budget", no_wrap=True)
+    for column in ("HSK", "elements"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("HSK from", no_wrap=True)
+    table.add_column("done", no_wrap=True)
     for row in plan["points"]:
-        table.add_row(row["id"], row["kind"], row["series"], row["budget"], _fraction(row["hsk_fraction"]),
-                      c.format_value(row["elements_per_example"]),
-                      row["store"] or ("online" if row["kind"] != "no_hsk" else "-"), "yes" if row["done"] else "")
+        source = row["store"] or ("teacher" if row["kind"] != "no_hsk" else "-")
+        table.add_row(row["id"], row["series"], _budget(row), _fraction(row["hsk_fraction"]),
+                      c.format_value(row["elements_per_example"]), source, "yes" if row["done"] else "")
     c.stdout_console().print(table)
     if plan["stores"]:
         stores = Table(title="Teacher-free store(s): the teacher runs once per store", title_justify="left")
         for column in ("store", "budget", "bytes/example", "size", "serves"):
-            stores.add_column(column)
+            stores.add_column(column, no_wrap=column not in {"store", "budget"})
         for store in plan["stores"]:
             size = _human(store["bytes"]) if store.get("bytes") else "-"
             stores.add_row(store["path"], store["budget"], c.format_value(store["bytes_per_example"]), size,
@@ -154,14 +164,14 @@ def render_result(result: Any, json_mode: bool) -> None:
     records = result.records
     metric = next((r["metric"] for r in records if r.get("metric")), "metric")
     table = Table(title=f"Sweep results ({len(records)} points) → {result.output_dir}", title_justify="left")
-    for column, justify in (("point", "left"), ("kind", "left"), ("series", "left"), ("budget", "left"),
-                            ("HSK fraction", "right"), (f"dev {metric}", "right"), ("hsk", "right"),
-                            ("pred", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("point", no_wrap=True)
+    table.add_column("series")
+    table.add_column("budget", no_wrap=True)
+    for column in ("HSK", f"dev {metric}", "hsk", "pred"):
+        table.add_column(column, justify="right", no_wrap=True)
     for record in records:
-        table.add_row(record["id"], record["kind"], record["series"], record.get("budget") or "-",
-                      _fraction(record["hsk_fraction"]), _metric(record), _seconds(record.get("hsk_seconds")),
-                      _seconds(record.get("pred_seconds")))
+        table.add_row(record["id"], record["series"], _budget(record), _fraction(record["hsk_fraction"]),
+                      _metric(record), _seconds(record.get("hsk_seconds")), _seconds(record.get("pred_seconds")))
     console = c.stdout_console()
     console.print(table)
     for line in text_curve(records):
@@ -277,11 +287,12 @@ class SweepDisplay:
 
         elapsed = time.monotonic() - self.started
         table = Table(title=f"Sweep ({elapsed:.0f}s)", title_justify="left")
-        for column in ("point", "budget", "HSK fraction", "dev metric", "time", "status"):
-            table.add_column(column, justify="right" if column in {"HSK fraction", "dev metric", "time"} else "left")
+        for column in ("point", "budget", "HSK", "dev metric", "time", "status"):
+            right = column in {"HSK", "dev metric", "time"}
+            table.add_column(column, justify="right" if right else "left", no_wrap=column != "status")
         for point_id in self.order:
             row = self.rows[point_id]
             seconds = row.get("seconds")
-            table.add_row(point_id, row.get("budget") or "-", _fraction(row.get("hsk_fraction")), _metric(row),
+            table.add_row(point_id, _budget(row), _fraction(row.get("hsk_fraction")), _metric(row),
                           "-" if seconds is None else f"{seconds:.1f}s", self.status.get(point_id, ""))
         return table

@@ -52,6 +52,8 @@ def read_config(path: str | None, role: str) -> dict[str, Any]:
     if not path:
         raise CheckpointError(f"no {role} model given", hint=f"pass --{role}-model DIR")
     config_file = Path(path) / "config.json"
+    if not Path(path).exists() and path.count("/") == 1 and not path.startswith((".", "~")):
+        return _hub_config(path, role)  # a hub name such as huawei-noah/TinyBERT_General_4L_312D
     if not config_file.is_file():
         raise CheckpointError(
             f"{path}: {role} is not a model directory (no config.json)",
@@ -61,6 +63,18 @@ def read_config(path: str | None, role: str) -> dict[str, Any]:
         return json.loads(config_file.read_text())
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{config_file}: malformed config.json ({error})") from None
+
+
+def _hub_config(name: str, role: str) -> dict[str, Any]:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(name).to_dict()
+    except (OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{name}: {role} model not found locally or on the hub ({str(error).splitlines()[0][:120]})",
+            hint="check the name and your network, or pass a local directory",
+        ) from None
 
 
 def budget_from_recipe(

@@ -105,6 +105,9 @@ class PlannedPoint:
             "budget": describe_budget(budget) if budget else "none (prediction distillation only)",
             "hsk_fraction": budget.hsk_fraction if budget else 0.0,
             "elements_per_example": budget.elements_per_example if budget else 0,
+            "keep_layers": budget.keep_layers if budget else 0,
+            "keep_tokens": budget.keep_tokens if budget else 0,
+            "keep_hidden": budget.keep_hidden if budget else 0.0,
             "store": self.store,
             "overrides": self.point.sets,
         }
