@@ -89,7 +89,7 @@ def sweep_merge_cli(
 
 
 def _fraction(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3%}"
+    return "-" if value is None else f"{value * 100:.3g}%"
 
 
 def _metric(record: dict[str, Any]) -> str:
@@ -122,14 +122,13 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
     table.add_column("point", no_wrap=True)
     table.add_column("series")
     table.add_column("budget", no_wrap=True)
-    for column in ("HSK", "elements"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("HSK from", no_wrap=True)
+    table.add_column("HSK", justify="right", no_wrap=True)
+    table.add_column("HSK from")
     table.add_column("done", no_wrap=True)
     for row in plan["points"]:
         source = row["store"] or ("teacher" if row["kind"] != "no_hsk" else "-")
-        table.add_row(row["id"], row["series"], _budget(row), _fraction(row["hsk_fraction"]),
-                      c.format_value(row["elements_per_example"]), source, "yes" if row["done"] else "")
+        table.add_row(row["id"], row["series"], _budget(row), _fraction(row["hsk_fraction"]), source,
+                      "yes" if row["done"] else "")
     c.stdout_console().print(table)
     if plan["stores"]:
         stores = Table(title="Teacher-free store(s): the teacher runs once per store", title_justify="left")
@@ -137,9 +136,11 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
             stores.add_column(column, no_wrap=column not in {"store", "budget"})
         for store in plan["stores"]:
             size = _human(store["bytes"]) if store.get("bytes") else "-"
-            stores.add_row(store["path"], store["budget"], c.format_value(store["bytes_per_example"]), size,
+            stores.add_row(store["name"], store["budget"], c.format_value(store["bytes_per_example"]), size,
                            f"{len(store['points'])} points" + (" (given)" if store["given"] else ""))
         c.stdout_console().print(stores)
+    for store in plan["stores"]:
+        c.stdout_console().print(f"{store['name']}: {store['path']}", highlight=False, markup=False)
     for note in plan.get("notes", []):
         c.stdout_console().print(f"Note: {note}", highlight=False, markup=False)
 

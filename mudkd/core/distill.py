@@ -454,7 +454,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
         events.on_message(f"device: {device}; teacher-free: HSK read from {recipe.hsk.hsk_store}")
     model = HskStudent(student, budget.teacher_hidden, budget.mask_mode)
 
-    staging = StagingDir(final, resume=resume)
+    staging = StagingDir(final, resume=resume, recipe=recipe)
     (staging.path / "knowledge_budget.json").write_text(
         json.dumps(budget_table(budget, len(data.train)), indent=2) + "\n"
     )
@@ -517,7 +517,7 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
         source = KnowledgeSource(store=store)
         events.on_message(f"device: {device}; teacher-free: logits read from {recipe.pred.logits_store}")
 
-    staging = StagingDir(final, resume=resume)
+    staging = StagingDir(final, resume=resume, recipe=recipe)
     log = JsonlWriter(staging.path / "metrics.jsonl")
     arguments = training_arguments(recipe.pred, recipe.training, staging.path, selection=data.selection)
     trainer = _make_trainer_class()(

@@ -92,7 +92,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     device = resolve_device(recipe.training)
     events.on_message(f"device: {device}; train examples: {len(data.train)}; dev examples: {len(data.dev['dev'])}")
 
-    staging = StagingDir(final, resume=resume)
+    staging = StagingDir(final, resume=resume, recipe=recipe)
     log = JsonlWriter(staging.path / "metrics.jsonl")
     arguments = training_arguments(recipe.finetune, recipe.training, staging.path, selection=data.selection)
     trainer = Trainer(

@@ -472,7 +472,8 @@ def _plan_stores(
     else:
         used: set[str] = set()
         for store in stores:
-            label = store.budget.token_scheme if store.budget.uses_attention_scores else "natural"
+            short = {"attention": "att", "attention_no_sep": "attnosep"}
+            label = short[store.budget.token_scheme] if store.budget.uses_attention_scores else "natural"
             if store.budget.uses_attention_scores and store.budget.att_ttop12:
                 label += "-ttop12"
             label = label if label not in used else f"{label}-{len(used) + 1}"

@@ -94,12 +94,22 @@ class StagingDir:
     the complete new one, never half of one.
     """
 
-    def __init__(self, final: Path, *, resume: bool = False) -> None:
+    def __init__(self, final: Path, *, resume: bool = False, recipe: Recipe | None = None) -> None:
         self.final = final
         self.path = final.with_name(final.name + ".partial")
+        settings = self.path / "resume_settings.json"
+        if self.path.exists() and resume and recipe is not None and settings.is_file():
+            changed = _changed_settings(json.loads(settings.read_text()), resume_settings(recipe))
+            if changed:
+                raise CheckpointError(
+                    f"{self.path}: cannot resume: the interrupted run used different {', '.join(changed[:5])}",
+                    hint="rerun with the original settings, or without --resume to start over",
+                )
         if self.path.exists() and not resume:
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
+        if recipe is not None and not settings.is_file():
+            settings.write_text(json.dumps(resume_settings(recipe), indent=2, sort_keys=True) + "\n")
 
     def commit(self) -> Path:
         self.final.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +121,27 @@ class StagingDir:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.final
+
+
+def resume_settings(recipe: Recipe) -> dict[str, Any]:
+    """The recipe values a resumed run must share with the interrupted one (where it runs may change)."""
+    data = recipe.model_dump(mode="json")
+    for volatile in ("output", "pipeline"):
+        data.pop(volatile, None)
+    for key in ("device", "dataloader_num_workers", "logging_steps", "eval_batch_size"):
+        data["training"].pop(key, None)
+    return data
+
+
+def _changed_settings(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    changed = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _changed_settings(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(f"{prefix}{key}")
+    return changed
 
 
 def resolve_device(training: TrainingConfig) -> str:
