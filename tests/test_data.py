@@ -145,3 +145,7 @@ def test_rt_snippets_split():
     splits, labels, _, selection, _ = load_raw(TaskConfig(name="rt-snippets"))
     assert labels == ["negative", "positive"] and selection == "accuracy"
     assert len(splits["train"]["text_a"]) == 9544 and len(splits["dev"]["text_a"]) == 1061
+    # The file is ordered by sentiment; the split must not be: both classes in any prefix and in dev.
+    first = splits["train"]["label"][:2000]
+    assert 0.4 < sum(first) / len(first) < 0.6
+    assert 0.4 < sum(splits["dev"]["label"]) / len(splits["dev"]["label"]) < 0.6

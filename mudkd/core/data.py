@@ -260,14 +260,16 @@ def rt_snippets_path() -> Path:
 def _load_rt_snippets() -> tuple[dict[str, dict[str, list]], list[Path]]:
     """10,605 movie-review snippets with human sentiment in [-4, 4]: positive iff the score is > 0.
 
-    Every 10th snippet goes to dev (1,061 examples), the rest to train (9,544): a fixed, documented split.
+    The file is ordered by sentiment, so the rows are first shuffled with a fixed seed; then every 10th snippet
+    goes to dev (1,061 examples) and the rest to train (9,544): a fixed, documented, class-balanced split.
     """
+    import random
+
     path = rt_snippets_path()
-    rows = _read_tsv(path, header=True)
+    rows = [row for row in _read_tsv(path, header=True) if len(row) >= 3]
+    random.Random(20140601).shuffle(rows)
     splits: dict[str, dict[str, list]] = {"train": {"text_a": [], "label": []}, "dev": {"text_a": [], "label": []}}
     for position, row in enumerate(rows):
-        if len(row) < 3:
-            continue
         split = splits["dev" if position % 10 == 0 else "train"]
         split["text_a"].append(row[2])
         split["label"].append(1 if float(row[1]) > 0 else 0)

@@ -428,27 +428,46 @@ def _check_packed(packed: dict[str, Tensor], stored: KnowledgeBudget) -> int:
 
 
 def _unpack_magnitude(
-    values: Tensor, positions: Tensor, keep_tokens: int, hidden: int, count: int
+    values: Tensor, positions: Tensor, keep_tokens: int, stored_tokens: int, hidden: int, count: int
 ) -> tuple[Tensor, Tensor]:
-    """Scatter one layer's stored top-n ``[B, n]`` into a target ``[B, k', d]`` keeping its first ``count``."""
+    """Scatter one layer's stored top-n ``[B, n]`` into a target ``[B, k', d]`` keeping its first ``count``.
+
+    ``stored_tokens`` is the store's k. When k' = k every stored position lies in the wanted tokens, so the wanted
+    top-n' is the stored prefix and no per-example search is needed (the common case: a run uses the budget its
+    store was built with). This runs once per training step, so it is kept to a handful of tensor ops.
+    """
     batch = values.shape[0]
-    positions = positions.long()
-    # Flat positions are token-slot major (slot·d + dim), so the first k' slots are exactly positions < k'·d.
-    inside = positions < keep_tokens * hidden
-    available = inside.sum(dim=1)
-    short = torch.nonzero(available < count).flatten()
-    if short.numel():
-        example = int(short[0])
-        raise StoreError(
-            f"example {example} of the batch: only {int(available[example])} stored magnitudes fall in its first "
-            f"{keep_tokens} tokens, {count} are needed",
-            "use the store's keep_tokens, a smaller keep_hidden, or rebuild the store for this budget",
-        )
-    take = inside & (inside.cumsum(dim=1) <= count)
-    kept_positions = positions[take].view(batch, count)
-    flat = torch.zeros(batch, keep_tokens * hidden, dtype=torch.float32, device=values.device)
-    flat.scatter_(1, kept_positions, values[take].view(batch, count).float())
-    mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, kept_positions, True)
+    limit = keep_tokens * hidden
+    if keep_tokens == stored_tokens:
+        kept_positions = positions[:, :count].long()
+        kept_values = values[:, :count]
+        # One cheap reduction turns a damaged store into a StoreError instead of an out-of-bounds scatter.
+        low, high = torch.aminmax(kept_positions)
+        if int(low) < 0 or int(high) >= limit:
+            raise StoreError(
+                f"stored magnitude positions span [{int(low)}, {int(high)}], outside the {limit} values of "
+                f"{keep_tokens} tokens",
+                "the store is damaged or was built for another budget; rebuild it",
+            )
+    else:
+        positions = positions.long()
+        # Flat positions are token-slot major (slot·d + dim), so the first k' slots are exactly positions < k'·d.
+        inside = (positions >= 0) & (positions < limit)
+        available = inside.sum(dim=1)
+        short = torch.nonzero(available < count).flatten()
+        if short.numel():
+            example = int(short[0])
+            raise StoreError(
+                f"example {example} of the batch: only {int(available[example])} stored magnitudes fall in its "
+                f"first {keep_tokens} tokens, {count} are needed",
+                "use the store's keep_tokens, a smaller keep_hidden, or rebuild the store for this budget",
+            )
+        take = inside & (inside.cumsum(dim=1) <= count)
+        kept_positions = positions[take].view(batch, count)
+        kept_values = values[take].view(batch, count)
+    flat = torch.zeros(batch, limit, dtype=torch.float32, device=values.device)
+    flat.scatter_(1, kept_positions, kept_values.to(torch.float32))
+    mask = torch.zeros(batch, limit, dtype=torch.bool, device=values.device).scatter_(1, kept_positions, True)
     return flat.view(batch, keep_tokens, hidden), mask.view(batch, keep_tokens, hidden)
 
 
@@ -484,6 +503,7 @@ def unpack_targets(
     batch = _check_packed(packed, stored)
     hidden, keep_tokens = budget.teacher_hidden, budget.keep_tokens
     stored_layers = list(zip(stored.student_layers, stored.teacher_layers, stored.attention_layers, strict=True))
+    magnitude_count = budget.magnitude_count if stored.magnitude_mask else 0  # exact arithmetic: compute it once
     targets = []
     for student_layer, teacher_layer, attention_layer in zip(
         budget.student_layers, budget.teacher_layers, budget.attention_layers, strict=True
@@ -501,7 +521,12 @@ def unpack_targets(
                 token_index = torch.arange(keep_tokens, device=packed["values"].device).expand(batch, -1).clone()
         if stored.magnitude_mask:
             target, mask = _unpack_magnitude(
-                packed["values"][:, slot], packed["positions"][:, slot], keep_tokens, hidden, budget.magnitude_count
+                packed["values"][:, slot],
+                packed["positions"][:, slot],
+                keep_tokens,
+                stored.keep_tokens,
+                hidden,
+                magnitude_count,
             )
         else:
             layer_values = packed["values"][:, slot, :keep_tokens].float()
