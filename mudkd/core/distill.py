@@ -455,9 +455,10 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     model = HskStudent(student, budget.teacher_hidden, budget.mask_mode)
 
     staging = StagingDir(final, resume=resume, recipe=recipe)
-    (staging.path / "knowledge_budget.json").write_text(
-        json.dumps(budget_table(budget, len(data.train)), indent=2) + "\n"
-    )
+    if staging.main:
+        (staging.path / "knowledge_budget.json").write_text(
+            json.dumps(budget_table(budget, len(data.train)), indent=2) + "\n"
+        )
     log = JsonlWriter(staging.path / "metrics.jsonl")
     arguments = training_arguments(recipe.hsk, recipe.training, staging.path, selection=None, evaluate=False)
     trainer = _make_trainer_class()(
@@ -470,6 +471,8 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     attach_events(trainer, events, "distill hsk", log)
     checkpoint = latest_checkpoint(staging.path) if resume else None
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    if not staging.main:  # DDP: rank 0 alone writes the output directory
+        return StageResult(str(final), {}, {"steps": trainer.state.global_step, "step_losses": trainer.step_losses})
 
     student.save_pretrained(staging.path)
     tokenizer.save_pretrained(staging.path)
@@ -535,6 +538,8 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
     checkpoint = latest_checkpoint(staging.path) if resume else None
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics = evaluate_all(trainer, data.dev)
+    if not staging.main:  # DDP: rank 0 alone writes the output directory
+        return StageResult(str(final), metrics, {"steps": trainer.state.global_step, "selection": data.selection})
     log.write({"step": trainer.state.global_step, "final": True, **metrics})
     trainer.model.save_pretrained(staging.path)
     tokenizer.save_pretrained(staging.path)

@@ -108,6 +108,8 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         events.on_message(f"resuming from {checkpoint}")
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics = evaluate_all(trainer, data.dev)
+    if not staging.main:  # DDP: the other ranks trained and evaluated with rank 0, which alone writes the output
+        return StageResult(str(final), metrics, {"steps": trainer.state.global_step, "selection": data.selection})
     log.write({"step": trainer.state.global_step, "final": True, **metrics})
 
     trainer.model.save_pretrained(staging.path)

@@ -79,9 +79,10 @@ def _lookup(recipe: Recipe, dotted: str) -> Any:
     return node
 
 
-def stage_key(recipe: Recipe, stage: Stage) -> str:
-    """A hash of the recipe values the stage depends on (output paths excluded)."""
-    values = {}
+def stage_key(recipe: Recipe, stage: Stage, upstream: str = "") -> str:
+    """A hash of the recipe values the stage depends on (output paths excluded) and of the stages before it,
+    so a re-run upstream stage makes every later stage stale."""
+    values: dict[str, Any] = {"upstream": upstream}
     for key in stage.depends_on:
         value = _lookup(recipe, key)
         if isinstance(value, dict):
@@ -90,9 +91,24 @@ def stage_key(recipe: Recipe, stage: Stage) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def stage_keys(recipe: Recipe, not_needed: set[str]) -> dict[str, str]:
+    """Each stage's key, chained through the stages that run before it."""
+    keys: dict[str, str] = {}
+    upstream = ""
+    for stage in STAGES:
+        keys[stage.name] = stage_key(recipe, stage, upstream)
+        if stage.name not in not_needed:
+            upstream = keys[stage.name]
+    return keys
+
+
 def _stage_recipe(recipe: Recipe, stage: Stage) -> Recipe:
-    """The recipe a stage runs with: when the pipeline re-runs a stale stage it may replace its output."""
-    return recipe.model_copy(update={"output": recipe.output.model_copy(update={"overwrite": True})})
+    """The recipe a stage runs with: prediction distillation starts from the HSK-distilled student, and a stage
+    the pipeline re-runs may replace its own (stale) output."""
+    update: dict[str, Any] = {"output": recipe.output.model_copy(update={"overwrite": True})}
+    if stage.name == "pred":
+        update["student"] = recipe.student.model_copy(update={"model": recipe.hsk.output_dir})
+    return recipe.model_copy(update=update)
 
 
 def _stage_dir(recipe: Recipe, stage: Stage) -> Path:
@@ -110,13 +126,14 @@ def _stage_dir(recipe: Recipe, stage: Stage) -> Path:
 def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
     """Per stage: its directory and whether it will run, be skipped as done, or is not needed."""
     rows = []
+    keys = stage_keys(recipe, not_needed)
     for stage in STAGES:
         directory = _stage_dir(recipe, stage)
         if stage.name in not_needed:
             status = "not needed"
         elif (directory / STAGE_FILE).is_file() and json.loads((directory / STAGE_FILE).read_text()).get(
             "key"
-        ) == stage_key(recipe, stage):
+        ) == keys[stage.name]:
             status = "done"
         elif directory.exists() and any(directory.iterdir()):
             status = "stale"
@@ -159,6 +176,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     recipe, not_needed = resolve_paths(recipe)
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    keys = stage_keys(recipe, not_needed)
     for row, stage in zip(stage_status(recipe, not_needed), STAGES, strict=True):
         directory = _stage_dir(recipe, stage)
         if row["status"] in {"done", "not needed"}:
@@ -179,7 +197,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         record = {**_compact(result.to_dict()), "seconds": seconds}
         results[stage.name] = record
         (directory / STAGE_FILE).write_text(
-            json.dumps({"stage": stage.name, "key": stage_key(recipe, stage), "result": record}, indent=2) + "\n"
+            json.dumps({"stage": stage.name, "key": keys[stage.name], "result": record}, indent=2) + "\n"
         )
     summary = summarise(recipe, results, timings, events)
     if recipe.pipeline.speed_check_steps:

@@ -97,6 +97,7 @@ class StagingDir:
     def __init__(self, final: Path, *, resume: bool = False, recipe: Recipe | None = None) -> None:
         self.final = final
         self.path = final.with_name(final.name + ".partial")
+        self.main = is_main_process()  # under DDP only rank 0 creates, cleans and commits the directory
         settings = self.path / "resume_settings.json"
         if self.path.exists() and resume and recipe is not None and settings.is_file():
             changed = _changed_settings(json.loads(settings.read_text()), resume_settings(recipe))
@@ -105,6 +106,8 @@ class StagingDir:
                     f"{self.path}: cannot resume: the interrupted run used different {', '.join(changed[:5])}",
                     hint="rerun with the original settings, or without --resume to start over",
                 )
+        if not self.main:
+            return
         if self.path.exists() and not resume:
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -112,6 +115,8 @@ class StagingDir:
             settings.write_text(json.dumps(resume_settings(recipe), indent=2, sort_keys=True) + "\n")
 
     def commit(self) -> Path:
+        if not self.main:
+            return self.final
         self.final.parent.mkdir(parents=True, exist_ok=True)
         old = None
         if self.final.exists():
@@ -121,6 +126,11 @@ class StagingDir:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.final
+
+
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a distributed launch (``torchrun`` and ``accelerate launch`` set ``RANK``)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def resume_settings(recipe: Recipe) -> dict[str, Any]:
@@ -239,6 +249,8 @@ class JsonlWriter:
         self.path = path
 
     def write(self, record: dict[str, Any]) -> None:
+        if not is_main_process():  # every DDP rank logs the same records; rank 0 writes them once
+            return
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 

@@ -1,0 +1,106 @@
+"""`mudkd pipeline`: every stage from one recipe on a tiny model, stage skipping, and the summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mudkd.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUDKD_CACHE", str(tmp_path / "cache"))
+
+
+def write_recipe(path, tiny_bert_dir, glue_dir, out, hsk_tokens=6):
+    path.write_text(f"""
+[task]
+name = "sst-2"
+data_dir = "{glue_dir / 'SST-2'}"
+max_seq_length = 16
+max_train_samples = 32
+max_eval_samples = 16
+
+[teacher]
+pretrained = "{tiny_bert_dir}"
+
+[finetune]
+max_steps = 2
+train_batch_size = 8
+eval_step = 2
+
+[score]
+num_train_epochs = 0.5
+train_batch_size = 8
+
+[prune]
+keep_heads = 2
+num_layers = 1
+ffn_hidden_dim = 16
+emb_hidden_dim = 8
+
+[hsk]
+keep_layers = 1
+keep_tokens = {hsk_tokens}
+keep_hidden = 0.5
+max_steps = 2
+train_batch_size = 8
+
+[pred]
+max_steps = 2
+train_batch_size = 8
+eval_step = 2
+
+[pipeline]
+speed_check_steps = 2
+latency_repeats = 1
+
+[output]
+dir = "{out}"
+""")
+    return path
+
+
+def test_pipeline_runs_every_stage_then_skips_them(tiny_bert_dir, glue_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    recipe = write_recipe(tmp_path / "recipe.toml", tiny_bert_dir, glue_dir, out)
+    plan = json.loads(runner.invoke(app, ["pipeline", str(recipe), "--dry-run", "--json"]).stdout)
+    assert [row["status"] for row in plan["stages"]] == ["to run"] * 6 and not out.exists()
+
+    result = runner.invoke(app, ["pipeline", str(recipe), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)["summary"]
+    for stage in ("teacher", "scores", "student", "store", "hsk", "final"):
+        assert (out / stage / "stage.json").is_file(), stage
+    assert (out / "summary.json").is_file()
+    assert summary["student"]["params"] < summary["teacher"]["params"]
+    assert summary["latency_ratio"] > 0 and summary["hsk_fraction"] == pytest.approx(1 * 6 * 16 / (2 * 16 * 32))
+    assert summary["hsk_speed"]["speedup"] > 0
+    assert set(summary["student"]["metrics"]) >= {"accuracy"}
+    # prediction distillation starts from the HSK-distilled student, and both train from the store
+    final = (out / "final" / "recipe.resolved.toml").read_text()
+    assert f'model = "{out / "hsk"}"' in final and f'logits_store = "{out / "store"}"' in final
+
+    # A second run finds every stage done and trains nothing.
+    from mudkd.core import finetune
+
+    monkeypatch.setattr(finetune, "run", lambda *a, **k: pytest.fail("finetune re-ran"))
+    again = runner.invoke(app, ["pipeline", str(recipe), "--dry-run", "--json"])
+    assert [row["status"] for row in json.loads(again.stdout)["stages"]] == ["done"] * 6
+
+    # Changing the budget makes the store and the two distillation stages stale: refused without --overwrite.
+    changed = write_recipe(tmp_path / "recipe.toml", tiny_bert_dir, glue_dir, out, hsk_tokens=8)
+    refused = runner.invoke(app, ["pipeline", str(changed)])
+    assert refused.exit_code == 2 and "cache, hsk, pred" in refused.stderr and "--overwrite" in refused.stderr
+    plan = json.loads(runner.invoke(app, ["pipeline", str(changed), "--dry-run", "--json", "--overwrite"]).stdout)
+    assert [row["status"] for row in plan["stages"]] == ["done", "done", "done", "stale", "stale", "stale"]
+
+
+def test_pipeline_needs_an_output_dir(tiny_bert_dir):
+    result = runner.invoke(app, ["pipeline", "--set", f"teacher.pretrained={tiny_bert_dir}"])
+    assert result.exit_code == 2 and "output.dir" in result.stderr
