@@ -21,14 +21,35 @@ def private_cache(tmp_path, monkeypatch):
 
 def tiny_args(model, glue_dir, out):
     return [
-        "finetune", "--model-name-or-path", str(model), "--task-name", "sst-2", "--data-dir", str(glue_dir / "SST-2"),
-        "--max-train-samples", "48", "--max-eval-samples", "24", "--max-seq-length", "24", "--train-batch-size", "8",
-        "--max-steps", "4", "--eval-step", "2", "-o", str(out),
+        "finetune",
+        "--model-name-or-path",
+        str(model),
+        "--task-name",
+        "sst-2",
+        "--data-dir",
+        str(glue_dir / "SST-2"),
+        "--max-train-samples",
+        "48",
+        "--max-eval-samples",
+        "24",
+        "--max-seq-length",
+        "24",
+        "--train-batch-size",
+        "8",
+        "--max-steps",
+        "4",
+        "--eval-step",
+        "2",
+        "-o",
+        str(out),
     ]
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from mudkd.cli.app import main; sys.argv=['mudkd','--help']\ntry: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys; from mudkd.cli.app import main; sys.argv=['mudkd','--help']\n"
+        "try: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "finetune" in out.stdout and out.stdout.strip().endswith("False")
 
@@ -49,8 +70,15 @@ def test_end_to_end_tiny_finetune_reloads_with_same_logits(tiny_bert_dir, glue_d
     assert document["output_dir"] == str(out) and set(document["metrics"]) >= {"accuracy"}
     assert 0.0 <= document["metrics"]["accuracy"] <= 1.0
     files = {p.name for p in out.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "metrics.json", "metrics.jsonl",
-            "recipe.resolved.toml", "run_info.json"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "metrics.json",
+        "metrics.jsonl",
+        "recipe.resolved.toml",
+        "run_info.json",
+    } <= files
     assert "checkpoints" not in files and not (tmp_path / "teacher.partial").exists()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("eval_accuracy" in r for r in records) and records[-1]["final"] is True
@@ -119,11 +147,24 @@ def test_malformed_recipe(tmp_path):
 def test_custom_file_without_label_column(tiny_bert_dir, tmp_path):
     data = tmp_path / "d.csv"
     data.write_text("sentence,target\ngood,1\n")
-    result = runner.invoke(app, [
-        "finetune", "--model-name-or-path", str(tiny_bert_dir), "-o", str(tmp_path / "o"),
-        "--set", "task.name=custom", "--set", f"task.train_file={data}", "--set", f"task.validation_file={data}",
-        "--set", 'task.text_columns=["sentence"]',
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "finetune",
+            "--model-name-or-path",
+            str(tiny_bert_dir),
+            "-o",
+            str(tmp_path / "o"),
+            "--set",
+            "task.name=custom",
+            "--set",
+            f"task.train_file={data}",
+            "--set",
+            f"task.validation_file={data}",
+            "--set",
+            'task.text_columns=["sentence"]',
+        ],
+    )
     assert result.exit_code == 2 and "'label' not found" in result.stderr
 
 
@@ -131,11 +172,32 @@ def test_custom_file_without_label_column(tiny_bert_dir, tmp_path):
 def test_minilm_learns_sst2(minilm_path, glue_dir, tmp_path):
     """The real MiniLM fine-tuned on 2,000 SST-2 examples reaches >= 0.78 dev accuracy on all 872 dev examples."""
     out = tmp_path / "minilm"
-    result = runner.invoke(app, [
-        "finetune", "--model-name-or-path", str(minilm_path), "--task-name", "sst-2",
-        "--data-dir", str(glue_dir / "SST-2"), "--max-train-samples", "2000", "--max-seq-length", "64",
-        "--train-batch-size", "32", "--learning-rate", "1e-4", "--num-train-epochs", "2", "--eval-step", "63",
-        "-o", str(out), "--json",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "finetune",
+            "--model-name-or-path",
+            str(minilm_path),
+            "--task-name",
+            "sst-2",
+            "--data-dir",
+            str(glue_dir / "SST-2"),
+            "--max-train-samples",
+            "2000",
+            "--max-seq-length",
+            "64",
+            "--train-batch-size",
+            "32",
+            "--learning-rate",
+            "1e-4",
+            "--num-train-epochs",
+            "2",
+            "--eval-step",
+            "63",
+            "-o",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["accuracy"] >= 0.78

@@ -45,7 +45,9 @@ def test_glue_text_survives_quotes_and_na_words(glue_dir):
 
 
 def test_load_task_encodes_labels_in_glue_order(glue_dir, tokenizer):
-    data = load_task(TaskConfig(name="rte", data_dir=str(glue_dir / "RTE"), max_seq_length=32, max_train_samples=8), tokenizer)
+    data = load_task(
+        TaskConfig(name="rte", data_dir=str(glue_dir / "RTE"), max_seq_length=32, max_train_samples=8), tokenizer
+    )
     raw = read_glue_split("rte", glue_dir / "RTE" / "train.tsv")
     expected = [["entailment", "not_entailment"].index(label) for label in raw["label"][:8]]
     assert data.train["labels"] == expected
@@ -54,7 +56,9 @@ def test_load_task_encodes_labels_in_glue_order(glue_dir, tokenizer):
 
 
 def test_cola_selects_by_mcc(glue_dir, tokenizer):
-    data = load_task(TaskConfig(name="cola", data_dir=str(glue_dir / "CoLA"), max_train_samples=4, max_eval_samples=4), tokenizer)
+    data = load_task(
+        TaskConfig(name="cola", data_dir=str(glue_dir / "CoLA"), max_train_samples=4, max_eval_samples=4), tokenizer
+    )
     assert data.selection == "mcc" and "mcc" in data.metrics and len(data.dev["dev"]) == 4
 
 
@@ -66,7 +70,15 @@ def test_pair_truncation_is_longest_first(tokenizer):
     assert encoded["token_type_ids"][0] == [0, 0, 0, 0, 0, 1, 1, 1]
     # On a tie the second text loses the token.
     encoded = encode_texts(tokenizer, ["the movie was"], ["so bad too"], 7)
-    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]) == ["[CLS]", "the", "movie", "[SEP]", "so", "bad", "[SEP]"]
+    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]) == [
+        "[CLS]",
+        "the",
+        "movie",
+        "[SEP]",
+        "so",
+        "bad",
+        "[SEP]",
+    ]
 
 
 def test_single_sentences_pad_and_mask(tokenizer):
@@ -90,8 +102,14 @@ def test_custom_tsv_keeps_null_and_quotes(tmp_path, tokenizer):
 def test_custom_regression_csv(tmp_path, tokenizer):
     path = tmp_path / "data.csv"
     path.write_text("a,b,score\ngood,movie,0.5\nbad,film,-1.25\n")
-    config = TaskConfig(name="custom", train_file=str(path), validation_file=str(path), text_columns=["a", "b"],
-                        label_column="score", task_type="regression")
+    config = TaskConfig(
+        name="custom",
+        train_file=str(path),
+        validation_file=str(path),
+        text_columns=["a", "b"],
+        label_column="score",
+        task_type="regression",
+    )
     data = load_task(config, tokenizer)
     assert data.is_regression and data.train["labels"] == [0.5, -1.25] and data.selection == "corr"
 
@@ -99,7 +117,9 @@ def test_custom_regression_csv(tmp_path, tokenizer):
 def test_custom_jsonl(tmp_path, tokenizer):
     path = tmp_path / "data.jsonl"
     path.write_text('{"sentence": "good", "label": 1}\n{"sentence": "bad", "label": 0}\n')
-    data = load_task(TaskConfig(name="custom", train_file=str(path), validation_file=str(path), text_columns=["sentence"]), tokenizer)
+    data = load_task(
+        TaskConfig(name="custom", train_file=str(path), validation_file=str(path), text_columns=["sentence"]), tokenizer
+    )
     assert data.num_labels == 2 and len(data.train) == 2
 
 
@@ -124,7 +144,9 @@ def test_unknown_glue_label_is_reported(tmp_path, tokenizer):
 
 
 def test_tokenised_splits_are_cached_by_tokenizer_and_length(glue_dir, tokenizer, tmp_path):
-    config = TaskConfig(name="sst-2", data_dir=str(glue_dir / "SST-2"), max_seq_length=16, max_train_samples=8, max_eval_samples=8)
+    config = TaskConfig(
+        name="sst-2", data_dir=str(glue_dir / "SST-2"), max_seq_length=16, max_train_samples=8, max_eval_samples=8
+    )
     load_task(config, tokenizer)
     cached = sorted(p.name for p in (tmp_path / "cache" / "tokenized").iterdir())
     assert len(cached) == 2  # train + dev

@@ -37,7 +37,10 @@ def models(tmp_path_factory):
     scores = TaylorScores(
         [torch.rand(4, generator=generator) for _ in range(3)],
         [torch.rand(64, generator=generator) for _ in range(3)],
-        num_batches=1, num_examples=1, head_size=8, hidden_size=32,
+        num_batches=1,
+        num_examples=1,
+        head_size=8,
+        hidden_size=32,
     )
     student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
     save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
@@ -45,8 +48,16 @@ def models(tmp_path_factory):
 
 
 def data_args(glue_dir, samples=48):
-    return ["--task-name", "sst-2", "--data-dir", str(glue_dir / "SST-2"), "--max-train-samples", str(samples),
-            "--max-seq-length", "24"]
+    return [
+        "--task-name",
+        "sst-2",
+        "--data-dir",
+        str(glue_dir / "SST-2"),
+        "--max-train-samples",
+        str(samples),
+        "--max-seq-length",
+        "24",
+    ]
 
 
 def invoke(*args):
@@ -61,24 +72,82 @@ def run_json(*args):
 
 
 def hsk_online(models, glue_dir, out, budget):
-    return run_json("distill", "hsk", "--teacher-model", models / "teacher", "--student-model", models / "student",
-                    *data_args(glue_dir), *budget, "--max-steps", 4, "--train-batch-size", 8, "--seed", 7, "-o", out)
+    return run_json(
+        "distill",
+        "hsk",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        models / "student",
+        *data_args(glue_dir),
+        *budget,
+        "--max-steps",
+        4,
+        "--train-batch-size",
+        8,
+        "--seed",
+        7,
+        "-o",
+        out,
+    )
 
 
 def build_store(models, glue_dir, out, budget, dtype="float32"):
-    return run_json("distill", "cache", "--teacher-model", models / "teacher", "--student-model", models / "student",
-                    *data_args(glue_dir), *budget, "--dtype", dtype, "--batch-size", 16, "-o", out)
+    return run_json(
+        "distill",
+        "cache",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        models / "student",
+        *data_args(glue_dir),
+        *budget,
+        "--dtype",
+        dtype,
+        "--batch-size",
+        16,
+        "-o",
+        out,
+    )
 
 
 def hsk_from_store(models, glue_dir, store, out, budget):
-    return run_json("distill", "hsk", "--hsk-store", store, "--student-model", models / "student",
-                    *data_args(glue_dir), *budget, "--max-steps", 4, "--train-batch-size", 8, "--seed", 7, "-o", out)
+    return run_json(
+        "distill",
+        "hsk",
+        "--hsk-store",
+        store,
+        "--student-model",
+        models / "student",
+        *data_args(glue_dir),
+        *budget,
+        "--max-steps",
+        4,
+        "--train-batch-size",
+        8,
+        "--seed",
+        7,
+        "-o",
+        out,
+    )
 
 
 @pytest.mark.parametrize(
     "budget",
-    [["--config-3d", "1l_10t_0.1h"], [], ["--keep-tokens", "8", "--token-scheme", "left_first", "--keep-hidden", "0.5",
-                                          "--hidden-scheme", "uniform_mask"]],
+    [
+        ["--config-3d", "1l_10t_0.1h"],
+        [],
+        [
+            "--keep-tokens",
+            "8",
+            "--token-scheme",
+            "left_first",
+            "--keep-hidden",
+            "0.5",
+            "--hidden-scheme",
+            "uniform_mask",
+        ],
+    ],
     ids=["3d", "full-hsk", "left-uniform"],
 )
 def test_fp32_store_gives_the_online_losses(models, glue_dir, tmp_path, budget):
@@ -106,40 +175,109 @@ def test_store_mode_never_needs_the_teacher(models, glue_dir, tmp_path, monkeypa
     budget = ["--config-3d", "1l_10t_0.1h"]
     teacher_copy = tmp_path / "teacher"
     shutil.copytree(models / "teacher", teacher_copy)
-    run_json("distill", "cache", "--teacher-model", teacher_copy, "--student-model", models / "student",
-             *data_args(glue_dir), *budget, "-o", tmp_path / "store")
+    run_json(
+        "distill",
+        "cache",
+        "--teacher-model",
+        teacher_copy,
+        "--student-model",
+        models / "student",
+        *data_args(glue_dir),
+        *budget,
+        "-o",
+        tmp_path / "store",
+    )
     shutil.rmtree(teacher_copy)  # the teacher is gone: store mode must not even look for it
     from transformers import BertForSequenceClassification
 
     built = []
     original = BertForSequenceClassification.__init__
-    monkeypatch.setattr(BertForSequenceClassification, "__init__",
-                        lambda self, *a, **k: (built.append(1), original(self, *a, **k))[1])
+    monkeypatch.setattr(
+        BertForSequenceClassification, "__init__", lambda self, *a, **k: (built.append(1), original(self, *a, **k))[1]
+    )
     hsk = hsk_from_store(models, glue_dir, tmp_path / "store", tmp_path / "hsk", budget)
-    pred = run_json("distill", "pred", "--logits-store", tmp_path / "store", "--student-model", hsk["output_dir"],
-                    *data_args(glue_dir), "--max-eval-samples", 16, "--max-steps", 2, "--eval-step", 1,
-                    "--train-batch-size", 8, "-o", tmp_path / "pred")
+    pred = run_json(
+        "distill",
+        "pred",
+        "--logits-store",
+        tmp_path / "store",
+        "--student-model",
+        hsk["output_dir"],
+        *data_args(glue_dir),
+        "--max-eval-samples",
+        16,
+        "--max-steps",
+        2,
+        "--eval-step",
+        1,
+        "--train-batch-size",
+        8,
+        "-o",
+        tmp_path / "pred",
+    )
     assert built == [], "a BERT teacher was constructed in store mode"
     assert pred["teacher_free"] is True and 0.0 <= pred["metrics"]["accuracy"] <= 1.0
 
 
 def test_pred_from_store_equals_online(models, glue_dir, tmp_path):
     build_store(models, glue_dir, tmp_path / "store", ["--config-3d", "1l_10t_0.1h"])
-    common = [*data_args(glue_dir), "--max-eval-samples", 16, "--max-steps", 3, "--eval-step", 3,
-              "--train-batch-size", 8, "--temperature", 2.0]
-    online = run_json("distill", "pred", "--teacher-model", models / "teacher", "--student-model",
-                      models / "student", *common, "-o", tmp_path / "online")
-    offline = run_json("distill", "pred", "--logits-store", tmp_path / "store", "--student-model",
-                       models / "student", *common, "-o", tmp_path / "offline")
+    common = [
+        *data_args(glue_dir),
+        "--max-eval-samples",
+        16,
+        "--max-steps",
+        3,
+        "--eval-step",
+        3,
+        "--train-batch-size",
+        8,
+        "--temperature",
+        2.0,
+    ]
+    online = run_json(
+        "distill",
+        "pred",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        models / "student",
+        *common,
+        "-o",
+        tmp_path / "online",
+    )
+    offline = run_json(
+        "distill",
+        "pred",
+        "--logits-store",
+        tmp_path / "store",
+        "--student-model",
+        models / "student",
+        *common,
+        "-o",
+        tmp_path / "offline",
+    )
     assert offline["step_losses"] == pytest.approx(online["step_losses"], rel=1e-6)
     files = {p.name for p in (tmp_path / "offline").iterdir()}
     assert {"config.json", "model.safetensors", "metrics.json", "metrics.jsonl"} <= files
 
 
 def test_dry_run_json_budget(models, glue_dir, tmp_path):
-    document = run_json("distill", "hsk", "--teacher-model", models / "teacher", "--student-model",
-                        models / "student", *data_args(glue_dir), "--config-3d", "1l_10t_0.1h", "--layer-scheme",
-                        "t_top3", "--dry-run", "-o", tmp_path / "out")
+    document = run_json(
+        "distill",
+        "hsk",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        models / "student",
+        *data_args(glue_dir),
+        "--config-3d",
+        "1l_10t_0.1h",
+        "--layer-scheme",
+        "t_top3",
+        "--dry-run",
+        "-o",
+        tmp_path / "out",
+    )
     budget = document["budget"]
     # Student 2 layers, teacher 3: g(l; 3) = round(l * 3 / 2) -> g(2) = 3; K = 1 keeps student layer 2.
     assert budget["layers"] == [{"student": 2, "teacher": 3, "attention": 2}]
@@ -166,8 +304,21 @@ def test_hsk_writes_budget_and_reloadable_student(models, glue_dir, tmp_path):
 def test_tinybert_style_student_gets_a_projection_beside_the_model(models, glue_dir, tmp_path):
     narrow = tmp_path / "narrow"
     make_tiny_bert(narrow, layers=2, hidden=16, heads=2, intermediate=32, seed=3)
-    result = run_json("distill", "hsk", "--teacher-model", models / "teacher", "--student-model", narrow,
-                      *data_args(glue_dir), "--max-steps", 2, "--train-batch-size", 8, "-o", tmp_path / "hsk")
+    result = run_json(
+        "distill",
+        "hsk",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        narrow,
+        *data_args(glue_dir),
+        "--max-steps",
+        2,
+        "--train-batch-size",
+        8,
+        "-o",
+        tmp_path / "hsk",
+    )
     assert result["steps"] == 2
     from safetensors.torch import load_file
 
@@ -193,8 +344,18 @@ def test_tinybert_style_student_gets_a_projection_beside_the_model(models, glue_
     ],
 )
 def test_bad_budgets_are_one_line_errors(models, glue_dir, tmp_path, extra, message):
-    result = invoke("distill", "hsk", "--teacher-model", models / "teacher", "--student-model", models / "student",
-                    *data_args(glue_dir), *extra, "-o", tmp_path / "out")
+    result = invoke(
+        "distill",
+        "hsk",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        models / "student",
+        *data_args(glue_dir),
+        *extra,
+        "-o",
+        tmp_path / "out",
+    )
     assert result.exit_code == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
@@ -205,12 +366,22 @@ def test_teacher_and_student_with_different_vocabularies(models, glue_dir, tmp_p
     from transformers import BertConfig, BertForSequenceClassification
 
     other = tmp_path / "other"
-    BertForSequenceClassification(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1,
-                                             num_attention_heads=4, intermediate_size=64)).save_pretrained(other)
+    BertForSequenceClassification(
+        BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+    ).save_pretrained(other)
     shutil.copy(models / "teacher" / "tokenizer.json", other / "tokenizer.json")
     shutil.copy(models / "teacher" / "tokenizer_config.json", other / "tokenizer_config.json")
-    result = invoke("distill", "hsk", "--teacher-model", models / "teacher", "--student-model", other,
-                    *data_args(glue_dir), "-o", tmp_path / "out")
+    result = invoke(
+        "distill",
+        "hsk",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        other,
+        *data_args(glue_dir),
+        "-o",
+        tmp_path / "out",
+    )
     assert result.exit_code == 2 and "different vocabularies" in result.stderr
 
 
@@ -219,8 +390,20 @@ def test_store_that_does_not_match_is_refused(models, glue_dir, tmp_path):
     build_store(models, glue_dir, tmp_path / "store", budget)
     base = ["distill", "hsk", "--hsk-store", tmp_path / "store", "--student-model", models / "student"]
     # another max length
-    result = invoke(*base, "--task-name", "sst-2", "--data-dir", glue_dir / "SST-2", "--max-train-samples", 48,
-                    "--max-seq-length", 32, *budget, "-o", tmp_path / "o1")
+    result = invoke(
+        *base,
+        "--task-name",
+        "sst-2",
+        "--data-dir",
+        glue_dir / "SST-2",
+        "--max-train-samples",
+        48,
+        "--max-seq-length",
+        32,
+        *budget,
+        "-o",
+        tmp_path / "o1",
+    )
     assert result.exit_code == 2 and "max_seq_length" in result.stderr
     # a larger budget than stored
     result = invoke(*base, *data_args(glue_dir), "--config-3d", "2l_10t_0.1h", "-o", tmp_path / "o2")

@@ -34,7 +34,9 @@ def test_regression_correlations():
     gold = np.array([2.0, 4.0, 6.0, 9.0])
     result = compute_metrics(("pearson", "spearman", "corr"), outputs, gold)
     x, y = outputs.ravel(), gold
-    pearson = ((x - x.mean()) * (y - y.mean())).sum() / math.sqrt(((x - x.mean()) ** 2).sum() * ((y - y.mean()) ** 2).sum())
+    pearson = ((x - x.mean()) * (y - y.mean())).sum() / math.sqrt(
+        ((x - x.mean()) ** 2).sum() * ((y - y.mean()) ** 2).sum()
+    )
     assert result["pearson"] == pytest.approx(pearson)
     assert result["spearman"] == pytest.approx(1.0)  # monotone
     assert result["corr"] == pytest.approx((pearson + 1.0) / 2)

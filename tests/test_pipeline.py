@@ -21,7 +21,7 @@ def write_recipe(path, tiny_bert_dir, glue_dir, out, hsk_tokens=6):
     path.write_text(f"""
 [task]
 name = "sst-2"
-data_dir = "{glue_dir / 'SST-2'}"
+data_dir = "{glue_dir / "SST-2"}"
 max_seq_length = 16
 max_train_samples = 32
 max_eval_samples = 16

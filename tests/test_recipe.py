@@ -36,8 +36,13 @@ def test_precedence_file_then_flags_then_set(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("hsk.keep_tokens=10", 10), ("hsk.keep_hidden=0.1", 0.1), ("hsk.att_ttop12=true", True),
-     ("hsk.config_3d=1l_10t_0.1h", "1l_10t_0.1h"), ('task.text_columns=["a", "b"]', ["a", "b"])],
+    [
+        ("hsk.keep_tokens=10", 10),
+        ("hsk.keep_hidden=0.1", 0.1),
+        ("hsk.att_ttop12=true", True),
+        ("hsk.config_3d=1l_10t_0.1h", "1l_10t_0.1h"),
+        ('task.text_columns=["a", "b"]', ["a", "b"]),
+    ],
 )
 def test_set_values_are_toml_literals_with_string_fallback(text, value):
     assert parse_override(text)[1] == value

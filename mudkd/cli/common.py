@@ -27,7 +27,9 @@ RecipeArg = Annotated[
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override any recipe key: --set hsk.keep_tokens=10 (repeatable).", metavar="KEY=VALUE"),
+    typer.Option(
+        "--set", "-s", help="Override any recipe key: --set hsk.keep_tokens=10 (repeatable).", metavar="KEY=VALUE"
+    ),
 ]
 OutputDirOpt = Annotated[str | None, typer.Option("--output-dir", "-o", help="Output directory.", show_default=False)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; write nothing.")]
@@ -39,23 +41,31 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda
 TaskOpt = Annotated[
     str | None, typer.Option("--task-name", help="GLUE task (sst-2, cola, ...) or 'custom'.", show_default=False)
 ]
-DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="GLUE task directory (TSV files).", show_default=False)]
+DataDirOpt = Annotated[
+    str | None, typer.Option("--data-dir", help="GLUE task directory (TSV files).", show_default=False)
+]
 MaxSeqOpt = Annotated[int | None, typer.Option("--max-seq-length", help="Tokens per example.", show_default=False)]
 MaxTrainOpt = Annotated[
     int | None, typer.Option("--max-train-samples", help="Use the first N training examples.", show_default=False)
 ]
-MaxEvalOpt = Annotated[int | None, typer.Option("--max-eval-samples", help="Use the first N dev examples.", show_default=False)]
+MaxEvalOpt = Annotated[
+    int | None, typer.Option("--max-eval-samples", help="Use the first N dev examples.", show_default=False)
+]
 BatchOpt = Annotated[
     int | None, typer.Option("--train-batch-size", help="Training batch size per device.", show_default=False)
 ]
 LrOpt = Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.", show_default=False)]
 EpochsOpt = Annotated[float | None, typer.Option("--num-train-epochs", help="Training epochs.", show_default=False)]
 MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after N updates.", show_default=False)]
-EvalStepOpt = Annotated[int | None, typer.Option("--eval-step", help="Evaluate/checkpoint every N updates.", show_default=False)]
+EvalStepOpt = Annotated[
+    int | None, typer.Option("--eval-step", help="Evaluate/checkpoint every N updates.", show_default=False)
+]
 WarmupOpt = Annotated[
     float | None, typer.Option("--warmup-proportion", help="Fraction of updates with warm-up.", show_default=False)
 ]
-TeacherOpt = Annotated[str | None, typer.Option("--teacher-model", help="Fine-tuned teacher directory.", show_default=False)]
+TeacherOpt = Annotated[
+    str | None, typer.Option("--teacher-model", help="Fine-tuned teacher directory.", show_default=False)
+]
 StudentOpt = Annotated[str | None, typer.Option("--student-model", help="Student directory.", show_default=False)]
 
 

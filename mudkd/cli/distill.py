@@ -36,18 +36,54 @@ CACHE_EPILOG = """Examples:
   $ mudkd distill cache recipes/quickstart.toml --dry-run
 """
 
-KeepLayersOpt = Annotated[int | None, typer.Option("--keep-layers", help="K: top student layers with HSK (embeddings count).", rich_help_panel="Budget")]
-LayerSchemeOpt = Annotated[str | None, typer.Option("--layer-scheme", help="Depth mapping t_topN (t_top8/10/12 in the paper).", rich_help_panel="Budget")]
-StudentLayersOpt = Annotated[str | None, typer.Option("--student-layers", help="Explicit student layers, e.g. 0,3,6.", rich_help_panel="Budget")]
-TeacherLayersOpt = Annotated[str | None, typer.Option("--teacher-layers", help="Explicit teacher layers, e.g. 0,6,12.", rich_help_panel="Budget")]
-KeepTokensOpt = Annotated[int | None, typer.Option("--keep-tokens", help="k: tokens per example with HSK.", rich_help_panel="Budget")]
-TokenSchemeOpt = Annotated[str | None, typer.Option("--token-scheme", help="left_first | attention | attention_no_sep.", rich_help_panel="Budget")]
-AttOpt = Annotated[str | None, typer.Option("--att-ttop12", help="true|false: rank tokens with the g(l; teacher depth) layer's attention.", rich_help_panel="Budget")]
-KeepHiddenOpt = Annotated[float | None, typer.Option("--keep-hidden", help="rho: kept fraction of the width, in (0, 1].", rich_help_panel="Budget")]
-HiddenSchemeOpt = Annotated[str | None, typer.Option("--hidden-scheme", help="rand_mask | uniform_mask | importance_mask_dynamic.", rich_help_panel="Budget")]
-Config3dOpt = Annotated[str | None, typer.Option("--config-3d", help="K, k and rho at once: 1l_10t_0.1h.", rich_help_panel="Budget")]
-MagScopeOpt = Annotated[str | None, typer.Option("--mag-scope", help="example (storable) | batch (reference).", rich_help_panel="Budget")]
-MaskModeOpt = Annotated[str | None, typer.Option("--mask-mode", help="both | teacher_only (reference).", rich_help_panel="Budget")]
+KeepLayersOpt = Annotated[
+    int | None,
+    typer.Option("--keep-layers", help="K: top student layers with HSK (embeddings count).", rich_help_panel="Budget"),
+]
+LayerSchemeOpt = Annotated[
+    str | None,
+    typer.Option("--layer-scheme", help="Depth mapping t_topN (t_top8/10/12 in the paper).", rich_help_panel="Budget"),
+]
+StudentLayersOpt = Annotated[
+    str | None, typer.Option("--student-layers", help="Explicit student layers, e.g. 0,3,6.", rich_help_panel="Budget")
+]
+TeacherLayersOpt = Annotated[
+    str | None, typer.Option("--teacher-layers", help="Explicit teacher layers, e.g. 0,6,12.", rich_help_panel="Budget")
+]
+KeepTokensOpt = Annotated[
+    int | None, typer.Option("--keep-tokens", help="k: tokens per example with HSK.", rich_help_panel="Budget")
+]
+TokenSchemeOpt = Annotated[
+    str | None,
+    typer.Option("--token-scheme", help="left_first | attention | attention_no_sep.", rich_help_panel="Budget"),
+]
+AttOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--att-ttop12",
+        help="true|false: rank tokens with the g(l; teacher depth) layer's attention.",
+        rich_help_panel="Budget",
+    ),
+]
+KeepHiddenOpt = Annotated[
+    float | None,
+    typer.Option("--keep-hidden", help="rho: kept fraction of the width, in (0, 1].", rich_help_panel="Budget"),
+]
+HiddenSchemeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hidden-scheme", help="rand_mask | uniform_mask | importance_mask_dynamic.", rich_help_panel="Budget"
+    ),
+]
+Config3dOpt = Annotated[
+    str | None, typer.Option("--config-3d", help="K, k and rho at once: 1l_10t_0.1h.", rich_help_panel="Budget")
+]
+MagScopeOpt = Annotated[
+    str | None, typer.Option("--mag-scope", help="example (storable) | batch (reference).", rich_help_panel="Budget")
+]
+MaskModeOpt = Annotated[
+    str | None, typer.Option("--mask-mode", help="both | teacher_only (reference).", rich_help_panel="Budget")
+]
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -93,15 +129,22 @@ def render_budget(budget: dict[str, Any]) -> None:
     width = budget.get("kept_width")
     rows = [
         ("tokens kept", f"{budget['keep_tokens']} of {budget['max_seq_length']} ({budget['token_scheme']})"),
-        ("width kept", f"{budget['keep_hidden']:.3g} ({budget['hidden_scheme']}"
-         + (f", {width} dims)" if width else ", per-example top values)")),
+        (
+            "width kept",
+            f"{budget['keep_hidden']:.3g} ({budget['hidden_scheme']}"
+            + (f", {width} dims)" if width else ", per-example top values)"),
+        ),
         ("HSK elements per example", budget["elements_per_example"]),
         ("fraction of full HSK", f"{budget['hsk_fraction']:.4%}"),
-        (f"bytes per example stored ({budget.get('value_dtype', 'float16')} + indices + logits)",
-         budget["bytes_per_example"]),
+        (
+            f"bytes per example stored ({budget.get('value_dtype', 'float16')} + indices + logits)",
+            budget["bytes_per_example"],
+        ),
     ]
     if budget.get("train_set_bytes"):
-        rows.append((f"store for {budget['num_train_examples']:,} training examples", _human(budget["train_set_bytes"])))
+        rows.append(
+            (f"store for {budget['num_train_examples']:,} training examples", _human(budget["train_set_bytes"]))
+        )
     c.print_table("Budget summary", rows)
 
 
@@ -153,7 +196,9 @@ def hsk_cli(
     recipe: c.RecipeArg = None,
     teacher_model: c.TeacherOpt = None,
     student_model: c.StudentOpt = None,
-    hsk_store: Annotated[str | None, typer.Option("--hsk-store", help="Train from this store; the teacher is never loaded.")] = None,
+    hsk_store: Annotated[
+        str | None, typer.Option("--hsk-store", help="Train from this store; the teacher is never loaded.")
+    ] = None,
     task_name: c.TaskOpt = None,
     data_dir: c.DataDirOpt = None,
     max_seq_length: c.MaxSeqOpt = None,
@@ -191,15 +236,42 @@ def hsk_cli(
     --keep-hidden) can be compressed alone or jointly (--config-3d). The budget table is printed first.
     """
     flags = {
-        **_common_flags(teacher_model, student_model, task_name, data_dir, max_seq_length, max_train_samples,
-                        max_eval_samples, seed, device, overwrite),
-        **budget_flags(keep_layers=keep_layers, layer_scheme=layer_scheme, student_layers=student_layers,
-                       teacher_layers=teacher_layers, keep_tokens=keep_tokens, token_scheme=token_scheme,
-                       att_ttop12=att_ttop12, keep_hidden=keep_hidden, hidden_scheme=hidden_scheme,
-                       config_3d=config_3d, mag_scope=mag_scope, mask_mode=mask_mode),
-        **c.training_flags("hsk", train_batch_size=train_batch_size, learning_rate=learning_rate,
-                           num_train_epochs=num_train_epochs, max_steps=max_steps, eval_step=eval_step,
-                           output_dir=output_dir, hsk_store=hsk_store),
+        **_common_flags(
+            teacher_model,
+            student_model,
+            task_name,
+            data_dir,
+            max_seq_length,
+            max_train_samples,
+            max_eval_samples,
+            seed,
+            device,
+            overwrite,
+        ),
+        **budget_flags(
+            keep_layers=keep_layers,
+            layer_scheme=layer_scheme,
+            student_layers=student_layers,
+            teacher_layers=teacher_layers,
+            keep_tokens=keep_tokens,
+            token_scheme=token_scheme,
+            att_ttop12=att_ttop12,
+            keep_hidden=keep_hidden,
+            hidden_scheme=hidden_scheme,
+            config_3d=config_3d,
+            mag_scope=mag_scope,
+            mask_mode=mask_mode,
+        ),
+        **c.training_flags(
+            "hsk",
+            train_batch_size=train_batch_size,
+            learning_rate=learning_rate,
+            num_train_epochs=num_train_epochs,
+            max_steps=max_steps,
+            eval_step=eval_step,
+            output_dir=output_dir,
+            hsk_store=hsk_store,
+        ),
     }
     resolved = build_recipe(recipe, flags=flags, sets=set_)
     from mudkd.core import distill
@@ -221,7 +293,10 @@ def pred_cli(
     recipe: c.RecipeArg = None,
     teacher_model: c.TeacherOpt = None,
     student_model: c.StudentOpt = None,
-    logits_store: Annotated[str | None, typer.Option("--logits-store", help="Train from stored teacher logits; the teacher is never loaded.")] = None,
+    logits_store: Annotated[
+        str | None,
+        typer.Option("--logits-store", help="Train from stored teacher logits; the teacher is never loaded."),
+    ] = None,
     task_name: c.TaskOpt = None,
     data_dir: c.DataDirOpt = None,
     max_seq_length: c.MaxSeqOpt = None,
@@ -248,12 +323,30 @@ def pred_cli(
     Regression tasks (STS-B) train on the gold labels with MSE, as the reference does.
     """
     flags = {
-        **_common_flags(teacher_model, student_model, task_name, data_dir, max_seq_length, max_train_samples,
-                        max_eval_samples, seed, device, overwrite),
-        **c.training_flags("pred", train_batch_size=train_batch_size, learning_rate=learning_rate,
-                           num_train_epochs=num_train_epochs, max_steps=max_steps, eval_step=eval_step,
-                           warmup_proportion=warmup_proportion, output_dir=output_dir, temperature=temperature,
-                           logits_store=logits_store),
+        **_common_flags(
+            teacher_model,
+            student_model,
+            task_name,
+            data_dir,
+            max_seq_length,
+            max_train_samples,
+            max_eval_samples,
+            seed,
+            device,
+            overwrite,
+        ),
+        **c.training_flags(
+            "pred",
+            train_batch_size=train_batch_size,
+            learning_rate=learning_rate,
+            num_train_epochs=num_train_epochs,
+            max_steps=max_steps,
+            eval_step=eval_step,
+            warmup_proportion=warmup_proportion,
+            output_dir=output_dir,
+            temperature=temperature,
+            logits_store=logits_store,
+        ),
     }
     resolved = build_recipe(recipe, flags=flags, sets=set_)
     from mudkd.core import distill
@@ -304,12 +397,32 @@ def cache_cli(
     also serves smaller budgets of the same schemes.
     """
     flags = {
-        **_common_flags(teacher_model, student_model, task_name, data_dir, max_seq_length, max_train_samples,
-                        None, seed, device, overwrite),
-        **budget_flags(keep_layers=keep_layers, layer_scheme=layer_scheme, student_layers=student_layers,
-                       teacher_layers=teacher_layers, keep_tokens=keep_tokens, token_scheme=token_scheme,
-                       att_ttop12=att_ttop12, keep_hidden=keep_hidden, hidden_scheme=hidden_scheme,
-                       config_3d=config_3d, mag_scope=None, mask_mode=mask_mode),
+        **_common_flags(
+            teacher_model,
+            student_model,
+            task_name,
+            data_dir,
+            max_seq_length,
+            max_train_samples,
+            None,
+            seed,
+            device,
+            overwrite,
+        ),
+        **budget_flags(
+            keep_layers=keep_layers,
+            layer_scheme=layer_scheme,
+            student_layers=student_layers,
+            teacher_layers=teacher_layers,
+            keep_tokens=keep_tokens,
+            token_scheme=token_scheme,
+            att_ttop12=att_ttop12,
+            keep_hidden=keep_hidden,
+            hidden_scheme=hidden_scheme,
+            config_3d=config_3d,
+            mag_scope=None,
+            mask_mode=mask_mode,
+        ),
         "cache.output_dir": output_dir,
         "cache.dtype": dtype,
         "cache.batch_size": batch_size,

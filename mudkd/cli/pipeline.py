@@ -29,8 +29,11 @@ def render_summary(summary: dict[str, Any]) -> None:
     for name in sorted(set(teacher["metrics"]) | set(student["metrics"])):
         if name == "loss":
             continue
-        table.add_row(f"dev {name}", c.format_value(teacher["metrics"].get(name, "")),
-                      c.format_value(student["metrics"].get(name, "")))
+        table.add_row(
+            f"dev {name}",
+            c.format_value(teacher["metrics"].get(name, "")),
+            c.format_value(student["metrics"].get(name, "")),
+        )
     table.add_row("parameters", c.format_value(teacher["params"]), c.format_value(student["params"]))
     c.stdout_console().print(table)
     rows: list[tuple[str, Any]] = [
@@ -42,7 +45,9 @@ def render_summary(summary: dict[str, Any]) -> None:
     ]
     speed = summary.get("hsk_speed")
     if speed:
-        rows.append((f"HSK training speed-up from the store ({speed['steps']} updates, side by side)", speed["speedup"]))
+        rows.append(
+            (f"HSK training speed-up from the store ({speed['steps']} updates, side by side)", speed["speedup"])
+        )
     rows += [(f"{stage} time (s)", seconds) for stage, seconds in summary["stage_seconds"].items()]
     c.print_table("Summary", rows)
 
@@ -73,8 +78,10 @@ def pipeline_cli(
         if json_:
             c.emit_json({"dry_run": True, **plan})
         else:
-            c.print_table("Pipeline plan (dry run: nothing written)",
-                          [(row["stage"], f"{row['status']}: {row['output_dir']}") for row in plan["stages"]])
+            c.print_table(
+                "Pipeline plan (dry run: nothing written)",
+                [(row["stage"], f"{row['status']}: {row['output_dir']}") for row in plan["stages"]],
+            )
         return
     c.quiet_libraries()
     result = pipeline.run(resolved, events=c.make_events(json_), resume=resume)

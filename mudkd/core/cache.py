@@ -122,7 +122,11 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         events.on_message(f"resuming the store at example {writer.committed} of {len(data.train)}")
     else:
         writer = StoreWriter.create(
-            output, fields=fields, num_examples=len(data.train), fingerprint=fingerprint, meta=meta,
+            output,
+            fields=fields,
+            num_examples=len(data.train),
+            fingerprint=fingerprint,
+            meta=meta,
             chunk_size=recipe.cache.chunk_size,
         )
     start, batch_size = writer.committed, recipe.cache.batch_size
@@ -136,8 +140,12 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
             inputs = {name: torch.tensor(rows[name], device=device) for name in columns}
             outputs = teacher(**inputs, output_hidden_states=True)
             targets = build_targets(
-                teacher, [s.float() for s in outputs.hidden_states], inputs["input_ids"], inputs["attention_mask"],
-                budget, sep_token_id=tokenizer.sep_token_id,
+                teacher,
+                [s.float() for s in outputs.hidden_states],
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                budget,
+                sep_token_id=tokenizer.sep_token_id,
             )
             packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
             arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}

@@ -51,9 +51,7 @@ GLUE: dict[str, GlueTask] = {
     "mrpc": GlueTask(
         "train.tsv", {"dev": "dev.tsv"}, True, (3, 4), 0, ("0", "1"), ("accuracy", "f1", "acc_and_f1"), "accuracy"
     ),
-    "sts-b": GlueTask(
-        "train.tsv", {"dev": "dev.tsv"}, True, (7, 8), -1, None, ("pearson", "spearman", "corr"), "corr"
-    ),
+    "sts-b": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (7, 8), -1, None, ("pearson", "spearman", "corr"), "corr"),
     "qqp": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (3, 4), 5, ("0", "1"), ("accuracy", "f1"), "accuracy"),
     "mnli": GlueTask(
         "train.tsv",
@@ -222,7 +220,9 @@ def _load_custom(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[s
                 hint="check the name and your network, or use local files (task.train_file)",
             ) from None
         if not config.text_columns:
-            raise DataError("a hub dataset needs task.text_columns", hint="e.g. --set task.text_columns='[\"sentence\"]'")
+            raise DataError(
+                "a hub dataset needs task.text_columns", hint="e.g. --set task.text_columns='[\"sentence\"]'"
+            )
         dev_name = "validation" if "validation" in raw else "test"
         splits = {"train": _columns_from_dataset(raw["train"], config, config.dataset_name)}
         splits["dev"] = _columns_from_dataset(raw[dev_name], config, config.dataset_name)
@@ -276,7 +276,9 @@ def _load_rt_snippets() -> tuple[dict[str, dict[str, list]], list[Path]]:
     return splits, [path]
 
 
-def load_raw(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[str] | None, tuple[str, ...], str, list[Path]]:
+def load_raw(
+    config: TaskConfig,
+) -> tuple[dict[str, dict[str, list]], list[str] | None, tuple[str, ...], str, list[Path]]:
     """Untokenised splits, label names, metric names, selection metric and source files of a task."""
     if config.name == "custom":
         splits, labels, files = _load_custom(config)

@@ -37,7 +37,7 @@ from mudkd.core.training import (
     training_arguments,
     write_run_files,
 )
-from mudkd.errors import BudgetError, CheckpointError, StoreError
+from mudkd.errors import CheckpointError, StoreError
 from mudkd.recipe.schema import Recipe
 
 PROJECTION_FILE = "hsk_projection.safetensors"
@@ -201,8 +201,9 @@ class KnowledgeSource:
         return torch.from_numpy(arrays["logits"]).to(inputs["input_ids"].device).float()
 
 
-def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
-                       reference: bool = False) -> torch.Tensor:
+def soft_cross_entropy(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, reference: bool = False
+) -> torch.Tensor:
     """Prediction distillation loss (method.md §13).
 
     Default: Σ_c −p_T·log p_S averaged over the batch, times τ² (Hinton et al.: keeps gradient scale independent
@@ -225,8 +226,15 @@ def _make_trainer_class() -> type:
     class DistillTrainer(Trainer):
         """A Trainer whose training loss is HSK or prediction distillation; evaluation is the student's own."""
 
-        def __init__(self, *args: Any, source: KnowledgeSource, stage: str, temperature: float = 1.0,
-                     reference_loss: bool = False, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *args: Any,
+            source: KnowledgeSource,
+            stage: str,
+            temperature: float = 1.0,
+            reference_loss: bool = False,
+            **kwargs: Any,
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.source, self.stage = source, stage
             self.temperature, self.reference_loss = temperature, reference_loss
@@ -244,7 +252,7 @@ def _make_trainer_class() -> type:
                 outputs = model(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"), targets)
                 loss = outputs["loss"]
                 for position, term in enumerate(outputs["per_layer"].tolist()):
-                    self._terms[f"hsk_layer_{self.source.budget.student_layers[position]}"].append(term)
+                    self._terms[f"loss_layer_{self.source.budget.student_layers[position]}"].append(term)
             else:
                 logits = model(**inputs).logits
                 if logits.shape[-1] == 1:  # regression: the gold label is the target (as TinyBERT, Q16)
@@ -307,8 +315,10 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None) -> dict[str, 
             from mudkd.core.cache import teacher_fingerprint
 
             if store.fingerprint.get("teacher") != teacher_fingerprint(recipe.teacher.model):
-                raise StoreError(f"{store_path}: the store was built from another teacher",
-                                 hint="rebuild the store, or drop --teacher-model to trust it")
+                raise StoreError(
+                    f"{store_path}: the store was built from another teacher",
+                    hint="rebuild the store, or drop --teacher-model to trust it",
+                )
     else:
         teacher_config = read_config(recipe.teacher.model, "teacher")
         if teacher_config.get("vocab_size") != student_config.get("vocab_size"):
@@ -343,8 +353,10 @@ def _resolve_stage_budget(recipe: Recipe, student_config: dict[str, Any], store:
     if stored is not None:
         servable, reason = can_serve(stored, budget)
         if not servable:
-            raise StoreError(f"the store cannot serve this budget: {reason}",
-                             hint="build a store for this (or a larger) budget with 'mudkd distill cache'")
+            raise StoreError(
+                f"the store cannot serve this budget: {reason}",
+                hint="build a store for this (or a larger) budget with 'mudkd distill cache'",
+            )
     return budget, stored
 
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from mudkd.core.training import (
     JsonlWriter,
-    attach_events,
     RunEvents,
     StageResult,
     StagingDir,
+    attach_events,
     check_output_dir,
     discard_checkpoints,
     latest_checkpoint,
@@ -124,4 +124,3 @@ def _set_label_names(model: Any, labels: list[str] | None) -> None:
     if labels:
         model.config.id2label = dict(enumerate(labels))
         model.config.label2id = {label: index for index, label in enumerate(labels)}
-

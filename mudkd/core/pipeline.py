@@ -131,9 +131,9 @@ def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
         directory = _stage_dir(recipe, stage)
         if stage.name in not_needed:
             status = "not needed"
-        elif (directory / STAGE_FILE).is_file() and json.loads((directory / STAGE_FILE).read_text()).get(
-            "key"
-        ) == keys[stage.name]:
+        elif (directory / STAGE_FILE).is_file() and json.loads((directory / STAGE_FILE).read_text()).get("key") == keys[
+            stage.name
+        ]:
             status = "done"
         elif directory.exists() and any(directory.iterdir()):
             status = "stale"
@@ -189,8 +189,10 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         started = time.monotonic()
         runner = _runner(stage.name)
         stage_recipe = _stage_recipe(recipe, stage)
-        result = runner(stage_recipe, events=events) if stage.name in {"score", "prune"} else runner(
-            stage_recipe, events=events, resume=resume
+        result = (
+            runner(stage_recipe, events=events)
+            if stage.name in {"score", "prune"}
+            else runner(stage_recipe, events=events, resume=resume)
         )
         seconds = time.monotonic() - started
         timings[stage.name] = seconds
@@ -218,14 +220,21 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
     teacher_metrics = _read_metrics(recipe.teacher.model)
     student_metrics = _read_metrics(recipe.pred.output_dir)
     events.on_message("pipeline: measuring CPU latency of teacher and student side by side")
-    measured = report(recipe.pred.output_dir, teacher_path=recipe.teacher.model, seq_length=recipe.task.max_seq_length,
-                      batch_size=32, repeats=recipe.pipeline.latency_repeats)
+    measured = report(
+        recipe.pred.output_dir,
+        teacher_path=recipe.teacher.model,
+        seq_length=recipe.task.max_seq_length,
+        batch_size=32,
+        repeats=recipe.pipeline.latency_repeats,
+    )
     budget = results.get("cache", {}).get("budget") or results.get("hsk", {}).get("budget") or {}
     return {
-        "teacher": {"model": recipe.teacher.model, "metrics": teacher_metrics,
-                    "params": measured["teacher"]["params"]["total"]},
-        "student": {"model": recipe.pred.output_dir, "metrics": student_metrics,
-                    "params": measured["params"]["total"]},
+        "teacher": {
+            "model": recipe.teacher.model,
+            "metrics": teacher_metrics,
+            "params": measured["teacher"]["params"]["total"],
+        },
+        "student": {"model": recipe.pred.output_dir, "metrics": student_metrics, "params": measured["params"]["total"]},
         "param_ratio": measured["param_ratio"],
         "flop_ratio": measured["flop_ratio"],
         "latency_ratio": measured["latency_ratio"],
@@ -246,10 +255,13 @@ def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
     seconds = {}
     with tempfile.TemporaryDirectory(prefix="mudkd-speed-") as scratch:
         for mode in ("online", "store"):
-            hsk = recipe.hsk.model_copy(update={
-                "max_steps": steps, "output_dir": str(Path(scratch, mode)),
-                "hsk_store": recipe.hsk.hsk_store if mode == "store" else None,
-            })
+            hsk = recipe.hsk.model_copy(
+                update={
+                    "max_steps": steps,
+                    "output_dir": str(Path(scratch, mode)),
+                    "hsk_store": recipe.hsk.hsk_store if mode == "store" else None,
+                }
+            )
             trial = recipe.model_copy(update={"hsk": hsk})
             seconds[mode] = run_hsk(trial).details["train_seconds"]
     return {

@@ -165,10 +165,13 @@ class HskConfig(TrainingStage):
     num_train_epochs: float = Field(10.0, gt=0, description="Epochs (paper: CoLA 30, SST-2 10, small tasks 20).")
     eval_step: int = Field(200, ge=1, description="Checkpoint every N updates.")
     layer_scheme: str | None = Field(
-        None, description="Depth mapping t_topN: student layer l learns teacher layer round(l*N/L_S). "
-        "Default: N = teacher depth (the standard g(l, 12) for BERT-base). The paper favours t_top10."
+        None,
+        description="Depth mapping t_topN: student layer l learns teacher layer round(l*N/L_S). "
+        "Default: N = teacher depth (the standard g(l, 12) for BERT-base). The paper favours t_top10.",
     )
-    keep_layers: int | None = Field(None, ge=1, description="Top K student layers that get HSK (default: all + embeddings).")
+    keep_layers: int | None = Field(
+        None, ge=1, description="Top K student layers that get HSK (default: all + embeddings)."
+    )
     student_layers: list[int] | None = Field(None, description="Explicit student layer indices (0 = embeddings).")
     teacher_layers: list[int] | None = Field(None, description="Explicit teacher layer indices, same length.")
     keep_tokens: int | None = Field(None, ge=1, description="Tokens per example that get HSK (default: all).")
@@ -188,7 +191,8 @@ class HskConfig(TrainingStage):
         "example", description="Magnitude mask top-n per example (storable) or one batch-wide threshold (reference)."
     )
     mask_mode: Literal["both", "teacher_only"] = Field(
-        "both", description="'both': masked HSK carries no loss; 'teacher_only': student regresses to 0 there (reference)."
+        "both",
+        description="'both': masked HSK carries no loss; 'teacher_only': student regresses to 0 there (reference).",
     )
     config_3d: str | None = Field(None, description="K, k and rho at once, e.g. '1l_10t_0.1h'.")
     hsk_store: str | None = Field(None, description="Train from this stored HSK instead of running the teacher.")
