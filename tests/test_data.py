@@ -171,3 +171,16 @@ def test_rt_snippets_split():
     first = splits["train"]["label"][:2000]
     assert 0.4 < sum(first) / len(first) < 0.6
     assert 0.4 < sum(splits["dev"]["label"]) / len(splits["dev"]["label"]) < 0.6
+
+
+def test_tokenizer_fingerprint_ignores_call_time_state(tokenizer, tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    from mudkd.core.data import tokenizer_fingerprint
+
+    fresh = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    before = tokenizer_fingerprint(fresh)
+    fresh(["good movie"], truncation=True, max_length=4, padding="max_length")
+    assert tokenizer_fingerprint(fresh) == before
+    other = AutoTokenizer.from_pretrained(tiny_bert_dir, do_lower_case=False)
+    assert tokenizer_fingerprint(other) != before

@@ -48,7 +48,10 @@ def models(tmp_path_factory):
     scores = TaylorScores(
         head_scores=[torch.rand(4, generator=generator, dtype=torch.float64) for _ in range(2)],
         ffn_scores=[torch.rand(64, generator=generator, dtype=torch.float64) for _ in range(2)],
-        num_batches=1, num_examples=4, head_size=8, hidden_size=32,
+        num_batches=1,
+        num_examples=4,
+        head_size=8,
+        hidden_size=32,
     )
     student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
     save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
@@ -60,7 +63,7 @@ def write_base(directory: Path, teacher: Path, student: Path, extra: str = "") -
     path.write_text(f"""
 [task]
 name = "sst-2"
-data_dir = "{SHARED_GLUE / 'SST-2'}"
+data_dir = "{SHARED_GLUE / "SST-2"}"
 max_train_samples = 32
 max_eval_samples = 16
 max_seq_length = 16
@@ -137,8 +140,16 @@ def finished(models, tmp_path_factory):
         result = core.run(sweep, make_recipe_builder(sweep))
     torch.set_num_threads(threads)
     teacher_loads = [c for c in [*loads["cache"].calls, *loads["distill"].calls] if str(c) == str(teacher)]
-    return {"sweep": sweep_path, "out": root / "out", "result": result, "cache_runs": cache_run.calls,
-            "teacher_loads": teacher_loads, "loads": loads, "root": root, "teacher": teacher}
+    return {
+        "sweep": sweep_path,
+        "out": root / "out",
+        "result": result,
+        "cache_runs": cache_run.calls,
+        "teacher_loads": teacher_loads,
+        "loads": loads,
+        "root": root,
+        "teacher": teacher,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -150,8 +161,7 @@ def make_sweep(**data) -> Sweep:
 
 
 def test_grid_is_a_cartesian_product_with_stable_ids():
-    sweep = make_sweep(grid={"keep_tokens": [4, 8], "token_scheme": ["left_first", "attention_no_sep"],
-                             "seed": [1, 2]})
+    sweep = make_sweep(grid={"keep_tokens": [4, 8], "token_scheme": ["left_first", "attention_no_sep"], "seed": [1, 2]})
     points = expand_grid(sweep)
     assert len(points) == 8 and len({p.id for p in points}) == 8
     first = points[0]
@@ -165,9 +175,11 @@ def test_grid_is_a_cartesian_product_with_stable_ids():
 def test_config_3d_blocks_and_baselines():
     sweep = make_sweep(
         baselines=["full_hsk", "no_hsk"],
-        grid=[{"config_3d": ["1l_10t_0.1h", "2l_20t_0.5h"]},
-              {"name": "width", "keep_hidden": [0.1, 1.0], "hidden_scheme": "uniform_mask"},
-              {"config_3d": ["1l_10t_0.1h"]}],  # a duplicate point is kept once
+        grid=[
+            {"config_3d": ["1l_10t_0.1h", "2l_20t_0.5h"]},
+            {"name": "width", "keep_hidden": [0.1, 1.0], "hidden_scheme": "uniform_mask"},
+            {"config_3d": ["1l_10t_0.1h"]},
+        ],  # a duplicate point is kept once
     )
     points = expand_grid(sweep)
     assert [p.id for p in points] == ["no_hsk", "full_hsk", "1l_10t_0.1h", "2l_20t_0.5h", "h0.1-uniform", "h1-uniform"]
@@ -183,10 +195,12 @@ def test_config_3d_blocks_and_baselines():
         ('base = "b.toml"\n[grid]\nkeep_token = [4]\n', ["grid.keep_token: unknown key (did you mean 'keep_tokens'?)"]),
         ('base = "b.toml"\nbaseline = ["no_hsk"]\n[grid]\nkeep_tokens = [4]\n', ["baseline: unknown key"]),
         ('base = "b.toml"\n[grid]\nconfig_3d = ["1l_10t_0.1h"]\nkeep_tokens = [4]\n', ["use one or the other"]),
-        ('base = "b.toml"\n[grid]\nkeep_hidden = [0.1, 2.0]\ntoken_scheme = ["left"]\n',
-         ["grid.keep_hidden: values must be in (0, 1]", "grid.token_scheme.0"]),
+        (
+            'base = "b.toml"\n[grid]\nkeep_hidden = [0.1, 2.0]\ntoken_scheme = ["left"]\n',
+            ["grid.keep_hidden: values must be in (0, 1]", "grid.token_scheme.0"],
+        ),
         ('base = "b.toml"\nbaselines = ["half_hsk"]\n', ["baselines.0"]),
-        ('[grid]\nkeep_tokens = [4]\n', ["base: Field required"]),
+        ("[grid]\nkeep_tokens = [4]\n", ["base: Field required"]),
         ('base = "missing.toml"\n[grid]\nkeep_tokens = [4]\n', ["base recipe not found"]),
     ],
 )
@@ -218,10 +232,18 @@ def test_a_point_varying_one_dimension_keeps_the_base_config_3d_for_the_others()
     base = Recipe.model_validate({"hsk": {"config_3d": "2l_10t_0.1h", "student_layers": [1, 2]}})
     point = apply_overrides(base, {"hsk.keep_tokens": 4, "hsk.student_layers": None})
     assert (point.hsk.config_3d, point.hsk.keep_layers, point.hsk.keep_tokens, point.hsk.keep_hidden) == (
-        None, 2, 4, 0.1)
+        None,
+        2,
+        4,
+        0.1,
+    )
     full = apply_overrides(base, expand_grid(make_sweep(baselines=["full_hsk"]))[0].overrides)
     assert (full.hsk.config_3d, full.hsk.keep_layers, full.hsk.keep_tokens, full.hsk.keep_hidden) == (
-        None, None, None, 1.0)
+        None,
+        None,
+        None,
+        1.0,
+    )
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7, 9])
@@ -264,7 +286,7 @@ def plan_for(tmp_path, models, grid: str, extra: str = ""):
 def test_one_store_serves_every_point_of_one_ranking(tmp_path, models):
     from mudkd.core.budget import can_serve
 
-    plan = plan_for(tmp_path, models, '[grid]\nkeep_hidden = [0.1, 0.25]\nkeep_layers = [1, 3]\n')
+    plan = plan_for(tmp_path, models, "[grid]\nkeep_hidden = [0.1, 0.25]\nkeep_layers = [1, 3]\n")
     assert [s.name for s in plan.stores] == ["store"] and plan.stores[0].path == tmp_path / "out" / "store"
     stored = plan.stores[0].budget
     # same k for every point: the magnitude store of the largest ρ serves the smaller ones (ρ = 0.5 would
@@ -397,7 +419,9 @@ def fake_stages(monkeypatch):
 def online_sweep(tmp_path, models, out: Path) -> Path:
     teacher, student = models
     write_base(tmp_path, teacher, student)
-    return write_sweep(tmp_path, f"""
+    return write_sweep(
+        tmp_path,
+        f"""
 base = "base.toml"
 output_dir = "{out}"
 teacher_free = false
@@ -405,7 +429,9 @@ baselines = ["no_hsk"]
 [grid]
 keep_tokens = [2, 4, 8]
 seed = [1, 2]
-""", name=f"{out.name}.toml")
+""",
+        name=f"{out.name}.toml",
+    )
 
 
 def comparable(records):
@@ -469,10 +495,25 @@ def test_text_curve_and_plot_from_records(tmp_path):
     records = [
         {"id": "no_hsk", "kind": "no_hsk", "dev_metric": 0.70, "hsk_fraction": 0.0, "metric": "accuracy"},
         {"id": "full_hsk", "kind": "full_hsk", "dev_metric": 0.85, "hsk_fraction": 1.0, "metric": "accuracy"},
-        *({"id": f"k{k}", "kind": "hsk", "series": "length · left_first", "hsk_fraction": k / 1000,
-           "dev_metric": 0.8 + k / 1000, "metric": "accuracy"} for k in (1, 10, 100)),
-        {"id": "w", "kind": "hsk", "series": "width · mag", "hsk_fraction": 0.01, "dev_metric": 0.9,
-         "metric": "accuracy"},
+        *(
+            {
+                "id": f"k{k}",
+                "kind": "hsk",
+                "series": "length · left_first",
+                "hsk_fraction": k / 1000,
+                "dev_metric": 0.8 + k / 1000,
+                "metric": "accuracy",
+            }
+            for k in (1, 10, 100)
+        ),
+        {
+            "id": "w",
+            "kind": "hsk",
+            "series": "width · mag",
+            "hsk_fraction": 0.01,
+            "dev_metric": 0.9,
+            "metric": "accuracy",
+        },
     ]
     lines = core.text_curve(records, width=40, height=8)
     assert len(lines) == 1 + 8 + 2 + 4 and all(len(line) <= 60 for line in lines)
@@ -543,8 +584,10 @@ def test_cli_reports_points_a_given_store_cannot_serve(finished, tmp_path):
     store = finished["out"] / "store"  # K = 1..2 (top layers), k = 8 tokens
     base = (finished["root"] / "base.toml").read_text().replace("[hsk]\n", f'[hsk]\nhsk_store = "{store}"\n', 1)
     (tmp_path / "base.toml").write_text(base)
-    path = write_sweep(tmp_path, f'base = "base.toml"\noutput_dir = "{tmp_path / "out"}"\n'
-                                 '[grid]\nconfig_3d = ["1l_4t_0.5h", "1l_12t_0.5h"]\n')
+    path = write_sweep(
+        tmp_path,
+        f'base = "base.toml"\noutput_dir = "{tmp_path / "out"}"\n[grid]\nconfig_3d = ["1l_4t_0.5h", "1l_12t_0.5h"]\n',
+    )
     result = runner.invoke(app, ["sweep", str(path)])
     assert result.exit_code == 2, result.output
     assert "point 1l_12t_0.5h" in result.stderr and "store kept only 8" in result.stderr
@@ -555,11 +598,13 @@ def test_cli_reports_points_a_given_store_cannot_serve(finished, tmp_path):
 def test_cli_sweep_merge(tmp_path, models, fake_stages):
     path = online_sweep(tmp_path, models, tmp_path / "whole")
     for index in (1, 2):
-        result = runner.invoke(app, ["sweep", str(path), "--shard", f"{index}/2", "-o", str(tmp_path / f"s{index}"),
-                                     "--json"])
+        result = runner.invoke(
+            app, ["sweep", str(path), "--shard", f"{index}/2", "-o", str(tmp_path / f"s{index}"), "--json"]
+        )
         assert result.exit_code == 0, result.output
-    merged = runner.invoke(app, ["sweep-merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "-o",
-                                 str(tmp_path / "m"), "--json"])
+    merged = runner.invoke(
+        app, ["sweep-merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "-o", str(tmp_path / "m"), "--json"]
+    )
     assert merged.exit_code == 0, merged.output
     document = json.loads(merged.stdout)
     assert len(document["points"]) == 7 and document["pending"] == []

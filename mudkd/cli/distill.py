@@ -430,7 +430,7 @@ def cache_cli(
     resolved = build_recipe(recipe, flags=flags, sets=set_)
     from mudkd.core import cache
 
-    plan = cache.plan(resolved)
+    plan = cache.plan(resolved, resume=resume)
     if dry_run:
         _finish("distill cache", plan, json_, True)
         return

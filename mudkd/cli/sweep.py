@@ -31,15 +31,20 @@ MERGE_EPILOG = """Examples:
 
 ShardOpt = Annotated[
     str | None,
-    typer.Option("--shard", help="Run only shard i of n (1-based, round-robin over the grid), e.g. 1/4.",
-                 metavar="I/N", show_default=False),
+    typer.Option(
+        "--shard",
+        help="Run only shard i of n (1-based, round-robin over the grid), e.g. 1/4.",
+        metavar="I/N",
+        show_default=False,
+    ),
 ]
 
 
 @c.report_errors
 def sweep_cli(
-    sweep_file: Annotated[Path, typer.Argument(help="Sweep recipe (TOML): a base recipe plus a grid.",
-                                               show_default=False)],
+    sweep_file: Annotated[
+        Path, typer.Argument(help="Sweep recipe (TOML): a base recipe plus a grid.", show_default=False)
+    ],
     shard: ShardOpt = None,
     output_dir: c.OutputDirOpt = None,
     set_: c.SetOpt = None,
@@ -69,10 +74,10 @@ def sweep_cli(
 
 @c.report_errors
 def sweep_merge_cli(
-    directories: Annotated[list[Path], typer.Argument(help="Output directories of sweep shards.",
-                                                      show_default=False)],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory of the merged results.",
-                                             show_default=False)],
+    directories: Annotated[list[Path], typer.Argument(help="Output directories of sweep shards.", show_default=False)],
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", "-o", help="Directory of the merged results.", show_default=False)
+    ],
     json_: c.JsonOpt = False,
 ) -> None:
     """Combine the results of sweep shards (run with --shard i/n) into one table, curve and plot.
@@ -113,31 +118,40 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
     if json_mode:
         c.emit_json({"dry_run": True, **plan})
         return
+    from rich import box
     from rich.table import Table
 
     title = f"Sweep plan (dry run: nothing written) → {plan['output_dir']}"
     if plan.get("shard"):
         title += f", shard {plan['shard']}"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("point", no_wrap=True)
-    table.add_column("series")
+    table.add_column("series", min_width=10, overflow="fold")
     table.add_column("budget", no_wrap=True)
     table.add_column("HSK", justify="right", no_wrap=True)
     table.add_column("HSK from")
     table.add_column("done", no_wrap=True)
     for row in plan["points"]:
         source = row["store"] or ("teacher" if row["kind"] != "no_hsk" else "-")
-        table.add_row(row["id"], row["series"], _budget(row), _fraction(row["hsk_fraction"]), source,
-                      "yes" if row["done"] else "")
+        table.add_row(
+            row["id"], row["series"], _budget(row), _fraction(row["hsk_fraction"]), source, "yes" if row["done"] else ""
+        )
     c.stdout_console().print(table)
     if plan["stores"]:
-        stores = Table(title="Teacher-free store(s): the teacher runs once per store", title_justify="left")
+        stores = Table(
+            title="Teacher-free store(s): the teacher runs once per store", title_justify="left", box=box.SIMPLE_HEAD
+        )
         for column in ("store", "budget", "bytes/example", "size", "serves"):
             stores.add_column(column, no_wrap=column not in {"store", "budget"})
         for store in plan["stores"]:
             size = _human(store["bytes"]) if store.get("bytes") else "-"
-            stores.add_row(store["name"], store["budget"], c.format_value(store["bytes_per_example"]), size,
-                           f"{len(store['points'])} points" + (" (given)" if store["given"] else ""))
+            stores.add_row(
+                store["name"],
+                store["budget"],
+                c.format_value(store["bytes_per_example"]),
+                size,
+                f"{len(store['points'])} points" + (" (given)" if store["given"] else ""),
+            )
         c.stdout_console().print(stores)
     for store in plan["stores"]:
         c.stdout_console().print(f"{store['name']}: {store['path']}", highlight=False, markup=False)
@@ -158,21 +172,30 @@ def render_result(result: Any, json_mode: bool) -> None:
     if json_mode:
         c.emit_json(result.to_dict())
         return
+    from rich import box
     from rich.table import Table
 
     from mudkd.core.sweep import text_curve
 
     records = result.records
     metric = next((r["metric"] for r in records if r.get("metric")), "metric")
-    table = Table(title=f"Sweep results ({len(records)} points) → {result.output_dir}", title_justify="left")
+    table = Table(
+        title=f"Sweep results ({len(records)} points) → {result.output_dir}", title_justify="left", box=box.SIMPLE_HEAD
+    )
     table.add_column("point", no_wrap=True)
-    table.add_column("series")
+    table.add_column("series", min_width=10, overflow="fold")
     table.add_column("budget", no_wrap=True)
-    for column in ("HSK", f"dev {metric}", "hsk", "pred"):
+    for column in ("HSK", f"dev {metric}", "time"):
         table.add_column(column, justify="right", no_wrap=True)
     for record in records:
-        table.add_row(record["id"], record["series"], _budget(record), _fraction(record["hsk_fraction"]),
-                      _metric(record), _seconds(record.get("hsk_seconds")), _seconds(record.get("pred_seconds")))
+        table.add_row(
+            record["id"],
+            record["series"],
+            _budget(record),
+            _fraction(record["hsk_fraction"]),
+            _metric(record),
+            _seconds(record.get("seconds")),
+        )
     console = c.stdout_console()
     console.print(table)
     for line in text_curve(records):
@@ -180,8 +203,10 @@ def render_result(result: Any, json_mode: bool) -> None:
     for path in [*result.plots, result.results_csv, result.results_json]:
         console.print(f"wrote {path}", highlight=False, markup=False)
     if result.pending:
-        c.info(f"{len(result.pending)} points are not finished in {result.output_dir} (other shards?): "
-               f"{', '.join(result.pending[:6])}{' ...' if len(result.pending) > 6 else ''}")
+        c.info(
+            f"{len(result.pending)} points are not finished in {result.output_dir} (other shards?): "
+            f"{', '.join(result.pending[:6])}{' ...' if len(result.pending) > 6 else ''}"
+        )
         c.info("Hint: combine shard directories with 'mudkd sweep-merge DIR... -o OUT'")
 
 
@@ -234,7 +259,7 @@ class SweepDisplay:
 
     def __exit__(self, *exc_info: Any) -> None:
         if self.live is not None:
-            self.live.update(self._table(), refresh=True)
+            self.live.refresh()
             self.live.stop()
             self.live = None
 
@@ -245,7 +270,9 @@ class SweepDisplay:
         if self.animate:
             from rich.live import Live
 
-            self.live = Live(self._table(), console=c.stderr_console(), refresh_per_second=4, transient=False)
+            self.live = Live(
+                console=c.stderr_console(), refresh_per_second=2, transient=False, get_renderable=self._table
+            )  # re-rendered on every refresh: the clock ticks
             self.live.start()
         elif not self.quiet:
             c.info(f"sweep: {len(rows)} points, {len(skipped)} already done")
@@ -269,8 +296,10 @@ class SweepDisplay:
         self.rows[record["id"]] = {**self.rows.get(record["id"], {}), **record}
         self.status[record["id"]] = "done"
         if not self.animate and not self.quiet:
-            c.info(f"{self._position(record['id'])} {record['id']}: dev {record['metric']}={_metric(record)} "
-                   f"(HSK {_fraction(record['hsk_fraction'])}, {record['seconds']:.1f}s)")
+            c.info(
+                f"{self._position(record['id'])} {record['id']}: dev {record['metric']}={_metric(record)} "
+                f"(HSK {_fraction(record['hsk_fraction'])}, {record['seconds']:.1f}s)"
+            )
         self._refresh()
 
     def message(self, text: str) -> None:
@@ -281,19 +310,26 @@ class SweepDisplay:
 
     def _refresh(self) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.live.refresh()
 
     def _table(self) -> Any:
+        from rich import box
         from rich.table import Table
 
         elapsed = time.monotonic() - self.started
-        table = Table(title=f"Sweep ({elapsed:.0f}s)", title_justify="left")
+        table = Table(title=f"Sweep ({elapsed:.0f}s)", title_justify="left", box=box.SIMPLE_HEAD)
         for column in ("point", "budget", "HSK", "dev metric", "time", "status"):
             right = column in {"HSK", "dev metric", "time"}
             table.add_column(column, justify="right" if right else "left", no_wrap=column != "status")
         for point_id in self.order:
             row = self.rows[point_id]
             seconds = row.get("seconds")
-            table.add_row(point_id, _budget(row), _fraction(row.get("hsk_fraction")), _metric(row),
-                          "-" if seconds is None else f"{seconds:.1f}s", self.status.get(point_id, ""))
+            table.add_row(
+                point_id,
+                _budget(row),
+                _fraction(row.get("hsk_fraction")),
+                _metric(row),
+                "-" if seconds is None else f"{seconds:.1f}s",
+                self.status.get(point_id, ""),
+            )
         return table

@@ -56,13 +56,13 @@ def run_fingerprint(recipe: Recipe, *, tokenizer: Any, data: TaskData, teacher_p
     return fingerprint
 
 
-def plan(recipe: Recipe) -> dict[str, Any]:
-    """The store's plan and budget table (no weights loaded, nothing written)."""
+def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
+    """The store's plan and budget table (no weights loaded, nothing written); ``resume`` accepts a started store."""
     from mudkd.core.distill import _count_train_examples
 
     teacher_config = read_config(recipe.teacher.model, "teacher")
     student_config = read_config(recipe.student.model, "student")
-    check_output_dir(recipe.cache.output_dir, overwrite=recipe.output.overwrite, what="store directory")
+    check_output_dir(recipe.cache.output_dir, overwrite=recipe.output.overwrite or resume, what="store directory")
     budget = budget_from_recipe(
         recipe,
         num_student_layers=student_config["num_hidden_layers"],
@@ -91,7 +91,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     and the teacher continues from the first example not yet committed.
     """
     events = events or RunEvents()
-    plan(recipe)
+    plan(recipe, resume=resume)
     output = Path(recipe.cache.output_dir)  # type: ignore[arg-type]
     if not resume and output.exists():
         check_output_dir(output, overwrite=recipe.output.overwrite, what="store directory")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -335,7 +336,15 @@ def cache_root() -> Path:
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """A hash of everything that changes how a tokenizer splits text (vocabulary, normaliser, class)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    state = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:
+        # Truncation and padding are call-time state (they change once the tokenizer has encoded a batch), not
+        # part of how text is split: leave them out so a fingerprint is stable across a run.
+        state_dict = json.loads(backend.to_str())
+        state_dict.pop("truncation", None)
+        state_dict.pop("padding", None)
+        state = json.dumps(state_dict, sort_keys=True)
+    else:
+        state = repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(f"{type(tokenizer).__name__}\n{state}".encode()).hexdigest()[:16]
 
 

@@ -257,8 +257,10 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         CheckpointError: A missing teacher or student.
     """
     if not sweep.output_dir:
-        raise RecipeError(f"{sweep.source}: output_dir: the sweep needs an output directory",
-                          hint="set output_dir in the sweep file or pass --output-dir DIR")
+        raise RecipeError(
+            f"{sweep.source}: output_dir: the sweep needs an output directory",
+            hint="set output_dir in the sweep file or pass --output-dir DIR",
+        )
     output_dir = Path(sweep.output_dir)
     base = base_recipe_builder({})
     given_path = base.hsk.hsk_store if sweep.teacher_free else None
@@ -285,8 +287,9 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     if any(p.point.kind == "full_hsk" for p in planned) and not base.teacher.model:
         problems.append(f"{sweep.source}: baselines: full_hsk runs the teacher online and needs teacher.model")
     if problems:
-        raise RecipeError(problems[0], hint="fix the grid values, or the base recipe they start from",
-                          problems=problems)
+        raise RecipeError(
+            problems[0], hint="fix the grid values, or the base recipe they start from", problems=problems
+        )
 
     notes: list[str] = []
     stores: list[PlannedStore] = []
@@ -299,13 +302,14 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
             if planned_point.id in store.points:
                 planned_point.store = store.name
 
-    selected = planned if shard is None else shard_points([p.point for p in planned], *shard)  # type: ignore[misc]
+    points = [p.point for p in planned]
+    selected = [p.id for p in (points if shard is None else shard_points(points, *shard))]
     logits_store = None
     if given_store is not None:
         logits_store = base.pred.logits_store or str(given_store.directory)
     elif stores:
         logits_store = str(stores[0].path)  # every store holds the teacher's logits; baselines read the first
-    return SweepPlan(sweep, output_dir, planned, [p.id for p in selected], stores, shard, notes, logits_store)
+    return SweepPlan(sweep, output_dir, planned, selected, stores, shard, notes, logits_store)
 
 
 def _given_store(store: Any, planned: list[PlannedPoint], sweep: Sweep) -> PlannedStore:
@@ -321,8 +325,9 @@ def _given_store(store: Any, planned: list[PlannedPoint], sweep: Sweep) -> Plann
         if servable:
             reason = _magnitude_shortfall(store, stored, planned_point.budget) or ""
         if reason:
-            problems.append(f"{sweep.source}: point {planned_point.id}: the store {store.directory} cannot serve it: "
-                            f"{reason}")
+            problems.append(
+                f"{sweep.source}: point {planned_point.id}: the store {store.directory} cannot serve it: {reason}"
+            )
         served.append(planned_point.id)
     if problems:
         raise RecipeError(
@@ -331,8 +336,9 @@ def _given_store(store: Any, planned: list[PlannedPoint], sweep: Sweep) -> Plann
             "or remove those points from the grid",
             problems=problems,
         )
-    return PlannedStore("store", Path(store.directory), stored, {}, served, given=True,
-                        note="given by the base recipe (hsk.hsk_store)")
+    return PlannedStore(
+        "store", Path(store.directory), stored, {}, served, given=True, note="given by the base recipe (hsk.hsk_store)"
+    )
 
 
 def _magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeBudget) -> str | None:
@@ -346,8 +352,9 @@ def _magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeB
 
     limit = wanted.keep_tokens * wanted.teacher_hidden
     slots = [
-        next(i for i, pair in enumerate(zip(stored.student_layers, stored.teacher_layers, strict=True))
-             if pair == (s, t))
+        next(
+            i for i, pair in enumerate(zip(stored.student_layers, stored.teacher_layers, strict=True)) if pair == (s, t)
+        )
         for s, t in zip(wanted.student_layers, wanted.teacher_layers, strict=True)
     ]
     for first in range(0, len(store), 4096):
@@ -356,8 +363,10 @@ def _magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeB
         short = np.argwhere(inside < wanted.magnitude_count)
         if short.size:
             example = first + int(short[0][0])
-            return (f"example {example} has only {int(inside.min())} stored magnitudes within its first "
-                    f"{wanted.keep_tokens} tokens, {wanted.magnitude_count} are needed")
+            return (
+                f"example {example} has only {int(inside.min())} stored magnitudes within its first "
+                f"{wanted.keep_tokens} tokens, {wanted.magnitude_count} are needed"
+            )
     return None
 
 
@@ -393,16 +402,22 @@ def _store_width(budgets: list[KnowledgeBudget], keep_tokens: int, dtype: str) -
         rho = _decimal_at_least(needed, total)
         magnitude_bytes = needed * (VALUE_BYTES[dtype] + (2 if total <= 32767 else 4))
         if rho < 1.0 and magnitude_bytes < total * VALUE_BYTES[dtype]:
-            note = "" if needed == max(b.magnitude_count for b in budgets) else (
-                f"magnitude store widened to ρ={rho:g} so that points with fewer tokens are certain to be served")
+            note = (
+                ""
+                if needed == max(b.magnitude_count for b in budgets)
+                else (f"magnitude store widened to ρ={rho:g} so that points with fewer tokens are certain to be served")
+            )
             return {"hsk.keep_hidden": rho, "hsk.hidden_scheme": "importance_mask_dynamic"}, note
         return full, "full-width store: cheaper than a magnitude store covering every point's tokens"
     statics = [b for b in budgets if b.static_mask]
     if len(statics) == len(budgets) and len({b.hidden_scheme for b in statics}) == 1:
         widest = max(statics, key=lambda b: len(b.width_dims or []))
         if all(set(b.width_dims or []) <= set(widest.width_dims or []) for b in statics):
-            return {"hsk.keep_hidden": widest.keep_hidden, "hsk.hidden_scheme": widest.hidden_scheme,
-                    "training.seed": widest.seed}, ""
+            return {
+                "hsk.keep_hidden": widest.keep_hidden,
+                "hsk.hidden_scheme": widest.hidden_scheme,
+                "training.seed": widest.seed,
+            }, ""
     return full, "full-width store: the points' width masks differ (every mask is recomputed from the full width)"
 
 
@@ -444,9 +459,16 @@ def _plan_stores(
     hsk_points = [p for p in planned if p.point.kind == "hsk"]
     dtype = base.cache.dtype
     if not hsk_points:  # baselines only: a minimal store, for the teacher's logits
-        overrides: dict[str, Any] = {"hsk.config_3d": None, "hsk.student_layers": None, "hsk.teacher_layers": None,
-                                     "hsk.keep_layers": 1, "hsk.keep_tokens": 1, "hsk.token_scheme": "left_first",
-                                     "hsk.keep_hidden": 1.0, "hsk.mag_scope": "example"}
+        overrides: dict[str, Any] = {
+            "hsk.config_3d": None,
+            "hsk.student_layers": None,
+            "hsk.teacher_layers": None,
+            "hsk.keep_layers": 1,
+            "hsk.keep_tokens": 1,
+            "hsk.token_scheme": "left_first",
+            "hsk.keep_hidden": 1.0,
+            "hsk.mag_scope": "example",
+        }
         budget = _budget(apply_overrides(base, overrides), shapes)
         return [PlannedStore("store", output_dir / "store", budget, overrides, [], note="teacher logits only")]
 
@@ -546,7 +568,7 @@ def _finished(output_dir: Path, planned: PlannedPoint) -> bool:
         record = json.loads((output_dir / "points" / planned.id / RESULT_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return record.get("recipe_hash") == planned.recipe_hash
+    return isinstance(record, dict) and record.get("recipe_hash") == planned.recipe_hash
 
 
 def _store_matches(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
@@ -601,8 +623,12 @@ def _ensure_store(store: PlannedStore, base: Recipe, events: SweepEvents) -> dic
     built = KnowledgeBudget.from_dict(result.details["budget"])
     if built.to_dict() != store.budget.to_dict():
         raise StoreError(f"{store.path}: the store was built for another budget than planned")
-    return {**row, "action": "resumed" if state == "partial" else "built", "seconds": time.monotonic() - started,
-            "bytes": result.details.get("bytes")}
+    return {
+        **row,
+        "action": "resumed" if state == "partial" else "built",
+        "seconds": time.monotonic() - started,
+        "bytes": result.details.get("bytes"),
+    }
 
 
 def _check_stores(stores: list[PlannedStore], todo: list[PlannedPoint]) -> None:
@@ -643,22 +669,30 @@ def _run_point(
     student = recipe.student.model
     if kind != "no_hsk":
         events.on_point_start(planned.id, "hsk")
-        hsk_recipe = apply_overrides(recipe, {
-            "hsk.output_dir": str(point_dir / "hsk"),
-            "hsk.hsk_store": store_path if kind == "hsk" else None,
-            "output.overwrite": False,
-        }, where=f"point {planned.id}")
+        hsk_recipe = apply_overrides(
+            recipe,
+            {
+                "hsk.output_dir": str(point_dir / "hsk"),
+                "hsk.hsk_store": store_path if kind == "hsk" else None,
+                "output.overwrite": False,
+            },
+            where=f"point {planned.id}",
+        )
         started = time.monotonic()
         student = distill.run_hsk(hsk_recipe, events=events).output_dir
         seconds["hsk"] = time.monotonic() - started
     events.on_point_start(planned.id, "pred")
     logits_store = plan_.logits_for(planned)
-    pred_recipe = apply_overrides(recipe, {
-        "student.model": student,
-        "pred.output_dir": str(point_dir / "pred"),
-        "pred.logits_store": logits_store,
-        "output.overwrite": False,
-    }, where=f"point {planned.id}")
+    pred_recipe = apply_overrides(
+        recipe,
+        {
+            "student.model": student,
+            "pred.output_dir": str(point_dir / "pred"),
+            "pred.logits_store": logits_store,
+            "output.overwrite": False,
+        },
+        where=f"point {planned.id}",
+    )
     started = time.monotonic()
     result = distill.run_pred(pred_recipe, events=events)
     seconds["pred"] = time.monotonic() - started
@@ -669,8 +703,15 @@ def _run_point(
     return record
 
 
-def _record(planned: PlannedPoint, metric: str, metrics: Mapping[str, float], seconds: Mapping[str, float],
-            model_dir: str, store: str | None, teacher_free: bool) -> dict[str, Any]:
+def _record(
+    planned: PlannedPoint,
+    metric: str,
+    metrics: Mapping[str, float],
+    seconds: Mapping[str, float],
+    model_dir: str,
+    store: str | None,
+    teacher_free: bool,
+) -> dict[str, Any]:
     budget = planned.budget
     return {
         "id": planned.id,
@@ -766,8 +807,10 @@ def _check_output_dir(output_dir: Path) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise RecipeError(f"{output_dir}: exists and is not a directory", hint="choose another output_dir")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / SWEEP_FILE).is_file():
-        raise RecipeError(f"{output_dir}: output_dir exists, is not empty and holds no sweep",
-                          hint="choose another output_dir (a sweep's own directory is resumed)")
+        raise RecipeError(
+            f"{output_dir}: output_dir exists, is not empty and holds no sweep",
+            hint="choose another output_dir (a sweep's own directory is resumed)",
+        )
 
 
 def _write_sweep_file(plan_: SweepPlan) -> None:
@@ -797,9 +840,27 @@ def collect_records(output_dir: Path, order: Sequence[str] | None = None) -> lis
     return sorted(records.values(), key=lambda r: (rank.get(r["id"], len(rank)), r["id"]))
 
 
-CSV_COLUMNS = ("id", "kind", "series", "hsk_fraction", "elements_per_example", "keep_layers", "keep_tokens",
-               "keep_hidden", "layer_scheme", "token_scheme", "hidden_scheme", "seed", "metric", "dev_metric",
-               "hsk_seconds", "pred_seconds", "teacher_free", "budget", "model_dir")
+CSV_COLUMNS = (
+    "id",
+    "kind",
+    "series",
+    "hsk_fraction",
+    "elements_per_example",
+    "keep_layers",
+    "keep_tokens",
+    "keep_hidden",
+    "layer_scheme",
+    "token_scheme",
+    "hidden_scheme",
+    "seed",
+    "metric",
+    "dev_metric",
+    "hsk_seconds",
+    "pred_seconds",
+    "teacher_free",
+    "budget",
+    "model_dir",
+)
 
 
 def results_csv(records: Sequence[Mapping[str, Any]]) -> str:
@@ -810,8 +871,10 @@ def results_csv(records: Sequence[Mapping[str, Any]]) -> str:
     writer.writerow([*CSV_COLUMNS, *(f"dev_{name}" for name in metric_names)])
     for record in records:
         metrics = record.get("dev_metrics", {})
-        writer.writerow([_csv_value(record.get(column)) for column in CSV_COLUMNS]
-                        + [_csv_value(metrics.get(name)) for name in metric_names])
+        writer.writerow(
+            [_csv_value(record.get(column)) for column in CSV_COLUMNS]
+            + [_csv_value(metrics.get(name)) for name in metric_names]
+        )
     return buffer.getvalue()
 
 
@@ -841,7 +904,10 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
     sources = [Path(d) for d in output_dirs]
     if target.is_dir() and (target / SWEEP_FILE).is_file() and target.resolve() not in {s.resolve() for s in sources}:
         sources.append(target)
-    problems, order, records, origins = [], [], {}, {}
+    problems: list[str] = []
+    order: list[str] = []
+    records: dict[str, dict[str, Any]] = {}
+    origins: dict[str, Path] = {}
     sweep_document = None
     for source in sources:
         if not (source / SWEEP_FILE).is_file() and not (source / "points").is_dir():
@@ -854,8 +920,9 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
         for record in collect_records(source):
             seen = records.get(record["id"])
             if seen is not None and seen.get("recipe_hash") != record.get("recipe_hash"):
-                problems.append(f"point {record['id']}: finished with different recipes in {origins[record['id']]} "
-                                f"and {source}")
+                problems.append(
+                    f"point {record['id']}: finished with different recipes in {origins[record['id']]} and {source}"
+                )
                 continue
             if seen is None:
                 records[record["id"]] = record
@@ -873,8 +940,12 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
         _write_json_atomic(target / SWEEP_FILE, {**sweep_document, "merged_from": [str(s) for s in sources]})
     merged = collect_records(target, order)
     files = write_results(target, merged)
-    return SweepResult(output_dir=str(target), records=merged, **files,
-                       pending=[point_id for point_id in order if point_id not in records])
+    return SweepResult(
+        output_dir=str(target),
+        records=merged,
+        **files,
+        pending=[point_id for point_id in order if point_id not in records],
+    )
 
 
 def _curves(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[tuple[float, float]]], dict[str, float]]:
@@ -912,7 +983,7 @@ def write_plots(records: Sequence[Mapping[str, Any]], directory: str | Path) -> 
     from matplotlib import pyplot as plt
 
     metric = _metric_name(records)
-    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    figure, axes = plt.subplots(figsize=(7.0, 4.5), dpi=120)
     markers = "os^Dv<>pPX*h"
     for index, (name, points) in enumerate(curves.items()):
         xs, ys = zip(*points, strict=True)
@@ -924,16 +995,20 @@ def write_plots(records: Sequence[Mapping[str, Any]], directory: str | Path) -> 
     for kind, value in baselines.items():
         color, style, label = styles[kind]
         axes.axhline(value, color=color, linestyle=style, label=f"{label} ({value:.4g})")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     axes.set_xscale("log")
-    axes.set_xlabel("fraction of the student's full HSK (log scale)")
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _percent(value)))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("amount of HSK: fraction of the student's full HSK (log scale)")
     axes.set_ylabel(f"dev {metric}")
     axes.set_title("Marginal utility of hidden-state knowledge")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small", loc="best")
-    figure.tight_layout()
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     path = Path(directory) / PLOT_FILE
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(temporary, format="png")
+    figure.savefig(temporary, format="png", bbox_inches="tight")
     plt.close(figure)
     os.replace(temporary, path)
     return [str(path)]
@@ -987,8 +1062,9 @@ def text_curve(records: Sequence[Mapping[str, Any]], *, width: int = 50, height:
     axis = left + " " * (gap // 2) + middle + " " * (gap - gap // 2) + right
     lines.append(" " * (label_width + 2) + axis)
     legend = [f"{letters[i % 26]} = {name}" for i, name in enumerate(curves)]
-    legend += [f"{'─' if kind == 'full_hsk' else '┄'} = {kind.replace('_', ' ')} ({value:.4g})"
-               for kind, value in baselines.items()]
+    legend += [
+        f"{'─' if kind == 'full_hsk' else '┄'} = {kind.replace('_', ' ')} ({value:.4g})"
+        for kind, value in baselines.items()
+    ]
     lines += ["  " + item for item in legend]
     return lines
-

@@ -303,14 +303,26 @@ def discard_checkpoints(work_dir: Path) -> None:
 
 
 def latest_checkpoint(work_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` directory under ``work_dir/checkpoints``, if any."""
+    """The newest complete ``checkpoint-N`` directory under ``work_dir/checkpoints``, if any.
+
+    The Trainer writes ``trainer_state.json`` last (and not atomically), so a checkpoint without a readable one was
+    cut short by a kill mid-save and is skipped.
+    """
     root = work_dir / "checkpoints"
     if not root.is_dir():
         return None
-    candidates = [p for p in root.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    candidates = [p for p in root.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and _complete(p)]
     if not candidates:
         return None
     return str(max(candidates, key=lambda p: int(p.name.split("-")[-1])))
+
+
+def _complete(checkpoint: Path) -> bool:
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] | None, device: str) -> None:
@@ -389,9 +401,13 @@ def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_co
     if num_labels is not None:
         options["num_labels"] = num_labels
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, **options)
+        model = AutoModelForSequenceClassification.from_pretrained(path, **options)
     except (OSError, ValueError, KeyError) as error:
         raise CheckpointError(
             f"{path}: could not load a model ({str(error).splitlines()[0][:200]})",
             hint="pass a directory written by save_pretrained (config.json + model.safetensors)",
         ) from None
+    # Its loss is a batch mean that ignores the Trainer's num_items_in_batch; saying so stops the Trainer from
+    # multiplying loss and gradients by the number of DDP ranks (and skipping the gradient-accumulation division).
+    model.accepts_loss_kwargs = False
+    return model

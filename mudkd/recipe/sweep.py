@@ -206,7 +206,8 @@ class Sweep(Section):
 
 def split_sets(sets: list[str] | None) -> tuple[list[str], list[str]]:
     """Split ``--set`` strings into sweep keys (``output_dir=...``, ``grid.keep_tokens=[...]``) and recipe keys."""
-    sweep_sets, recipe_sets = [], []
+    sweep_sets: list[str] = []
+    recipe_sets: list[str] = []
     for text in sets or []:
         key = text.partition("=")[0].strip()
         (sweep_sets if key.split(".")[0] in Sweep.model_fields else recipe_sets).append(text)
@@ -267,10 +268,9 @@ def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
     except ValidationError as error:
         problems = [f"{path}: {_describe(item, grid_was_table)}" for item in error.errors()]
     base_value = data.get("base")
-    if isinstance(base_value, str):
-        base_path = Path(base_value) if Path(base_value).is_absolute() else path.parent / base_value
-        if not base_path.is_file():
-            problems.append(f"{path}: base: base recipe not found ({base_path})")
+    base_path = path.parent / base_value if isinstance(base_value, str) else path
+    if isinstance(base_value, str) and not base_path.is_file():
+        problems.append(f"{path}: base: base recipe not found ({base_path})")
     if problems or sweep is None:
         raise RecipeError(
             problems[0],
@@ -310,8 +310,13 @@ class Point:
         return [f"{key}={_literal(value)}" for key, value in self.overrides.items()]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "series": self.series, "settings": dict(self.settings),
-                "overrides": self.sets}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "series": self.series,
+            "settings": dict(self.settings),
+            "overrides": self.sets,
+        }
 
 
 def _literal(value: Any) -> str:
@@ -392,8 +397,10 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise RecipeError(f"--shard {text!r}: expected i/n, e.g. 1/4", hint="shards are numbered 1..n")
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1 or not 1 <= index <= count:
-        raise RecipeError(f"--shard {text}: i must be between 1 and n (got {index}/{count})",
-                          hint="shards are numbered 1..n, e.g. --shard 1/4 ... --shard 4/4")
+        raise RecipeError(
+            f"--shard {text}: i must be between 1 and n (got {index}/{count})",
+            hint="shards are numbered 1..n, e.g. --shard 1/4 ... --shard 4/4",
+        )
     return index, count
 
 

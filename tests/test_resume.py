@@ -1,0 +1,339 @@
+"""Killed runs (``kill -9``) leave nothing half-written and resume to the uninterrupted result.
+
+Each stage runs as a real ``python -m mudkd`` subprocess that is sent SIGKILL at a known point (a complete Trainer
+checkpoint, or the first committed store chunk). The final output path must not exist afterwards; rerunning the
+same command with ``--resume`` must finish with the same numbers as an uninterrupted run with the same seed. The
+three subprocesses start together (they spend most of their time importing) while the uninterrupted reference
+runs go in-process. Everything runs on one torch thread, in the subprocesses and here, so the arithmetic of the
+killed, resumed and reference runs is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mudkd.cli.app import app
+from tests.helpers import make_tiny_bert
+
+runner = CliRunner()
+KILL_TIMEOUT = 180  # seconds until the kill point must be reached (normally ~15 s: imports dominate)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("resume")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_and_cache(work):
+    """One torch thread (as the subprocesses get via OMP_NUM_THREADS=1) and a cache shared by the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUDKD_CACHE", str(work / "cache"))
+        yield
+    torch.set_num_threads(threads)
+
+
+def build_models(root: Path) -> Path:
+    """A tiny teacher (3 layers, hidden 32) and its ROSITA-style pruned student (2 layers, 2 heads)."""
+    from transformers import AutoTokenizer
+
+    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
+
+    teacher = make_tiny_bert(root / "teacher", layers=3, seed=1)
+    generator = torch.Generator().manual_seed(0)
+    scores = TaylorScores(
+        [torch.rand(4, generator=generator) for _ in range(3)],
+        [torch.rand(64, generator=generator) for _ in range(3)],
+        num_batches=1, num_examples=1, head_size=8, hidden_size=32,
+    )
+    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
+    save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
+    return root
+
+
+def sst2(glue_dir: Path, examples: int = 64) -> list:
+    return ["--task-name", "sst-2", "--data-dir", glue_dir / "SST-2", "--max-train-samples", examples,
+            "--max-seq-length", 16]
+
+
+def finetune_args(model: Path, glue_dir: Path, out: Path) -> list:
+    return ["finetune", "--model-name-or-path", model, *sst2(glue_dir), "--max-eval-samples", 32,
+            "--train-batch-size", 8, "--eval-step", 2, "--max-steps", 8, "--learning-rate", 1e-3, "--seed", 3,
+            "--json", "-o", out]
+
+
+def hsk_args(models: Path, glue_dir: Path, out: Path) -> list:
+    return ["distill", "hsk", "--teacher-model", models / "teacher", "--student-model", models / "student",
+            *sst2(glue_dir), "--config-3d", "2l_8t_0.5h", "--train-batch-size", 8, "--eval-step", 2,
+            "--max-steps", 8, "--learning-rate", 1e-3, "--seed", 3, "--json", "-o", out]
+
+
+CACHE_EXAMPLES = 256  # 16 chunks of 16: the build is still running when the first chunk is committed
+
+
+def cache_args(models: Path, glue_dir: Path, out: Path) -> list:
+    return ["distill", "cache", "--teacher-model", models / "teacher", "--student-model", models / "student",
+            *sst2(glue_dir, CACHE_EXAMPLES), "--config-3d", "2l_8t_0.5h", "--batch-size", 8,
+            "--set", "cache.chunk_size=16", "--json", "-o", out]
+
+
+def invoke(args: list):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def run_json(args: list) -> dict:
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def complete_checkpoint(partial: Path) -> Callable[[], bool]:
+    """True once a checkpoint is whole: the Trainer writes ``trainer_state.json`` last."""
+
+    def check() -> bool:
+        for state in (partial / "checkpoints").glob("checkpoint-*/trainer_state.json"):
+            try:
+                json.loads(state.read_text())
+                return True
+            except (OSError, ValueError):  # being written right now
+                pass
+        return False
+
+    return check
+
+
+def committed_chunk(store: Path) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return json.loads((store / "manifest.json").read_text())["committed"] > 0
+        except (OSError, ValueError, KeyError):
+            return False
+
+    return check
+
+
+class KilledRun:
+    """``python -m mudkd ARGS`` in a subprocess, sent SIGKILL by a watcher thread as soon as ``trigger()``."""
+
+    def __init__(self, args: list, trigger: Callable[[], bool], cwd: Path) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        self.stderr = cwd / f"killed-{len(list(cwd.glob('killed-*')))}.err"
+        with self.stderr.open("w") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "mudkd", *map(str, args)], cwd=cwd, env=env,
+                                            stdout=subprocess.DEVNULL, stderr=err)
+        self.killed = False
+        self.thread = threading.Thread(target=self._watch, args=(trigger,), daemon=True)
+        self.thread.start()
+
+    def _watch(self, trigger: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + KILL_TIMEOUT
+        while self.process.poll() is None and time.monotonic() < deadline:
+            if trigger():
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.killed = True
+                break
+            time.sleep(0.002)
+        if self.process.poll() is None and not self.killed:
+            self.process.kill()
+
+    def wait(self) -> None:
+        self.thread.join(KILL_TIMEOUT + 10)
+        self.process.wait(timeout=30)
+        assert self.killed and self.process.returncode == -signal.SIGKILL, (
+            f"the run was not killed mid-way (exit {self.process.returncode}):\n{self.stderr.read_text()[-2000:]}"
+        )
+
+
+@pytest.fixture(scope="module")
+def killed(work, tiny_bert_dir, glue_dir):
+    """Start the three runs to be killed at once; each test waits for its own."""
+    models = build_models(work / "models")
+    runs = {
+        "finetune": KilledRun(finetune_args(tiny_bert_dir, glue_dir, work / "ft"),
+                              complete_checkpoint(work / "ft.partial"), work),
+        "hsk": KilledRun(hsk_args(models, glue_dir, work / "hsk"), complete_checkpoint(work / "hsk.partial"), work),
+        "cache": KilledRun(cache_args(models, glue_dir, work / "store"), committed_chunk(work / "store"), work),
+    }
+    yield {"models": models, **runs}
+    for run in runs.values():
+        if run.process.poll() is None:
+            run.process.kill()
+
+
+@pytest.fixture(scope="module")
+def killed_finetune(work, killed):
+    """The ``.partial`` directory the killed finetune left, kept pristine; ``restore()`` puts a copy in place."""
+    killed["finetune"].wait()
+    final, partial = work / "ft", work / "ft.partial"
+    assert not final.exists(), "a killed run left a final output directory"
+    assert partial.is_dir()
+    pristine = work / "ft.pristine"
+    shutil.copytree(partial, pristine)
+
+    def restore() -> tuple[Path, Path]:
+        shutil.rmtree(final, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(pristine, partial)  # same absolute path: trainer_state.json names its checkpoints by it
+        return final, partial
+
+    return restore
+
+
+@pytest.fixture(scope="module")
+def finetune_reference(work, tiny_bert_dir, glue_dir):
+    out = work / "ft-reference"
+    return run_json(finetune_args(tiny_bert_dir, glue_dir, out)), out
+
+
+def weights(directory: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(directory / "model.safetensors")
+
+
+def assert_same_weights(first: Path, second: Path, atol: float = 1e-6) -> None:
+    a, b = weights(first), weights(second)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=atol, rtol=0, msg=name)
+
+
+def resumed_from(stderr: str) -> int:
+    lines = [line for line in stderr.splitlines() if line.startswith("resuming from")]
+    assert len(lines) == 1, stderr
+    return int(lines[0].rsplit("-", 1)[1])
+
+
+def training_steps(directory: Path) -> list[int]:
+    """The steps of the training-loss records in ``metrics.jsonl``."""
+    lines = (directory / "metrics.jsonl").read_text().splitlines()
+    return [record["step"] for record in map(json.loads, lines) if "loss" in record and "grad_norm" in record]
+
+
+def test_finetune_resumes_after_kill_9(killed_finetune, finetune_reference, tiny_bert_dir, glue_dir):
+    reference, reference_dir = finetune_reference
+    final, _ = killed_finetune()
+    result = invoke([*finetune_args(tiny_bert_dir, glue_dir, final), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert resumed_from(result.stderr) in (2, 4, 6)
+    resumed = json.loads(result.stdout)
+    assert resumed["steps"] == 8
+    assert resumed["metrics"]["accuracy"] == pytest.approx(reference["metrics"]["accuracy"], abs=0.005)
+    assert resumed["metrics"]["loss"] == pytest.approx(reference["metrics"]["loss"], abs=1e-5)
+    assert_same_weights(final, reference_dir)
+    assert not final.with_name("ft.partial").exists() and not (final / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("cut", ["before_trainer_state", "inside_trainer_state"])
+def test_resume_skips_a_half_written_checkpoint(killed_finetune, finetune_reference, tiny_bert_dir, glue_dir, cut):
+    """A kill inside the Trainer's checkpoint save (not atomic: weights, optimizer, RNG, then trainer_state.json)
+    leaves a newer, torn checkpoint; resuming must use the newest *complete* one (before the fix it crashed with
+    FileNotFoundError or JSONDecodeError)."""
+    reference, reference_dir = finetune_reference
+    final, partial = killed_finetune()
+    complete = sorted((partial / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    complete = [p for p in complete if (p / "trainer_state.json").is_file()][-1]
+    step = int(complete.name.split("-")[1])
+    torn = partial / "checkpoints" / f"checkpoint-{step + 2}"
+    shutil.copytree(complete, torn)
+    state = torn / "trainer_state.json"
+    if cut == "before_trainer_state":
+        state.unlink()
+    else:
+        state.write_text(state.read_text()[:40])
+    result = invoke([*finetune_args(tiny_bert_dir, glue_dir, final), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert resumed_from(result.stderr) == step
+    resumed = json.loads(result.stdout)
+    assert resumed["steps"] == 8
+    assert resumed["metrics"]["loss"] == pytest.approx(reference["metrics"]["loss"], abs=1e-5)
+    assert_same_weights(final, reference_dir)
+
+
+def test_resume_into_a_changed_recipe_is_refused(killed_finetune, tiny_bert_dir, glue_dir):
+    final, partial = killed_finetune()
+    before = sorted(str(p.relative_to(partial)) for p in partial.rglob("*"))
+    result = invoke([*finetune_args(tiny_bert_dir, glue_dir, final), "--resume", "--learning-rate", "5e-4"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "finetune.learning_rate" in errors[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not final.exists()
+    assert sorted(str(p.relative_to(partial)) for p in partial.rglob("*")) == before  # the checkpoints are kept
+
+
+def test_without_resume_a_stale_partial_is_discarded(killed_finetune, finetune_reference, tiny_bert_dir, glue_dir):
+    reference, reference_dir = finetune_reference
+    final, partial = killed_finetune()
+    (partial / "stale.txt").write_text("left by the killed run")
+    result = invoke(finetune_args(tiny_bert_dir, glue_dir, final))
+    assert result.exit_code == 0, result.output
+    assert "resuming from" not in result.stderr
+    fresh = json.loads(result.stdout)
+    assert fresh["steps"] == 8 and not partial.exists()
+    assert not (final / "stale.txt").exists()
+    assert training_steps(final) == training_steps(reference_dir)  # the killed run's records are gone
+    assert fresh["metrics"] == pytest.approx(reference["metrics"], abs=1e-6)
+
+
+def test_hsk_resumes_after_kill_9(work, killed, glue_dir):
+    models = killed["models"]
+    reference_dir = work / "hsk-reference"
+    reference = run_json(hsk_args(models, glue_dir, reference_dir))
+    killed["hsk"].wait()
+    final = work / "hsk"
+    assert not final.exists(), "a killed run left a final output directory"
+    result = invoke([*hsk_args(models, glue_dir, final), "--resume"])
+    assert result.exit_code == 0, result.output
+    resumed = json.loads(result.stdout)
+    step = 8 - len(resumed["step_losses"])  # the losses this process computed: those after the checkpoint
+    assert resumed["steps"] == 8 and step in (2, 4, 6)
+    # the resumed run computes exactly the losses the uninterrupted one computed after that step
+    assert resumed["step_losses"] == pytest.approx(reference["step_losses"][step:], rel=1e-5)
+    assert_same_weights(final, reference_dir)
+    assert (final / "knowledge_budget.json").is_file() and not (work / "hsk.partial").exists()
+
+
+def test_store_build_resumes_after_kill_9(work, killed, glue_dir):
+    from mudkd.core.store import HskStore
+    from mudkd.errors import StoreError
+
+    models = killed["models"]
+    reference_dir = work / "store-reference"
+    run_json(cache_args(models, glue_dir, reference_dir))
+    killed["cache"].wait()
+    store_dir = work / "store"
+    manifest = json.loads((store_dir / "manifest.json").read_text())
+    assert not manifest["complete"] and 0 < manifest["committed"] < CACHE_EXAMPLES
+    with pytest.raises(StoreError, match="incomplete"):
+        HskStore.open(store_dir)  # nothing half-written is usable
+    result = invoke([*cache_args(models, glue_dir, store_dir), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert f"resuming the store at example {manifest['committed']}" in result.stderr
+
+    resumed, reference = HskStore.open(store_dir), HskStore.open(reference_dir)
+    assert len(resumed) == len(reference) == CACHE_EXAMPLES
+    assert resumed.fields == reference.fields and resumed.fingerprint == reference.fingerprint
+    assert resumed.meta == reference.meta
+    got, expected = resumed.get(range(CACHE_EXAMPLES)), reference.get(range(CACHE_EXAMPLES))
+    assert got.keys() == expected.keys()
+    for name in got:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    assert not list(store_dir.glob("*.tmp"))
