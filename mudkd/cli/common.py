@@ -203,6 +203,9 @@ def report_errors(function: F) -> F:
 # Progress
 
 
+PLAIN_EVERY_SECONDS = 5.0
+
+
 def make_events(json_mode: bool = False) -> Any:
     """The progress display for a long stage: animated on a terminal, plain lines otherwise."""
     from mudkd.core.training import RunEvents
@@ -224,6 +227,7 @@ def make_events(json_mode: bool = False) -> Any:
 
         def on_start(self, stage: str, total_steps: int) -> None:
             self.total, self.started, self.stage = total_steps, time.monotonic(), stage
+            self.last_metric, self.last_plain = "", 0.0
             if animate:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -254,7 +258,9 @@ def make_events(json_mode: bool = False) -> Any:
             rate, status = self._status(step, logs)
             if self.progress is not None:
                 self.progress.update(self.task, completed=step, rate=rate, status=status)
-            elif not quiet:
+            elif not quiet and (step >= self.total or time.monotonic() - self.last_plain >= PLAIN_EVERY_SECONDS):
+                # Plain lines (not a terminal): at most one every few seconds, and always the last step.
+                self.last_plain = time.monotonic()
                 eta = (self.total - step) / max(step, 1) * (time.monotonic() - self.started) if self.total else 0
                 info(f"{self.stage} step {step}/{self.total} {rate} eta {eta:.0f}s {status}")
 
