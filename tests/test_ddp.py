@@ -45,9 +45,16 @@ def work(tmp_path_factory):
     return tmp_path_factory.mktemp("ddp")
 
 
-@pytest.fixture(autouse=True)
-def shared_cache(work, monkeypatch):
-    monkeypatch.setenv("MUDKD_CACHE", str(work / "cache"))
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_and_cache(work):
+    """One torch thread for the in-process reference runs (as each rank gets via OMP_NUM_THREADS=1: tiny ops on a
+    busy 2-core machine run many times faster) and a tokenisation cache shared with the ranks."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUDKD_CACHE", str(work / "cache"))
+        yield
+    torch.set_num_threads(threads)
 
 
 def free_port() -> int:
@@ -61,12 +68,36 @@ class Torchrun:
     started in the background so both DDP runs and the single-process references share the two cores."""
 
     def __init__(self, args: list, cwd: Path, cache: Path) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if k not in {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}}
-        env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-                   TOKENIZERS_PARALLELISM="false", MUDKD_CACHE=str(cache), CUDA_VISIBLE_DEVICES="")
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
-                   "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "mudkd", *map(str, args)]
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}
+        }
+        env.update(
+            OMP_NUM_THREADS="1",
+            HF_HUB_OFFLINE="1",
+            HF_DATASETS_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
+            MUDKD_CACHE=str(cache),
+            CUDA_VISIBLE_DEVICES="",
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--nnodes",
+            "1",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(free_port()),
+            "-m",
+            "mudkd",
+            *map(str, args),
+        ]
         self.stdout, self.stderr = cwd / "torchrun.out", cwd / "torchrun.err"
         with self.stdout.open("w") as out, self.stderr.open("w") as err:
             self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
@@ -125,8 +156,18 @@ def only_output(root: Path, name: str) -> None:
 
 
 def data_args(glue_dir) -> list:
-    return ["--task-name", "sst-2", "--data-dir", glue_dir / "SST-2", "--max-train-samples", 64,
-            "--max-eval-samples", 32, "--max-seq-length", 16]
+    return [
+        "--task-name",
+        "sst-2",
+        "--data-dir",
+        glue_dir / "SST-2",
+        "--max-train-samples",
+        64,
+        "--max-eval-samples",
+        32,
+        "--max-seq-length",
+        16,
+    ]
 
 
 def build_models(root: Path) -> Path:
@@ -140,7 +181,10 @@ def build_models(root: Path) -> Path:
     scores = TaylorScores(
         [torch.rand(4, generator=generator) for _ in range(3)],
         [torch.rand(64, generator=generator) for _ in range(3)],
-        num_batches=1, num_examples=1, head_size=8, hidden_size=32,
+        num_batches=1,
+        num_examples=1,
+        head_size=8,
+        hidden_size=32,
     )
     student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
     save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
@@ -151,14 +195,47 @@ BUDGET = ["--config-3d", "2l_8t_0.5h"]
 
 
 def finetune_args(model: Path, glue_dir: Path) -> list:
-    return ["finetune", "--model-name-or-path", model, *data_args(glue_dir), "--max-steps", 8, "--eval-step", 2,
-            "--learning-rate", 1e-3, "--seed", 3, "--set", "training.logging_steps=1", "--json"]
+    return [
+        "finetune",
+        "--model-name-or-path",
+        model,
+        *data_args(glue_dir),
+        "--max-steps",
+        8,
+        "--eval-step",
+        2,
+        "--learning-rate",
+        1e-3,
+        "--seed",
+        3,
+        "--set",
+        "training.logging_steps=1",
+        "--json",
+    ]
 
 
 def hsk_args(models: Path, store: Path, glue_dir: Path) -> list:
-    return ["distill", "hsk", "--hsk-store", store, "--student-model", models / "student", *data_args(glue_dir),
-            *BUDGET, "--max-steps", 8, "--eval-step", 4, "--learning-rate", 1e-3, "--seed", 3,
-            "--set", "training.logging_steps=1", "--json"]
+    return [
+        "distill",
+        "hsk",
+        "--hsk-store",
+        store,
+        "--student-model",
+        models / "student",
+        *data_args(glue_dir),
+        *BUDGET,
+        "--max-steps",
+        8,
+        "--eval-step",
+        4,
+        "--learning-rate",
+        1e-3,
+        "--seed",
+        3,
+        "--set",
+        "training.logging_steps=1",
+        "--json",
+    ]
 
 
 def invoke(args: list):
@@ -169,20 +246,44 @@ def invoke(args: list):
 def launched(work, tiny_bert_dir, glue_dir):
     """Build the models and the store in-process, then start both 2-rank runs in the background."""
     models = build_models(work / "models")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUDKD_CACHE", str(work / "cache"))
-        store = invoke(["distill", "cache", "--teacher-model", models / "teacher", "--student-model",
-                        models / "student", "--task-name", "sst-2", "--data-dir", glue_dir / "SST-2",
-                        "--max-train-samples", 64, "--max-seq-length", 16, *BUDGET, "--batch-size", 32,
-                        "-o", work / "store", "--json"])
+    store = invoke(
+        [
+            "distill",
+            "cache",
+            "--teacher-model",
+            models / "teacher",
+            "--student-model",
+            models / "student",
+            "--task-name",
+            "sst-2",
+            "--data-dir",
+            glue_dir / "SST-2",
+            "--max-train-samples",
+            64,
+            "--max-seq-length",
+            16,
+            *BUDGET,
+            "--batch-size",
+            32,
+            "-o",
+            work / "store",
+            "--json",
+        ]
+    )
     assert store.exit_code == 0, store.output
     runs = {}
     for name in ("finetune", "hsk"):
         (work / name).mkdir()
-    runs["finetune"] = Torchrun([*finetune_args(tiny_bert_dir, glue_dir), "--train-batch-size", 4,
-                                 "-o", work / "finetune" / "ddp"], cwd=work / "finetune", cache=work / "cache")
-    runs["hsk"] = Torchrun([*hsk_args(models, work / "store", glue_dir), "--train-batch-size", 4,
-                            "-o", work / "hsk" / "ddp"], cwd=work / "hsk", cache=work / "cache")
+    runs["finetune"] = Torchrun(
+        [*finetune_args(tiny_bert_dir, glue_dir), "--train-batch-size", 4, "-o", work / "finetune" / "ddp"],
+        cwd=work / "finetune",
+        cache=work / "cache",
+    )
+    runs["hsk"] = Torchrun(
+        [*hsk_args(models, work / "store", glue_dir), "--train-batch-size", 4, "-o", work / "hsk" / "ddp"],
+        cwd=work / "hsk",
+        cache=work / "cache",
+    )
     yield {"models": models, "store": work / "store", **runs}
     for run in runs.values():
         run.stop()
@@ -212,8 +313,7 @@ def test_finetune_ddp_matches_single_process(work, launched, tiny_bert_dir, glue
     assert sorted(ddp_eval) == [2, 4, 6, 8]
     for step, loss in ddp_eval.items():
         assert loss == pytest.approx(single_eval[step], abs=0.01), (step, ddp_eval, single_eval)
-    assert saved["loss"] == pytest.approx(json.loads((root / "single" / "metrics.json").read_text())["loss"],
-                                          abs=0.01)
+    assert saved["loss"] == pytest.approx(json.loads((root / "single" / "metrics.json").read_text())["loss"], abs=0.01)
 
 
 def full_hsk_loss(student: Path, store_dir: Path, glue_dir: Path) -> float:
@@ -225,8 +325,14 @@ def full_hsk_loss(student: Path, store_dir: Path, glue_dir: Path) -> float:
     from mudkd.core.training import load_classifier, load_tokenizer
     from mudkd.recipe import build_recipe
 
-    recipe = build_recipe(flags={"task.name": "sst-2", "task.data_dir": str(glue_dir / "SST-2"),
-                                 "task.max_train_samples": 64, "task.max_seq_length": 16})
+    recipe = build_recipe(
+        flags={
+            "task.name": "sst-2",
+            "task.data_dir": str(glue_dir / "SST-2"),
+            "task.max_train_samples": 64,
+            "task.max_seq_length": 16,
+        }
+    )
     data = load_task(recipe.task, load_tokenizer(str(student)))
     store = HskStore.open(store_dir)
     budget = KnowledgeBudget.from_dict(store.meta["budget"])
@@ -234,7 +340,8 @@ def full_hsk_loss(student: Path, store_dir: Path, glue_dir: Path) -> float:
     rows = data.train[:]
     inputs = {name: torch.tensor(rows[name]) for name in ("input_ids", "attention_mask", "token_type_ids")}
     targets = KnowledgeSource(store=store, budget=budget, stored_budget=budget).hsk_targets(
-        inputs, torch.arange(len(data.train)))
+        inputs, torch.arange(len(data.train))
+    )
     with torch.no_grad():
         return float(model(inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"], targets)["loss"])
 
@@ -250,7 +357,8 @@ def test_store_hsk_ddp_matches_single_process(work, launched, glue_dir):
     only_output(root, "ddp")
     assert len(records(root / "ddp")) == len(records(root / "single"))
     assert {"config.json", "model.safetensors", "knowledge_budget.json", "metrics.json"} <= {
-        p.name for p in (root / "ddp").iterdir()}
+        p.name for p in (root / "ddp").iterdir()
+    }
     ddp_train, single_train = train_losses(root / "ddp"), train_losses(root / "single")
     assert sorted(ddp_train) == sorted(single_train) == list(range(1, 9))
     last = [r for r in records(root / "ddp") if r.get("step") == 8 and "grad_norm" in r][0]

@@ -60,7 +60,10 @@ def build_models(root: Path) -> Path:
     scores = TaylorScores(
         [torch.rand(4, generator=generator) for _ in range(3)],
         [torch.rand(64, generator=generator) for _ in range(3)],
-        num_batches=1, num_examples=1, head_size=8, hidden_size=32,
+        num_batches=1,
+        num_examples=1,
+        head_size=8,
+        hidden_size=32,
     )
     student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
     save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
@@ -68,29 +71,91 @@ def build_models(root: Path) -> Path:
 
 
 def sst2(glue_dir: Path, examples: int = 64) -> list:
-    return ["--task-name", "sst-2", "--data-dir", glue_dir / "SST-2", "--max-train-samples", examples,
-            "--max-seq-length", 16]
+    return [
+        "--task-name",
+        "sst-2",
+        "--data-dir",
+        glue_dir / "SST-2",
+        "--max-train-samples",
+        examples,
+        "--max-seq-length",
+        16,
+    ]
 
 
 def finetune_args(model: Path, glue_dir: Path, out: Path) -> list:
-    return ["finetune", "--model-name-or-path", model, *sst2(glue_dir), "--max-eval-samples", 32,
-            "--train-batch-size", 8, "--eval-step", 2, "--max-steps", 8, "--learning-rate", 1e-3, "--seed", 3,
-            "--json", "-o", out]
+    return [
+        "finetune",
+        "--model-name-or-path",
+        model,
+        *sst2(glue_dir),
+        "--max-eval-samples",
+        32,
+        "--train-batch-size",
+        8,
+        "--eval-step",
+        2,
+        "--max-steps",
+        8,
+        "--learning-rate",
+        1e-3,
+        "--seed",
+        3,
+        "--json",
+        "-o",
+        out,
+    ]
 
 
 def hsk_args(models: Path, glue_dir: Path, out: Path) -> list:
-    return ["distill", "hsk", "--teacher-model", models / "teacher", "--student-model", models / "student",
-            *sst2(glue_dir), "--config-3d", "2l_8t_0.5h", "--train-batch-size", 8, "--eval-step", 2,
-            "--max-steps", 8, "--learning-rate", 1e-3, "--seed", 3, "--json", "-o", out]
+    return [
+        "distill",
+        "hsk",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        models / "student",
+        *sst2(glue_dir),
+        "--config-3d",
+        "2l_8t_0.5h",
+        "--train-batch-size",
+        8,
+        "--eval-step",
+        2,
+        "--max-steps",
+        8,
+        "--learning-rate",
+        1e-3,
+        "--seed",
+        3,
+        "--json",
+        "-o",
+        out,
+    ]
 
 
 CACHE_EXAMPLES = 256  # 16 chunks of 16: the build is still running when the first chunk is committed
 
 
 def cache_args(models: Path, glue_dir: Path, out: Path) -> list:
-    return ["distill", "cache", "--teacher-model", models / "teacher", "--student-model", models / "student",
-            *sst2(glue_dir, CACHE_EXAMPLES), "--config-3d", "2l_8t_0.5h", "--batch-size", 8,
-            "--set", "cache.chunk_size=16", "--json", "-o", out]
+    return [
+        "distill",
+        "cache",
+        "--teacher-model",
+        models / "teacher",
+        "--student-model",
+        models / "student",
+        *sst2(glue_dir, CACHE_EXAMPLES),
+        "--config-3d",
+        "2l_8t_0.5h",
+        "--batch-size",
+        8,
+        "--set",
+        "cache.chunk_size=16",
+        "--json",
+        "-o",
+        out,
+    ]
 
 
 def invoke(args: list):
@@ -132,12 +197,23 @@ class KilledRun:
     """``python -m mudkd ARGS`` in a subprocess, sent SIGKILL by a watcher thread as soon as ``trigger()``."""
 
     def __init__(self, args: list, trigger: Callable[[], bool], cwd: Path) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-               "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         self.stderr = cwd / f"killed-{len(list(cwd.glob('killed-*')))}.err"
         with self.stderr.open("w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "mudkd", *map(str, args)], cwd=cwd, env=env,
-                                            stdout=subprocess.DEVNULL, stderr=err)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mudkd", *map(str, args)],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
         self.killed = False
         self.thread = threading.Thread(target=self._watch, args=(trigger,), daemon=True)
         self.thread.start()
@@ -166,8 +242,9 @@ def killed(work, tiny_bert_dir, glue_dir):
     """Start the three runs to be killed at once; each test waits for its own."""
     models = build_models(work / "models")
     runs = {
-        "finetune": KilledRun(finetune_args(tiny_bert_dir, glue_dir, work / "ft"),
-                              complete_checkpoint(work / "ft.partial"), work),
+        "finetune": KilledRun(
+            finetune_args(tiny_bert_dir, glue_dir, work / "ft"), complete_checkpoint(work / "ft.partial"), work
+        ),
         "hsk": KilledRun(hsk_args(models, glue_dir, work / "hsk"), complete_checkpoint(work / "hsk.partial"), work),
         "cache": KilledRun(cache_args(models, glue_dir, work / "store"), committed_chunk(work / "store"), work),
     }

@@ -24,6 +24,7 @@ from mudkd.core.training import (
     RunEvents,
     StageResult,
     check_output_dir,
+    check_positions,
     load_classifier,
     load_tokenizer,
     resolve_device,
@@ -62,6 +63,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
 
     teacher_config = read_config(recipe.teacher.model, "teacher")
     student_config = read_config(recipe.student.model, "student")
+    check_positions(recipe.task.max_seq_length, recipe.teacher.model, recipe.student.model)
     check_output_dir(recipe.cache.output_dir, overwrite=recipe.output.overwrite or resume, what="store directory")
     budget = budget_from_recipe(
         recipe,

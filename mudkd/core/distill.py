@@ -28,6 +28,7 @@ from mudkd.core.training import (
     StagingDir,
     attach_events,
     check_output_dir,
+    check_positions,
     discard_checkpoints,
     latest_checkpoint,
     load_classifier,
@@ -306,6 +307,7 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None) -> dict[str, 
     stage_config = recipe.hsk if stage == "hsk" else recipe.pred
     store_path = recipe.hsk.hsk_store if stage == "hsk" else recipe.pred.logits_store
     student_config = read_config(student_path, "student")
+    check_positions(recipe.task.max_seq_length, student_path, None if store_path else recipe.teacher.model)
     student_tokenizer = load_tokenizer(student_path)  # type: ignore[arg-type]
     data = load_task(recipe.task, student_tokenizer)
     store = None
@@ -370,6 +372,7 @@ def plan_hsk(recipe: Recipe) -> dict[str, Any]:
         store = HskStore.open(recipe.hsk.hsk_store, verify=False)
     else:
         read_config(recipe.teacher.model, "teacher")
+    check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
     check_output_dir(recipe.hsk.output_dir, overwrite=recipe.output.overwrite)
     budget, _ = _resolve_stage_budget(recipe, student_config, store, num_labels=0)
     num_examples = _count_train_examples(recipe)
@@ -413,6 +416,8 @@ def plan_pred(recipe: Recipe) -> dict[str, Any]:
         HskStore.open(recipe.pred.logits_store, verify=False)
     else:
         read_config(recipe.teacher.model, "teacher")
+    check_positions(recipe.task.max_seq_length, recipe.student.model,
+                    None if recipe.pred.logits_store else recipe.teacher.model)
     check_output_dir(recipe.pred.output_dir, overwrite=recipe.output.overwrite)
     stage = recipe.pred
     return {

@@ -11,6 +11,7 @@ from mudkd.core.training import (
     StagingDir,
     attach_events,
     check_output_dir,
+    check_positions,
     discard_checkpoints,
     latest_checkpoint,
     load_classifier,
@@ -29,6 +30,7 @@ def plan(recipe: Recipe) -> dict[str, Any]:
     model = recipe.teacher.pretrained
     if not model:
         raise CheckpointError("no model to fine-tune", hint="pass --model-name-or-path MODEL")
+    check_positions(recipe.task.max_seq_length, model)
     check_output_dir(recipe.finetune.output_dir, overwrite=recipe.output.overwrite)
     stage = recipe.finetune
     return {

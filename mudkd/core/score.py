@@ -17,6 +17,7 @@ from mudkd.core.training import (
     StageResult,
     StagingDir,
     check_output_dir,
+    check_positions,
     load_classifier,
     load_tokenizer,
     resolve_device,
@@ -30,6 +31,7 @@ from mudkd.recipe.schema import Recipe
 def plan(recipe: Recipe) -> dict[str, Any]:
     """What ``run`` would do, for ``--dry-run`` (validates paths, touches nothing)."""
     teacher = require_teacher(recipe, flag="--model-name-or-path")
+    check_positions(recipe.task.max_seq_length, teacher)
     check_output_dir(recipe.score.output_dir, overwrite=recipe.output.overwrite)
     return {
         "stage": "score",

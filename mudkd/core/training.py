@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mudkd.errors import CheckpointError
+from mudkd.errors import CheckpointError, RecipeError
 from mudkd.recipe.load import recipe_to_toml
 from mudkd.recipe.schema import Recipe, TrainingConfig, TrainingStage
 
@@ -379,6 +379,24 @@ def load_tokenizer(path: str) -> Any:
             f"{path}: no tokenizer could be loaded ({str(error).splitlines()[0][:160]})",
             hint="the directory needs tokenizer files (save_pretrained writes them)",
         ) from None
+
+
+def check_positions(max_seq_length: int, *models: str | None) -> None:
+    """Refuse a ``task.max_seq_length`` longer than a local model's position embeddings (a shape error deep in the
+    first forward pass otherwise). Hub names and missing directories are left to the loaders."""
+    for path in models:
+        config = Path(path) / "config.json" if path else None
+        if config is None or not config.is_file():
+            continue
+        try:
+            positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(positions, int) and max_seq_length > positions:
+            raise RecipeError(
+                f"task.max_seq_length: {max_seq_length} is longer than {path} supports ({positions} positions)",
+                hint=f"pass --max-seq-length {positions} or less",
+            )
 
 
 def _check_model_path(path: str) -> None:

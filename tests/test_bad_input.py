@@ -1,0 +1,491 @@
+"""Bad input, command by command: exit code 2, one ``Error:`` line naming the problem, no traceback, nothing left.
+
+Every case runs a real command (no core patched) against tiny models, a 64-row SST-2 slice, real Taylor scores and
+a real teacher-free store, all built once per module. After each case the whole work directory (models, data,
+store copies, pre-existing outputs) is compared with a snapshot taken before: a refused command must neither
+create anything (no output, no ``<out>.partial``, no half store) nor touch what was already there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mudkd.cli.app import app
+from tests.helpers import SHARED_GLUE, make_tiny_bert
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    """Every input the cases point at, under one work directory ``w``."""
+    if not (SHARED_GLUE / "SST-2").is_dir():
+        pytest.skip(f"shared GLUE data not found at {SHARED_GLUE}")
+    from transformers import AutoTokenizer
+
+    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
+
+    w = tmp_path_factory.mktemp("bad_input")
+    cache = tmp_path_factory.mktemp("bad_input_cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MUDKD_CACHE", str(cache))
+
+    data = w / "SST-2"  # a 64-row slice: the cases never wait for the 67k-row file
+    data.mkdir()
+    for split, rows in (("train", 64), ("dev", 32)):
+        lines = (SHARED_GLUE / "SST-2" / f"{split}.tsv").read_text().splitlines(keepends=True)
+        (data / f"{split}.tsv").write_text("".join(lines[: rows + 1]))
+    no_dev = w / "SST-2-no-dev"
+    no_dev.mkdir()
+    shutil.copy(data / "train.tsv", no_dev / "train.tsv")
+
+    teacher = make_tiny_bert(w / "teacher", layers=3, seed=1)  # 3 layers, 4 heads, hidden 32, FFN 64
+    generator = torch.Generator().manual_seed(0)
+    scores = TaylorScores(
+        [torch.rand(4, generator=generator) for _ in range(3)],
+        [torch.rand(64, generator=generator) for _ in range(3)],
+        num_batches=1,
+        num_examples=1,
+        head_size=8,
+        hidden_size=32,
+    )
+    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
+    save_pruned(student, AutoTokenizer.from_pretrained(w / "teacher"), w / "student")
+
+    sst2 = ["--task-name", "sst-2", "--data-dir", data, "--max-seq-length", 16]
+    for args in (
+        ["score", "--model-name-or-path", w / "teacher", *sst2, "--train-batch-size", 16, "-o", w / "scores"],
+        [
+            "distill",
+            "cache",
+            "--teacher-model",
+            w / "teacher",
+            "--student-model",
+            w / "student",
+            *sst2,
+            "--config-3d",
+            "1l_8t_0.5h",
+            "-o",
+            w / "store",
+        ],
+    ):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+
+    truncated = w / "store-truncated"
+    shutil.copytree(w / "store", truncated)
+    chunk = sorted(truncated.glob("chunk-*.values.bin"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:-10])
+    bad_manifest = w / "store-bad-manifest"
+    shutil.copytree(w / "store", bad_manifest)
+    (bad_manifest / "manifest.json").write_text('{"format": "mudkd-hsk-store", ')
+
+    no_weights = w / "no-weights"
+    no_weights.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(w / "teacher" / name, no_weights / name)
+    bad_config = w / "bad-config"
+    bad_config.mkdir()
+    (bad_config / "config.json").write_text("{")
+
+    (w / "malformed.toml").write_text("[finetune\n")
+    (w / "unknown-key.toml").write_text("[hsk]\nkeep_tokenz = 3\n")
+    (w / "wrong-type.toml").write_text('[finetune]\nlearning_rate = "fast"\n')
+    (w / "newer.toml").write_text("schema_version = 99\n")
+    (w / "no-label.csv").write_text("sentence,target\ngood,1\nbad,0\n")
+    (w / "base.toml").write_text('[task]\nname = "sst-2"\n')
+    (w / "sweep.toml").write_text(
+        f'schema_version = 1\nbase = "base.toml"\noutput_dir = "{w / "out"}"\n[[grid]]\nkeep_tokens = [4, 8]\n'
+    )
+    (w / "sweep-unknown-key.toml").write_text(
+        f'schema_version = 1\nbase = "base.toml"\noutput_dir = "{w / "out"}"\n[[grid]]\nkeep_tokenz = [4]\n'
+    )
+    (w / "existing").mkdir()
+    (w / "existing" / "keep.txt").write_text("precious")
+    (w / "existing.onnx").write_text("precious")
+    (w / "existing.toml").write_text("# precious\n")
+
+    yield SimpleNamespace(
+        w=w,
+        out=w / "out",
+        data=data,
+        no_dev=no_dev,
+        teacher=w / "teacher",
+        student=w / "student",
+        scores=w / "scores",
+        store=w / "store",
+        truncated=truncated,
+        bad_manifest=bad_manifest,
+        no_weights=no_weights,
+        bad_config=bad_config,
+        sst2=sst2,
+    )
+    patch.undo()
+    torch.set_num_threads(threads)
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file (size, mtime) and directory under ``root``."""
+    return {
+        str(p.relative_to(root)): ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None)
+        for p in root.rglob("*")
+    }
+
+
+@dataclass(frozen=True)
+class Case:
+    args: Callable[[SimpleNamespace], list]
+    phrase: str
+    requires: str | None = None  # a module the command needs before it reaches the bad input
+
+
+def finetune(c, *extra):
+    return ["finetune", "--model-name-or-path", c.teacher, *c.sst2, "-o", c.out, *extra]
+
+
+def score(c, *extra):
+    return ["score", "--model-name-or-path", c.teacher, *c.sst2, "-o", c.out, *extra]
+
+
+def prune(c, *extra, layers=("--num-layers", 2)):
+    return [
+        "prune",
+        "--model-path",
+        c.teacher,
+        "--scores",
+        c.scores,
+        *layers,
+        "--keep-heads",
+        2,
+        "--ffn-hidden-dim",
+        32,
+        "--emb-hidden-dim",
+        16,
+        "-o",
+        c.out,
+        *extra,
+    ]
+
+
+def hsk(c, *extra):
+    return ["distill", "hsk", "--teacher-model", c.teacher, "--student-model", c.student, *c.sst2, "-o", c.out, *extra]
+
+
+def hsk_store(c, store, *extra):
+    return [
+        "distill",
+        "hsk",
+        "--hsk-store",
+        store,
+        "--student-model",
+        c.student,
+        *c.sst2,
+        "--config-3d",
+        "1l_8t_0.5h",
+        "-o",
+        c.out,
+        *extra,
+    ]
+
+
+def pred(c, *extra):
+    return ["distill", "pred", "--teacher-model", c.teacher, "--student-model", c.student, *c.sst2, "-o", c.out, *extra]
+
+
+def cache(c, *extra):
+    return [
+        "distill",
+        "cache",
+        "--teacher-model",
+        c.teacher,
+        "--student-model",
+        c.student,
+        *c.sst2,
+        "-o",
+        c.out,
+        *extra,
+    ]
+
+
+CASES = {
+    # finetune: paths, data, numbers, recipes, --set
+    "finetune-missing-model": Case(lambda c: [*finetune(c), "--model-name-or-path", c.w / "nope"], "does not exist"),
+    "finetune-not-a-model-dir": Case(
+        lambda c: [*finetune(c), "--model-name-or-path", c.data], "is not a model directory"
+    ),
+    "finetune-model-without-weights": Case(
+        lambda c: [*finetune(c), "--model-name-or-path", c.no_weights], "could not load a model"
+    ),
+    "finetune-missing-data-dir": Case(lambda c: finetune(c, "--data-dir", c.w / "no-data"), "data directory not found"),
+    "finetune-data-dir-without-dev": Case(lambda c: finetune(c, "--data-dir", c.no_dev), "dev.tsv"),
+    "finetune-custom-data-without-label": Case(
+        lambda c: [
+            "finetune",
+            "--model-name-or-path",
+            c.teacher,
+            "-o",
+            c.out,
+            "--set",
+            "task.name=custom",
+            "--set",
+            f"task.train_file={c.w / 'no-label.csv'}",
+            "--set",
+            f"task.validation_file={c.w / 'no-label.csv'}",
+            "--set",
+            'task.text_columns=["sentence"]',
+        ],
+        "'label' not found",
+    ),
+    "finetune-existing-output-dir": Case(lambda c: [*finetune(c), "-o", c.w / "existing"], "exists and is not empty"),
+    "finetune-no-output-dir": Case(
+        lambda c: ["finetune", "--model-name-or-path", c.teacher, *c.sst2], "no output directory given"
+    ),
+    "finetune-negative-batch": Case(lambda c: finetune(c, "--train-batch-size", -3), "finetune.train_batch_size"),
+    "finetune-zero-epochs": Case(lambda c: finetune(c, "--num-train-epochs", 0), "finetune.num_train_epochs"),
+    "finetune-zero-train-samples": Case(lambda c: finetune(c, "--max-train-samples", 0), "task.max_train_samples"),
+    "finetune-warmup-above-1": Case(lambda c: finetune(c, "--warmup-proportion", 1.5), "finetune.warmup_proportion"),
+    "finetune-unknown-device": Case(lambda c: finetune(c, "--device", "tpu"), "training.device"),
+    "finetune-unknown-task": Case(lambda c: finetune(c, "--task-name", "nope"), "unknown task 'nope'"),
+    "finetune-length-below-8": Case(lambda c: finetune(c, "--max-seq-length", 4), "task.max_seq_length"),
+    "finetune-length-beyond-positions": Case(
+        lambda c: finetune(c, "--max-seq-length", 512), "task.max_seq_length: 512 is longer"
+    ),
+    "finetune-malformed-recipe": Case(lambda c: ["finetune", c.w / "malformed.toml"], "malformed TOML"),
+    "finetune-recipe-unknown-key": Case(
+        lambda c: ["finetune", c.w / "unknown-key.toml"], "hsk.keep_tokenz: unknown key (did you mean 'keep_tokens'?)"
+    ),
+    "finetune-recipe-wrong-type": Case(lambda c: ["finetune", c.w / "wrong-type.toml"], "finetune.learning_rate"),
+    "finetune-missing-recipe": Case(lambda c: ["finetune", c.w / "nope.toml"], "recipe file not found"),
+    "finetune-set-without-equals": Case(lambda c: finetune(c, "--set", "finetune"), "expected KEY=VALUE"),
+    "finetune-set-empty-key": Case(lambda c: finetune(c, "--set", "=3"), "expected KEY=VALUE"),
+    "finetune-set-misspelt-section": Case(
+        lambda c: finetune(c, "--set", "finetun.learning_rate=3"), "did you mean 'finetune'"
+    ),
+    "finetune-set-wrong-type": Case(
+        lambda c: finetune(c, "--set", "task.max_seq_length=[1,2]"),
+        "task.max_seq_length: Input should be a valid integer",
+    ),
+    # score
+    "score-not-a-model-dir": Case(lambda c: [*score(c), "--model-name-or-path", c.data], "is not a model directory"),
+    "score-zero-epochs": Case(lambda c: score(c, "--num-train-epochs", 0), "score.num_train_epochs"),
+    "score-missing-data-dir": Case(lambda c: score(c, "--data-dir", c.w / "no-data"), "data directory not found"),
+    "score-length-beyond-positions": Case(lambda c: score(c, "--max-seq-length", 512), "512 is longer"),
+    # prune: scores, --layers lists, sizes that do not fit the teacher
+    "prune-missing-scores": Case(lambda c: [*prune(c), "--scores", c.w / "nope"], "does not exist"),
+    "prune-scores-dir-without-scores": Case(lambda c: [*prune(c), "--scores", c.data], "has no importance.safetensors"),
+    "prune-layers-not-integers": Case(
+        lambda c: prune(c, layers=("--layers", "0,x")), "expected comma-separated integers"
+    ),
+    "prune-layers-out-of-range": Case(lambda c: prune(c, layers=("--layers", "0,7")), "out of range"),
+    "prune-layers-duplicated": Case(lambda c: prune(c, layers=("--layers", "0,0")), "duplicates"),
+    "prune-layers-empty": Case(lambda c: prune(c, layers=("--layers", ",")), "layers is empty"),
+    "prune-more-heads-than-teacher": Case(lambda c: prune(c, "--keep-heads", 9), "keep_heads=9"),
+    "prune-ffn-wider-than-teacher": Case(lambda c: prune(c, "--ffn-hidden-dim", 1000), "ffn_hidden_dim=1000"),
+    "prune-embedding-rank-too-large": Case(lambda c: prune(c, "--emb-hidden-dim", 99), "emb_hidden_dim=99"),
+    "prune-zero-layers": Case(lambda c: prune(c, layers=("--num-layers", 0)), "prune.num_layers"),
+    "prune-too-many-layers": Case(lambda c: prune(c, layers=("--num-layers", 5)), "num_layers=5"),
+    # distill hsk: budgets that do not fit, bad schemes and layer lists, bad models
+    "hsk-K-too-large": Case(lambda c: hsk(c, "--keep-layers", 4), "keep_layers"),
+    "hsk-K-zero": Case(lambda c: hsk(c, "--keep-layers", 0), "hsk.keep_layers"),
+    "hsk-k-beyond-length": Case(lambda c: hsk(c, "--keep-tokens", 17), "keep_tokens"),
+    "hsk-rho-above-1": Case(lambda c: hsk(c, "--keep-hidden", 1.5), "keep_hidden"),
+    "hsk-rho-negative": Case(lambda c: hsk(c, "--keep-hidden", -0.5), "hsk.keep_hidden"),
+    "hsk-t-top-beyond-teacher": Case(lambda c: hsk(c, "--layer-scheme", "t_top9"), "t_top9"),
+    "hsk-t-top-zero": Case(lambda c: hsk(c, "--layer-scheme", "t_top0"), "t_top0"),
+    "hsk-t-top-malformed": Case(lambda c: hsk(c, "--layer-scheme", "top3"), "layer_scheme"),
+    "hsk-config-3d-incomplete": Case(lambda c: hsk(c, "--config-3d", "1l_10t"), "config_3d"),
+    "hsk-config-3d-rho-above-1": Case(lambda c: hsk(c, "--config-3d", "1l_8t_2h"), "keep_hidden"),
+    "hsk-unknown-token-scheme": Case(lambda c: hsk(c, "--token-scheme", "random"), "hsk.token_scheme"),
+    "hsk-unknown-hidden-scheme": Case(lambda c: hsk(c, "--hidden-scheme", "magic"), "hsk.hidden_scheme"),
+    "hsk-unknown-mag-scope": Case(lambda c: hsk(c, "--mag-scope", "galaxy"), "hsk.mag_scope"),
+    "hsk-student-layers-not-integers": Case(lambda c: hsk(c, "--student-layers", "0,a"), "not a comma-separated list"),
+    "hsk-layer-lists-of-different-lengths": Case(
+        lambda c: hsk(c, "--student-layers", "0,1", "--teacher-layers", "0"), "1 teacher layer indices"
+    ),
+    "hsk-student-layer-out-of-range": Case(
+        lambda c: hsk(c, "--student-layers", "0,5", "--teacher-layers", "0,1"), "between 0 and 2 (got 5)"
+    ),
+    "hsk-bad-att-ttop12": Case(lambda c: hsk(c, "--att-ttop12", "maybe"), "--att-ttop12"),
+    "hsk-teacher-not-a-model-dir": Case(
+        lambda c: [*hsk(c), "--teacher-model", c.data], "teacher is not a model directory"
+    ),
+    "hsk-student-malformed-config": Case(lambda c: [*hsk(c), "--student-model", c.bad_config], "malformed config.json"),
+    "hsk-length-beyond-positions": Case(lambda c: hsk(c, "--max-seq-length", 256), "256 is longer"),
+    # distill hsk from a store that does not match or is damaged
+    "hsk-store-other-max-length": Case(lambda c: hsk_store(c, c.store, "--max-seq-length", 24), "max_seq_length"),
+    "hsk-store-other-train-samples": Case(
+        lambda c: hsk_store(c, c.store, "--max-train-samples", 31), "max_train_samples"
+    ),
+    "hsk-store-cannot-serve-budget": Case(lambda c: hsk_store(c, c.store, "--config-3d", "2l_8t_0.5h"), "cannot serve"),
+    "hsk-store-truncated-chunk": Case(lambda c: hsk_store(c, c.truncated), "is truncated"),
+    "hsk-store-corrupted-manifest": Case(lambda c: hsk_store(c, c.bad_manifest), "manifest.json is not valid JSON"),
+    "hsk-store-missing": Case(lambda c: hsk_store(c, c.w / "no-store"), "not found"),
+    "hsk-store-not-a-store": Case(lambda c: hsk_store(c, c.data), "no manifest.json"),
+    # distill pred
+    "pred-zero-temperature": Case(lambda c: pred(c, "--temperature", 0), "pred.temperature"),
+    "pred-missing-data-dir": Case(lambda c: pred(c, "--data-dir", c.w / "no-data"), "data directory not found"),
+    "pred-logits-store-truncated": Case(
+        lambda c: [
+            "distill",
+            "pred",
+            "--logits-store",
+            c.truncated,
+            "--student-model",
+            c.student,
+            *c.sst2,
+            "-o",
+            c.out,
+        ],
+        "is truncated",
+    ),
+    "pred-length-beyond-positions": Case(lambda c: pred(c, "--max-seq-length", 256), "256 is longer"),
+    # distill cache
+    "cache-unknown-dtype": Case(lambda c: cache(c, "--dtype", "float8"), "cache.dtype"),
+    "cache-zero-batch": Case(lambda c: cache(c, "--batch-size", 0), "cache.batch_size"),
+    "cache-zero-chunk": Case(lambda c: cache(c, "--set", "cache.chunk_size=0"), "cache.chunk_size"),
+    "cache-batch-scope-mask": Case(
+        lambda c: cache(c, "--keep-hidden", 0.5, "--set", "hsk.mag_scope=batch"), "cannot be stored"
+    ),
+    "cache-K-too-large": Case(lambda c: cache(c, "--keep-layers", 5), "keep_layers"),
+    "cache-existing-store-dir": Case(
+        lambda c: [*cache(c), "-o", c.w / "existing"], "store directory exists and is not empty"
+    ),
+    "cache-length-beyond-positions": Case(lambda c: cache(c, "--max-seq-length", 256), "256 is longer"),
+    # pipeline
+    "pipeline-missing-recipe": Case(lambda c: ["pipeline", c.w / "nope.toml"], "recipe file not found"),
+    "pipeline-newer-recipe": Case(
+        lambda c: ["pipeline", c.w / "newer.toml", "-o", c.out], "schema_version 99 is newer"
+    ),
+    "pipeline-no-teacher": Case(lambda c: ["pipeline", "-o", c.out], "needs teacher.pretrained"),
+    "pipeline-missing-data-dir": Case(
+        lambda c: [
+            "pipeline",
+            "-o",
+            c.out,
+            "--set",
+            f"teacher.pretrained={c.teacher}",
+            "--set",
+            f"task.data_dir={c.w / 'no-data'}",
+        ],
+        "data directory not found",
+    ),
+    "pipeline-set-without-equals": Case(
+        lambda c: ["pipeline", "-o", c.out, "--set", "output.dir"], "expected KEY=VALUE"
+    ),
+    # recipe validate
+    "recipe-validate-missing": Case(lambda c: ["recipe", "validate", c.w / "nope.toml"], "recipe file not found"),
+    "recipe-validate-unknown-key": Case(
+        lambda c: ["recipe", "validate", c.w / "unknown-key.toml"], "hsk.keep_tokenz: unknown key"
+    ),
+    "recipe-validate-malformed": Case(lambda c: ["recipe", "validate", c.w / "malformed.toml"], "malformed TOML"),
+    # export and report
+    "export-not-a-model-dir": Case(
+        lambda c: ["export", "--model-path", c.data, "-o", c.w / "out.onnx"],
+        "is not a model directory",
+        requires="onnxruntime",
+    ),
+    "export-existing-file": Case(
+        lambda c: ["export", "--model-path", c.student, "-o", c.w / "existing.onnx"], "file exists"
+    ),
+    "export-bad-opset": Case(
+        lambda c: ["export", "--model-path", c.student, "-o", c.w / "out.onnx", "--opset", 3], "--opset 3"
+    ),
+    "export-length-below-2": Case(
+        lambda c: ["export", "--model-path", c.student, "-o", c.w / "out.onnx", "--max-seq-length", 1],
+        "max_seq_length must be at least 2",
+    ),
+    "report-zero-length": Case(
+        lambda c: ["report", "--model-path", c.student, "--seq-length", 0], "seq_length must be at least 1"
+    ),
+    "report-length-beyond-positions": Case(
+        lambda c: ["report", "--model-path", c.student, "--seq-length", 1000], "128 positions"
+    ),
+    "report-missing-teacher": Case(
+        lambda c: ["report", "--model-path", c.student, "--teacher-model", c.w / "nope"], "does not exist"
+    ),
+    # wizard (CliRunner's stdin is not a terminal)
+    "wizard-without-terminal": Case(lambda c: ["wizard", "-o", c.w / "new.toml"], "needs a terminal"),
+    "wizard-unknown-task": Case(
+        lambda c: ["wizard", "--defaults", "--set", "task.name=nope", "-o", c.w / "new.toml"], "task.name"
+    ),
+    "wizard-bad-config-3d": Case(
+        lambda c: ["wizard", "--defaults", "--set", "hsk.config_3d=zzz", "-o", c.w / "new.toml"], "config_3d"
+    ),
+    "wizard-existing-file": Case(lambda c: ["wizard", "--defaults", "-o", c.w / "existing.toml"], "already exists"),
+    # sweep
+    "sweep-shard-beyond-n": Case(lambda c: ["sweep", c.w / "sweep.toml", "--shard", "3/2"], "--shard 3/2"),
+    "sweep-shard-zero": Case(lambda c: ["sweep", c.w / "sweep.toml", "--shard", "0/2"], "--shard 0/2"),
+    "sweep-shard-malformed": Case(lambda c: ["sweep", c.w / "sweep.toml", "--shard", "x"], "expected i/n"),
+    "sweep-grid-unknown-key": Case(lambda c: ["sweep", c.w / "sweep-unknown-key.toml"], "grid.0.keep_tokenz"),
+    "sweep-missing-file": Case(lambda c: ["sweep", c.w / "nope.toml"], "recipe file not found"),
+    "sweep-merge-not-a-sweep-dir": Case(lambda c: ["sweep-merge", c.data, "-o", c.out], "not a sweep output"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(ctx, name):
+    case = CASES[name]
+    if case.requires and importlib.util.find_spec(case.requires) is None:
+        pytest.skip(f"needs {case.requires}")
+    before = snapshot(ctx.w)
+    result = runner.invoke(app, [str(a) for a in case.args(ctx)])
+    output = result.stdout + result.stderr
+
+    assert result.exit_code == 2, output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert case.phrase in errors[0], result.stderr
+    assert "Traceback" not in output
+    assert not ctx.out.exists() and not ctx.out.with_name(ctx.out.name + ".partial").exists()
+    assert snapshot(ctx.w) == before, "a refused command created, changed or removed files"
+
+
+def test_the_matrix_covers_every_command():
+    paths = (
+        "w",
+        "out",
+        "data",
+        "no_dev",
+        "teacher",
+        "student",
+        "scores",
+        "store",
+        "truncated",
+        "bad_manifest",
+        "no_weights",
+        "bad_config",
+    )
+    dummy = SimpleNamespace(**dict.fromkeys(paths, Path("x")), sst2=[])
+    commands = set()
+    for case in CASES.values():
+        args = case.args(dummy)
+        group = args[0]
+        commands.add(f"{group} {args[1]}" if group in {"distill", "recipe"} else group)
+    assert commands >= {
+        "finetune",
+        "score",
+        "prune",
+        "distill hsk",
+        "distill pred",
+        "distill cache",
+        "pipeline",
+        "recipe validate",
+        "export",
+        "report",
+        "wizard",
+        "sweep",
+        "sweep-merge",
+    }
+    assert len(CASES) >= 30
