@@ -25,6 +25,19 @@ from tests.helpers import SHARED_GLUE, make_tiny_bert
 runner = CliRunner()
 
 
+def argv(*parts: object) -> list[str]:
+    """Command-line words: a string is split on spaces, a list is taken as is, a path or number is one word."""
+    words: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            words += part.split()
+        elif isinstance(part, list | tuple):
+            words += [str(word) for word in part]
+        else:
+            words.append(str(part))
+    return words
+
+
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     """Every input the cases point at, under one work directory ``w``."""
@@ -66,19 +79,15 @@ def ctx(tmp_path_factory):
     sst2 = ["--task-name", "sst-2", "--data-dir", data, "--max-seq-length", 16]
     for args in (
         ["score", "--model-name-or-path", w / "teacher", *sst2, "--train-batch-size", 16, "-o", w / "scores"],
-        [
-            "distill",
-            "cache",
-            "--teacher-model",
+        argv(
+            "distill cache --teacher-model",
             w / "teacher",
             "--student-model",
             w / "student",
-            *sst2,
-            "--config-3d",
-            "1l_8t_0.5h",
-            "-o",
+            sst2,
+            "--config-3d 1l_8t_0.5h -o",
             w / "store",
-        ],
+        ),
     ):
         result = runner.invoke(app, [str(a) for a in args])
         assert result.exit_code == 0, result.output
@@ -159,23 +168,16 @@ def score(c, *extra):
 
 
 def prune(c, *extra, layers=("--num-layers", 2)):
-    return [
-        "prune",
-        "--model-path",
+    return argv(
+        "prune --model-path",
         c.teacher,
         "--scores",
         c.scores,
-        *layers,
-        "--keep-heads",
-        2,
-        "--ffn-hidden-dim",
-        32,
-        "--emb-hidden-dim",
-        16,
-        "-o",
+        layers,
+        "--keep-heads 2 --ffn-hidden-dim 32 --emb-hidden-dim 16 -o",
         c.out,
-        *extra,
-    ]
+        extra,
+    )
 
 
 def hsk(c, *extra):
@@ -183,20 +185,16 @@ def hsk(c, *extra):
 
 
 def hsk_store(c, store, *extra):
-    return [
-        "distill",
-        "hsk",
-        "--hsk-store",
+    return argv(
+        "distill hsk --hsk-store",
         store,
         "--student-model",
         c.student,
-        *c.sst2,
-        "--config-3d",
-        "1l_8t_0.5h",
-        "-o",
+        c.sst2,
+        "--config-3d 1l_8t_0.5h -o",
         c.out,
-        *extra,
-    ]
+        extra,
+    )
 
 
 def pred(c, *extra):
@@ -204,18 +202,7 @@ def pred(c, *extra):
 
 
 def cache(c, *extra):
-    return [
-        "distill",
-        "cache",
-        "--teacher-model",
-        c.teacher,
-        "--student-model",
-        c.student,
-        *c.sst2,
-        "-o",
-        c.out,
-        *extra,
-    ]
+    return argv("distill cache --teacher-model", c.teacher, "--student-model", c.student, c.sst2, "-o", c.out, extra)
 
 
 CASES = {
@@ -230,21 +217,16 @@ CASES = {
     "finetune-missing-data-dir": Case(lambda c: finetune(c, "--data-dir", c.w / "no-data"), "data directory not found"),
     "finetune-data-dir-without-dev": Case(lambda c: finetune(c, "--data-dir", c.no_dev), "dev.tsv"),
     "finetune-custom-data-without-label": Case(
-        lambda c: [
-            "finetune",
-            "--model-name-or-path",
+        lambda c: argv(
+            "finetune --model-name-or-path",
             c.teacher,
             "-o",
             c.out,
-            "--set",
-            "task.name=custom",
-            "--set",
-            f"task.train_file={c.w / 'no-label.csv'}",
-            "--set",
-            f"task.validation_file={c.w / 'no-label.csv'}",
-            "--set",
-            'task.text_columns=["sentence"]',
-        ],
+            "--set task.name=custom",
+            ["--set", f"task.train_file={c.w / 'no-label.csv'}"],
+            ["--set", f"task.validation_file={c.w / 'no-label.csv'}"],
+            '--set task.text_columns=["sentence"]',
+        ),
         "'label' not found",
     ),
     "finetune-existing-output-dir": Case(lambda c: [*finetune(c), "-o", c.w / "existing"], "exists and is not empty"),
@@ -336,17 +318,7 @@ CASES = {
     "pred-zero-temperature": Case(lambda c: pred(c, "--temperature", 0), "pred.temperature"),
     "pred-missing-data-dir": Case(lambda c: pred(c, "--data-dir", c.w / "no-data"), "data directory not found"),
     "pred-logits-store-truncated": Case(
-        lambda c: [
-            "distill",
-            "pred",
-            "--logits-store",
-            c.truncated,
-            "--student-model",
-            c.student,
-            *c.sst2,
-            "-o",
-            c.out,
-        ],
+        lambda c: argv("distill pred --logits-store", c.truncated, "--student-model", c.student, c.sst2, "-o", c.out),
         "is truncated",
     ),
     "pred-length-beyond-positions": Case(lambda c: pred(c, "--max-seq-length", 256), "256 is longer"),
@@ -369,15 +341,12 @@ CASES = {
     ),
     "pipeline-no-teacher": Case(lambda c: ["pipeline", "-o", c.out], "needs teacher.pretrained"),
     "pipeline-missing-data-dir": Case(
-        lambda c: [
-            "pipeline",
-            "-o",
+        lambda c: argv(
+            "pipeline -o",
             c.out,
-            "--set",
-            f"teacher.pretrained={c.teacher}",
-            "--set",
-            f"task.data_dir={c.w / 'no-data'}",
-        ],
+            ["--set", f"teacher.pretrained={c.teacher}"],
+            ["--set", f"task.data_dir={c.w / 'no-data'}"],
+        ),
         "data directory not found",
     ),
     "pipeline-set-without-equals": Case(

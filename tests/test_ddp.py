@@ -82,22 +82,8 @@ class Torchrun:
             MUDKD_CACHE=str(cache),
             CUDA_VISIBLE_DEVICES="",
         )
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            "2",
-            "--nnodes",
-            "1",
-            "--master-addr",
-            "127.0.0.1",
-            "--master-port",
-            str(free_port()),
-            "-m",
-            "mudkd",
-            *map(str, args),
-        ]
+        launcher = "-m torch.distributed.run --nproc-per-node 2 --nnodes 1 --master-addr 127.0.0.1 --master-port"
+        command = argv([sys.executable], launcher, free_port(), "-m mudkd", args)
         self.stdout, self.stderr = cwd / "torchrun.out", cwd / "torchrun.err"
         with self.stdout.open("w") as out, self.stderr.open("w") as err:
             self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
@@ -155,19 +141,21 @@ def only_output(root: Path, name: str) -> None:
     assert not (root / name / "checkpoints").exists()
 
 
-def data_args(glue_dir) -> list:
-    return [
-        "--task-name",
-        "sst-2",
-        "--data-dir",
-        glue_dir / "SST-2",
-        "--max-train-samples",
-        64,
-        "--max-eval-samples",
-        32,
-        "--max-seq-length",
-        16,
-    ]
+def argv(*parts: object) -> list[str]:
+    """Command-line words: a string is split on spaces, a list is taken as is, a path or number is one word."""
+    words: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            words += part.split()
+        elif isinstance(part, list | tuple):
+            words += [str(word) for word in part]
+        else:
+            words.append(str(part))
+    return words
+
+
+def data_args(glue_dir: Path) -> list[str]:
+    return argv("--task-name sst-2 --data-dir", glue_dir / "SST-2", "--max-train-samples 64 --max-seq-length 16")
 
 
 def build_models(root: Path) -> Path:
@@ -191,51 +179,27 @@ def build_models(root: Path) -> Path:
     return root
 
 
-BUDGET = ["--config-3d", "2l_8t_0.5h"]
+BUDGET = "--config-3d 2l_8t_0.5h"
+TRAINING = "--max-steps 8 --learning-rate 1e-3 --seed 3 --set training.logging_steps=1 --json"
 
 
-def finetune_args(model: Path, glue_dir: Path) -> list:
-    return [
-        "finetune",
-        "--model-name-or-path",
-        model,
-        *data_args(glue_dir),
-        "--max-steps",
-        8,
-        "--eval-step",
-        2,
-        "--learning-rate",
-        1e-3,
-        "--seed",
-        3,
-        "--set",
-        "training.logging_steps=1",
-        "--json",
-    ]
+def finetune_args(model: Path, glue_dir: Path) -> list[str]:
+    return argv(
+        "finetune --model-name-or-path", model, data_args(glue_dir), "--max-eval-samples 32 --eval-step 2", TRAINING
+    )
 
 
-def hsk_args(models: Path, store: Path, glue_dir: Path) -> list:
-    return [
-        "distill",
-        "hsk",
-        "--hsk-store",
+def hsk_args(models: Path, store: Path, glue_dir: Path) -> list[str]:
+    return argv(
+        "distill hsk --hsk-store",
         store,
         "--student-model",
         models / "student",
-        *data_args(glue_dir),
-        *BUDGET,
-        "--max-steps",
-        8,
-        "--eval-step",
-        4,
-        "--learning-rate",
-        1e-3,
-        "--seed",
-        3,
-        "--set",
-        "training.logging_steps=1",
-        "--json",
-    ]
+        data_args(glue_dir),
+        BUDGET,
+        "--eval-step 4",
+        TRAINING,
+    )
 
 
 def invoke(args: list):
@@ -247,28 +211,16 @@ def launched(work, tiny_bert_dir, glue_dir):
     """Build the models and the store in-process, then start both 2-rank runs in the background."""
     models = build_models(work / "models")
     store = invoke(
-        [
-            "distill",
-            "cache",
-            "--teacher-model",
+        argv(
+            "distill cache --teacher-model",
             models / "teacher",
             "--student-model",
             models / "student",
-            "--task-name",
-            "sst-2",
-            "--data-dir",
-            glue_dir / "SST-2",
-            "--max-train-samples",
-            64,
-            "--max-seq-length",
-            16,
-            *BUDGET,
-            "--batch-size",
-            32,
-            "-o",
+            data_args(glue_dir),
+            BUDGET,
+            "--batch-size 32 --json -o",
             work / "store",
-            "--json",
-        ]
+        )
     )
     assert store.exit_code == 0, store.output
     runs = {}

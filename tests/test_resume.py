@@ -70,92 +70,61 @@ def build_models(root: Path) -> Path:
     return root
 
 
-def sst2(glue_dir: Path, examples: int = 64) -> list:
-    return [
-        "--task-name",
-        "sst-2",
-        "--data-dir",
-        glue_dir / "SST-2",
-        "--max-train-samples",
-        examples,
-        "--max-seq-length",
-        16,
-    ]
+def argv(*parts: object) -> list[str]:
+    """Command-line words: a string is split on spaces, a list is taken as is, a path or number is one word."""
+    words: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            words += part.split()
+        elif isinstance(part, list | tuple):
+            words += [str(word) for word in part]
+        else:
+            words.append(str(part))
+    return words
 
 
-def finetune_args(model: Path, glue_dir: Path, out: Path) -> list:
-    return [
-        "finetune",
-        "--model-name-or-path",
-        model,
-        *sst2(glue_dir),
-        "--max-eval-samples",
-        32,
-        "--train-batch-size",
-        8,
-        "--eval-step",
-        2,
-        "--max-steps",
-        8,
-        "--learning-rate",
-        1e-3,
-        "--seed",
-        3,
-        "--json",
-        "-o",
-        out,
-    ]
+def sst2(glue_dir: Path, examples: int = 64) -> list[str]:
+    return argv(
+        "--task-name sst-2 --data-dir", glue_dir / "SST-2", f"--max-train-samples {examples} --max-seq-length 16"
+    )
 
 
-def hsk_args(models: Path, glue_dir: Path, out: Path) -> list:
-    return [
-        "distill",
-        "hsk",
-        "--teacher-model",
-        models / "teacher",
+TRAINING = "--train-batch-size 8 --eval-step 2 --max-steps 8 --learning-rate 1e-3 --seed 3 --json"
+
+
+def finetune_args(model: Path, glue_dir: Path, out: Path) -> list[str]:
+    return argv("finetune --model-name-or-path", model, sst2(glue_dir), "--max-eval-samples 32", TRAINING, "-o", out)
+
+
+def hsk_args(models: Path, glue_dir: Path, out: Path) -> list[str]:
+    teacher, student = models / "teacher", models / "student"
+    return argv(
+        "distill hsk --teacher-model",
+        teacher,
         "--student-model",
-        models / "student",
-        *sst2(glue_dir),
-        "--config-3d",
-        "2l_8t_0.5h",
-        "--train-batch-size",
-        8,
-        "--eval-step",
-        2,
-        "--max-steps",
-        8,
-        "--learning-rate",
-        1e-3,
-        "--seed",
-        3,
-        "--json",
+        student,
+        sst2(glue_dir),
+        "--config-3d 2l_8t_0.5h",
+        TRAINING,
         "-o",
         out,
-    ]
+    )
 
 
 CACHE_EXAMPLES = 256  # 16 chunks of 16: the build is still running when the first chunk is committed
 
 
-def cache_args(models: Path, glue_dir: Path, out: Path) -> list:
-    return [
-        "distill",
-        "cache",
-        "--teacher-model",
-        models / "teacher",
+def cache_args(models: Path, glue_dir: Path, out: Path) -> list[str]:
+    teacher, student = models / "teacher", models / "student"
+    return argv(
+        "distill cache --teacher-model",
+        teacher,
         "--student-model",
-        models / "student",
-        *sst2(glue_dir, CACHE_EXAMPLES),
-        "--config-3d",
-        "2l_8t_0.5h",
-        "--batch-size",
-        8,
-        "--set",
-        "cache.chunk_size=16",
-        "--json",
-        "-o",
+        student,
+        sst2(glue_dir, CACHE_EXAMPLES),
+        "--config-3d 2l_8t_0.5h --batch-size 8 --set cache.chunk_size=16 --json -o",
         out,
-    ]
+    )
 
 
 def invoke(args: list):

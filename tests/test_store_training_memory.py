@@ -120,38 +120,12 @@ def test_training_from_a_store_larger_than_1_gib_keeps_rss_flat(work, monkeypatc
     assert nbytes > GIB, nbytes
 
     out = work / "hsk"
-    command = [
-        sys.executable,
-        "-m",
-        "mudkd",
-        "distill",
-        "hsk",
-        "--hsk-store",
-        store,
-        "--student-model",
-        work / "student",
-        "--task-name",
-        "sst-2",
-        "--data-dir",
-        SHARED_GLUE / "SST-2",
-        "--max-train-samples",
-        NUM_EXAMPLES,
-        "--max-seq-length",
-        MAX_SEQ_LENGTH,
-        "--train-batch-size",
-        BATCH_SIZE,
-        "--max-steps",
-        MAX_STEPS,
-        "--eval-step",
-        100_000,
-        "--learning-rate",
-        1e-4,
-        "--set",
-        "training.logging_steps=1",
-        "--json",
-        "-o",
-        out,
-    ]
+    data = f"--task-name sst-2 --max-train-samples {NUM_EXAMPLES} --max-seq-length {MAX_SEQ_LENGTH}"
+    training = f"--train-batch-size {BATCH_SIZE} --max-steps {MAX_STEPS} --eval-step 100000 --learning-rate 1e-4"
+    paths = ["--hsk-store", str(store), "--student-model", str(work / "student")]
+    paths += ["--data-dir", str(SHARED_GLUE / "SST-2"), "-o", str(out)]
+    training += " --set training.logging_steps=1 --json"
+    command = [sys.executable, "-m", "mudkd", "distill", "hsk", *paths, *data.split(), *training.split()]
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -163,9 +137,7 @@ def test_training_from_a_store_larger_than_1_gib_keeps_rss_flat(work, monkeypatc
     # Written after the student, the data and the store are loaded and checked, just before the Trainer starts:
     # nothing has been read from the store's rows yet (a read maps a 2 MiB folio around each row).
     ready = out.with_name(out.name + ".partial") / "knowledge_budget.json"
-    process = subprocess.Popen(
-        [str(a) for a in command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     baseline, peak, samples = None, 0, 0
     deadline = time.monotonic() + 300
     try:

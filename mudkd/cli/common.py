@@ -130,7 +130,9 @@ def info(text: str) -> None:
 
 
 def emit_json(document: Any) -> None:
-    """Print exactly one JSON document on stdout."""
+    """Print exactly one JSON document on stdout (from the main process only, under torchrun/accelerate)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     sys.stdout.flush()
 

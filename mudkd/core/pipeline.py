@@ -153,7 +153,36 @@ def plan(recipe: Recipe) -> dict[str, Any]:
             f"stage output(s) {', '.join(stale)} exist but were made from different settings",
             hint="pass --overwrite to re-run them, or choose another --output-dir",
         )
-    return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages}
+    budget = _check_budget(recipe, not_needed)
+    return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages, "budget": budget}
+
+
+def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None:
+    """Resolve the knowledge budget before any stage runs, so a budget that cannot fit fails in seconds.
+
+    The teacher's shape comes from its ``config.json`` (the pretrained model: fine-tuning keeps the shape), the
+    student's from the prune settings (or its own config). Hub names that are not local are checked later.
+    """
+    from mudkd.core.distill import budget_from_recipe, read_config
+
+    teacher_path = recipe.teacher.pretrained if "finetune" not in not_needed else recipe.teacher.model
+    if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
+        return None
+    teacher = read_config(teacher_path, "teacher")
+    if "prune" in not_needed:
+        if not (Path(recipe.student.model or "") / "config.json").is_file():
+            return None
+        student_layers = read_config(recipe.student.model, "student")["num_hidden_layers"]
+    else:
+        student_layers = len(recipe.prune.layers) if recipe.prune.layers else recipe.prune.num_layers
+    budget = budget_from_recipe(
+        recipe,
+        num_student_layers=student_layers,
+        num_teacher_layers=teacher["num_hidden_layers"],
+        teacher_hidden=teacher["hidden_size"],
+        num_labels=0,
+    )
+    return budget.to_dict()
 
 
 def _runner(name: str) -> Callable[..., StageResult]:
