@@ -104,3 +104,10 @@ def test_pipeline_runs_every_stage_then_skips_them(tiny_bert_dir, glue_dir, tmp_
 def test_pipeline_needs_an_output_dir(tiny_bert_dir):
     result = runner.invoke(app, ["pipeline", "--set", f"teacher.pretrained={tiny_bert_dir}"])
     assert result.exit_code == 2 and "output.dir" in result.stderr
+
+
+def test_a_budget_that_cannot_fit_fails_before_any_stage(tiny_bert_dir, glue_dir, tmp_path):
+    recipe = write_recipe(tmp_path / "recipe.toml", tiny_bert_dir, glue_dir, tmp_path / "run")
+    result = runner.invoke(app, ["pipeline", str(recipe), "--set", "hsk.keep_layers=3"])  # 1-layer student: K <= 2
+    assert result.exit_code == 2 and "keep_layers" in result.stderr
+    assert not (tmp_path / "run").exists()

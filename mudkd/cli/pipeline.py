@@ -82,6 +82,10 @@ def pipeline_cli(
                 "Pipeline plan (dry run: nothing written)",
                 [(row["stage"], f"{row['status']}: {row['output_dir']}") for row in plan["stages"]],
             )
+            if plan.get("budget"):
+                from mudkd.cli.distill import render_budget
+
+                render_budget(plan["budget"])
         return
     c.quiet_libraries()
     result = pipeline.run(resolved, events=c.make_events(json_), resume=resume)
