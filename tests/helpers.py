@@ -67,3 +67,26 @@ def make_tiny_bert(
         model.save_pretrained(directory)
         save_tiny_tokenizer(directory)
     return model
+
+
+def make_teacher_and_student(root: Path) -> Path:
+    """A tiny teacher (3 layers, hidden 32) in ``root/teacher`` and its ROSITA-style pruned student (2 layers,
+    2 heads, FFN 32, embedding rank 16, from fixed random scores) in ``root/student``."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
+
+    teacher = make_tiny_bert(root / "teacher", layers=3, seed=1)
+    generator = torch.Generator().manual_seed(0)
+    scores = TaylorScores(
+        [torch.rand(4, generator=generator) for _ in range(3)],
+        [torch.rand(64, generator=generator) for _ in range(3)],
+        num_batches=1,
+        num_examples=1,
+        head_size=8,
+        hidden_size=32,
+    )
+    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
+    save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
+    return root

@@ -32,7 +32,7 @@ import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
-from tests.helpers import make_tiny_bert
+from tests.helpers import make_teacher_and_student
 
 pytestmark = pytest.mark.slow
 
@@ -160,23 +160,7 @@ def data_args(glue_dir: Path) -> list[str]:
 
 def build_models(root: Path) -> Path:
     """A tiny teacher (3 layers, hidden 32) and its ROSITA-style pruned student (2 layers, 2 heads)."""
-    from transformers import AutoTokenizer
-
-    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
-
-    teacher = make_tiny_bert(root / "teacher", layers=3, seed=1)
-    generator = torch.Generator().manual_seed(0)
-    scores = TaylorScores(
-        [torch.rand(4, generator=generator) for _ in range(3)],
-        [torch.rand(64, generator=generator) for _ in range(3)],
-        num_batches=1,
-        num_examples=1,
-        head_size=8,
-        hidden_size=32,
-    )
-    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
-    save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
-    return root
+    return make_teacher_and_student(root)
 
 
 BUDGET = "--config-3d 2l_8t_0.5h"

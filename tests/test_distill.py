@@ -10,11 +10,10 @@ import json
 import shutil
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
-from tests.helpers import make_tiny_bert
+from tests.helpers import make_teacher_and_student, make_tiny_bert
 
 runner = CliRunner()
 
@@ -27,24 +26,7 @@ def private_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A tiny teacher (3 layers, hidden 32) and its ROSITA-style pruned student (2 layers, 2 heads)."""
-    from transformers import AutoTokenizer
-
-    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
-
-    root = tmp_path_factory.mktemp("models")
-    teacher = make_tiny_bert(root / "teacher", layers=3, seed=1)
-    generator = torch.Generator().manual_seed(0)
-    scores = TaylorScores(
-        [torch.rand(4, generator=generator) for _ in range(3)],
-        [torch.rand(64, generator=generator) for _ in range(3)],
-        num_batches=1,
-        num_examples=1,
-        head_size=8,
-        hidden_size=32,
-    )
-    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
-    save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
-    return root
+    return make_teacher_and_student(tmp_path_factory.mktemp("models"))
 
 
 def data_args(glue_dir, samples=48):

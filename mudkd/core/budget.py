@@ -674,3 +674,41 @@ def can_serve(stored: KnowledgeBudget, wanted: KnowledgeBudget) -> tuple[bool, s
                     f"{stored.magnitude_count}"
                 )
     return True, ""
+
+
+def budget_from_recipe(
+    recipe: Any, *, num_student_layers: int, num_teacher_layers: int, teacher_hidden: int, num_labels: int
+) -> KnowledgeBudget:
+    """Resolve a recipe's ``[hsk]`` budget against the models' shapes (pure: no model is loaded).
+
+    Args:
+        recipe: A :class:`mudkd.recipe.schema.Recipe` (its ``task``, ``hsk`` and ``training`` tables are read).
+        num_student_layers: L_S.
+        num_teacher_layers: L_T.
+        teacher_hidden: Teacher width d.
+        num_labels: Teacher logits stored per example (0: none).
+
+    Raises:
+        BudgetError: If the budget does not fit the models.
+    """
+    hsk = recipe.hsk
+    return resolve_budget(
+        num_student_layers=num_student_layers,
+        num_teacher_layers=num_teacher_layers,
+        teacher_hidden=teacher_hidden,
+        max_seq_length=recipe.task.max_seq_length,
+        keep_layers=hsk.keep_layers,
+        layer_scheme=hsk.layer_scheme,
+        student_layer_indices=hsk.student_layers,
+        teacher_layer_indices=hsk.teacher_layers,
+        keep_tokens=hsk.keep_tokens,
+        token_scheme=hsk.token_scheme,
+        att_ttop12=hsk.att_ttop12,
+        keep_hidden=hsk.keep_hidden,
+        hidden_scheme=hsk.hidden_scheme,
+        mag_scope=hsk.mag_scope,
+        mask_mode=hsk.mask_mode,
+        config_3d=hsk.config_3d,
+        seed=recipe.training.seed,
+        num_labels=num_labels,
+    )

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mudkd.core.budget import budget_from_recipe
 from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
-from mudkd.core.distill import budget_from_recipe, budget_table, check_same_tokenizer, read_config
+from mudkd.core.distill import budget_table, check_same_tokenizer, read_config
 from mudkd.core.hsk import build_targets, pack_targets
 from mudkd.core.store import StoreWriter, fingerprint_files, fingerprint_value
 from mudkd.core.training import (

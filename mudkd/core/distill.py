@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mudkd.core.budget import KnowledgeBudget, resolve_budget
+from mudkd.core.budget import KnowledgeBudget, budget_from_recipe
 from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
 from mudkd.core.finetune import compute_metrics_fn, evaluate_all
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
@@ -76,33 +76,6 @@ def _hub_config(name: str, role: str) -> dict[str, Any]:
             f"{name}: {role} model not found locally or on the hub ({str(error).splitlines()[0][:120]})",
             hint="check the name and your network, or pass a local directory",
         ) from None
-
-
-def budget_from_recipe(
-    recipe: Recipe, *, num_student_layers: int, num_teacher_layers: int, teacher_hidden: int, num_labels: int
-) -> KnowledgeBudget:
-    """Resolve the recipe's ``[hsk]`` budget against the models' shapes (raises BudgetError one-liners)."""
-    hsk = recipe.hsk
-    return resolve_budget(
-        num_student_layers=num_student_layers,
-        num_teacher_layers=num_teacher_layers,
-        teacher_hidden=teacher_hidden,
-        max_seq_length=recipe.task.max_seq_length,
-        keep_layers=hsk.keep_layers,
-        layer_scheme=hsk.layer_scheme,
-        student_layer_indices=hsk.student_layers,
-        teacher_layer_indices=hsk.teacher_layers,
-        keep_tokens=hsk.keep_tokens,
-        token_scheme=hsk.token_scheme,
-        att_ttop12=hsk.att_ttop12,
-        keep_hidden=hsk.keep_hidden,
-        hidden_scheme=hsk.hidden_scheme,
-        mag_scope=hsk.mag_scope,
-        mask_mode=hsk.mask_mode,
-        config_3d=hsk.config_3d,
-        seed=recipe.training.seed,
-        num_labels=num_labels,
-    )
 
 
 def check_same_tokenizer(teacher_tokenizer: Any, student_tokenizer: Any) -> None:

@@ -163,7 +163,8 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
     The teacher's shape comes from its ``config.json`` (the pretrained model: fine-tuning keeps the shape), the
     student's from the prune settings (or its own config). Hub names that are not local are checked later.
     """
-    from mudkd.core.distill import budget_from_recipe, read_config
+    from mudkd.core.budget import budget_from_recipe
+    from mudkd.core.distill import read_config
 
     teacher_path = recipe.teacher.pretrained if "finetune" not in not_needed else recipe.teacher.model
     if not teacher_path or not (Path(teacher_path) / "config.json").is_file():

@@ -233,7 +233,7 @@ def _model_shapes(base: Recipe, given_store: Any) -> dict[str, int]:
 
 
 def _budget(recipe: Recipe, shapes: Mapping[str, int]) -> KnowledgeBudget:
-    from mudkd.core.distill import budget_from_recipe
+    from mudkd.core.budget import budget_from_recipe
 
     return budget_from_recipe(
         recipe,

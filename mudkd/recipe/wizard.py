@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from mudkd.core.budget import parse_config_3d, parse_layer_scheme, resolve_budget
+from mudkd.core.budget import budget_from_recipe, parse_config_3d, parse_layer_scheme
 from mudkd.errors import MudkdError, RecipeError
 from mudkd.recipe.load import build_recipe, parse_override
 from mudkd.recipe.schema import GLUE_TASKS, Recipe
@@ -856,25 +856,11 @@ def recipe_budget(recipe: Recipe, *, teacher_layers: int, teacher_hidden: int, s
     Raises:
         BudgetError: If the budget does not fit the models.
     """
-    hsk = recipe.hsk
-    budget = resolve_budget(
+    budget = budget_from_recipe(
+        recipe,
         num_student_layers=student_layers,
         num_teacher_layers=teacher_layers,
         teacher_hidden=teacher_hidden,
-        max_seq_length=recipe.task.max_seq_length,
-        keep_layers=hsk.keep_layers,
-        layer_scheme=hsk.layer_scheme,
-        student_layer_indices=hsk.student_layers,
-        teacher_layer_indices=hsk.teacher_layers,
-        keep_tokens=hsk.keep_tokens,
-        token_scheme=hsk.token_scheme,
-        att_ttop12=hsk.att_ttop12,
-        keep_hidden=hsk.keep_hidden,
-        hidden_scheme=hsk.hidden_scheme,
-        mag_scope=hsk.mag_scope,
-        mask_mode=hsk.mask_mode,
-        config_3d=hsk.config_3d,
-        seed=recipe.training.seed,
         num_labels=num_labels_for(recipe),
     )
     examples = GLUE_TRAIN_SIZES.get(recipe.task.name)
