@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from mudkd import __version__
 from mudkd.cli import common
@@ -25,7 +28,77 @@ from mudkd.cli.sweep import sweep_cli, sweep_merge_cli
 from mudkd.cli.wizard import EPILOG as WIZARD_EPILOG
 from mudkd.cli.wizard import wizard_cli
 
+try:  # typer >= 0.20 ships its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
+PROG = "mudkd"
+
+
+class MudkdGroup(TyperGroup):
+    """The root command: usage errors (unknown flag or command, bad or missing value) become the same two lines
+    as every other error, ``Error: …`` and ``Hint: run 'mudkd CMD --help'`` on stderr, exit code 2.
+
+    Click's standalone mode would print them in a rich box; here the command runs in non-standalone mode and this
+    method does the exiting, so the console script, ``python -m mudkd`` and a test's ``CliRunner`` all behave alike.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        words = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(words, prog_name or PROG, complete_var, standalone_mode=False, **extra)
+        except click_exceptions.ClickException as error:
+            sys.exit(_report_click_error(self, error, words))
+        except typer.Abort:
+            common.stderr_console().print("Aborted.", highlight=False, markup=False)
+            sys.exit(1)
+        # without standalone mode an exit (typer.Exit, --help, Ctrl-C → 130) comes back as its code
+        sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
+
+
+def _command_path(group: Any, words: list[str]) -> str:
+    """``mudkd distill hsk``: the command the words name (for the hint when click gives no context)."""
+    path, command = [PROG], group
+    for word in words:
+        commands = getattr(command, "commands", None)
+        if word.startswith("-") or not commands or word not in commands:
+            break
+        path.append(word)
+        command = commands[word]
+    return " ".join(path)
+
+
+def _report_click_error(group: Any, error: Any, words: list[str]) -> int:
+    """Print a click usage error as ``Error:`` and ``Hint:`` lines; return its exit code."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # the help was shown already (a group without a command)
+        return int(error.exit_code)
+    message = " ".join(error.format_message().split())
+    cause = error.__cause__  # typer's value coercion: a pydantic error holding the value given
+    if hasattr(cause, "errors") and "(got " not in message:
+        try:
+            message += f" (got {cause.errors()[0]['input']!r})"
+        except (IndexError, KeyError, TypeError):
+            pass
+    ctx = getattr(error, "ctx", None)
+    path = ctx.command_path if ctx is not None else _command_path(group, words)
+    console = common.stderr_console()
+    console.print(f"Error: {message}", highlight=False, markup=False)
+    console.print(f"Hint: run '{path} --help'", highlight=False, markup=False)
+    return int(error.exit_code)
+
+
 app = typer.Typer(
+    cls=MudkdGroup,
     name="mudkd",
     help="Small, fast BERTs: prune a fine-tuned teacher and distil its compressed hidden-state knowledge.",
     no_args_is_help=True,
@@ -71,5 +144,5 @@ app.add_typer(recipe_app, name="recipe")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m mudkd``)."""
+    app(prog_name=PROG)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import numbers
 import os
 import sys
 import time
@@ -124,16 +126,30 @@ def is_verbose() -> bool:
 
 
 def info(text: str) -> None:
-    """An informational line on stderr (suppressed by -q)."""
-    if not _STATE["quiet"]:
+    """An informational line on stderr (suppressed by -q, and on every process but rank 0 under torchrun)."""
+    if not _STATE["quiet"] and os.environ.get("RANK", "0") == "0":
         stderr_console().print(text, highlight=False, markup=False)
 
 
 def emit_json(document: Any) -> None:
-    """Print exactly one JSON document on stdout (from the main process only, under torchrun/accelerate)."""
+    """Print exactly one JSON document on stdout (from the main process only, under torchrun/accelerate).
+
+    Non-finite numbers (NaN, ±Infinity: a diverged loss, an empty metric) become ``null``, so the output is
+    strict JSON that every parser reads; ``allow_nan=False`` guarantees it.
+    """
     if os.environ.get("RANK", "0") != "0":
         return
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(item) for item in value]
+        if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+            return float(value) if math.isfinite(value) else None
+        return value
+
+    sys.stdout.write(json.dumps(finite(document), indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -212,7 +228,7 @@ def make_events(json_mode: bool = False) -> Any:
     """The progress display for a long stage: animated on a terminal, plain lines otherwise."""
     from mudkd.core.training import RunEvents
 
-    quiet = _STATE["quiet"]
+    quiet = _STATE["quiet"] or os.environ.get("RANK", "0") != "0"  # under torchrun: rank 0 reports progress
     animate = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not quiet
 
     class Events(RunEvents):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mudkd.cli import common as c
@@ -70,7 +71,9 @@ def pipeline_cli(
     same settings are skipped, so rerunning an interrupted pipeline resumes it.
     """
     flags = {"output.dir": output_dir, **c.run_flags(seed, device, overwrite)}
-    resolved = build_recipe(recipe, flags=flags, sets=set_)
+    # a recipe that names no output directory writes to ./outputs/<recipe name>, like the quickstart
+    default_dir = {"output.dir": str(Path("outputs", recipe.stem))} if recipe else None
+    resolved = build_recipe(recipe, flags=flags, sets=set_, base=default_dir)
     from mudkd.core import pipeline
 
     plan = pipeline.plan(resolved)

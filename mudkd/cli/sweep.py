@@ -59,6 +59,7 @@ def sweep_cli(
     """
     sets = [*(set_ or []), *([f"output_dir={json.dumps(output_dir)}"] if output_dir else [])]
     sweep = read_sweep(sweep_file, sets=sets)
+    sweep.output_dir = sweep.output_dir or str(Path("outputs", sweep_file.stem))  # default: ./outputs/<file name>
     builder = make_recipe_builder(sweep, sets)
     shard_range = parse_shard(shard) if shard else None
     from mudkd.core import sweep as core

