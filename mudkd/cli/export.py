@@ -42,7 +42,9 @@ def export_cli(
     max_seq_length: Annotated[
         int, typer.Option("--max-seq-length", help="Length of the traced example (axes stay dynamic).")
     ] = 128,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output file (only an ONNX file mudkd exported).")
+    ] = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
     json_: c.JsonOpt = False,
 ) -> None:
@@ -50,6 +52,7 @@ def export_cli(
 
     Batch and sequence axes are dynamic. Before the file is written, onnxruntime must reproduce PyTorch's logits
     within 1e-4 on two other input shapes; the file is written atomically and never replaced without --overwrite.
+    --overwrite replaces only an ONNX file mudkd exported; the output may not be a link or sit inside --model-path.
     """
     from mudkd.core.export import export_onnx
 

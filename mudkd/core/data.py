@@ -7,6 +7,7 @@ GLUE TSVs are read with quoting off and no NA conversion, so sentences such as `
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -106,13 +107,64 @@ class TaskData:
         return self.labels is None
 
 
+def check_utf8(path: Path) -> None:
+    """Refuse a data file that is not UTF-8, naming the line (1-based) of its first invalid byte.
+
+    The file is streamed in 1 MiB blocks through an incremental decoder, so a large file never sits in memory.
+
+    Raises:
+        DataError: The file holds a byte sequence that is not UTF-8.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0  # in the blocks decoded so far
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            pending = decoder.getstate()[0]  # the start of a character cut by the previous block (never a newline)
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                data = pending + block
+                line = newlines + data[: error.start].count(b"\n") + 1
+                raise DataError(
+                    f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} on line {line})",
+                    hint="save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8",
+                ) from None
+            newlines += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{path}: not UTF-8 text (the file ends inside a character, on line {newlines + 1})",
+                hint="save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8",
+            ) from None
+
+
 def _read_tsv(path: Path, header: bool) -> list[list[str]]:
     """Rows of a GLUE TSV with quoting off and every cell kept as text (``null``, ``NA`` and quotes survive)."""
     if not path.is_file():
         raise DataError(f"{path}: data file not found", hint="point --data-dir at the task's GLUE directory")
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    except UnicodeDecodeError:
+        check_utf8(path)  # names the line of the first bad byte
+        raise
     return rows[1:] if header else rows
+
+
+def check_label_count(values: list, source: str) -> None:
+    """Refuse classification training data with fewer than 2 distinct labels (nothing to learn to tell apart).
+
+    Raises:
+        DataError: Every training label is the same (or there is none).
+    """
+    distinct = {str(value) for value in values}
+    if len(distinct) < 2:
+        found = f"only {next(iter(distinct))!r}" if distinct else "none"
+        raise DataError(
+            f"need at least 2 labels (found {found} in {source})",
+            hint="a classifier needs examples of every class; check task.label_column and the training file",
+        )
 
 
 def read_glue_split(task_name: str, path: Path) -> dict[str, list]:
@@ -170,7 +222,10 @@ def _load_glue(config: TaskConfig) -> tuple[dict[str, dict[str, list]], GlueTask
     splits = {}
     for split, path in files.items():
         columns = read_glue_split(config.name, path)
-        columns["label"] = _encode_labels(columns["label"], task.labels, str(path))
+        raw_labels = columns["label"]
+        columns["label"] = _encode_labels(raw_labels, task.labels, str(path))  # an unknown label is named first
+        if split == "train" and task.labels is not None:
+            check_label_count(raw_labels, str(path))
         splits[split] = columns
     return splits, task, list(files.values())
 
@@ -181,6 +236,7 @@ def _load_custom_file(path: Path, config: TaskConfig) -> dict[str, list]:
 
     if not path.is_file():
         raise DataError(f"{path}: data file not found", hint="check task.train_file / task.validation_file")
+    check_utf8(path)
     suffix = path.suffix.lower()
     if suffix in {".csv", ".tsv"}:
         options: dict[str, Any] = {"keep_default_na": False, "na_filter": False}
@@ -236,6 +292,7 @@ def _load_custom(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[s
     if config.task_type == "regression":
         labels = None
     else:
+        check_label_count(splits["train"]["label"], str(files[0]) if files else str(config.dataset_name))
         labels = sorted({str(value) for value in splits["train"]["label"]})
     for name, columns in splits.items():
         columns["label"] = _encode_labels(columns["label"], labels, f"{config.name} {name} split")

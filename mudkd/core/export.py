@@ -31,6 +31,8 @@ MIN_OPSET = 14  # aten::scaled_dot_product_attention (HF BERT's default attentio
 MAX_OPSET = 20  # the newest opset the TorchScript exporter writes
 TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| on the logits
 CHECK_SHAPES = ((3, 17), (1, 40))  # [batch, seq] used to check the exported graph; none equals the traced shape
+MADE_BY = ("made_by", "mudkd")  # metadata_props entry that marks an ONNX file mudkd exported (and may replace)
+_LEGACY_MARK = ("producer", "mudkd")  # the same mark as written by mudkd before ``made_by`` existed
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
@@ -74,6 +76,10 @@ def export_onnx(
     onnxruntime must reproduce PyTorch's logits within 1e-4 on :data:`CHECK_SHAPES` (with padding and both
     segments) before the file is moved into place.
 
+    The output file rule, checked before anything is written: it may not be a directory or a symbolic link, nor be
+    (or sit inside) ``model_path``; an existing file is replaced only with ``overwrite`` and only if it is an ONNX
+    file mudkd exported (its ``metadata_props`` carry :data:`MADE_BY`, which every export writes).
+
     Args:
         model_path: A ``save_pretrained`` directory (or hub name) of a sequence classifier.
         output_file: The ``.onnx`` file to write.
@@ -89,7 +95,7 @@ def export_onnx(
 
     Raises:
         RecipeError: If ``opset`` or ``max_seq_length`` is out of range.
-        CheckpointError: If ``output_file`` exists (without ``overwrite``) or ``model_path`` is not a classifier.
+        CheckpointError: If ``model_path`` is missing or not a classifier, or ``output_file`` breaks the rule above.
         RunError: If onnx/onnxruntime are missing, the export fails, or onnxruntime disagrees with PyTorch.
     """
     from mudkd.core.training import load_classifier
@@ -101,13 +107,16 @@ def export_onnx(
     if max_seq_length < 2:
         raise RecipeError(f"max_seq_length must be at least 2 (got {max_seq_length})")
     output = Path(output_file)
-    if output.is_dir():
-        raise CheckpointError(f"{output}: is a directory", hint="pass a file name such as student.onnx")
-    if output.exists() and not overwrite:
-        raise CheckpointError(f"{output}: file exists", hint="pass --overwrite to replace it")
-    onnx, onnxruntime = _import_onnx()
-
+    check_output_file(output, inputs={"--model-path": model_path}, overwrite=overwrite)
+    # The model is loaded before onnx is imported, so a missing or broken --model-path is reported as bad input
+    # (exit 2) even where the onnx extra is not installed.
     model = load_classifier(model_path, trust_remote_code=trust_remote_code, dtype=torch.float32).eval()
+    onnx, onnxruntime = _import_onnx()
+    if output.exists() and not _made_by_mudkd(onnx, output):
+        raise CheckpointError(
+            f"{output}: was not written by mudkd (not an ONNX file mudkd exported); --overwrite replaces only those",
+            hint="choose another --output",
+        )
     config = model.config
     wrapper = _LogitsOnly(model).eval()
     seq_length = min(max_seq_length, int(config.max_position_embeddings))
@@ -159,6 +168,39 @@ def export_onnx(
     }
 
 
+def check_output_file(output: Path, *, inputs: dict[str, str | None], overwrite: bool) -> None:
+    """Refuse an output file that mudkd must not write (read-only: runs before anything is written).
+
+    Refused: a directory, a symbolic link, a path equal to or inside one of ``inputs`` (label to path, e.g.
+    ``{"--model-path": DIR}``), and an existing file without ``overwrite``. Whether an existing file is an ONNX
+    file mudkd exported needs onnx and is checked by :func:`export_onnx` right after.
+
+    Raises:
+        CheckpointError: The output breaks one of these rules.
+    """
+    from mudkd.core.outputs import check_no_overlap
+
+    if output.is_symlink():
+        raise CheckpointError(
+            f"{output}: is a symbolic link; mudkd does not write through links", hint="choose another --output"
+        )
+    if output.is_dir():
+        raise CheckpointError(f"{output}: is a directory", hint="pass a file name such as student.onnx")
+    check_no_overlap(output, inputs, what="output file")
+    if output.exists() and not overwrite:
+        raise CheckpointError(f"{output}: file exists", hint="pass --overwrite to replace it")
+
+
+def _made_by_mudkd(onnx: Any, path: Path) -> bool:
+    """Whether ``path`` is an ONNX model whose ``metadata_props`` carry mudkd's mark (:data:`MADE_BY`)."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not an ONNX protobuf at all: certainly not an export of mudkd's
+        return False
+    marks = {(entry.key, entry.value) for entry in model.metadata_props}
+    return MADE_BY in marks or _LEGACY_MARK in marks
+
+
 def _import_onnx() -> tuple[Any, Any]:
     try:
         import onnx
@@ -194,6 +236,7 @@ def _add_metadata(onnx: Any, path: Path, config: Any, model_path: str) -> None:
     graph = onnx.load(str(path))
     onnx.checker.check_model(graph)
     properties = {
+        MADE_BY[0]: MADE_BY[1],
         "producer": "mudkd",
         "source_model": str(model_path),
         "model_type": str(config.model_type),

@@ -354,7 +354,8 @@ def load_scores(
         The scores, with ``fingerprint`` and ``extra`` filled from the file.
 
     Raises:
-        CheckpointError: If the file is missing or malformed, or the scores were computed for another model.
+        CheckpointError: If the file is missing or malformed, holds nan/inf scores, or the scores were computed
+            for another model.
     """
     from safetensors import safe_open
 
@@ -384,6 +385,13 @@ def load_scores(
         raise CheckpointError(
             f"malformed importance scores at {path}: {message}", hint="recompute the Taylor scores"
         ) from error
+    for kind, tensors in (("heads", head_scores), ("ffn", ffn_scores)):
+        for index, tensor in enumerate(tensors):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise CheckpointError(
+                    f"{path}: importance scores layer.{index}.{kind} hold non-finite values (nan or inf)",
+                    hint="recompute the Taylor scores with 'mudkd score' (a teacher with nan/inf weights gives these)",
+                )
 
     if model is not None:
         check_scores_match(scores, model, source=str(path))

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from mudkd.core.outputs import MARKER as OUTPUT_MARKER
 from mudkd.errors import StoreError
 
 try:  # POSIX only; without it concurrent writers are not detected.
@@ -59,6 +60,8 @@ LOCK_NAME = ".writer.lock"
 TMP_SUFFIX = ".tmp"
 DEFAULT_CHUNK_SIZE = 4096
 DEFAULT_RELEASE_BYTES = 64 << 20
+# A writer buffers one whole chunk in memory: more than this per chunk is refused before anything is written.
+MAX_CHUNK_BYTES = 1 << 30
 
 _READ_BLOCK = 1 << 20
 # A read fault maps the already-cached neighbours too: fault_around_bytes (64 KiB) of small pages, or the whole
@@ -177,6 +180,57 @@ def _hash_file(digest: Any, path: Path, name: str, buffer: bytearray) -> None:
     with open(path, "rb", buffering=0) as handle:
         while n := handle.readinto(buffer):
             digest.update(view[:n])
+
+
+def format_bytes(count: int | float) -> str:
+    """``250880`` -> ``245 KiB``: binary units, three significant digits."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    text = f"{value:.0f}" if value >= 100 or unit == "B" else f"{value:.3g}"
+    return f"{text} {unit}"
+
+
+def check_chunk_bytes(fields: Mapping[str, Any], chunk_size: int, *, limit: int = MAX_CHUNK_BYTES) -> int:
+    """Refuse a chunk whose in-memory write buffer (``chunk_size`` examples of every field) would exceed ``limit``.
+
+    :class:`StoreWriter` buffers one whole chunk before writing it, so this bounds the memory a store build needs;
+    it runs before anything is written (``StoreWriter.create`` calls it too).
+
+    Args:
+        fields: Name to per-example array, as for :meth:`StoreWriter.create`.
+        chunk_size: Examples per chunk (``cache.chunk_size``).
+        limit: The most bytes one chunk may buffer (default :data:`MAX_CHUNK_BYTES`, 1 GiB).
+
+    Returns:
+        The bytes one full chunk buffers.
+
+    Raises:
+        StoreError: Bad fields or chunk size, or a chunk larger than ``limit``; the hint gives the largest
+            ``cache.chunk_size`` that fits.
+    """
+    where = "HSK store"
+    if type(chunk_size) is not int or chunk_size <= 0:
+        raise StoreError(
+            f"{where}: chunk_size must be a positive integer, got {chunk_size!r}", hint="e.g. chunk_size=4096"
+        )
+    per_example = sum(field.nbytes for field in _parse_fields(fields, where).values())
+    total = per_example * chunk_size
+    if total > limit:
+        fits = limit // per_example
+        hint = (
+            f"lower cache.chunk_size to {fits}"
+            if fits >= 1
+            else "one example alone exceeds the limit: choose a smaller knowledge budget"
+        )
+        raise StoreError(
+            f"cache.chunk_size {chunk_size} × {format_bytes(per_example)} per example = {format_bytes(total)} "
+            f"per chunk, more than the {format_bytes(limit)} a chunk may hold in memory while the store is written",
+            hint=hint,
+        )
+    return total
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -330,9 +384,46 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
                 raise malformed(f"chunk {index} field {name!r} has a wrong size or checksum entry")
     if sum(chunk["count"] for chunk in chunks) != committed:
         raise malformed("committed does not equal the examples in the listed chunks")
+    disagreement = _meta_disagreement(manifest.get("meta"), fingerprint, fields)
+    if disagreement:
+        raise StoreError(
+            f"{where}: {MANIFEST_NAME} contradicts itself: {disagreement}",
+            hint="the manifest was edited or damaged: " + _REBUILD_HINT,
+        )
     manifest["fields"] = fields
     manifest["fingerprint"] = fingerprint
     return manifest
+
+
+def _meta_disagreement(meta: Any, fingerprint: Mapping[str, str], fields: Mapping[str, Field]) -> str | None:
+    """How a manifest's ``meta`` (or its fields) contradicts its own ``fingerprint``, or None.
+
+    ``mudkd distill cache`` writes both from one budget: ``fingerprint.budget`` is :func:`fingerprint_value` of
+    ``meta.budget``, ``meta.task`` equals ``fingerprint.task``, and the ``values`` field has ``fingerprint.dtype``.
+    Training reads the budget from ``meta`` but matches runs on the fingerprint, so the two must agree. Keys only
+    one side has are not compared (a generic store need not have them).
+    """
+    if isinstance(meta, Mapping):
+        if "budget" in meta and "budget" in fingerprint:
+            try:
+                hashed = fingerprint_value(meta["budget"])
+            except TypeError:
+                hashed = None
+            if hashed != fingerprint["budget"]:
+                return "meta.budget does not match fingerprint.budget"
+        for key in ("task", "dtype"):
+            if key in meta and key in fingerprint and str(meta[key]) != fingerprint[key]:
+                return f"meta.{key} is {meta[key]!r} but fingerprint.{key} is {fingerprint[key]!r}"
+    values = fields.get("values")
+    if "dtype" in fingerprint and values is not None and values.dtype.name != fingerprint["dtype"]:
+        return f"the values field is {values.dtype.name} but fingerprint.dtype is {fingerprint['dtype']!r}"
+    return None
+
+
+def _value_dtype(manifest: Mapping[str, Any]) -> str | None:
+    """The precision of the stored HSK values (``float16``/``float32``), or None for a store without values."""
+    values = manifest["fields"].get("values")
+    return manifest["fingerprint"].get("dtype") or (values.dtype.name if values is not None else None)
 
 
 def _manifest_json(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -452,6 +543,7 @@ class StoreWriter:
         fingerprint: Mapping[str, str],
         meta: Any = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_chunk_bytes: int = MAX_CHUNK_BYTES,
     ) -> StoreWriter:
         """Start a new store in an empty or missing directory.
 
@@ -462,9 +554,11 @@ class StoreWriter:
             fingerprint: What the store was built from (str to str); :meth:`HskStore.open` compares it.
             meta: Any JSON value kept in the manifest, e.g. the knowledge budget.
             chunk_size: Examples per chunk file; one chunk is buffered in memory while writing.
+            max_chunk_bytes: The most memory that one chunk buffer may take (see :func:`check_chunk_bytes`).
 
         Raises:
-            StoreError: Bad arguments, a non-empty directory, or another process writing there.
+            StoreError: Bad arguments, a chunk buffer over ``max_chunk_bytes``, a non-empty directory, or another
+                process writing there.
         """
         directory = Path(directory)
         where = f"HSK store {directory}"
@@ -479,6 +573,7 @@ class StoreWriter:
             raise StoreError(
                 f"{where}: chunk_size must be a positive integer, got {chunk_size!r}", hint="e.g. chunk_size=4096"
             )
+        check_chunk_bytes(parsed_fields, chunk_size, limit=max_chunk_bytes)
         try:
             json.dumps(meta, allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -490,7 +585,8 @@ class StoreWriter:
         lock_handle = _lock(directory)
         try:
             # Only leftovers of a build killed before its first manifest write are tolerated.
-            others = sorted(p.name for p in directory.iterdir() if p.name != LOCK_NAME and p.suffix != TMP_SUFFIX)
+            ignored = (LOCK_NAME, OUTPUT_MARKER)  # the output guard marks the staging directory before the build
+            others = sorted(p.name for p in directory.iterdir() if p.name not in ignored and p.suffix != TMP_SUFFIX)
             if others:
                 hint = "resume it, delete it, or choose another directory"
                 raise StoreError(f"{where} already exists and is not empty ({others[0]}, ...)", hint=hint)
@@ -682,9 +778,10 @@ class StoreWriter:
 
     def _chunk_buffer(self) -> dict[str, np.ndarray]:
         if self._buffer is None:
+            # No chunk from here on holds more than the examples still to come (a small set, a large chunk_size).
+            rows = max(1, min(self.chunk_size, self.num_examples - self.committed))
             self._buffer = {
-                name: np.empty((self.chunk_size, *field.shape), dtype=field.dtype)
-                for name, field in self.fields.items()
+                name: np.empty((rows, *field.shape), dtype=field.dtype) for name, field in self.fields.items()
             }
         return self._buffer
 
@@ -819,6 +916,7 @@ class HskStore:
         directory: str | os.PathLike[str],
         *,
         expect_fingerprint: Mapping[str, str] | None = None,
+        expect_dtype: str | None = None,
         verify: bool = True,
         release_bytes: int | None = DEFAULT_RELEASE_BYTES,
         max_open_chunks: int | None = None,
@@ -828,6 +926,8 @@ class HskStore:
         Args:
             directory: The store directory.
             expect_fingerprint: This run's fingerprint; every key must match the stored one.
+            expect_dtype: The value precision the run asks for (``cache.dtype``: ``float16``/``float32``); a store
+                of another precision is refused. A store without HSK values (logits only) passes.
             verify: Re-hash every chunk file (streamed, about 1 GB/s) to detect corruption; sizes are always
                 checked.
             release_bytes: Drop mapped pages (``MADV_DONTNEED``) once this many bytes may have been faulted in,
@@ -848,6 +948,12 @@ class HskStore:
                     f"HSK store {directory} does not match this run: {', '.join(differ)}",
                     hint="rebuild the store for this teacher, data and budget, or point to the store built for them",
                 )
+        stored_dtype = _value_dtype(manifest)
+        if expect_dtype is not None and stored_dtype is not None and stored_dtype != expect_dtype:
+            raise StoreError(
+                f"HSK store {directory} holds {stored_dtype} values, but this run asks for {expect_dtype}",
+                hint=f"pass --set cache.dtype={stored_dtype} to use it, or rebuild it with --dtype {expect_dtype}",
+            )
         if not manifest["complete"]:
             raise StoreError(
                 f"HSK store {directory} is incomplete ({manifest['committed']} of {manifest['num_examples']} "
@@ -882,6 +988,11 @@ class HskStore:
     def fingerprint(self) -> dict[str, str]:
         """What the store was built from (a copy)."""
         return dict(self._manifest["fingerprint"])
+
+    @property
+    def value_dtype(self) -> str | None:
+        """The precision of the stored HSK values (``float16``/``float32``), None for a logits-only store."""
+        return _value_dtype(self._manifest)
 
     @property
     def chunk_size(self) -> int:

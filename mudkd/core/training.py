@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mudkd.errors import CheckpointError, RecipeError
+from mudkd.errors import CheckpointError, RecipeError, RunError
 from mudkd.recipe.load import recipe_to_toml
 from mudkd.recipe.schema import Recipe, TrainingConfig, TrainingStage
 
@@ -262,6 +262,86 @@ def attach_events(trainer: Any, events: RunEvents, stage: str, log: JsonlWriter)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_event_bridge(events, stage, log))
+    # The Trainer's nan/inf filter replaces a non-finite step loss by the running mean, which would hide a diverged
+    # run from the logs; with it off, the first non-finite loss reaches the next log and the guard stops the run.
+    trainer.args.logging_nan_inf_filter = False
+    trainer.add_callback(_finite_loss_guard(stage))
+
+
+_NON_FINITE_HINT = "lower the learning rate, or check the data (labels, regression targets) for broken values"
+
+
+def _loss_terms(logs: dict[str, Any]) -> dict[str, float]:
+    """The loss terms of one log record: ``loss`` and every ``*_loss`` (``hsk_loss``, ``eval_loss``, ...)."""
+    return {
+        key: value
+        for key, value in logs.items()
+        if (key == "loss" or key.endswith("_loss")) and isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def _non_finite_loss(logs: dict[str, Any]) -> tuple[str, float] | None:
+    import math
+
+    for key, value in _loss_terms(logs).items():
+        if not math.isfinite(value):
+            return key, value
+    return None
+
+
+def _raise_non_finite_loss(stage: str, key: str, value: float, step: int) -> None:
+    if key.startswith("eval_"):
+        what = "dev loss" if key == "eval_loss" else f"dev loss ({key.removeprefix('eval_')})"
+    else:
+        what = "training loss" if key in ("loss", "train_loss") else f"training loss ({key})"
+    raise RunError(f"{stage}: {what} became {value} at step {step}; nothing was committed", hint=_NON_FINITE_HINT)
+
+
+def _finite_loss_guard(stage: str) -> Any:
+    """A ``TrainerCallback`` that stops a run whose logged loss becomes nan or inf by raising :class:`RunError`.
+
+    The Trainer logs only every ``logging_steps`` updates, so a run shorter than that is checked at its end too:
+    every record of ``state.log_history`` (including the final ``train_loss``).
+    """
+    from transformers import TrainerCallback
+
+    class FiniteLossGuard(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            found = _non_finite_loss(dict(logs or {}))
+            if found:
+                _raise_non_finite_loss(stage, *found, state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            for record in state.log_history:
+                found = _non_finite_loss(record)
+                if found:
+                    _raise_non_finite_loss(stage, *found, int(record.get("step", state.global_step)))
+
+    return FiniteLossGuard()
+
+
+def check_finite_model(model: Any, stage: str) -> None:
+    """Refuse to save a model with a nan or inf parameter (or floating-point buffer).
+
+    Call it right before a stage saves its model: a diverged run then fails with exit 1 and commits nothing.
+
+    Args:
+        model: The ``torch.nn.Module`` about to be saved.
+        stage: The stage name for the message (``finetune``, ``distill hsk``, ...).
+
+    Raises:
+        RunError: If any floating-point parameter or buffer holds a non-finite value.
+    """
+    import torch
+
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                kind = "nan" if bool(torch.isnan(tensor).any()) else "inf"
+                raise RunError(
+                    f"{stage}: the model's weights became {kind} ({name}); nothing was committed",
+                    hint=_NON_FINITE_HINT,
+                )
 
 
 def _event_bridge(events: RunEvents, stage: str, log: JsonlWriter) -> Any:
@@ -374,7 +454,10 @@ def load_tokenizer(path: str) -> Any:
     _check_model_path(path)
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError) as error:
+    except Exception as error:
+        # tokenizers raises a bare Exception for a tokenizer.json it cannot parse; any other type is a bug
+        if not isinstance(error, OSError | ValueError | KeyError) and type(error) is not Exception:
+            raise
         raise CheckpointError(
             f"{path}: no tokenizer could be loaded ({str(error).splitlines()[0][:160]})",
             hint="the directory needs tokenizer files (save_pretrained writes them)",
@@ -407,20 +490,72 @@ def _check_model_path(path: str) -> None:
         raise CheckpointError(f"{path}: {reason}", hint="pass a save_pretrained directory or a hub model name")
 
 
+SAFETENSORS_WEIGHTS = "model.safetensors"
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+_RESAVE_HINT = (
+    "re-save it as safetensors in an environment you trust: "
+    "AutoModelForSequenceClassification.from_pretrained(DIR).save_pretrained(DIR) writes model.safetensors"
+)
+
+
+def check_safetensors_weights(path: str) -> None:
+    """Refuse a local model directory whose weights are not (intact) safetensors files.
+
+    mudkd loads weights only from safetensors: a pickle (``pytorch_model.bin``) can run code when unpickled.
+    Every ``model*.safetensors`` file's header is parsed, which catches a truncated or corrupted file by name
+    before ``from_pretrained`` meets it. A directory without any weights is left to the loader; hub names too.
+
+    Raises:
+        CheckpointError: Only pickle weights, or a damaged safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    directory = Path(path)
+    if not directory.is_dir():
+        return
+    files = sorted(directory.glob("model*.safetensors"))
+    if not files:
+        pickles = sorted(p.name for p in directory.glob("pytorch_model*.bin"))
+        if pickles or any((directory / name).exists() for name in _PICKLE_WEIGHTS):
+            raise CheckpointError(
+                f"{path}: holds only pickle weights ({', '.join(pickles) or _PICKLE_WEIGHTS[0]}); "
+                "mudkd loads weights only from safetensors",
+                hint=_RESAVE_HINT,
+            )
+        return
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(
+                f"{file}: not a readable safetensors file ({str(error).splitlines()[0][:160]})",
+                hint="the file is truncated or corrupted: copy or save the model again",
+            ) from None
+
+
 def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_code: bool = False, **kwargs: Any) -> Any:
-    """Load a sequence classifier (BERT or mudkd's pruned BERT) from a hub name or directory."""
+    """Load a sequence classifier (BERT or mudkd's pruned BERT) from a hub name or directory.
+
+    Weights are read only from safetensors (``use_safetensors=True``); a local directory is checked first by
+    :func:`check_safetensors_weights`, so pickle-only or damaged weights fail with a :class:`CheckpointError`
+    naming the path.
+    """
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification
 
     from mudkd.core.modeling_pruned_bert import register
 
     register()
     _check_model_path(path)
-    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, **kwargs}
+    check_safetensors_weights(path)
+    # Weights come only from safetensors files, never from a pickle (which could run code while loading).
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, **kwargs, "use_safetensors": True}
     if num_labels is not None:
         options["num_labels"] = num_labels
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, **options)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, SafetensorError) as error:
         raise CheckpointError(
             f"{path}: could not load a model ({str(error).splitlines()[0][:200]})",
             hint="pass a directory written by save_pretrained (config.json + model.safetensors)",
