@@ -124,6 +124,7 @@ def ctx(tmp_path_factory):
     (w / "existing" / "keep.txt").write_text("precious")
     (w / "existing.onnx").write_text("precious")
     (w / "existing.toml").write_text("# precious\n")
+    (w / "link").symlink_to(w / "existing")
 
     yield SimpleNamespace(
         w=w,
@@ -229,7 +230,18 @@ CASES = {
         ),
         "'label' not found",
     ),
-    "finetune-existing-output-dir": Case(lambda c: [*finetune(c), "-o", c.w / "existing"], "exists and is not empty"),
+    "finetune-existing-output-dir": Case(lambda c: [*finetune(c), "-o", c.w / "existing"], "was not made by mudkd"),
+    "finetune-overwrite-users-folder": Case(
+        lambda c: [*finetune(c), "-o", c.w / "existing", "--overwrite"], "was not made by mudkd"
+    ),
+    "finetune-output-is-the-model": Case(
+        lambda c: [*finetune(c), "-o", c.teacher, "--overwrite"], "is an input of this run (--model-name-or-path"
+    ),
+    "finetune-output-inside-the-data": Case(lambda c: [*finetune(c), "-o", c.data / "out"], "is inside an input"),
+    "finetune-output-contains-the-data": Case(lambda c: [*finetune(c), "-o", c.w], "contains an input"),
+    "finetune-output-symlink": Case(lambda c: [*finetune(c), "-o", c.w / "link"], "symbolic link"),
+    "score-output-is-the-teacher": Case(lambda c: [*score(c), "-o", c.teacher, "--overwrite"], "is an input"),
+    "prune-output-is-the-scores": Case(lambda c: [*prune(c)[:-1], c.scores, "--overwrite"], "is an input"),
     "finetune-no-output-dir": Case(
         lambda c: ["finetune", "--model-name-or-path", c.teacher, *c.sst2], "no output directory given"
     ),
@@ -331,7 +343,20 @@ CASES = {
     ),
     "cache-K-too-large": Case(lambda c: cache(c, "--keep-layers", 5), "keep_layers"),
     "cache-existing-store-dir": Case(
-        lambda c: [*cache(c), "-o", c.w / "existing"], "store directory exists and is not empty"
+        lambda c: [*cache(c), "-o", c.w / "existing"], "store directory exists and was not made by mudkd"
+    ),
+    "cache-overwrite-users-folder": Case(
+        lambda c: [*cache(c), "-o", c.w / "existing", "--overwrite"], "was not made by mudkd"
+    ),
+    "cache-output-is-the-teacher": Case(
+        lambda c: [*cache(c), "-o", c.teacher, "--overwrite"], "is an input of this run (--teacher-model"
+    ),
+    "cache-output-is-the-current-directory": Case(lambda c: [*cache(c), "-o", "."], "the current directory"),
+    "hsk-output-is-its-store": Case(
+        lambda c: hsk_store(c, c.store, "-o", c.store, "--overwrite"), "is an input of this run (--hsk-store"
+    ),
+    "pred-output-is-the-student": Case(
+        lambda c: [*pred(c), "-o", c.student, "--overwrite"], "is an input of this run (--student-model"
     ),
     "cache-length-beyond-positions": Case(lambda c: cache(c, "--max-seq-length", 256), "256 is longer"),
     # pipeline

@@ -93,13 +93,14 @@ def test_end_to_end_tiny_finetune_reloads_with_same_logits(tiny_bert_dir, glue_d
     assert model.config.id2label == {0: "0", 1: "1"}
 
 
-def test_existing_output_dir_is_refused_without_overwrite(tiny_bert_dir, glue_dir, tmp_path):
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_folder_mudkd_did_not_make_is_refused_even_with_overwrite(tiny_bert_dir, glue_dir, tmp_path, overwrite):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    result = runner.invoke(app, tiny_args(tiny_bert_dir, glue_dir, out))
+    result = runner.invoke(app, [*tiny_args(tiny_bert_dir, glue_dir, out), *overwrite])
     assert result.exit_code == 2
-    assert "exists and is not empty" in result.stderr and "--overwrite" in result.stderr
+    assert "was not made by mudkd" in result.stderr
     assert (out / "keep.txt").read_text() == "precious"
 
 

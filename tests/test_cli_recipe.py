@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -54,9 +55,11 @@ def test_defaults_with_answers_and_recipe_overrides(tmp_path):
     result = runner.invoke(app, ["wizard", "--defaults", "-o", str(target), *[f"--set={s}" for s in sets]])
     assert result.exit_code == 0, result.output
     recipe = build_recipe(target)
-    assert recipe.student.model == "models/tiny-4l-312d" and recipe.task.data_dir == "glue_data/RTE"
+    # the answers are relative to the working directory; the file says them relative to its own folder
+    assert recipe.student.model == "models/tiny-4l-312d"  # not local here: may be a hub name, kept as typed
+    assert recipe.task.data_dir == str(Path("glue_data/RTE").absolute())
     assert recipe.hsk.train_batch_size == 16 and recipe.pred.temperature == 2.0 and recipe.training.seed == 7
-    assert recipe.hsk.hsk_store == "runs/rte-tinybert/store"
+    assert recipe.hsk.hsk_store == str(Path("runs/rte-tinybert/store").absolute())
     assert "student 4 layers (from the name)" in result.stdout
 
 
@@ -67,7 +70,12 @@ def test_existing_file_is_refused_without_overwrite(tmp_path):
     assert result.exit_code == 2 and "already exists" in result.stderr and "--overwrite" in result.stderr
     assert target.read_text() == "# mine\n"
     result = runner.invoke(app, ["wizard", "--defaults", "--overwrite", "-o", str(target)])
-    assert result.exit_code == 0 and build_recipe(target).task.name == "sst-2"
+    assert result.exit_code == 2 and "was not written by 'mudkd wizard'" in result.stderr  # never replace a user's file
+    assert target.read_text() == "# mine\n"
+    target.unlink()
+    assert runner.invoke(app, ["wizard", "--defaults", "-o", str(target)]).exit_code == 0
+    result = runner.invoke(app, ["wizard", "--defaults", "--overwrite", "-o", str(target), "--set", "task.name=cola"])
+    assert result.exit_code == 0 and build_recipe(target).task.name == "cola"  # the wizard's own file is replaced
 
 
 @pytest.mark.parametrize(

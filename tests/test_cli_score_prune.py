@@ -23,8 +23,22 @@ def private_cache(tmp_path, monkeypatch):
 
 def score_args(teacher, glue_dir, out, *extra):
     return [
-        "score", "--model-name-or-path", str(teacher), "--task-name", "sst-2", "--data-dir", str(glue_dir / "SST-2"),
-        "--max-train-samples", "48", "--max-seq-length", "16", "--train-batch-size", "8", "-o", str(out), *extra,
+        "score",
+        "--model-name-or-path",
+        str(teacher),
+        "--task-name",
+        "sst-2",
+        "--data-dir",
+        str(glue_dir / "SST-2"),
+        "--max-train-samples",
+        "48",
+        "--max-seq-length",
+        "16",
+        "--train-batch-size",
+        "8",
+        "-o",
+        str(out),
+        *extra,
     ]
 
 
@@ -90,8 +104,14 @@ def test_pruned_student_loads_and_params_match(pipeline):
     root, document = pipeline["root"], pipeline["prune"]
     assert set(document) == {"output_dir", "params", "components", "compression"}
     student_dir = root / "student"
-    assert {"config.json", "model.safetensors", "modeling_pruned_bert.py", "tokenizer.json", "recipe.resolved.toml",
-            "run_info.json"} <= {p.name for p in student_dir.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "modeling_pruned_bert.py",
+        "tokenizer.json",
+        "recipe.resolved.toml",
+        "run_info.json",
+    } <= {p.name for p in student_dir.iterdir()}
     student = AutoModelForSequenceClassification.from_pretrained(student_dir).eval()
     teacher = AutoModelForSequenceClassification.from_pretrained(root / "teacher")
     assert type(student).__name__ == "PrunedBertForSequenceClassification"
@@ -109,10 +129,26 @@ def test_pruned_student_loads_and_params_match(pipeline):
 
 def test_prune_table_explicit_layers_and_default_scores_dir(pipeline, tmp_path):
     root, out = pipeline["root"], tmp_path / "student"
-    result = runner.invoke(app, [
-        "prune", "--model-path", str(root / "teacher"), "--set", f"score.output_dir={root / 'scores'}",
-        "--keep-heads", "1", "--layers", "0,2", "--ffn-hidden-dim", "16", "--emb-hidden-dim", "-1", "-o", str(out),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "prune",
+            "--model-path",
+            str(root / "teacher"),
+            "--set",
+            f"score.output_dir={root / 'scores'}",
+            "--keep-heads",
+            "1",
+            "--layers",
+            "0,2",
+            "--ffn-hidden-dim",
+            "16",
+            "--emb-hidden-dim",
+            "-1",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "encoder" in result.stdout and "total" in result.stdout and "compression" in result.stdout
     config = json.loads((out / "config.json").read_text())
@@ -122,11 +158,31 @@ def test_prune_table_explicit_layers_and_default_scores_dir(pipeline, tmp_path):
 
 def test_finetune_trains_the_pruned_student(pipeline, glue_dir, tmp_path):
     out = tmp_path / "no_kd"
-    document = invoke_json([
-        "finetune", "--model-name-or-path", str(pipeline["root"] / "student"), "--task-name", "sst-2",
-        "--data-dir", str(glue_dir / "SST-2"), "--max-train-samples", "16", "--max-eval-samples", "8",
-        "--max-seq-length", "16", "--train-batch-size", "8", "--max-steps", "2", "--eval-step", "2", "-o", str(out),
-    ])
+    document = invoke_json(
+        [
+            "finetune",
+            "--model-name-or-path",
+            str(pipeline["root"] / "student"),
+            "--task-name",
+            "sst-2",
+            "--data-dir",
+            str(glue_dir / "SST-2"),
+            "--max-train-samples",
+            "16",
+            "--max-eval-samples",
+            "8",
+            "--max-seq-length",
+            "16",
+            "--train-batch-size",
+            "8",
+            "--max-steps",
+            "2",
+            "--eval-step",
+            "2",
+            "-o",
+            str(out),
+        ]
+    )
     assert document["steps"] == 2 and "accuracy" in document["metrics"]
     assert json.loads((out / "config.json").read_text())["model_type"] == "pruned_bert"
 

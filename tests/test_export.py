@@ -108,9 +108,15 @@ def test_cli_refuses_existing_file_without_overwrite(tiny_bert_dir, tmp_path):
     assert len(errors) == 1 and "exists" in errors[0] and "--overwrite" in result.stderr
     assert out.read_bytes() == b"precious"
 
-    result = runner.invoke(app, [*args, "--overwrite", "--opset", "18", "--json"])
+    result = runner.invoke(app, [*args, "--overwrite"])  # a file mudkd did not write is never replaced
+    assert result.exit_code == 2 and "was not written by mudkd" in result.stderr
+    assert out.read_bytes() == b"precious"
+
+    out.unlink()
+    assert runner.invoke(app, args).exit_code == 0  # mudkd's own export ...
+    result = runner.invoke(app, [*args, "--overwrite", "--opset", "18", "--json"])  # ... is replaced
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["opset"] == 18 and out.read_bytes() != b"precious"
+    assert json.loads(result.stdout)["opset"] == 18
 
 
 @pytest.mark.parametrize("command", ["export", "report"])

@@ -199,7 +199,7 @@ def killed(work, tiny_bert_dir, glue_dir):
             finetune_args(tiny_bert_dir, glue_dir, work / "ft"), complete_checkpoint(work / "ft.partial"), work
         ),
         "hsk": KilledRun(hsk_args(models, glue_dir, work / "hsk"), complete_checkpoint(work / "hsk.partial"), work),
-        "cache": KilledRun(cache_args(models, glue_dir, work / "store"), committed_chunk(work / "store"), work),
+        "cache": KilledRun(cache_args(models, glue_dir, work / "store"), committed_chunk(work / "store.partial"), work),
     }
     yield {"models": models, **runs}
     for run in runs.values():
@@ -349,11 +349,12 @@ def test_store_build_resumes_after_kill_9(work, killed, glue_dir):
     reference_dir = work / "store-reference"
     run_json(cache_args(models, glue_dir, reference_dir))
     killed["cache"].wait()
-    store_dir = work / "store"
-    manifest = json.loads((store_dir / "manifest.json").read_text())
+    store_dir, partial = work / "store", work / "store.partial"
+    assert not store_dir.exists(), "a killed build left a final store"  # it is built in <store>.partial
+    manifest = json.loads((partial / "manifest.json").read_text())
     assert not manifest["complete"] and 0 < manifest["committed"] < CACHE_EXAMPLES
     with pytest.raises(StoreError, match="incomplete"):
-        HskStore.open(store_dir)  # nothing half-written is usable
+        HskStore.open(partial)  # nothing half-written is usable
     result = invoke([*cache_args(models, glue_dir, store_dir), "--resume"])
     assert result.exit_code == 0, result.output
     assert f"resuming the store at example {manifest['committed']}" in result.stderr
@@ -366,4 +367,4 @@ def test_store_build_resumes_after_kill_9(work, killed, glue_dir):
     assert got.keys() == expected.keys()
     for name in got:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
-    assert not list(store_dir.glob("*.tmp"))
+    assert not list(store_dir.glob("*.tmp")) and not partial.exists()

@@ -14,6 +14,7 @@ from mudkd.cli import wizard as cli_wizard
 from mudkd.cli.app import app
 from mudkd.errors import RecipeError
 from mudkd.recipe import Recipe, build_recipe
+from mudkd.recipe.load import recipe_to_toml
 from mudkd.recipe.wizard import (
     QUESTIONS,
     answers_to_recipe,
@@ -292,11 +293,14 @@ def test_budget_preview_tinybert_t_top10_mapping():
 )
 def test_commented_toml_parses_back_to_an_equal_recipe(answers, tmp_path):
     recipe = answers_to_recipe(answers)
-    text = render_commented_toml(recipe, header="written by a test\nsecond line")
-    path = tmp_path / "recipe.toml"
+    path = tmp_path / "sub" / "recipe.toml"
+    text = render_commented_toml(recipe, header="written by a test\nsecond line", folder=path.parent)
+    path.parent.mkdir()
     path.write_text(text)
-    assert Recipe.model_validate(tomllib.loads(text)) == recipe
-    assert build_recipe(path) == recipe
+    # relative path answers (relative to the working directory) are written relative to the file's folder, so the
+    # file, which resolves them against its folder, means the same paths
+    assert recipe_to_toml(build_recipe(path)) == recipe_to_toml(recipe)
+    assert Recipe.model_validate(tomllib.loads(render_commented_toml(recipe))) == recipe
     lines = text.splitlines()
     assert lines[:2] == ["# written by a test", "# second line"]
     keys = [index for index, line in enumerate(lines) if line and not line.startswith(("#", "["))]

@@ -94,8 +94,8 @@ def wizard_cli(
         except (KeyboardInterrupt, EOFError):
             c.stderr_console().print("Aborted.", highlight=False)
             raise typer.Exit(130) from None
-    header = f"mudkd recipe written by 'mudkd wizard'.\nCheck it: mudkd recipe validate {output}"
-    _write_atomic(output, render_commented_toml(recipe, header=header), overwrite)
+    header = f"{WIZARD_HEADER}\nCheck it: mudkd recipe validate {output}"
+    _write_atomic(output, render_commented_toml(recipe, header=header, folder=output.parent), overwrite)
     console = c.stdout_console()
     console.print(f"Wrote {output}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"Next: mudkd pipeline {shlex.quote(str(output))}", highlight=False, markup=False, soft_wrap=True)
@@ -330,11 +330,28 @@ def _show_summary(recipe: Recipe, *, strict: bool) -> bool:
 # Writing
 
 
+WIZARD_HEADER = "mudkd recipe written by 'mudkd wizard'."
+
+
 def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """A recipe file is written new, or replaces (with --overwrite) only a file the wizard itself wrote."""
+    if path.is_symlink():
+        raise MudkdError(f"{path} is a symbolic link", hint="give the real file name")
     if path.is_dir():
         raise MudkdError(f"{path} is a directory", hint="give a file name, e.g. --output recipe.toml")
-    if path.exists() and not overwrite:
+    if not path.exists():
+        return
+    if not overwrite:
         raise MudkdError(f"{path} already exists", hint="pass --overwrite to replace it, or choose another --output")
+    try:
+        first_line = path.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        first_line = ""
+    if first_line != f"# {WIZARD_HEADER}":
+        raise MudkdError(
+            f"{path} was not written by 'mudkd wizard'",
+            hint="mudkd never replaces a file it did not write: choose another --output",
+        )
 
 
 def _write_atomic(path: Path, text: str, overwrite: bool) -> None:

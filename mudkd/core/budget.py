@@ -712,3 +712,13 @@ def budget_from_recipe(
         seed=recipe.training.seed,
         num_labels=num_labels,
     )
+
+
+def budget_table(budget: KnowledgeBudget, num_examples: int | None, value_dtype: str = "float16") -> dict[str, Any]:
+    """The knowledge-budget document: ``budget.to_dict()`` plus the train-set size when stored."""
+    document = budget.to_dict()
+    document["bytes_per_example"] = budget.example_bytes(value_dtype)
+    document["num_train_examples"] = num_examples
+    document["train_set_bytes"] = budget.bytes_for(num_examples, value_dtype) if num_examples else None
+    document["value_dtype"] = value_dtype
+    return document

@@ -8,7 +8,6 @@ the teacher is never constructed. A store built for a budget serves any smaller 
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -16,32 +15,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from mudkd.core.budget import budget_from_recipe
+from mudkd.core.budget import budget_from_recipe, budget_table
 from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
-from mudkd.core.distill import budget_table, check_same_tokenizer, read_config
 from mudkd.core.hsk import build_targets, pack_targets
-from mudkd.core.store import StoreWriter, fingerprint_files, fingerprint_value
+from mudkd.core.models import check_same_tokenizer, read_config, teacher_fingerprint
+from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
+from mudkd.core.store import StoreWriter, check_chunk_bytes, fingerprint_files, fingerprint_value
 from mudkd.core.training import (
     RunEvents,
     StageResult,
-    check_output_dir,
     check_positions,
     load_classifier,
     load_tokenizer,
     resolve_device,
     write_run_files,
 )
-from mudkd.errors import BudgetError
+from mudkd.errors import BudgetError, RunError
 from mudkd.recipe.schema import Recipe
 
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
-
-
-def teacher_fingerprint(teacher_path: str) -> str:
-    """A hash of the teacher's weight files (and config), streamed from disk."""
-    directory = Path(teacher_path)
-    files = sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".bin"} or p.name == "config.json")
-    return fingerprint_files(files)
 
 
 def run_fingerprint(recipe: Recipe, *, tokenizer: Any, data: TaskData, teacher_path: str | None) -> dict[str, str]:
@@ -60,12 +52,22 @@ def run_fingerprint(recipe: Recipe, *, tokenizer: Any, data: TaskData, teacher_p
 
 def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The store's plan and budget table (no weights loaded, nothing written); ``resume`` accepts a started store."""
-    from mudkd.core.distill import _count_train_examples
+    from mudkd.core.data import count_train_examples
 
     teacher_config = read_config(recipe.teacher.model, "teacher")
     student_config = read_config(recipe.student.model, "student")
     check_positions(recipe.task.max_seq_length, recipe.teacher.model, recipe.student.model)
-    check_output_dir(recipe.cache.output_dir, overwrite=recipe.output.overwrite or resume, what="store directory")
+    check_output_dir(
+        recipe.cache.output_dir,
+        overwrite=recipe.output.overwrite,
+        resume=resume,
+        inputs={
+            "--teacher-model": recipe.teacher.model,
+            "--student-model": recipe.student.model,
+            **recipe_inputs(recipe),
+        },
+        what="store directory",
+    )
     budget = budget_from_recipe(
         recipe,
         num_student_layers=student_config["num_hidden_layers"],
@@ -73,6 +75,8 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         teacher_hidden=teacher_config["hidden_size"],
         num_labels=teacher_config.get("num_labels") or len(teacher_config.get("id2label", {})) or 2,
     )
+    fields = dict(budget.store_fields(recipe.cache.dtype)) | {"logits": ("float32", (budget.num_labels,))}
+    check_chunk_bytes(fields, recipe.cache.chunk_size)  # the writer buffers one chunk: refuse one that cannot fit
     if not budget.storable:
         raise BudgetError(
             "a batch-scope magnitude mask depends on the batch and cannot be stored",
@@ -83,7 +87,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         "teacher": recipe.teacher.model,
         "output_dir": recipe.cache.output_dir,
         "dtype": recipe.cache.dtype,
-        "budget": budget_table(budget, _count_train_examples(recipe), recipe.cache.dtype),
+        "budget": budget_table(budget, count_train_examples(recipe), recipe.cache.dtype),
     }
 
 
@@ -96,9 +100,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     events = events or RunEvents()
     plan(recipe, resume=resume)
     output = Path(recipe.cache.output_dir)  # type: ignore[arg-type]
-    if not resume and output.exists():
-        check_output_dir(output, overwrite=recipe.output.overwrite, what="store directory")
-        shutil.rmtree(output)
     device = resolve_device(recipe.training)
     tokenizer = load_tokenizer(recipe.teacher.model)  # type: ignore[arg-type]
     check_same_tokenizer(tokenizer, load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
@@ -120,23 +121,57 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     fingerprint["dtype"] = dtype
     meta = {"budget": budget.to_dict(), "teacher": recipe.teacher.model, "task": recipe.task.name}
 
-    if resume and (output / "manifest.json").is_file():
-        writer = StoreWriter.resume(output, fingerprint=fingerprint, fields=fields)
-        events.on_message(f"resuming the store at example {writer.committed} of {len(data.train)}")
-    else:
-        writer = StoreWriter.create(
-            output,
-            fields=fields,
-            num_examples=len(data.train),
-            fingerprint=fingerprint,
-            meta=meta,
-            chunk_size=recipe.cache.chunk_size,
-        )
-    start, batch_size = writer.committed, recipe.cache.batch_size
-    total_batches = -(-(len(data.train) - start) // batch_size)
-    events.on_start("distill cache", total_batches)
+    # The store is built in <output>.partial (resumable chunk by chunk) and committed in one rename, like every
+    # output; the store's own fingerprint, not the recipe, decides whether a partial build can be resumed.
+    with StagingDir(output, command="distill cache", resume=resume, recipe=recipe, check_settings=False) as staging:
+        if resume and (staging.path / "manifest.json").is_file():
+            writer = StoreWriter.resume(staging.path, fingerprint=fingerprint, fields=fields)
+            events.on_message(f"resuming the store at example {writer.committed} of {len(data.train)}")
+        else:
+            writer = StoreWriter.create(
+                staging.path,
+                fields=fields,
+                num_examples=len(data.train),
+                fingerprint=fingerprint,
+                meta=meta,
+                chunk_size=recipe.cache.chunk_size,
+            )
+        start, batch_size = writer.committed, recipe.cache.batch_size
+        total_batches = -(-(len(data.train) - start) // batch_size)
+        events.on_start("distill cache", total_batches)
+        started = time.monotonic()
+        _write_teacher_pass(writer, teacher, tokenizer, data, budget, dtype, start, batch_size, device, events)
+        elapsed = time.monotonic() - started
+        events.on_end("distill cache")
+        write_run_files(staging.path, recipe, metrics=None, device=device)
+        output = staging.commit()
+    from mudkd.core.store import store_nbytes
+
+    nbytes = store_nbytes(output)
+    details = {
+        "num_examples": len(data.train),
+        "bytes": nbytes,
+        "bytes_per_example": nbytes / max(len(data.train), 1),
+        "examples_per_second": (len(data.train) - start) / max(elapsed, 1e-9),
+        "budget": budget_table(budget, len(data.train), dtype),
+    }
+    return StageResult(str(output), {}, details)
+
+
+def _write_teacher_pass(
+    writer: StoreWriter,
+    teacher: Any,
+    tokenizer: Any,
+    data: TaskData,
+    budget: Any,
+    dtype: str,
+    start: int,
+    batch_size: int,
+    device: str,
+    events: RunEvents,
+) -> None:
+    """Run the teacher over the training examples from ``start`` on and append their packed knowledge."""
     columns = ["input_ids", "token_type_ids", "attention_mask"]
-    started = time.monotonic()
     with torch.no_grad():
         for batch_number, first in enumerate(range(start, len(data.train), batch_size), start=1):
             rows = data.train[first : first + batch_size]
@@ -153,20 +188,12 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
             packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
             arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
             arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
+            if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+                last = first + len(rows["input_ids"]) - 1
+                raise RunError(
+                    f"distill cache: the teacher gave non-finite values for examples {first}..{last}",
+                    hint="check the teacher (mudkd finetune); nothing was committed",
+                )
             writer.append(arrays)
             events.on_step(batch_number, {"examples": float(first + len(rows["input_ids"]))})
     writer.close()
-    elapsed = time.monotonic() - started
-    events.on_end("distill cache")
-    write_run_files(output, recipe, metrics=None, device=device)
-    from mudkd.core.store import store_nbytes
-
-    nbytes = store_nbytes(output)
-    details = {
-        "num_examples": len(data.train),
-        "bytes": nbytes,
-        "bytes_per_example": nbytes / max(len(data.train), 1),
-        "examples_per_second": (len(data.train) - start) / max(elapsed, 1e-9),
-        "budget": budget_table(budget, len(data.train), dtype),
-    }
-    return StageResult(str(output), {}, details)

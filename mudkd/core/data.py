@@ -451,3 +451,13 @@ def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
     train = build(splits.pop("train"), config.max_train_samples)
     dev = {name: build(columns, config.max_eval_samples) for name, columns in splits.items()}
     return TaskData(train=train, dev=dev, labels=labels, metrics=metrics, selection=selection, data_files=files)
+
+
+def count_train_examples(recipe: Any) -> int | None:
+    """The number of training examples a recipe uses, read without tokenising (None when unreadable yet)."""
+    try:
+        splits = load_raw(recipe.task)[0]
+    except Exception:  # a plan still shows the budget when the data cannot be read yet
+        return None
+    count = len(splits["train"]["text_a"])
+    return min(count, recipe.task.max_train_samples) if recipe.task.max_train_samples else count

@@ -17,17 +17,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mudkd.core.budget import KnowledgeBudget, budget_from_recipe
-from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
+from mudkd.core.budget import KnowledgeBudget, budget_from_recipe, budget_table
+from mudkd.core.data import TaskData, count_train_examples, load_task
 from mudkd.core.finetune import compute_metrics_fn, evaluate_all
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
+from mudkd.core.models import check_same_tokenizer, read_config, teacher_fingerprint
+from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.training import (
     JsonlWriter,
     RunEvents,
     StageResult,
-    StagingDir,
     attach_events,
-    check_output_dir,
+    check_finite_model,
     check_positions,
     discard_checkpoints,
     latest_checkpoint,
@@ -46,46 +47,6 @@ PROJECTION_FILE = "hsk_projection.safetensors"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Models, configs and budgets
-
-
-def read_config(path: str | None, role: str) -> dict[str, Any]:
-    """A model's ``config.json`` as a dict, without loading weights (for plans and budget checks)."""
-    if not path:
-        raise CheckpointError(f"no {role} model given", hint=f"pass --{role}-model DIR")
-    config_file = Path(path) / "config.json"
-    if not Path(path).exists() and path.count("/") == 1 and not path.startswith((".", "~")):
-        return _hub_config(path, role)  # a hub name such as huawei-noah/TinyBERT_General_4L_312D
-    if not config_file.is_file():
-        raise CheckpointError(
-            f"{path}: {role} is not a model directory (no config.json)",
-            hint="pass a directory written by save_pretrained (mudkd finetune / prune / distill)",
-        )
-    try:
-        return json.loads(config_file.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{config_file}: malformed config.json ({error})") from None
-
-
-def _hub_config(name: str, role: str) -> dict[str, Any]:
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(name).to_dict()
-    except (OSError, ValueError) as error:
-        raise CheckpointError(
-            f"{name}: {role} model not found locally or on the hub ({str(error).splitlines()[0][:120]})",
-            hint="check the name and your network, or pass a local directory",
-        ) from None
-
-
-def check_same_tokenizer(teacher_tokenizer: Any, student_tokenizer: Any) -> None:
-    """Teacher and student must split text identically: the HSK is compared token by token."""
-    if tokenizer_fingerprint(teacher_tokenizer) != tokenizer_fingerprint(student_tokenizer):
-        raise CheckpointError(
-            f"teacher and student use different tokenizers (vocabularies of {len(teacher_tokenizer)} and "
-            f"{len(student_tokenizer)} tokens)",
-            hint="distil into a student built from the teacher (mudkd prune) or one with the same vocabulary",
-        )
 
 
 class HskStudent(nn.Module):
@@ -258,7 +219,8 @@ def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) ->
     from mudkd.core.store import HskStore
 
     expected = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
-    store = HskStore.open(path)
+    explicit = "dtype" in recipe.cache.model_fields_set  # a store's own dtype is trusted unless the run names one
+    store = HskStore.open(path, expect_dtype=recipe.cache.dtype if explicit else None)
     mismatched = [
         key for key, value in expected.items() if key in store.fingerprint and store.fingerprint[key] != value
     ]
@@ -275,9 +237,23 @@ def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) ->
     return store
 
 
-def _prepare(recipe: Recipe, stage: str, student_path: str | None) -> dict[str, Any]:
-    """Load the student, tokenizer and data, and check the teacher or store they are distilled from."""
+def check_stage_output(recipe: Recipe, stage: str, *, resume: bool = False) -> None:
+    """Refuse an output directory the HSK or prediction stage may not write (read-only; see mudkd.core.outputs)."""
     stage_config = recipe.hsk if stage == "hsk" else recipe.pred
+    store_path = recipe.hsk.hsk_store if stage == "hsk" else recipe.pred.logits_store
+    store_flag = "--hsk-store" if stage == "hsk" else "--logits-store"
+    inputs = {
+        "--teacher-model": recipe.teacher.model,
+        "--student-model": recipe.student.model,
+        store_flag: store_path,
+        **recipe_inputs(recipe),
+    }
+    check_output_dir(stage_config.output_dir, overwrite=recipe.output.overwrite, resume=resume, inputs=inputs)
+
+
+def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bool = False) -> dict[str, Any]:
+    """Load the student, tokenizer and data, and check the teacher or store they are distilled from."""
+    check_stage_output(recipe, stage, resume=resume)
     store_path = recipe.hsk.hsk_store if stage == "hsk" else recipe.pred.logits_store
     student_config = read_config(student_path, "student")
     check_positions(recipe.task.max_seq_length, student_path, None if store_path else recipe.teacher.model)
@@ -287,8 +263,6 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None) -> dict[str, 
     if store_path:
         store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)
         if recipe.teacher.model:  # optional extra check: the teacher's weights are what the store was built from
-            from mudkd.core.cache import teacher_fingerprint
-
             if store.fingerprint.get("teacher") != teacher_fingerprint(recipe.teacher.model):
                 raise StoreError(
                     f"{store_path}: the store was built from another teacher",
@@ -302,7 +276,6 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None) -> dict[str, 
                 f"{student_config.get('vocab_size')} tokens)",
                 hint="distil into a student built from the teacher (mudkd prune) or one with the same vocabulary",
             )
-    check_output_dir(stage_config.output_dir, overwrite=recipe.output.overwrite)
     return {"student_config": student_config, "tokenizer": student_tokenizer, "data": data, "store": store}
 
 
@@ -346,9 +319,9 @@ def plan_hsk(recipe: Recipe) -> dict[str, Any]:
     else:
         read_config(recipe.teacher.model, "teacher")
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
-    check_output_dir(recipe.hsk.output_dir, overwrite=recipe.output.overwrite)
+    check_stage_output(recipe, "hsk")
     budget, _ = _resolve_stage_budget(recipe, student_config, store, num_labels=0)
-    num_examples = _count_train_examples(recipe)
+    num_examples = count_train_examples(recipe)
     return {
         "stage": "distill hsk",
         "teacher": None if store is not None else recipe.teacher.model,
@@ -357,27 +330,6 @@ def plan_hsk(recipe: Recipe) -> dict[str, Any]:
         "output_dir": recipe.hsk.output_dir,
         "budget": budget_table(budget, num_examples),
     }
-
-
-def budget_table(budget: KnowledgeBudget, num_examples: int | None, value_dtype: str = "float16") -> dict[str, Any]:
-    """The knowledge-budget document: ``budget.to_dict()`` plus the train-set size when stored."""
-    document = budget.to_dict()
-    document["bytes_per_example"] = budget.example_bytes(value_dtype)
-    document["num_train_examples"] = num_examples
-    document["train_set_bytes"] = budget.bytes_for(num_examples, value_dtype) if num_examples else None
-    document["value_dtype"] = value_dtype
-    return document
-
-
-def _count_train_examples(recipe: Recipe) -> int | None:
-    from mudkd.core.data import load_raw
-
-    try:
-        splits = load_raw(recipe.task)[0]
-    except Exception:  # a plan still shows the budget when the data cannot be read yet
-        return None
-    count = len(splits["train"]["text_a"])
-    return min(count, recipe.task.max_train_samples) if recipe.task.max_train_samples else count
 
 
 def plan_pred(recipe: Recipe) -> dict[str, Any]:
@@ -389,9 +341,10 @@ def plan_pred(recipe: Recipe) -> dict[str, Any]:
         HskStore.open(recipe.pred.logits_store, verify=False)
     else:
         read_config(recipe.teacher.model, "teacher")
-    check_positions(recipe.task.max_seq_length, recipe.student.model,
-                    None if recipe.pred.logits_store else recipe.teacher.model)
-    check_output_dir(recipe.pred.output_dir, overwrite=recipe.output.overwrite)
+    check_positions(
+        recipe.task.max_seq_length, recipe.student.model, None if recipe.pred.logits_store else recipe.teacher.model
+    )
+    check_stage_output(recipe, "pred")
     stage = recipe.pred
     return {
         "stage": "distill pred",
@@ -426,7 +379,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     of a narrower student (``hsk_projection.safetensors``, beside the model), ``metrics.jsonl`` and run files.
     """
     events = events or RunEvents()
-    ready = _prepare(recipe, "hsk", recipe.student.model)
+    ready = _prepare(recipe, "hsk", recipe.student.model, resume=resume)
     data, store, tokenizer = ready["data"], ready["store"], ready["tokenizer"]
     budget, stored = _resolve_stage_budget(recipe, ready["student_config"], store, num_labels=0)
     final = Path(recipe.hsk.output_dir)  # type: ignore[arg-type]
@@ -444,37 +397,39 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
         events.on_message(f"device: {device}; teacher-free: HSK read from {recipe.hsk.hsk_store}")
     model = HskStudent(student, budget.teacher_hidden, budget.mask_mode)
 
-    staging = StagingDir(final, resume=resume, recipe=recipe)
-    if staging.main:
-        (staging.path / "knowledge_budget.json").write_text(
-            json.dumps(budget_table(budget, len(data.train)), indent=2) + "\n"
+    with StagingDir(final, command="distill hsk", resume=resume, recipe=recipe) as staging:
+        if staging.main:
+            (staging.path / "knowledge_budget.json").write_text(
+                json.dumps(budget_table(budget, len(data.train)), indent=2) + "\n"
+            )
+        log = JsonlWriter(staging.path / "metrics.jsonl")
+        arguments = training_arguments(recipe.hsk, recipe.training, staging.path, selection=None, evaluate=False)
+        trainer = _make_trainer_class()(
+            model=model,
+            args=arguments,
+            train_dataset=_with_index(data.train),
+            source=source,
+            stage="hsk",
         )
-    log = JsonlWriter(staging.path / "metrics.jsonl")
-    arguments = training_arguments(recipe.hsk, recipe.training, staging.path, selection=None, evaluate=False)
-    trainer = _make_trainer_class()(
-        model=model,
-        args=arguments,
-        train_dataset=_with_index(data.train),
-        source=source,
-        stage="hsk",
-    )
-    attach_events(trainer, events, "distill hsk", log)
-    checkpoint = latest_checkpoint(staging.path) if resume else None
-    train_output = trainer.train(resume_from_checkpoint=checkpoint)
-    if not staging.main:  # DDP: rank 0 alone writes the output directory
-        return StageResult(str(final), {}, {"steps": trainer.state.global_step, "step_losses": trainer.step_losses})
+        attach_events(trainer, events, "distill hsk", log)
+        checkpoint = latest_checkpoint(staging.path) if resume else None
+        train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        if not staging.main:  # DDP: rank 0 alone writes the output directory
+            return StageResult(str(final), {}, {"steps": trainer.state.global_step, "step_losses": trainer.step_losses})
 
-    student.save_pretrained(staging.path)
-    tokenizer.save_pretrained(staging.path)
-    if model.projection is not None:
-        from safetensors.torch import save_file
+        check_finite_model(model, "distill hsk")
+        student.save_pretrained(staging.path)
+        tokenizer.save_pretrained(staging.path)
+        if model.projection is not None:
+            from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in model.projection.state_dict().items()}, staging.path / PROJECTION_FILE)
-    discard_checkpoints(staging.path)
-    recent = trainer.step_losses[-10:]
-    final_loss = sum(recent) / len(recent) if recent else None
-    write_run_files(staging.path, recipe, metrics={"hsk_loss": final_loss}, device=device)
-    output = staging.commit()
+            projection = {k: v.contiguous() for k, v in model.projection.state_dict().items()}
+            save_file(projection, staging.path / PROJECTION_FILE)
+        discard_checkpoints(staging.path)
+        recent = trainer.step_losses[-10:]
+        final_loss = sum(recent) / len(recent) if recent else None
+        write_run_files(staging.path, recipe, metrics={"hsk_loss": final_loss}, device=device)
+        output = staging.commit()
     details = {
         "steps": trainer.state.global_step,
         "teacher_free": store is not None,
@@ -489,7 +444,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
 def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
     """Prediction distillation: soft cross-entropy to the teacher's logits; the best-on-dev student is kept."""
     events = events or RunEvents()
-    ready = _prepare(recipe, "pred", recipe.student.model)
+    ready = _prepare(recipe, "pred", recipe.student.model, resume=resume)
     data, store, tokenizer = ready["data"], ready["store"], ready["tokenizer"]
     final = Path(recipe.pred.output_dir)  # type: ignore[arg-type]
     device = resolve_device(recipe.training)
@@ -510,32 +465,33 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
         source = KnowledgeSource(store=store)
         events.on_message(f"device: {device}; teacher-free: logits read from {recipe.pred.logits_store}")
 
-    staging = StagingDir(final, resume=resume, recipe=recipe)
-    log = JsonlWriter(staging.path / "metrics.jsonl")
-    arguments = training_arguments(recipe.pred, recipe.training, staging.path, selection=data.selection)
-    trainer = _make_trainer_class()(
-        model=student,
-        args=arguments,
-        train_dataset=_with_index(data.train),
-        eval_dataset=data.dev["dev"],
-        compute_metrics=compute_metrics_fn(data.metrics),
-        source=source,
-        stage="pred",
-        temperature=recipe.pred.temperature,
-        reference_loss=recipe.pred.reference_loss,
-    )
-    attach_events(trainer, events, "distill pred", log)
-    checkpoint = latest_checkpoint(staging.path) if resume else None
-    trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = evaluate_all(trainer, data.dev)
-    if not staging.main:  # DDP: rank 0 alone writes the output directory
-        return StageResult(str(final), metrics, {"steps": trainer.state.global_step, "selection": data.selection})
-    log.write({"step": trainer.state.global_step, "final": True, **metrics})
-    trainer.model.save_pretrained(staging.path)
-    tokenizer.save_pretrained(staging.path)
-    discard_checkpoints(staging.path)
-    write_run_files(staging.path, recipe, metrics=metrics, device=device)
-    output = staging.commit()
+    with StagingDir(final, command="distill pred", resume=resume, recipe=recipe) as staging:
+        log = JsonlWriter(staging.path / "metrics.jsonl")
+        arguments = training_arguments(recipe.pred, recipe.training, staging.path, selection=data.selection)
+        trainer = _make_trainer_class()(
+            model=student,
+            args=arguments,
+            train_dataset=_with_index(data.train),
+            eval_dataset=data.dev["dev"],
+            compute_metrics=compute_metrics_fn(data.metrics),
+            source=source,
+            stage="pred",
+            temperature=recipe.pred.temperature,
+            reference_loss=recipe.pred.reference_loss,
+        )
+        attach_events(trainer, events, "distill pred", log)
+        checkpoint = latest_checkpoint(staging.path) if resume else None
+        trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = evaluate_all(trainer, data.dev)
+        if not staging.main:  # DDP: rank 0 alone writes the output directory
+            return StageResult(str(final), metrics, {"steps": trainer.state.global_step, "selection": data.selection})
+        check_finite_model(trainer.model, "distill pred")
+        log.write({"step": trainer.state.global_step, "final": True, **metrics})
+        trainer.model.save_pretrained(staging.path)
+        tokenizer.save_pretrained(staging.path)
+        discard_checkpoints(staging.path)
+        write_run_files(staging.path, recipe, metrics=metrics, device=device)
+        output = staging.commit()
     details = {
         "steps": trainer.state.global_step,
         "teacher_free": store is not None,

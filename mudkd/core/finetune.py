@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.training import (
     JsonlWriter,
     RunEvents,
     StageResult,
-    StagingDir,
     attach_events,
-    check_output_dir,
+    check_finite_model,
     check_positions,
     discard_checkpoints,
     latest_checkpoint,
@@ -25,13 +26,18 @@ from mudkd.errors import CheckpointError
 from mudkd.recipe.schema import Recipe
 
 
-def plan(recipe: Recipe) -> dict[str, Any]:
+def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """What ``run`` would do, for ``--dry-run`` (validates paths, touches nothing)."""
     model = recipe.teacher.pretrained
     if not model:
         raise CheckpointError("no model to fine-tune", hint="pass --model-name-or-path MODEL")
     check_positions(recipe.task.max_seq_length, model)
-    check_output_dir(recipe.finetune.output_dir, overwrite=recipe.output.overwrite)
+    check_output_dir(
+        recipe.finetune.output_dir,
+        overwrite=recipe.output.overwrite,
+        resume=resume,
+        inputs={"--model-name-or-path": model, **recipe_inputs(recipe)},
+    )
     stage = recipe.finetune
     return {
         "stage": "finetune",
@@ -82,8 +88,8 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     from mudkd.core.data import load_task
 
     events = events or RunEvents()
-    plan(recipe)
-    final = check_output_dir(recipe.finetune.output_dir, overwrite=recipe.output.overwrite or resume)
+    plan(recipe, resume=resume)
+    final = Path(recipe.finetune.output_dir)  # type: ignore[arg-type]
     model_path = recipe.teacher.pretrained
     assert model_path is not None
     set_seed(recipe.training.seed)
@@ -94,32 +100,33 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     device = resolve_device(recipe.training)
     events.on_message(f"device: {device}; train examples: {len(data.train)}; dev examples: {len(data.dev['dev'])}")
 
-    staging = StagingDir(final, resume=resume, recipe=recipe)
-    log = JsonlWriter(staging.path / "metrics.jsonl")
-    arguments = training_arguments(recipe.finetune, recipe.training, staging.path, selection=data.selection)
-    trainer = Trainer(
-        model=model,
-        args=arguments,
-        train_dataset=data.train,
-        eval_dataset=data.dev["dev"],
-        compute_metrics=compute_metrics_fn(data.metrics),
-    )
-    attach_events(trainer, events, "finetune", log)
-    checkpoint = latest_checkpoint(staging.path) if resume else None
-    if checkpoint:
-        events.on_message(f"resuming from {checkpoint}")
-    trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = evaluate_all(trainer, data.dev)
-    if not staging.main:  # DDP: the other ranks trained and evaluated with rank 0, which alone writes the output
-        return StageResult(str(final), metrics, {"steps": trainer.state.global_step, "selection": data.selection})
-    log.write({"step": trainer.state.global_step, "final": True, **metrics})
-
-    trainer.model.save_pretrained(staging.path)
-    tokenizer.save_pretrained(staging.path)
-    discard_checkpoints(staging.path)
-    write_run_files(staging.path, recipe, metrics=metrics, device=device)
-    output = staging.commit()
-    return StageResult(str(output), metrics, {"steps": trainer.state.global_step, "selection": data.selection})
+    with StagingDir(final, command="finetune", resume=resume, recipe=recipe) as staging:
+        log = JsonlWriter(staging.path / "metrics.jsonl")
+        arguments = training_arguments(recipe.finetune, recipe.training, staging.path, selection=data.selection)
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=data.train,
+            eval_dataset=data.dev["dev"],
+            compute_metrics=compute_metrics_fn(data.metrics),
+        )
+        attach_events(trainer, events, "finetune", log)
+        checkpoint = latest_checkpoint(staging.path) if resume else None
+        if checkpoint:
+            events.on_message(f"resuming from {checkpoint}")
+        trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = evaluate_all(trainer, data.dev)
+        details = {"steps": trainer.state.global_step, "selection": data.selection}
+        if not staging.main:  # DDP: the other ranks trained and evaluated with rank 0, which alone writes the output
+            return StageResult(str(final), metrics, details)
+        check_finite_model(trainer.model, "finetune")
+        log.write({"step": trainer.state.global_step, "final": True, **metrics})
+        trainer.model.save_pretrained(staging.path)
+        tokenizer.save_pretrained(staging.path)
+        discard_checkpoints(staging.path)
+        write_run_files(staging.path, recipe, metrics=metrics, device=device)
+        output = staging.commit()
+    return StageResult(str(output), metrics, details)
 
 
 def _set_label_names(model: Any, labels: list[str] | None) -> None:

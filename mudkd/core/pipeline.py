@@ -16,9 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.outputs import (
+    check_no_overlap,
+    marker_notes,
+    read_marker,
+    recipe_inputs,
+    write_json_atomic,
+    write_marker,
+)
 from mudkd.core.training import RunEvents, StageResult
 from mudkd.errors import CheckpointError, RecipeError
-from mudkd.recipe.schema import Recipe
+from mudkd.recipe.schema import Recipe, recipe_source
 
 STAGE_FILE = "stage.json"
 
@@ -69,7 +77,9 @@ def resolve_paths(recipe: Recipe) -> tuple[Recipe, set[str]]:
     data["pred"]["output_dir"] = recipe.pred.output_dir or str(root / "final")
     data["pred"]["logits_store"] = recipe.pred.logits_store or data["cache"]["output_dir"]
     not_needed = ({"finetune"} if not use_finetune else set()) | ({"score", "prune"} if not use_prune else set())
-    return Recipe.model_validate(data), not_needed
+    resolved = Recipe.model_validate(data)
+    resolved._source = recipe_source(recipe)
+    return resolved, not_needed
 
 
 def _lookup(recipe: Recipe, dotted: str) -> Any:
@@ -129,14 +139,13 @@ def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
     keys = stage_keys(recipe, not_needed)
     for stage in STAGES:
         directory = _stage_dir(recipe, stage)
+        marker = read_marker(directory)
         if stage.name in not_needed:
             status = "not needed"
-        elif (directory / STAGE_FILE).is_file() and json.loads((directory / STAGE_FILE).read_text()).get("key") == keys[
-            stage.name
-        ]:
-            status = "done"
+        elif marker is not None and marker.get("pipeline_key") == keys[stage.name]:
+            status = "done"  # the key is written into the marker at commit: no window where a kill loses it
         elif directory.exists() and any(directory.iterdir()):
-            status = "stale"
+            status = "stale" if marker is not None else "not mudkd's"
         else:
             status = "to run"
         rows.append({"stage": stage.name, "output_dir": str(directory), "status": status})
@@ -146,7 +155,14 @@ def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
 def plan(recipe: Recipe) -> dict[str, Any]:
     """The pipeline plan: which stages run and where, plus the knowledge budget when it can be resolved."""
     recipe, not_needed = resolve_paths(recipe)
+    check_root(recipe)
     stages = stage_status(recipe, not_needed)
+    foreign = [row["output_dir"] for row in stages if row["status"] == "not mudkd's"]
+    if foreign:
+        raise CheckpointError(
+            f"{foreign[0]}: a stage directory holds files not made by mudkd",
+            hint="mudkd never replaces a folder it did not make: choose another --output-dir",
+        )
     stale = [row["stage"] for row in stages if row["status"] == "stale"]
     if stale and not recipe.output.overwrite:
         raise CheckpointError(
@@ -157,6 +173,32 @@ def plan(recipe: Recipe) -> dict[str, Any]:
     return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages, "budget": budget}
 
 
+def check_root(recipe: Recipe) -> None:
+    """The pipeline's root folder is new, empty or a pipeline's own (its marker), and overlaps no input."""
+    root = Path(recipe.output.dir)  # type: ignore[arg-type]
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise CheckpointError(f"{root}: output.dir is a symbolic link or a file", hint="pass a real directory")
+    if root.resolve() == Path.cwd().resolve() or root.resolve() in Path.cwd().resolve().parents:
+        raise CheckpointError(f"{root}: output.dir is (or contains) the current directory", hint="pass a subdirectory")
+    if not _pipeline_root(root):
+        raise CheckpointError(
+            f"{root}: output.dir exists and was not made by mudkd",
+            hint="mudkd never writes into a folder it did not make: choose another --output-dir",
+        )
+    inputs = {"teacher.pretrained": recipe.teacher.pretrained, **recipe_inputs(recipe)}
+    check_no_overlap(root, inputs, what="pipeline directory")
+
+
+def _pipeline_root(root: Path) -> bool:
+    """Missing, empty, marked, or holding only mudkd's own stage outputs (a run stopped before its first commit)."""
+    if not root.is_dir() or read_marker(root) is not None:
+        return True
+    return all(
+        (entry.name.startswith(".") and entry.name.endswith(".lock")) or (entry.is_dir() and read_marker(entry))
+        for entry in root.iterdir()
+    )
+
+
 def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None:
     """Resolve the knowledge budget before any stage runs, so a budget that cannot fit fails in seconds.
 
@@ -164,7 +206,7 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
     student's from the prune settings (or its own config). Hub names that are not local are checked later.
     """
     from mudkd.core.budget import budget_from_recipe
-    from mudkd.core.distill import read_config
+    from mudkd.core.models import read_config
 
     teacher_path = recipe.teacher.pretrained if "finetune" not in not_needed else recipe.teacher.model
     if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
@@ -204,6 +246,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     events = events or RunEvents()
     plan(recipe)
     recipe, not_needed = resolve_paths(recipe)
+    root = Path(recipe.output.dir)  # type: ignore[arg-type]
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     keys = stage_keys(recipe, not_needed)
@@ -212,30 +255,39 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         if row["status"] in {"done", "not needed"}:
             events.on_message(f"pipeline: {stage.name} {row['status']} ({directory})")
             if row["status"] == "done":
-                results[stage.name] = json.loads((directory / STAGE_FILE).read_text()).get("result", {})
+                results[stage.name] = _stage_record(directory)
                 timings[stage.name] = results[stage.name].get("seconds", 0.0)
             continue
         events.on_message(f"pipeline: running {stage.name} → {directory}")
         started = time.monotonic()
         runner = _runner(stage.name)
         stage_recipe = _stage_recipe(recipe, stage)
-        result = (
-            runner(stage_recipe, events=events)
-            if stage.name in {"score", "prune"}
-            else runner(stage_recipe, events=events, resume=resume)
-        )
+        with marker_notes(pipeline_key=keys[stage.name]):
+            result = (
+                runner(stage_recipe, events=events)
+                if stage.name in {"score", "prune"}
+                else runner(stage_recipe, events=events, resume=resume)
+            )
         seconds = time.monotonic() - started
         timings[stage.name] = seconds
         record = {**_compact(result.to_dict()), "seconds": seconds}
         results[stage.name] = record
-        (directory / STAGE_FILE).write_text(
-            json.dumps({"stage": stage.name, "key": keys[stage.name], "result": record}, indent=2) + "\n"
-        )
+        write_json_atomic(directory / STAGE_FILE, {"stage": stage.name, "key": keys[stage.name], "result": record})
+        if read_marker(root) is None:  # the root is marked once it holds a result (a refused run leaves nothing)
+            write_marker(root, command="pipeline", complete=True)
     summary = summarise(recipe, results, timings, events)
     if recipe.pipeline.speed_check_steps:
         summary["hsk_speed"] = speed_check(recipe, events)
-    Path(recipe.output.dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")  # type: ignore[arg-type]
+    write_json_atomic(Path(recipe.output.dir, "summary.json"), summary)  # type: ignore[arg-type]
     return StageResult(str(recipe.output.dir), summary["student"]["metrics"], {"summary": summary})
+
+
+def _stage_record(directory: Path) -> dict[str, Any]:
+    """A finished stage's recorded result (empty when a kill came between its commit and this record)."""
+    try:
+        return json.loads((directory / STAGE_FILE).read_text()).get("result", {})
+    except (OSError, ValueError):
+        return {}
 
 
 def _compact(document: dict[str, Any]) -> dict[str, Any]:

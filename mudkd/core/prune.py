@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.outputs import StagingDir, check_output_dir
 from mudkd.core.score import require_teacher
 from mudkd.core.training import (
     RunEvents,
     StageResult,
-    StagingDir,
-    check_output_dir,
     load_classifier,
     load_tokenizer,
     resolve_device,
@@ -50,7 +49,9 @@ def plan(recipe: Recipe) -> dict[str, Any]:
         ffn_hidden_dim=stage.ffn_hidden_dim,
         emb_hidden_dim=stage.emb_hidden_dim,
     )
-    check_output_dir(stage.output_dir, overwrite=recipe.output.overwrite)
+    check_output_dir(
+        stage.output_dir, overwrite=recipe.output.overwrite, inputs={"--teacher-model": teacher, "--scores": scores}
+    )
     return {
         "stage": "prune",
         "teacher": teacher,
@@ -140,7 +141,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
 
     events = events or RunEvents()
     planned = plan(recipe)
-    final = check_output_dir(recipe.prune.output_dir, overwrite=recipe.output.overwrite)
+    final = Path(recipe.prune.output_dir)  # type: ignore[arg-type]
     device = resolve_device(recipe.training) if recipe.training.device == "cuda" else "cpu"
     teacher_path = planned["teacher"]
     tokenizer = load_tokenizer(teacher_path)
@@ -159,10 +160,10 @@ def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
     )
     before, after = count_parameters(teacher), count_parameters(student)
 
-    staging = StagingDir(final)
-    save_pruned(student, tokenizer, staging.path)
-    write_run_files(staging.path, recipe, metrics=None, device=device)
-    output = staging.commit()
+    with StagingDir(final, command="prune", recipe=recipe) as staging:
+        save_pruned(student, tokenizer, staging.path)
+        write_run_files(staging.path, recipe, metrics=None, device=device)
+        output = staging.commit()
     details = {
         "params": {"teacher": before["total"], "student": after["total"]},
         "components": {name: {"teacher": before[name], "student": after[name]} for name in before if name != "total"},

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.training import (
     RunEvents,
     StageResult,
-    StagingDir,
-    check_output_dir,
     check_positions,
     load_classifier,
     load_tokenizer,
@@ -32,7 +31,11 @@ def plan(recipe: Recipe) -> dict[str, Any]:
     """What ``run`` would do, for ``--dry-run`` (validates paths, touches nothing)."""
     teacher = require_teacher(recipe, flag="--model-name-or-path")
     check_positions(recipe.task.max_seq_length, teacher)
-    check_output_dir(recipe.score.output_dir, overwrite=recipe.output.overwrite)
+    check_output_dir(
+        recipe.score.output_dir,
+        overwrite=recipe.output.overwrite,
+        inputs={"--teacher-model": teacher, **recipe_inputs(recipe)},
+    )
     return {
         "stage": "score",
         "teacher": teacher,
@@ -78,7 +81,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
 
     events = events or RunEvents()
     teacher_path = plan(recipe)["teacher"]
-    final = check_output_dir(recipe.score.output_dir, overwrite=recipe.output.overwrite)
+    final = Path(recipe.score.output_dir)  # type: ignore[arg-type]
     set_seed(recipe.training.seed)
     tokenizer = load_tokenizer(teacher_path)
     data = load_task(recipe.task, tokenizer)
@@ -103,7 +106,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
     scores = compute_taylor_scores(model, batches, device=device, on_step=on_step)
     events.on_end("score")
 
-    staging = StagingDir(final)
     provenance = {
         "teacher": teacher_path,
         "task": recipe.task.name,
@@ -113,9 +115,10 @@ def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
         "num_train_epochs": recipe.score.num_train_epochs,
         "seed": recipe.training.seed,
     }
-    save_scores(scores, staging.path, model_fingerprint=scores.fingerprint, extra=provenance)
-    write_run_files(staging.path, recipe, metrics=None, device=device)
-    output = staging.commit()
+    with StagingDir(final, command="score", recipe=recipe) as staging:
+        save_scores(scores, staging.path, model_fingerprint=scores.fingerprint, extra=provenance)
+        write_run_files(staging.path, recipe, metrics=None, device=device)
+        output = staging.commit()
     details = {
         "num_batches": scores.num_batches,
         "num_examples": scores.num_examples,

@@ -39,6 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from mudkd.core.budget import KnowledgeBudget, can_serve, kept_count
+from mudkd.core.outputs import (
+    check_no_overlap,
+    output_lock,
+    read_marker,
+    staging_path,
+    write_json_atomic,
+    write_marker,
+    write_text_atomic,
+)
 from mudkd.core.training import RunEvents
 from mudkd.errors import BudgetError, RecipeError, StoreError
 from mudkd.recipe.schema import Recipe
@@ -207,14 +216,14 @@ def _recipe_hash(recipe: Recipe) -> str:
 def _count_examples(points: Sequence[PlannedPoint]) -> int | None:
     if not points:
         return None
-    from mudkd.core.distill import _count_train_examples
+    from mudkd.core.data import count_train_examples
 
-    return _count_train_examples(points[0].recipe)
+    return count_train_examples(points[0].recipe)
 
 
 def _model_shapes(base: Recipe, given_store: Any) -> dict[str, int]:
     """Student depth, teacher depth/width and label count, from config files or a given store (no weights)."""
-    from mudkd.core.distill import read_config
+    from mudkd.core.models import read_config
 
     student = read_config(base.student.model, "student")
     if given_store is not None:
@@ -546,22 +555,6 @@ class SweepResult:
         }
 
 
-def _write_json_atomic(path: Path, document: Any) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _finished(output_dir: Path, planned: PlannedPoint) -> bool:
     """A point is done when its result.json exists and was produced from the same recipe."""
     try:
@@ -576,6 +569,8 @@ def _store_matches(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
     from mudkd.core.store import MANIFEST_NAME
 
     manifest_file = path / MANIFEST_NAME
+    if not manifest_file.is_file() and (staging_path(path) / MANIFEST_NAME).is_file():
+        manifest_file = staging_path(path) / MANIFEST_NAME  # an interrupted build, resumable
     if not manifest_file.is_file():
         return "stale" if path.exists() and any(path.iterdir()) else "missing"
     try:
@@ -586,7 +581,7 @@ def _store_matches(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
         fingerprint = manifest["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError):
         return "stale"
-    from mudkd.core.cache import teacher_fingerprint
+    from mudkd.core.models import teacher_fingerprint
 
     same_run = (
         same_budget
@@ -699,7 +694,7 @@ def _run_point(
     metric = result.details.get("selection", "accuracy")
     teacher_free = logits_store is not None and (kind == "no_hsk" or (kind == "hsk" and store_path is not None))
     record = _record(planned, metric, result.metrics, seconds, result.output_dir, store_path, teacher_free)
-    _write_json_atomic(point_dir / RESULT_FILE, record)
+    write_json_atomic(point_dir / RESULT_FILE, record)
     return record
 
 
@@ -767,15 +762,33 @@ def run(
     events = events or SweepEvents()
     plan_ = plan(sweep, base_recipe_builder, shard=shard)
     output_dir = plan_.output_dir
-    _check_output_dir(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    base = base_recipe_builder({})
+    check_sweep_dir(output_dir, inputs=_base_inputs(base))
+    with output_lock(output_dir):
+        return _run_locked(plan_, base, shard, events)
+
+
+def _base_inputs(base: Recipe) -> dict[str, str | None]:
+    return {
+        "teacher.model": base.teacher.model,
+        "student.model": base.student.model,
+        "task.data_dir": base.task.data_dir,
+        "task.train_file": base.task.train_file,
+        "task.validation_file": base.task.validation_file,
+    }
+
+
+def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, events: SweepEvents) -> SweepResult:
+    output_dir = plan_.output_dir
+    if not output_dir.is_dir():
+        output_dir.mkdir(parents=True)
+        write_marker(output_dir, command="sweep", complete=True)
     _write_sweep_file(plan_)
     selected = plan_.selected_points()
     skipped = [p.id for p in selected if _finished(output_dir, p)]
     todo = [p for p in selected if p.id not in skipped]
     events.on_sweep_start([p.row() for p in selected], skipped)
 
-    base = base_recipe_builder({})
     stores = {store.name: store for store in plan_.stores}
     needed = plan_.needed_stores(todo)
     store_rows = [_ensure_store(store, base, events) for store in needed]
@@ -802,15 +815,23 @@ def run(
     )
 
 
-def _check_output_dir(output_dir: Path) -> None:
-    """A sweep writes into a new directory or its own earlier one (to resume), never into something else."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise RecipeError(f"{output_dir}: exists and is not a directory", hint="choose another output_dir")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / SWEEP_FILE).is_file():
+def check_sweep_dir(directory: Path, *, inputs: Mapping[str, str | None] | None = None) -> None:
+    """A sweep writes into a new directory or its own earlier one (to resume or merge), never into anything else.
+
+    Raises:
+        RecipeError: A symlink, a file, a non-empty folder that holds no sweep, or one that overlaps an input.
+    """
+    if directory.is_symlink():
+        raise RecipeError(f"{directory}: output_dir is a symbolic link", hint="pass the real directory")
+    if directory.exists() and not directory.is_dir():
+        raise RecipeError(f"{directory}: exists and is not a directory", hint="choose another output_dir")
+    ours = (directory / SWEEP_FILE).is_file() or read_marker(directory) is not None
+    if directory.is_dir() and any(directory.iterdir()) and not ours:
         raise RecipeError(
-            f"{output_dir}: output_dir exists, is not empty and holds no sweep",
+            f"{directory}: output_dir exists, is not empty and holds no sweep",
             hint="choose another output_dir (a sweep's own directory is resumed)",
         )
+    check_no_overlap(directory, inputs or {}, what="sweep directory")
 
 
 def _write_sweep_file(plan_: SweepPlan) -> None:
@@ -820,7 +841,7 @@ def _write_sweep_file(plan_: SweepPlan) -> None:
         "points": [{**p.point.to_dict(), "recipe_hash": p.recipe_hash} for p in plan_.points],
         "notes": plan_.notes,
     }
-    _write_json_atomic(plan_.output_dir / SWEEP_FILE, document)
+    write_json_atomic(plan_.output_dir / SWEEP_FILE, document)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -885,8 +906,8 @@ def _csv_value(value: Any) -> Any:
 def write_results(output_dir: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Write results.csv, results.json and the plot(s); returns their paths."""
     csv_path, json_path = output_dir / "results.csv", output_dir / "results.json"
-    _write_text_atomic(csv_path, results_csv(records))
-    _write_json_atomic(json_path, records)
+    write_text_atomic(csv_path, results_csv(records))
+    write_json_atomic(json_path, records)
     plots = write_plots(records, output_dir)
     return {"results_csv": str(csv_path), "results_json": str(json_path), "plots": plots}
 
@@ -929,15 +950,29 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
                 origins[record["id"]] = source
     if problems:
         raise RecipeError(problems[0], hint="merge only shards of the same sweep", problems=problems)
-    if target.exists() and not target.is_dir():
-        raise RecipeError(f"{target}: exists and is not a directory", hint="choose another -o")
+    check_sweep_dir(target, inputs={str(s): str(s) for s in sources if s.resolve() != target.resolve()})
+    with output_lock(target):
+        if not target.is_dir():
+            target.mkdir(parents=True)
+            write_marker(target, command="sweep-merge", complete=True)
+        return _merge_locked(target, sources, records, origins, order, sweep_document)
+
+
+def _merge_locked(
+    target: Path,
+    sources: list[Path],
+    records: dict[str, dict[str, Any]],
+    origins: dict[str, Path],
+    order: list[str],
+    sweep_document: dict[str, Any] | None,
+) -> SweepResult:
     for point_id, record in records.items():
         destination = target / "points" / point_id
         destination.mkdir(parents=True, exist_ok=True)
         if not (destination / RESULT_FILE).is_file() or origins[point_id].resolve() != target.resolve():
-            _write_json_atomic(destination / RESULT_FILE, record)
+            write_json_atomic(destination / RESULT_FILE, record)
     if sweep_document is not None:
-        _write_json_atomic(target / SWEEP_FILE, {**sweep_document, "merged_from": [str(s) for s in sources]})
+        write_json_atomic(target / SWEEP_FILE, {**sweep_document, "merged_from": [str(s) for s in sources]})
     merged = collect_records(target, order)
     files = write_results(target, merged)
     return SweepResult(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.outputs import is_main_process
 from mudkd.errors import CheckpointError, RecipeError, RunError
 from mudkd.recipe.load import recipe_to_toml
 from mudkd.recipe.schema import Recipe, TrainingConfig, TrainingStage
@@ -72,86 +73,6 @@ def quiet_libraries(verbose: bool = False) -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-
-
-def check_output_dir(path: str | Path | None, *, overwrite: bool, what: str = "output directory") -> Path:
-    """Refuse a missing setting or an existing non-empty directory unless ``overwrite``."""
-    if not path:
-        raise CheckpointError(f"no {what} given", hint="pass --output-dir DIR")
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise CheckpointError(f"{target}: exists and is not a directory", hint="choose another --output-dir")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise CheckpointError(f"{target}: {what} exists and is not empty", hint="pass --overwrite to replace it")
-    return target
-
-
-class StagingDir:
-    """Build an output directory next to its final place, then move it into place in one rename.
-
-    A run writes into ``<output>.partial``; checkpoints live there too, so ``--resume`` finds them after a
-    crash. :meth:`commit` swaps the finished directory in, so the final path holds either the old result or
-    the complete new one, never half of one.
-    """
-
-    def __init__(self, final: Path, *, resume: bool = False, recipe: Recipe | None = None) -> None:
-        self.final = final
-        self.path = final.with_name(final.name + ".partial")
-        self.main = is_main_process()  # under DDP only rank 0 creates, cleans and commits the directory
-        settings = self.path / "resume_settings.json"
-        if self.path.exists() and resume and recipe is not None and settings.is_file():
-            changed = _changed_settings(json.loads(settings.read_text()), resume_settings(recipe))
-            if changed:
-                raise CheckpointError(
-                    f"{self.path}: cannot resume: the interrupted run used different {', '.join(changed[:5])}",
-                    hint="rerun with the original settings, or without --resume to start over",
-                )
-        if not self.main:
-            return
-        if self.path.exists() and not resume:
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        if recipe is not None and not settings.is_file():
-            settings.write_text(json.dumps(resume_settings(recipe), indent=2, sort_keys=True) + "\n")
-
-    def commit(self) -> Path:
-        if not self.main:
-            return self.final
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        old = None
-        if self.final.exists():
-            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
-            os.replace(self.final, old)
-        os.replace(self.path, self.final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.final
-
-
-def is_main_process() -> bool:
-    """False on the non-zero ranks of a distributed launch (``torchrun`` and ``accelerate launch`` set ``RANK``)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def resume_settings(recipe: Recipe) -> dict[str, Any]:
-    """The recipe values a resumed run must share with the interrupted one (where it runs may change)."""
-    data = recipe.model_dump(mode="json")
-    for volatile in ("output", "pipeline"):
-        data.pop(volatile, None)
-    for key in ("device", "dataloader_num_workers", "logging_steps", "eval_batch_size"):
-        data["training"].pop(key, None)
-    return data
-
-
-def _changed_settings(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
-    changed = []
-    for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changed += _changed_settings(old, new, f"{prefix}{key}.")
-        elif old != new:
-            changed.append(f"{prefix}{key}")
-    return changed
 
 
 def resolve_device(training: TrainingConfig) -> str:

@@ -187,6 +187,7 @@ def build_recipe(
         if problems == command_line_only:
             hint = "delete it from the recipe file and pass --overwrite on the command line"
         raise RecipeError(problems[0], hint=hint, problems=problems)
+    recipe._source = str(path) if path else None
     return recipe
 
 

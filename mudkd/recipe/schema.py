@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -345,6 +345,7 @@ class Recipe(Section):
     """A whole mudkd experiment: data, models, and one table per stage."""
 
     schema_version: int = Field(SCHEMA_VERSION, ge=1, description="Recipe format version.")
+    _source: str | None = PrivateAttr(None)  # the recipe file it was read from (an input no output may overlap)
     task: TaskConfig = Field(default_factory=TaskConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
@@ -377,3 +378,8 @@ def path_keys() -> dict[str, str]:
             if isinstance(extra, dict) and isinstance(extra.get("path"), str):
                 keys[f"{section_name}.{name}"] = str(extra["path"])
     return keys
+
+
+def recipe_source(recipe: Recipe) -> str | None:
+    """The recipe file ``recipe`` was read from, if any."""
+    return recipe._source

@@ -9,18 +9,20 @@ are recipe keys (``hsk.keep_tokens``) and go into the recipe as given; keys with
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from mudkd.core.budget import budget_from_recipe, parse_config_3d, parse_layer_scheme
 from mudkd.errors import MudkdError, RecipeError
-from mudkd.recipe.load import build_recipe, parse_override
-from mudkd.recipe.schema import GLUE_TASKS, Recipe
+from mudkd.recipe.load import COMMAND_LINE_ONLY, build_recipe, parse_override, resolve_path
+from mudkd.recipe.schema import GLUE_TASKS, Recipe, path_keys
 
 Kind = Literal["text", "select", "confirm", "int", "float"]
 Answers = Mapping[str, Any]
@@ -914,7 +916,7 @@ def _toml_value(value: Any) -> str:
     return tomli_w.dumps({"v": value}).removeprefix("v = ").rstrip("\n")
 
 
-def render_commented_toml(recipe: Recipe, header: str | None = None) -> str:
+def render_commented_toml(recipe: Recipe, header: str | None = None, folder: Path | None = None) -> str:
     """The recipe as TOML text with one ``#`` comment line (the schema description) above each key.
 
     Keys whose value is None are left out (TOML has no null; None means "the stage decides"). The text parses back
@@ -923,6 +925,8 @@ def render_commented_toml(recipe: Recipe, header: str | None = None) -> str:
     Args:
         recipe: The validated recipe.
         header: Optional comment lines for the top of the file (without ``#``).
+        folder: The folder the file is written to: relative path answers (relative to the working directory) are
+            rewritten relative to it. None writes them as they are.
     """
     lines = [f"# {line}".rstrip() for line in (header or "").splitlines()]
     if lines:
@@ -937,12 +941,26 @@ def render_commented_toml(recipe: Recipe, header: str | None = None) -> str:
                 _comment(section_field.description or "", section_field.annotation),
                 f"{name} = {_toml_value(value)}",
             ]
+    paths = path_keys()
     for name, section in sections:
         doc = (type(section).__doc__ or "").strip().splitlines()
         lines += ["", f"# {doc[0]}" if doc else "#", f"[{name}]"]
         for key, item in type(section).model_fields.items():
             value = getattr(section, key)
-            if value is None:
+            if value is None or f"{name}.{key}" in COMMAND_LINE_ONLY:
                 continue
+            if folder is not None and isinstance(value, str) and f"{name}.{key}" in paths:
+                value = _relative_to(value, paths[f"{name}.{key}"], folder)
             lines += [_comment(item.description or "", item.annotation), f"{key} = {_toml_value(value)}"]
     return "\n".join(lines) + "\n"
+
+
+def _relative_to(value: str, kind: str, folder: Path) -> str:
+    """A working-directory-relative path answer, rewritten relative to the recipe file's folder (which is what a
+    recipe file's relative paths are resolved against). Hub names, ``package:`` names and absolute paths stay."""
+    if os.path.isabs(os.path.expanduser(value)):
+        return value
+    resolved = resolve_path(value, kind, ".")
+    if resolved == value:
+        return value
+    return os.path.relpath(resolved, folder.resolve())
