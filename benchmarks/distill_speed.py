@@ -285,8 +285,7 @@ def build_store(
             arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
         writer.append(arrays)
 
-    fields: dict[str, Any] = dict(budget.store_fields("float16"))
-    fields["logits"] = ("float32", (teacher.config.num_labels,))
+    fields: dict[str, Any] = budget.store_fields("float16", with_logits=True)
     infer({name: dataset[name][:batch_size] for name in columns})  # warm-up
     started = time.perf_counter()
     writer = StoreWriter.create(
@@ -431,8 +430,8 @@ def run_case(name: str, args: argparse.Namespace, cache: dict[str, Any]) -> dict
     import numpy as np
     import torch
 
-    from mudkd.core.budget import resolve_budget
     from mudkd.core.store import HskStore, store_nbytes
+    from mudkd.knowledge import resolve_budget
 
     _log(f"[{name}] building models")
     case = build_case(name, args.seed, cache)

@@ -40,7 +40,11 @@ class CheckpointError(MudkdError):
 
 
 class BudgetError(MudkdError):
-    """A knowledge budget does not fit the teacher and student."""
+    """A knowledge budget does not fit the teacher and student. ``problems`` lists every problem found."""
+
+    def __init__(self, message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message, hint)
+        self.problems = problems or [message]
 
 
 class StoreError(MudkdError):

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from mudkd.core.budget import (
+from mudkd.errors import BudgetError
+from mudkd.knowledge import (
     KnowledgeBudget,
     can_serve,
     kept_count,
@@ -17,7 +18,6 @@ from mudkd.core.budget import (
     resolve_budget,
     uniform_mask_dims,
 )
-from mudkd.errors import BudgetError
 
 # method.md §9, "Full mapping lists g(0..L_S)".
 MAPPING_TABLE = {

@@ -254,11 +254,11 @@ def test_finetune_ddp_matches_single_process(work, launched, tiny_bert_dir, glue
 
 def full_hsk_loss(student: Path, store_dir: Path, glue_dir: Path) -> float:
     """The HSK loss of ``student`` over all 64 stored examples at once (eval mode: no dropout, no batch noise)."""
-    from mudkd.core.budget import KnowledgeBudget
     from mudkd.core.data import load_task
     from mudkd.core.distill import HskStudent, KnowledgeSource
     from mudkd.core.store import HskStore
     from mudkd.core.training import load_classifier, load_tokenizer
+    from mudkd.knowledge import KnowledgeBudget
     from mudkd.recipe import build_recipe
 
     recipe = build_recipe(

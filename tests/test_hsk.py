@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from mudkd.core.budget import resolve_budget, uniform_mask_dims
 from mudkd.core.hsk import (
     LayerTarget,
     build_targets,
@@ -20,6 +19,7 @@ from mudkd.core.hsk import (
     unpack_targets,
 )
 from mudkd.errors import BudgetError, StoreError
+from mudkd.knowledge import resolve_budget, uniform_mask_dims
 
 CLS, SEP, PAD = 2, 3, 0  # the tiny vocabulary of 100 ids has no 101/102
 SEQ = 8

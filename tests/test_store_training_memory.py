@@ -56,9 +56,9 @@ def write_store(work: Path) -> tuple[Path, int]:
     """The store ``mudkd distill cache`` would write (full HSK, fp16), filled with random values."""
     from mudkd.core.cache import run_fingerprint
     from mudkd.core.data import load_task
-    from mudkd.core.distill import budget_from_recipe
     from mudkd.core.store import StoreWriter, fingerprint_value
     from mudkd.core.training import load_tokenizer
+    from mudkd.knowledge import budget_from_recipe
     from mudkd.recipe import build_recipe
 
     recipe = build_recipe(
@@ -77,8 +77,7 @@ def write_store(work: Path) -> tuple[Path, int]:
         recipe, num_student_layers=2, num_teacher_layers=3, teacher_hidden=TEACHER_HIDDEN, num_labels=2
     )
     assert budget.hsk_fraction == 1.0
-    fields = dict(budget.store_fields("float16"))
-    fields["logits"] = ("float32", (2,))
+    fields = budget.store_fields("float16", with_logits=True)
     fingerprint = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
     fingerprint["budget"] = fingerprint_value(budget.to_dict())
     fingerprint["dtype"] = "float16"

@@ -284,7 +284,7 @@ def plan_for(tmp_path, models, grid: str, extra: str = ""):
 
 
 def test_one_store_serves_every_point_of_one_ranking(tmp_path, models):
-    from mudkd.core.budget import can_serve
+    from mudkd.knowledge import can_serve
 
     plan = plan_for(tmp_path, models, "[grid]\nkeep_hidden = [0.1, 0.25]\nkeep_layers = [1, 3]\n")
     assert [s.name for s in plan.stores] == ["store"] and plan.stores[0].path == tmp_path / "out" / "store"
@@ -297,7 +297,7 @@ def test_one_store_serves_every_point_of_one_ranking(tmp_path, models):
 
 
 def test_points_with_different_rankings_get_one_store_each(tmp_path, models):
-    from mudkd.core.budget import can_serve
+    from mudkd.knowledge import can_serve
 
     plan = plan_for(tmp_path, models, '[grid]\nkeep_tokens = [4, 8]\ntoken_scheme = ["left_first", "attention"]\n')
     assert sorted(s.name for s in plan.stores) == ["store-att", "store-natural"]

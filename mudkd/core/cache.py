@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mudkd.core.budget import budget_from_recipe, budget_table
 from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
 from mudkd.core.hsk import build_targets, pack_targets
-from mudkd.core.models import check_same_tokenizer, read_config, teacher_fingerprint
+from mudkd.core.models import check_same_tokenizer, read_shape, teacher_fingerprint
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.store import StoreWriter, check_chunk_bytes, fingerprint_files, fingerprint_value
 from mudkd.core.training import (
@@ -31,6 +30,7 @@ from mudkd.core.training import (
     write_run_files,
 )
 from mudkd.errors import BudgetError, RunError
+from mudkd.knowledge import budget_from_recipe, budget_summary
 from mudkd.recipe.schema import Recipe
 
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -54,8 +54,8 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The store's plan and budget table (no weights loaded, nothing written); ``resume`` accepts a started store."""
     from mudkd.core.data import count_train_examples
 
-    teacher_config = read_config(recipe.teacher.model, "teacher")
-    student_config = read_config(recipe.student.model, "student")
+    teacher = read_shape(recipe.teacher.model, "teacher")
+    student = read_shape(recipe.student.model, "student")
     check_positions(recipe.task.max_seq_length, recipe.teacher.model, recipe.student.model)
     check_output_dir(
         recipe.cache.output_dir,
@@ -70,12 +70,12 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     )
     budget = budget_from_recipe(
         recipe,
-        num_student_layers=student_config["num_hidden_layers"],
-        num_teacher_layers=teacher_config["num_hidden_layers"],
-        teacher_hidden=teacher_config["hidden_size"],
-        num_labels=teacher_config.get("num_labels") or len(teacher_config.get("id2label", {})) or 2,
+        num_student_layers=student.layers,
+        num_teacher_layers=teacher.layers,
+        teacher_hidden=teacher.hidden,
+        num_labels=teacher.num_labels,
     )
-    fields = dict(budget.store_fields(recipe.cache.dtype)) | {"logits": ("float32", (budget.num_labels,))}
+    fields = budget.store_fields(recipe.cache.dtype, with_logits=True)
     check_chunk_bytes(fields, recipe.cache.chunk_size)  # the writer buffers one chunk: refuse one that cannot fit
     if not budget.storable:
         raise BudgetError(
@@ -87,7 +87,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         "teacher": recipe.teacher.model,
         "output_dir": recipe.cache.output_dir,
         "dtype": recipe.cache.dtype,
-        "budget": budget_table(budget, count_train_examples(recipe), recipe.cache.dtype),
+        "budget": budget_summary(budget, count_train_examples(recipe), recipe.cache.dtype),
     }
 
 
@@ -105,17 +105,15 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     check_same_tokenizer(tokenizer, load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
     data = load_task(recipe.task, tokenizer)
     teacher = load_classifier(recipe.teacher.model).to(device).eval()  # type: ignore[arg-type]
-    student_layers = read_config(recipe.student.model, "student")["num_hidden_layers"]
     budget = budget_from_recipe(
         recipe,
-        num_student_layers=student_layers,
+        num_student_layers=read_shape(recipe.student.model, "student").layers,
         num_teacher_layers=teacher.config.num_hidden_layers,
         teacher_hidden=teacher.config.hidden_size,
         num_labels=teacher.config.num_labels,
     )
     dtype = recipe.cache.dtype
-    fields: dict[str, Any] = dict(budget.store_fields(dtype))
-    fields["logits"] = ("float32", (teacher.config.num_labels,))
+    fields: dict[str, Any] = budget.store_fields(dtype, with_logits=True)
     fingerprint = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=recipe.teacher.model)
     fingerprint["budget"] = fingerprint_value(budget.to_dict())
     fingerprint["dtype"] = dtype
@@ -153,7 +151,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         "bytes": nbytes,
         "bytes_per_example": nbytes / max(len(data.train), 1),
         "examples_per_second": (len(data.train) - start) / max(elapsed, 1e-9),
-        "budget": budget_table(budget, len(data.train), dtype),
+        "budget": budget_summary(budget, len(data.train), dtype),
     }
     return StageResult(str(output), {}, details)
 

@@ -17,11 +17,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mudkd.core.budget import KnowledgeBudget, budget_from_recipe, budget_table
 from mudkd.core.data import TaskData, count_train_examples, load_task
 from mudkd.core.finetune import compute_metrics_fn, evaluate_all
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
-from mudkd.core.models import check_same_tokenizer, read_config, teacher_fingerprint
+from mudkd.core.models import check_same_tokenizer, read_config, read_shape, teacher_fingerprint
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.training import (
     JsonlWriter,
@@ -40,6 +39,8 @@ from mudkd.core.training import (
     write_run_files,
 )
 from mudkd.errors import CheckpointError, StoreError
+from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
+from mudkd.knowledge.shapes import model_shape
 from mudkd.recipe.schema import Recipe
 
 PROJECTION_FILE = "hsk_projection.safetensors"
@@ -279,24 +280,26 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bo
     return {"student_config": student_config, "tokenizer": student_tokenizer, "data": data, "store": store}
 
 
-def _resolve_stage_budget(recipe: Recipe, student_config: dict[str, Any], store: Any, num_labels: int) -> tuple:
-    """The wanted budget, and the stored one when training from a store (checked to be servable)."""
-    from mudkd.core.budget import can_serve
+def _resolve_stage_budget(recipe: Recipe, student_config: dict[str, Any], store: Any) -> tuple:
+    """The wanted budget, and the stored one when training from a store (checked to be servable).
 
+    The teacher's shape and label count come from the store when there is one, else from the teacher's config
+    (:mod:`mudkd.knowledge.shapes`), so the budget summary counts the logits a store of it holds, as
+    ``mudkd distill cache`` does.
+    """
+    student = model_shape(student_config, f"{recipe.student.model} (student)")
     if store is not None:
         stored = KnowledgeBudget.from_dict(store.meta["budget"])
-        teacher_layers, teacher_hidden = stored.num_teacher_layers, stored.teacher_hidden
-        num_labels = stored.num_labels  # logits live beside the HSK; the HSK stage does not use them
+        teacher = ModelShape(stored.num_teacher_layers, stored.teacher_hidden, stored.num_labels)
     else:
-        teacher_config = read_config(recipe.teacher.model, "teacher")
-        teacher_layers, teacher_hidden = teacher_config["num_hidden_layers"], teacher_config["hidden_size"]
+        teacher = read_shape(recipe.teacher.model, "teacher")
         stored = None
     budget = budget_from_recipe(
         recipe,
-        num_student_layers=student_config["num_hidden_layers"],
-        num_teacher_layers=teacher_layers,
-        teacher_hidden=teacher_hidden,
-        num_labels=num_labels,
+        num_student_layers=student.layers,
+        num_teacher_layers=teacher.layers,
+        teacher_hidden=teacher.hidden,
+        num_labels=teacher.num_labels,
     )
     if stored is not None:
         servable, reason = can_serve(stored, budget)
@@ -306,6 +309,11 @@ def _resolve_stage_budget(recipe: Recipe, student_config: dict[str, Any], store:
                 hint="build a store for this (or a larger) budget with 'mudkd distill cache'",
             )
     return budget, stored
+
+
+def _value_dtype(recipe: Recipe, store: Any) -> str:
+    """The precision the budget summary counts: the store's own when training from one, else ``cache.dtype``."""
+    return (store.value_dtype if store is not None else None) or recipe.cache.dtype
 
 
 def plan_hsk(recipe: Recipe) -> dict[str, Any]:
@@ -320,7 +328,7 @@ def plan_hsk(recipe: Recipe) -> dict[str, Any]:
         read_config(recipe.teacher.model, "teacher")
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
     check_stage_output(recipe, "hsk")
-    budget, _ = _resolve_stage_budget(recipe, student_config, store, num_labels=0)
+    budget, _ = _resolve_stage_budget(recipe, student_config, store)
     num_examples = count_train_examples(recipe)
     return {
         "stage": "distill hsk",
@@ -328,7 +336,7 @@ def plan_hsk(recipe: Recipe) -> dict[str, Any]:
         "hsk_store": recipe.hsk.hsk_store,
         "student": recipe.student.model,
         "output_dir": recipe.hsk.output_dir,
-        "budget": budget_table(budget, num_examples),
+        "budget": budget_summary(budget, num_examples, _value_dtype(recipe, store)),
     }
 
 
@@ -381,7 +389,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     events = events or RunEvents()
     ready = _prepare(recipe, "hsk", recipe.student.model, resume=resume)
     data, store, tokenizer = ready["data"], ready["store"], ready["tokenizer"]
-    budget, stored = _resolve_stage_budget(recipe, ready["student_config"], store, num_labels=0)
+    budget, stored = _resolve_stage_budget(recipe, ready["student_config"], store)
     final = Path(recipe.hsk.output_dir)  # type: ignore[arg-type]
     device = resolve_device(recipe.training)
     set_seed(recipe.training.seed)
@@ -400,7 +408,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     with StagingDir(final, command="distill hsk", resume=resume, recipe=recipe) as staging:
         if staging.main:
             (staging.path / "knowledge_budget.json").write_text(
-                json.dumps(budget_table(budget, len(data.train)), indent=2) + "\n"
+                json.dumps(budget_summary(budget, len(data.train), _value_dtype(recipe, store)), indent=2) + "\n"
             )
         log = JsonlWriter(staging.path / "metrics.jsonl")
         arguments = training_arguments(recipe.hsk, recipe.training, staging.path, selection=None, evaluate=False)
@@ -436,7 +444,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
         "train_seconds": train_output.metrics.get("train_runtime"),
         "hsk_loss": final_loss,
         "step_losses": trainer.step_losses,
-        "budget": budget_table(budget, len(data.train)),
+        "budget": budget_summary(budget, len(data.train), _value_dtype(recipe, store)),
     }
     return StageResult(str(output), {}, details)
 

@@ -2,7 +2,7 @@
 
 The processing order is the reference's (method.md §8, §12): depth (which teacher hidden state) → length (which
 tokens, ranked by the teacher's [CLS] attention) → width (which dimensions or magnitudes). The resolved
-:class:`~mudkd.core.budget.KnowledgeBudget` says what to keep; this module does it on tensors.
+:class:`~mudkd.knowledge.budget.KnowledgeBudget` says what to keep; this module does it on tensors.
 
 Determinism: every ranking here (tokens by score, values by magnitude) breaks ties by position, lower first, via a
 stable descending sort. A top-k' is therefore always the prefix of a top-k with k' ≤ k, which is what lets a store
@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mudkd.core.budget import TOKEN_SCHEMES, KnowledgeBudget, can_serve, kept_count
 from mudkd.errors import BudgetError, StoreError
+from mudkd.knowledge import KnowledgeBudget, MagScope, MaskMode, TokenScheme, can_serve, kept_count
+from mudkd.knowledge.serving import stored_slots
 
 #: The reference's additive attention mask at padded keys, and the score it forces onto [SEP] tokens.
 MASK_SCORE = -10000.0
@@ -100,17 +101,17 @@ def select_tokens(
             f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}",
             "pass the tokenizer's attention_mask for the same batch",
         )
-    if scheme == "left_first":
+    if scheme == TokenScheme.LEFT_FIRST:
         return torch.arange(k, device=input_ids.device).expand(batch, k).clone()
-    if scheme not in TOKEN_SCHEMES:
-        raise BudgetError(f"token_scheme: unknown value {scheme!r}", f"use one of {', '.join(TOKEN_SCHEMES)}")
+    if scheme not in TokenScheme.values():
+        raise BudgetError(f"token_scheme: unknown value {scheme!r}", f"use one of {', '.join(TokenScheme.values())}")
     if scores is None or scores.shape != input_ids.shape:
         got = None if scores is None else tuple(scores.shape)
         raise BudgetError(
             f"token scheme {scheme} needs [CLS] scores of shape {tuple(input_ids.shape)} (got {got})",
             "compute them with cls_attention_scores",
         )
-    if scheme == "attention_no_sep":
+    if scheme == TokenScheme.ATTENTION_NO_SEP:
         scores = scores.masked_fill(input_ids == sep_token_id, MASK_SCORE)
     return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
 
@@ -155,7 +156,7 @@ def magnitude_mask(target: Tensor, rho: float, scope: str) -> Tensor:
         BudgetError: On an unknown scope or a ρ that keeps nothing.
     """
     magnitude = target.detach().abs()
-    if scope == "example":
+    if scope == MagScope.EXAMPLE:
         flat = magnitude.reshape(target.shape[0], -1)
         count = kept_count(flat.shape[1], rho)
         if count < 1:
@@ -163,13 +164,13 @@ def magnitude_mask(target: Tensor, rho: float, scope: str) -> Tensor:
         mask = torch.zeros_like(flat, dtype=torch.bool)
         mask.scatter_(1, _magnitude_order(flat, count), True)
         return mask.view(target.shape)
-    if scope == "batch":
+    if scope == MagScope.BATCH:
         count = kept_count(magnitude.numel(), rho)
         if count < 1:
             raise BudgetError(f"keep_hidden = {rho} keeps no value of {magnitude.numel()}", "raise keep_hidden")
         threshold = torch.topk(magnitude.reshape(-1), count).values[-1]
         return magnitude >= threshold
-    raise BudgetError(f"mag_scope: unknown value {scope!r}", "use one of example, batch")
+    raise BudgetError(f"mag_scope: unknown value {scope!r}", f"use one of {', '.join(MagScope.values())}")
 
 
 @dataclass
@@ -307,15 +308,15 @@ def hsk_loss(
     Raises:
         BudgetError: On an unknown mask mode or no targets.
     """
-    if mask_mode not in ("both", "teacher_only"):
-        raise BudgetError(f"mask_mode: unknown value {mask_mode!r}", "use one of both, teacher_only")
+    if mask_mode not in MaskMode.values():
+        raise BudgetError(f"mask_mode: unknown value {mask_mode!r}", f"use one of {', '.join(MaskMode.values())}")
     if not targets:
         raise BudgetError("no HSK targets to distil", "keep at least one layer (keep_layers >= 1)")
     per_layer = []
     for layer_target in targets:
         student = gather_tokens(student_hidden_states[layer_target.student_layer], layer_target.token_index)
         teacher = layer_target.target.to(student.dtype)
-        if layer_target.mask is None or mask_mode == "teacher_only":
+        if layer_target.mask is None or mask_mode == MaskMode.TEACHER_ONLY:
             per_layer.append(F.mse_loss(student, teacher))
         else:
             weight = layer_target.mask.to(student.dtype)
@@ -476,7 +477,7 @@ def unpack_targets(
 ) -> list[LayerTarget]:
     """Rebuild float32 targets from a store's arrays, optionally for a smaller budget than the stored one.
 
-    Slicing follows :func:`mudkd.core.budget.can_serve`: a subset of layers, the first k' ≤ k tokens (the top-k'
+    Slicing follows :func:`mudkd.knowledge.serving.can_serve`: a subset of layers, the first k' ≤ k tokens (the top-k'
     of a score-ordered list), kept dims among the stored dims, and for the per-example Mag Mask the stored entries
     whose token lies in the first k', then the first n' of those (already in descending magnitude order). From a
     full-width store any width mask is recomputed from the values.
@@ -502,17 +503,11 @@ def unpack_targets(
         )
     batch = _check_packed(packed, stored)
     hidden, keep_tokens = budget.teacher_hidden, budget.keep_tokens
-    stored_layers = list(zip(stored.student_layers, stored.teacher_layers, stored.attention_layers, strict=True))
     magnitude_count = budget.magnitude_count if stored.magnitude_mask else 0  # exact arithmetic: compute it once
     targets = []
-    for student_layer, teacher_layer, attention_layer in zip(
-        budget.student_layers, budget.teacher_layers, budget.attention_layers, strict=True
+    for student_layer, teacher_layer, slot in zip(
+        budget.student_layers, budget.teacher_layers, stored_slots(stored, budget), strict=True
     ):
-        slot = next(
-            index
-            for index, (s, t, a) in enumerate(stored_layers)
-            if (s, t) == (student_layer, teacher_layer) and (not budget.uses_attention_scores or a == attention_layer)
-        )
         token_index = None
         if budget.token_selection_active:
             if stored.stores_token_index:

@@ -13,6 +13,7 @@ from typing import Any
 from mudkd.core.data import tokenizer_fingerprint
 from mudkd.core.store import fingerprint_files
 from mudkd.errors import CheckpointError
+from mudkd.knowledge.shapes import ModelShape, model_shape
 
 
 def read_config(path: str | None, role: str) -> dict[str, Any]:
@@ -31,6 +32,12 @@ def read_config(path: str | None, role: str) -> dict[str, Any]:
         return json.loads(config_file.read_text())
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{config_file}: malformed config.json ({error})") from None
+
+
+def read_shape(path: str | None, role: str) -> ModelShape:
+    """A model's depth, width and label count from its config, without loading weights (see
+    :mod:`mudkd.knowledge.shapes` for the rules)."""
+    return model_shape(read_config(path, role), f"{path} ({role})")
 
 
 def _hub_config(name: str, role: str) -> dict[str, Any]:

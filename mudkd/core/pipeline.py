@@ -202,30 +202,36 @@ def _pipeline_root(root: Path) -> bool:
 def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None:
     """Resolve the knowledge budget before any stage runs, so a budget that cannot fit fails in seconds.
 
-    The teacher's shape comes from its ``config.json`` (the pretrained model: fine-tuning keeps the shape), the
-    student's from the prune settings (or its own config). Hub names that are not local are checked later.
+    The teacher's shape comes from its ``config.json`` (the pretrained model: fine-tuning keeps the shape, and gives
+    it the task's labels), the student's from the prune settings (or its own config). Hub names that are not local
+    are checked later.
     """
-    from mudkd.core.budget import budget_from_recipe
-    from mudkd.core.models import read_config
+    from mudkd.core.data import count_train_examples
+    from mudkd.core.models import read_shape
+    from mudkd.knowledge import budget_from_recipe, budget_summary, task_num_labels
 
     teacher_path = recipe.teacher.pretrained if "finetune" not in not_needed else recipe.teacher.model
     if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
         return None
-    teacher = read_config(teacher_path, "teacher")
+    teacher = read_shape(teacher_path, "teacher")
+    if "finetune" not in not_needed:  # the pretrained model's head is replaced by the task's
+        num_labels = task_num_labels(recipe.task.name, recipe.task.task_type)
+    else:
+        num_labels = teacher.num_labels
     if "prune" in not_needed:
         if not (Path(recipe.student.model or "") / "config.json").is_file():
             return None
-        student_layers = read_config(recipe.student.model, "student")["num_hidden_layers"]
+        student_layers = read_shape(recipe.student.model, "student").layers
     else:
         student_layers = len(recipe.prune.layers) if recipe.prune.layers else recipe.prune.num_layers
     budget = budget_from_recipe(
         recipe,
         num_student_layers=student_layers,
-        num_teacher_layers=teacher["num_hidden_layers"],
-        teacher_hidden=teacher["hidden_size"],
-        num_labels=0,
+        num_teacher_layers=teacher.layers,
+        teacher_hidden=teacher.hidden,
+        num_labels=num_labels,
     )
-    return budget.to_dict()
+    return budget_summary(budget, count_train_examples(recipe), recipe.cache.dtype)
 
 
 def _runner(name: str) -> Callable[..., StageResult]:

@@ -47,6 +47,7 @@ import numpy as np
 
 from mudkd.core.outputs import MARKER as OUTPUT_MARKER
 from mudkd.errors import StoreError
+from mudkd.knowledge.summary import format_bytes
 
 try:  # POSIX only; without it concurrent writers are not detected.
     import fcntl
@@ -180,17 +181,6 @@ def _hash_file(digest: Any, path: Path, name: str, buffer: bytearray) -> None:
     with open(path, "rb", buffering=0) as handle:
         while n := handle.readinto(buffer):
             digest.update(view[:n])
-
-
-def format_bytes(count: int | float) -> str:
-    """``250880`` -> ``245 KiB``: binary units, three significant digits."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    text = f"{value:.0f}" if value >= 100 or unit == "B" else f"{value:.3g}"
-    return f"{text} {unit}"
 
 
 def check_chunk_bytes(fields: Mapping[str, Any], chunk_size: int, *, limit: int = MAX_CHUNK_BYTES) -> int:

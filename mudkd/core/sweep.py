@@ -34,11 +34,9 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from mudkd.core.budget import KnowledgeBudget, can_serve, kept_count
 from mudkd.core.outputs import (
     check_no_overlap,
     output_lock,
@@ -50,6 +48,15 @@ from mudkd.core.outputs import (
 )
 from mudkd.core.training import RunEvents
 from mudkd.errors import BudgetError, RecipeError, StoreError
+from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
+from mudkd.knowledge.schemes import SHORT_NAMES, StoreDtype
+from mudkd.knowledge.serving import (
+    LOGITS_ONLY_OVERRIDES,
+    covering_overrides,
+    needs_magnitude_check,
+    stored_slots,
+    token_key,
+)
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.sweep import Point, Sweep, apply_overrides, expand_grid
 from mudkd.recipe.sweep import shard as shard_points
@@ -134,15 +141,15 @@ class PlannedStore:
     given: bool = False
     note: str = ""
 
-    def row(self, dtype: str = "float16", num_examples: int | None = None) -> dict[str, Any]:
-        per_example = self.budget.example_bytes(dtype)
+    def row(self, dtype: str = StoreDtype.FLOAT16.value, num_examples: int | None = None) -> dict[str, Any]:
+        summary = budget_summary(self.budget, num_examples, dtype)
         return {
             "name": self.name,
             "path": str(self.path),
             "budget": describe_budget(self.budget),
             "hsk_fraction": self.budget.hsk_fraction,
-            "bytes_per_example": per_example,
-            "bytes": per_example * num_examples if num_examples else None,
+            "bytes_per_example": summary["bytes_per_example"],
+            "bytes": summary["train_set_bytes"],
             "points": list(self.points),
             "given": self.given,
             "note": self.note,
@@ -180,7 +187,7 @@ class SweepPlan:
         return self.logits_store
 
     def to_dict(self) -> dict[str, Any]:
-        dtype = self.points[0].recipe.cache.dtype if self.points else "float16"
+        dtype = self.points[0].recipe.cache.dtype if self.points else StoreDtype.FLOAT16.value
         done = {p.id for p in self.points if (self.output_dir / "points" / p.id / RESULT_FILE).is_file()}
         return {
             "output_dir": str(self.output_dir),
@@ -200,8 +207,7 @@ def describe_budget(budget: KnowledgeBudget) -> str:
         tokens += f" {budget.token_scheme}"
     width = "ρ=1"
     if budget.width_active:
-        short = {"importance_mask_dynamic": "mag", "uniform_mask": "uniform", "rand_mask": "rand"}
-        width = f"ρ={budget.keep_hidden:g} {short[budget.hidden_scheme]}"
+        width = f"ρ={budget.keep_hidden:g} {SHORT_NAMES[budget.hidden_scheme]}"
     return f"K={budget.keep_layers} ({pairs}) {tokens} {width}"
 
 
@@ -221,35 +227,26 @@ def _count_examples(points: Sequence[PlannedPoint]) -> int | None:
     return count_train_examples(points[0].recipe)
 
 
-def _model_shapes(base: Recipe, given_store: Any) -> dict[str, int]:
-    """Student depth, teacher depth/width and label count, from config files or a given store (no weights)."""
-    from mudkd.core.models import read_config
+def _model_shapes(base: Recipe, given_store: Any) -> dict[str, ModelShape]:
+    """Student and teacher shapes (the teacher's label count included), from config files or a given store."""
+    from mudkd.core.models import read_shape
 
-    student = read_config(base.student.model, "student")
+    student = read_shape(base.student.model, "student")
     if given_store is not None:
         stored = KnowledgeBudget.from_dict(given_store.meta["budget"])
-        teacher = {"layers": stored.num_teacher_layers, "hidden": stored.teacher_hidden, "labels": stored.num_labels}
+        teacher = ModelShape(stored.num_teacher_layers, stored.teacher_hidden, stored.num_labels)
     else:
-        config = read_config(base.teacher.model, "teacher")
-        labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
-        teacher = {"layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "labels": labels}
-    return {
-        "student_layers": student["num_hidden_layers"],
-        "teacher_layers": teacher["layers"],
-        "teacher_hidden": teacher["hidden"],
-        "num_labels": teacher["labels"],
-    }
+        teacher = read_shape(base.teacher.model, "teacher")
+    return {"student": student, "teacher": teacher}
 
 
-def _budget(recipe: Recipe, shapes: Mapping[str, int]) -> KnowledgeBudget:
-    from mudkd.core.budget import budget_from_recipe
-
+def _budget(recipe: Recipe, shapes: Mapping[str, ModelShape]) -> KnowledgeBudget:
     return budget_from_recipe(
         recipe,
-        num_student_layers=shapes["student_layers"],
-        num_teacher_layers=shapes["teacher_layers"],
-        teacher_hidden=shapes["teacher_hidden"],
-        num_labels=shapes["num_labels"],
+        num_student_layers=shapes["student"].layers,
+        num_teacher_layers=shapes["teacher"].layers,
+        teacher_hidden=shapes["teacher"].hidden,
+        num_labels=shapes["teacher"].num_labels,
     )
 
 
@@ -355,17 +352,12 @@ def _magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeB
 
     This is the check :func:`mudkd.core.hsk.unpack_targets` makes at load time, done over the whole store up front.
     """
-    if not (stored.magnitude_mask and wanted.magnitude_mask and wanted.keep_tokens < stored.keep_tokens):
+    if not needs_magnitude_check(stored, wanted):
         return None
     import numpy as np
 
     limit = wanted.keep_tokens * wanted.teacher_hidden
-    slots = [
-        next(
-            i for i, pair in enumerate(zip(stored.student_layers, stored.teacher_layers, strict=True)) if pair == (s, t)
-        )
-        for s, t in zip(wanted.student_layers, wanted.teacher_layers, strict=True)
-    ]
+    slots = stored_slots(stored, wanted)
     for first in range(0, len(store), 4096):
         positions = store.get(np.arange(first, min(first + 4096, len(store))))["positions"][:, slots]
         inside = (positions.astype(np.int64) < limit).sum(axis=2)  # [examples, layers]
@@ -382,120 +374,34 @@ def _magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeB
 # -- store planning ----------------------------------------------------------------------------------------------
 
 
-def _token_key(budget: KnowledgeBudget) -> tuple[str, bool | None]:
-    """Points can share a store only if their tokens come from the same ranking (natural order or a scheme)."""
-    if budget.uses_attention_scores:
-        return budget.token_scheme, budget.att_ttop12
-    return "natural", None
-
-
-def _decimal_at_least(count: int, total: int) -> float:
-    """The smallest 6-decimal ρ with ⌊total·ρ⌋ ≥ count (ρ is read as the decimal written, like the budget)."""
-    millionths = math.ceil(Fraction(count * 10**6, total))
-    while kept_count(total, millionths / 10**6) < count:
-        millionths += 1
-    return min(millionths / 10**6, 1.0)
-
-
-def _store_width(budgets: list[KnowledgeBudget], keep_tokens: int, dtype: str) -> tuple[dict[str, Any], str]:
-    """The width settings of a store serving ``budgets`` with ``keep_tokens`` tokens, and why."""
-    full = {"hsk.keep_hidden": 1.0}
-    if all(not b.width_active for b in budgets):
-        return full, ""
-    if all(b.magnitude_mask and b.mag_scope == "example" for b in budgets):
-        hidden = budgets[0].teacher_hidden
-        total = keep_tokens * hidden
-        # A per-example top-n over k tokens serves (k', n') for certain only if n - (k - k')·d >= n': however the
-        # magnitudes fall, at least n' of them then lie in the first k' tokens (the load-time check always passes).
-        needed = max(b.magnitude_count + (keep_tokens - b.keep_tokens) * hidden for b in budgets)
-        rho = _decimal_at_least(needed, total)
-        magnitude_bytes = needed * (VALUE_BYTES[dtype] + (2 if total <= 32767 else 4))
-        if rho < 1.0 and magnitude_bytes < total * VALUE_BYTES[dtype]:
-            note = (
-                ""
-                if needed == max(b.magnitude_count for b in budgets)
-                else (f"magnitude store widened to ρ={rho:g} so that points with fewer tokens are certain to be served")
-            )
-            return {"hsk.keep_hidden": rho, "hsk.hidden_scheme": "importance_mask_dynamic"}, note
-        return full, "full-width store: cheaper than a magnitude store covering every point's tokens"
-    statics = [b for b in budgets if b.static_mask]
-    if len(statics) == len(budgets) and len({b.hidden_scheme for b in statics}) == 1:
-        widest = max(statics, key=lambda b: len(b.width_dims or []))
-        if all(set(b.width_dims or []) <= set(widest.width_dims or []) for b in statics):
-            return {
-                "hsk.keep_hidden": widest.keep_hidden,
-                "hsk.hidden_scheme": widest.hidden_scheme,
-                "training.seed": widest.seed,
-            }, ""
-    return full, "full-width store: the points' width masks differ (every mask is recomputed from the full width)"
-
-
-VALUE_BYTES = {"float16": 2, "float32": 4}
-
-
-def _store_overrides(budgets: list[KnowledgeBudget], dtype: str) -> tuple[dict[str, Any], str]:
-    """Recipe overrides of the smallest store serving every budget in ``budgets`` (one token key)."""
-    pairs = sorted({pair for b in budgets for pair in zip(b.student_layers, b.teacher_layers, strict=True)})
-    keep_tokens = max(b.keep_tokens for b in budgets)
-    ranked = [b for b in budgets if b.uses_attention_scores]
-    overrides: dict[str, Any] = {
-        "hsk.config_3d": None,
-        "hsk.keep_layers": None,
-        "hsk.student_layers": [s for s, _ in pairs],
-        "hsk.teacher_layers": [t for _, t in pairs],
-        "hsk.keep_tokens": keep_tokens,
-        "hsk.token_scheme": ranked[0].token_scheme if ranked else "left_first",
-        "hsk.att_ttop12": ranked[0].att_ttop12 if ranked else budgets[0].att_ttop12,
-        "hsk.mag_scope": "example",
-    }
-    width, note = _store_width(budgets, keep_tokens, dtype)
-    return overrides | width, note
-
-
-def _serves(stored: KnowledgeBudget, wanted: KnowledgeBudget) -> tuple[bool, str]:
-    servable, reason = can_serve(stored, wanted)
-    if servable and stored.magnitude_mask and wanted.magnitude_mask and wanted.keep_tokens < stored.keep_tokens:
-        spare = stored.magnitude_count - (stored.keep_tokens - wanted.keep_tokens) * stored.teacher_hidden
-        if spare < wanted.magnitude_count:
-            return False, "not enough stored magnitudes are certain to lie within its tokens"
-    return servable, reason
-
-
 def _plan_stores(
-    planned: list[PlannedPoint], base: Recipe, shapes: Mapping[str, int], output_dir: Path, notes: list[str]
+    planned: list[PlannedPoint], base: Recipe, shapes: Mapping[str, ModelShape], output_dir: Path, notes: list[str]
 ) -> list[PlannedStore]:
     """Group HSK points by token ranking; one store per group at the smallest budget serving the whole group."""
     hsk_points = [p for p in planned if p.point.kind == "hsk"]
     dtype = base.cache.dtype
     if not hsk_points:  # baselines only: a minimal store, for the teacher's logits
-        overrides: dict[str, Any] = {
-            "hsk.config_3d": None,
-            "hsk.student_layers": None,
-            "hsk.teacher_layers": None,
-            "hsk.keep_layers": 1,
-            "hsk.keep_tokens": 1,
-            "hsk.token_scheme": "left_first",
-            "hsk.keep_hidden": 1.0,
-            "hsk.mag_scope": "example",
-        }
+        overrides: dict[str, Any] = dict(LOGITS_ONLY_OVERRIDES)
         budget = _budget(apply_overrides(base, overrides), shapes)
         return [PlannedStore("store", output_dir / "store", budget, overrides, [], note="teacher logits only")]
 
     groups: dict[tuple[str, bool | None], list[PlannedPoint]] = {}
     for planned_point in hsk_points:
         assert planned_point.budget is not None
-        groups.setdefault(_token_key(planned_point.budget), []).append(planned_point)
+        groups.setdefault(token_key(planned_point.budget), []).append(planned_point)
     pending = list(groups.items())
     stores: list[PlannedStore] = []
     while pending:
         key, members = pending.pop(0)
         budgets = [m.budget for m in members if m.budget is not None]
-        overrides, note = _store_overrides(budgets, dtype)
+        overrides, note = covering_overrides(budgets, dtype)
         budget = _budget(apply_overrides(base, overrides, where="sweep store"), shapes)
-        served = [m for m in members if _serves(budget, m.budget)[0]]  # type: ignore[arg-type]
+        served = [m for m in members if can_serve(budget, m.budget, certain=True)[0]]  # type: ignore[arg-type]
         unserved = [m for m in members if m not in served]
         if not served:  # cannot happen for a single point (a store of its own budget serves it); stay safe
-            raise StoreError(f"no store can serve point {members[0].id}: {_serves(budget, budgets[0])[1]}")
+            raise StoreError(
+                f"no store can serve point {members[0].id}: {can_serve(budget, budgets[0], certain=True)[1]}"
+            )
         stores.append(PlannedStore("", Path(), budget, overrides, [m.id for m in served], note=note))
         pending += [((m.id, None), [m]) for m in unserved]
     if len(stores) == 1:
@@ -503,8 +409,7 @@ def _plan_stores(
     else:
         used: set[str] = set()
         for store in stores:
-            short = {"attention": "att", "attention_no_sep": "attnosep"}
-            label = short[store.budget.token_scheme] if store.budget.uses_attention_scores else "natural"
+            label = SHORT_NAMES[store.budget.token_scheme] if store.budget.uses_attention_scores else "natural"
             if store.budget.uses_attention_scores and store.budget.att_ttop12:
                 label += "-ttop12"
             label = label if label not in used else f"{label}-{len(used) + 1}"
@@ -639,7 +544,7 @@ def _check_stores(stores: list[PlannedStore], todo: list[PlannedPoint]) -> None:
         if planned.point.kind != "hsk" or not planned.store or planned.budget is None:
             continue
         stored, opened = stored_budgets[planned.store]
-        servable, reason = _serves(stored, planned.budget)
+        servable, reason = can_serve(stored, planned.budget, certain=True)
         if servable and stored.magnitude_mask:
             reason = _magnitude_shortfall(opened, stored, planned.budget) or ""
         if reason:

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from mudkd.knowledge.schemes import HiddenScheme, MagScope, MaskMode, StoreDtype, TokenScheme
+
 SCHEMA_VERSION = 1
 
 # Upper bounds of the numeric keys: generous for any real run, small enough that a typo (or a value meant for
@@ -38,14 +40,16 @@ LayerIndex = Annotated[int, Field(ge=0, le=MAX_LAYERS)]
 
 GLUE_TASKS = ("cola", "sst-2", "mrpc", "sts-b", "qqp", "mnli", "mnli-mm", "qnli", "rte", "wnli")
 TASK_NAMES = (*GLUE_TASKS, "rt-snippets", "custom")
-TOKEN_SCHEMES = ("left_first", "attention", "attention_no_sep")
-HIDDEN_SCHEMES = ("rand_mask", "uniform_mask", "importance_mask_dynamic")
 
 
 class Section(BaseModel):
-    """Base of every recipe table: unknown keys are errors, assignments are validated."""
+    """Base of every recipe table: unknown keys are errors, assignments are validated.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    Choice fields are typed with the :mod:`mudkd.knowledge.schemes` enums and hold their plain string values
+    (``use_enum_values``), so a recipe, its TOML and its JSON keep plain strings.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False, use_enum_values=True)
 
 
 class TaskConfig(Section):
@@ -249,8 +253,9 @@ class HskConfig(TrainingStage):
     keep_tokens: int | None = Field(
         None, ge=1, le=MAX_SEQ_LENGTH, description="Tokens per example that get HSK (default: all)."
     )
-    token_scheme: Literal["left_first", "attention", "attention_no_sep"] = Field(
-        "attention_no_sep", description="How tokens are picked: leftmost, top [CLS] attention, or attention w/o [SEP]."
+    token_scheme: TokenScheme = Field(
+        TokenScheme.ATTENTION_NO_SEP.value,
+        description="How tokens are picked: leftmost, top [CLS] attention, or attention w/o [SEP].",
     )
     att_ttop12: bool = Field(
         False,
@@ -258,14 +263,16 @@ class HskConfig(TrainingStage):
         "default True) instead of the mapped layer's own attention.",
     )
     keep_hidden: float = Field(1.0, gt=0, le=1, description="Fraction of hidden width that gets HSK.")
-    hidden_scheme: Literal["rand_mask", "uniform_mask", "importance_mask_dynamic"] = Field(
-        "importance_mask_dynamic", description="Width mask: random dims, evenly spaced dims, or largest magnitudes."
+    hidden_scheme: HiddenScheme = Field(
+        HiddenScheme.IMPORTANCE_MASK_DYNAMIC.value,
+        description="Width mask: random dims, evenly spaced dims, or largest magnitudes.",
     )
-    mag_scope: Literal["example", "batch"] = Field(
-        "example", description="Magnitude mask top-n per example (storable) or one batch-wide threshold (reference)."
+    mag_scope: MagScope = Field(
+        MagScope.EXAMPLE.value,
+        description="Magnitude mask top-n per example (storable) or one batch-wide threshold (reference).",
     )
-    mask_mode: Literal["both", "teacher_only"] = Field(
-        "both",
+    mask_mode: MaskMode = Field(
+        MaskMode.BOTH.value,
         description="'both': masked HSK carries no loss; 'teacher_only': student regresses to 0 there (reference).",
     )
     config_3d: str | None = Field(None, description="K, k and rho at once, e.g. '1l_10t_0.1h'.")
@@ -293,7 +300,7 @@ class CacheConfig(Section):
     """Teacher-free store: the teacher's compressed HSK and logits for every training example (method.md §16)."""
 
     output_dir: str | None = Field(None, description="Where the store is written.", json_schema_extra=LOCAL_PATH)
-    dtype: Literal["float16", "float32"] = Field("float16", description="Stored value precision.")
+    dtype: StoreDtype = Field(StoreDtype.FLOAT16.value, description="Stored value precision.")
     batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Teacher batch size while building the store.")
     chunk_size: int = Field(
         4096, ge=1, le=MAX_CHUNK, description="Examples per chunk file (the unit of atomic writes)."

@@ -34,18 +34,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from mudkd.errors import RecipeError
-from mudkd.recipe.load import build_recipe, parse_override, read_toml, resolve_path
-from mudkd.recipe.schema import (
-    HIDDEN_SCHEMES,
-    LOCAL_PATH,
-    MAX_LAYERS,
-    MAX_SEED,
-    MAX_SEQ_LENGTH,
-    TOKEN_SCHEMES,
-    Recipe,
-    Section,
+from mudkd.errors import BudgetError, RecipeError
+from mudkd.knowledge.schemes import (
+    CONFIG_3D_HINT,
+    SHORT_NAMES,
+    HiddenScheme,
+    TokenScheme,
+    parse_config_3d,
+    parse_layer_scheme,
 )
+from mudkd.recipe.load import build_recipe, parse_override, read_toml, resolve_path
+from mudkd.recipe.schema import LOCAL_PATH, MAX_LAYERS, MAX_SEED, MAX_SEQ_LENGTH, Recipe, Section
 
 SWEEP_SCHEMA_VERSION = 1
 #: The most points one sweep may have (each point trains a student): a larger grid is refused before it is built.
@@ -67,21 +66,18 @@ AXES: dict[str, str] = {
 BUDGET_AXES = ("config_3d", "keep_layers", "keep_tokens", "keep_hidden")
 SCHEME_AXES = ("layer_scheme", "token_scheme", "hidden_scheme")
 _DIMENSION_NAMES = {"config_3d": "3D", "keep_layers": "depth", "keep_tokens": "length", "keep_hidden": "width"}
-_SHORT = {
-    "left_first": "left",
-    "attention": "att",
-    "attention_no_sep": "attnosep",
-    "rand_mask": "rand",
-    "uniform_mask": "uniform",
-    "importance_mask_dynamic": "mag",
-}
 _PREFIX = {"keep_layers": "K", "keep_tokens": "k", "keep_hidden": "h", "seed": "s"}
-_FLOAT = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_CONFIG_3D = re.compile(rf"(\d+)l_(\d+)t_({_FLOAT})h")
-_LAYER_SCHEME = re.compile(r"t_top([1-9]\d*)")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Schema
+
+
+def _parses(parser: Callable[[str], Any], text: str) -> bool:
+    try:
+        parser(text)
+    except BudgetError:
+        return False
+    return True
 
 
 class GridBlock(Section):
@@ -101,11 +97,11 @@ class GridBlock(Section):
     )
     keep_hidden: list[float] | None = Field(None, description="rho values: kept fraction of the width, in (0, 1].")
     layer_scheme: list[str] | None = Field(None, description="Depth mappings t_topN (e.g. t_top10, t_top12).")
-    token_scheme: list[Literal["left_first", "attention", "attention_no_sep"]] | None = Field(
-        None, description=f"Token schemes: {', '.join(TOKEN_SCHEMES)}."
+    token_scheme: list[TokenScheme] | None = Field(
+        None, description=f"Token schemes: {', '.join(TokenScheme.values())}."
     )
-    hidden_scheme: list[Literal["rand_mask", "uniform_mask", "importance_mask_dynamic"]] | None = Field(
-        None, description=f"Width schemes: {', '.join(HIDDEN_SCHEMES)}."
+    hidden_scheme: list[HiddenScheme] | None = Field(
+        None, description=f"Width schemes: {', '.join(HiddenScheme.values())}."
     )
     seed: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
         None, description="Seeds (replicates of every other combination)."
@@ -138,7 +134,7 @@ class GridBlock(Section):
     @field_validator("layer_scheme")
     @classmethod
     def _layer_scheme(cls, values: list[str] | None) -> list[str] | None:
-        bad = [v for v in values or [] if not _LAYER_SCHEME.fullmatch(v)]
+        bad = [v for v in values or [] if not _parses(parse_layer_scheme, v)]
         if bad:
             raise ValueError(f"use t_topN, e.g. t_top10 (got {bad})")
         return values
@@ -146,9 +142,9 @@ class GridBlock(Section):
     @field_validator("config_3d")
     @classmethod
     def _config_3d(cls, values: list[str] | None) -> list[str] | None:
-        bad = [v for v in values or [] if not _CONFIG_3D.fullmatch(v.strip())]
+        bad = [v for v in values or [] if not _parses(parse_config_3d, v)]
         if bad:
-            raise ValueError(f"use {{layers}}l_{{tokens}}t_{{width}}h, e.g. 1l_10t_0.1h (got {bad})")
+            raise ValueError(f"{CONFIG_3D_HINT} (got {bad})")
         return [v.strip() for v in values] if values is not None else None
 
     @model_validator(mode="after")
@@ -395,7 +391,7 @@ def _slug(settings: Mapping[str, Any]) -> str:
         if isinstance(value, float):
             text = format(value, "g")
         else:
-            text = _SHORT.get(str(value), str(value))
+            text = SHORT_NAMES.get(str(value), str(value))
         parts.append(f"{_PREFIX.get(axis, '')}{text}")
     return "-".join(parts)
 
@@ -476,11 +472,10 @@ def shard(points: list[Point], index: int, count: int) -> list[Point]:
 
 def _expand_config_3d(hsk: dict[str, Any]) -> None:
     """Replace the base's ``config_3d`` by the three keys it stands for (so a grid can vary one of them)."""
-    match = _CONFIG_3D.fullmatch(str(hsk.get("config_3d") or "").strip())
-    if match is None:
+    try:
+        hsk["keep_layers"], hsk["keep_tokens"], hsk["keep_hidden"] = parse_config_3d(str(hsk.get("config_3d") or ""))
+    except BudgetError:
         return
-    hsk["keep_layers"], hsk["keep_tokens"] = int(match.group(1)), int(match.group(2))
-    hsk["keep_hidden"] = float(match.group(3))
     hsk["config_3d"] = None
 
 

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from mudkd.core.budget import budget_from_recipe, parse_config_3d, parse_layer_scheme
 from mudkd.errors import MudkdError, RecipeError
+from mudkd.knowledge import (
+    HiddenScheme,
+    TokenScheme,
+    budget_from_recipe,
+    budget_string_problems,
+    budget_summary,
+    parse_config_3d,
+    parse_layer_scheme,
+    task_num_labels,
+)
 from mudkd.recipe.load import COMMAND_LINE_ONLY, build_recipe, parse_override, resolve_path
 from mudkd.recipe.schema import GLUE_TASKS, Recipe, path_keys
 
@@ -53,8 +62,6 @@ GLUE_TRAIN_SIZES = {
     "rte": 2490,
     "wnli": 635,
 }
-#: Teacher logits stored per example; STS-B (regression) is distilled from gold labels, so it stores none.
-_NUM_LABELS = {"mnli": 3, "mnli-mm": 3, "sts-b": 0}
 _DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 
 
@@ -64,6 +71,11 @@ class Choice:
 
     value: str
     title: str
+
+
+def _choice(value: str, text: str, width: int = 18) -> Choice:
+    """A choice titled by its value, padded to ``width``, then its explanation."""
+    return Choice(str(value), f"{value:<{width}}{text}")
 
 
 @dataclass(frozen=True)
@@ -620,15 +632,13 @@ QUESTIONS: tuple[Question, ...] = (
         section="Knowledge budget",
         default=_schema_default("hsk.token_scheme"),
         choices=(
-            Choice(
-                "attention_no_sep",
-                "attention_no_sep  highest [CLS] attention, [SEP] excluded (the paper's best: [SEP] soaks up "
-                "attention but carries little)",
+            _choice(
+                TokenScheme.ATTENTION_NO_SEP,
+                "highest [CLS] attention, [SEP] excluded (the paper's best: [SEP] soaks up attention but carries "
+                "little)",
             ),
-            Choice("attention", "attention         highest [CLS] attention of the teacher, averaged over heads"),
-            Choice(
-                "left_first", "left_first        the first k tokens ([CLS] included; padding if the text is shorter)"
-            ),
+            _choice(TokenScheme.ATTENTION, "highest [CLS] attention of the teacher, averaged over heads"),
+            _choice(TokenScheme.LEFT_FIRST, "the first k tokens ([CLS] included; padding if the text is shorter)"),
         ),
         when=_compresses_tokens,
     ),
@@ -648,12 +658,13 @@ QUESTIONS: tuple[Question, ...] = (
         section="Knowledge budget",
         default=_schema_default("hsk.hidden_scheme"),
         choices=(
-            Choice(
-                "importance_mask_dynamic",
-                "importance_mask_dynamic  Mag Mask: the largest-magnitude values of each example (the paper's best)",
+            _choice(
+                HiddenScheme.IMPORTANCE_MASK_DYNAMIC,
+                "Mag Mask: the largest-magnitude values of each example (the paper's best)",
+                width=25,
             ),
-            Choice("uniform_mask", "uniform_mask             evenly spaced dimensions (every 1/rho-th), fixed"),
-            Choice("rand_mask", "rand_mask                a random subset of dimensions, fixed by the seed"),
+            _choice(HiddenScheme.UNIFORM_MASK, "evenly spaced dimensions (every 1/rho-th), fixed", width=25),
+            _choice(HiddenScheme.RAND_MASK, "a random subset of dimensions, fixed by the seed", width=25),
         ),
         when=_compresses_width,
     ),
@@ -774,36 +785,10 @@ def answers_to_recipe(answers: Answers) -> Recipe:
 def recipe_problems(recipe: Recipe, source: str = "recipe") -> list[str]:
     """Problems the schema cannot see without models: a malformed ``config_3d`` or ``layer_scheme`` string.
 
-    Budget limits that depend on the models (layers, width) are checked when the budget is resolved.
+    Budget limits that depend on the models (layers, width) are checked when the budget is resolved; both live in
+    :mod:`mudkd.knowledge.resolve`.
     """
-    problems = []
-    hsk = recipe.hsk
-    if hsk.config_3d is not None:
-        try:
-            _, tokens, _ = parse_config_3d(hsk.config_3d)
-        except MudkdError as error:
-            problems.append(f"{source}: hsk.config_3d: {_strip_prefix(error.message)} ({error.hint})")
-        else:
-            if tokens > recipe.task.max_seq_length:
-                problems.append(
-                    f"{source}: hsk.config_3d: keeps {tokens} tokens but task.max_seq_length is "
-                    f"{recipe.task.max_seq_length}"
-                )
-    if hsk.layer_scheme is not None:
-        try:
-            parse_layer_scheme(hsk.layer_scheme)
-        except MudkdError as error:
-            problems.append(f"{source}: hsk.layer_scheme: {_strip_prefix(error.message)} ({error.hint})")
-    if hsk.keep_tokens is not None and hsk.keep_tokens > recipe.task.max_seq_length:
-        problems.append(
-            f"{source}: hsk.keep_tokens: must be <= task.max_seq_length = {recipe.task.max_seq_length} "
-            f"(got {hsk.keep_tokens})"
-        )
-    return problems
-
-
-def _strip_prefix(message: str) -> str:
-    return re.sub(r"^[a-z_0-9]+: ", "", message)
+    return budget_string_problems(recipe.hsk, recipe.task.max_seq_length, source)
 
 
 def split_sets(sets: list[str] | None) -> tuple[dict[str, Any], list[str]]:
@@ -842,18 +827,18 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 
 
 def num_labels_for(recipe: Recipe) -> int:
-    """Teacher logits per example that a store keeps (0 for regression tasks, which distil from gold labels)."""
-    if recipe.task.name == "custom":
-        return 0 if recipe.task.task_type == "regression" else 2
-    return _NUM_LABELS.get(recipe.task.name, 2)
+    """Teacher logits per example that a store keeps: the labels fine-tuning gives the teacher (1 for regression)."""
+    return task_num_labels(recipe.task.name, recipe.task.task_type)
 
 
 def recipe_budget(recipe: Recipe, *, teacher_layers: int, teacher_hidden: int, student_layers: int) -> dict[str, Any]:
     """Resolve a recipe's knowledge budget for the given model shapes (pure: no models are loaded).
 
     Returns:
-        :meth:`KnowledgeBudget.to_dict` plus ``storable``, ``train_examples`` (GLUE tasks; else None) and
-        ``store_bytes`` (float16 store of the whole train set, or None).
+        The budget summary (:func:`mudkd.knowledge.summary.budget_summary`, ``cache.dtype`` values) for the
+        task's training examples (GLUE tasks, capped by ``task.max_train_samples``; else None), plus
+        ``train_examples`` and ``store_bytes`` (None when the budget cannot be stored), the names the wizard's
+        table reads.
 
     Raises:
         BudgetError: If the budget does not fit the models.
@@ -868,11 +853,11 @@ def recipe_budget(recipe: Recipe, *, teacher_layers: int, teacher_hidden: int, s
     examples = GLUE_TRAIN_SIZES.get(recipe.task.name)
     if recipe.task.max_train_samples is not None and examples is not None:
         examples = min(examples, recipe.task.max_train_samples)
+    summary = budget_summary(budget, examples, recipe.cache.dtype)
     return {
-        **budget.to_dict(),
-        "storable": budget.storable,
+        **summary,
         "train_examples": examples,
-        "store_bytes": budget.bytes_for(examples) if examples is not None and budget.storable else None,
+        "store_bytes": summary["train_set_bytes"] if budget.storable else None,
     }
 
 
@@ -896,6 +881,8 @@ def _allowed_values(annotation: Any) -> tuple[Any, ...]:
     for candidate in (annotation, *typing.get_args(annotation)):
         if typing.get_origin(candidate) is Literal:
             return typing.get_args(candidate)
+        if isinstance(candidate, type) and issubclass(candidate, Enum):
+            return tuple(member.value for member in candidate)
     return ()
 
 
