@@ -267,8 +267,10 @@ def test_dry_run_json_budget(models, glue_dir, tmp_path):
     # n = floor(0.1 * 10 * 32) = 32 values of (2 + 1) * 24 * 32 = 2304 full-HSK elements
     assert budget["elements_per_example"] == 32
     assert budget["hsk_fraction"] == pytest.approx(32 / 2304)
-    # HSK only (the HSK stage needs no logits): fp16 values 64 B + int16 token ids 20 B + int16 positions 64 B
-    assert budget["bytes_per_example"] == 64 + 20 + 64
+    # What a store of this budget holds per example, as 'distill cache' counts it: fp16 values 64 B + int16 token
+    # ids 20 B + int16 positions 64 B, plus the teacher's 2 float32 logits 8 B (tests/test_knowledge.py compares)
+    assert budget["hsk_bytes_per_example"] == 64 + 20 + 64 and budget["logits_bytes_per_example"] == 2 * 4
+    assert budget["bytes_per_example"] == 64 + 20 + 64 + 2 * 4
     assert not (tmp_path / "out").exists()
 
 
