@@ -24,7 +24,7 @@ def private_cache(tmp_path, monkeypatch):
 def score_args(teacher, glue_dir, out, *extra):
     return [
         "score",
-        "--model-name-or-path",
+        "--teacher-model",
         str(teacher),
         "--task-name",
         "sst-2",
@@ -43,7 +43,7 @@ def score_args(teacher, glue_dir, out, *extra):
 
 
 def prune_args(teacher, scores, out, *extra):
-    return ["prune", "--model-path", str(teacher), "--scores", str(scores), *BUDGET, "-o", str(out), *extra]
+    return ["prune", "--teacher-model", str(teacher), "--scores", str(scores), *BUDGET, "-o", str(out), *extra]
 
 
 def invoke_json(args):
@@ -234,11 +234,13 @@ def test_dry_run_writes_nothing(pipeline, glue_dir, tmp_path):
 
 
 def test_help_shows_flags_and_examples():
-    expected = {"score": ["--model-name-or-path", "--num-train-epochs"], "prune": ["--keep-heads", "--layers"]}
+    expected = {"score": ["--teacher-model", "--num-train-epochs"], "prune": ["--teacher-model", "--keep-heads"]}
     for command, flags in expected.items():
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and f"$ mudkd {command}" in result.stdout
         assert all(flag in result.stdout for flag in flags)
+        # the old spellings (score --model-name-or-path, prune --model-path) still work but are not advertised
+        assert "--model-name-or-path" not in result.stdout and "--model-path" not in result.stdout
 
 
 def test_pruned_model_loads_once_mudkd_is_imported_without_importing_torch(pipeline):

@@ -37,8 +37,11 @@ PROG = "mudkd"
 
 
 class MudkdGroup(TyperGroup):
-    """The root command: usage errors (unknown flag or command, bad or missing value) become the same two lines
-    as every other error, ``Error: …`` and ``Hint: run 'mudkd CMD --help'`` on stderr, exit code 2.
+    """The root command, where every error becomes ``Error:``/``Hint:`` lines on stderr and an exit code, once.
+
+    mudkd's own errors give exit 2 (bad input) or 1 (a failed run), Ctrl-C 130; usage errors (unknown flag or
+    command, bad or missing value) become the same two lines, ``Error: …`` and ``Hint: run 'mudkd CMD --help'``,
+    exit code 2.
 
     Click's standalone mode would print them in a rich box; here the command runs in non-standalone mode and this
     method does the exiting, so the console script, ``python -m mudkd`` and a test's ``CliRunner`` all behave alike.
@@ -59,9 +62,17 @@ class MudkdGroup(TyperGroup):
             code = super().main(words, prog_name or PROG, complete_var, standalone_mode=False, **extra)
         except click_exceptions.ClickException as error:
             sys.exit(_report_click_error(self, error, words))
-        except typer.Abort:
+        except typer.Abort as error:
+            if isinstance(error.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+                sys.exit(common.report_error(error.__cause__))
             common.stderr_console().print("Aborted.", highlight=False, markup=False)
             sys.exit(1)
+        except (typer.Exit, SystemExit):
+            raise
+        except (Exception, KeyboardInterrupt) as error:  # every command's errors, mapped here once
+            if common.debugging() and not isinstance(error, KeyboardInterrupt):
+                raise
+            sys.exit(common.report_error(error))
         # without standalone mode an exit (typer.Exit, --help, Ctrl-C → 130) comes back as its code
         sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 

@@ -1,7 +1,7 @@
-"""What every command shares: option types, the output sink, progress display and error reporting.
+"""What every command shares for output: the consoles, tables, the knowledge-budget table, progress, errors.
 
-Options are declared once here with ``Annotated`` so every command spells a flag the same way. stdout carries
-results only (a table, or one JSON document with ``--json``); progress, messages and errors go to stderr.
+stdout carries results only (a table, or one JSON document with ``--json``); progress, messages and errors go to
+stderr. Options live in :mod:`mudkd.cli.options`, the shared command body in :mod:`mudkd.cli.stage`.
 """
 
 from __future__ import annotations
@@ -13,89 +13,9 @@ import numbers
 import os
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-import typer
+from typing import Any
 
 from mudkd.errors import MudkdError, RecipeError
-
-# ---------------------------------------------------------------------------------------------------------------
-# Option types
-
-RecipeArg = Annotated[
-    Path | None, typer.Argument(help="TOML recipe (optional: flags alone are enough).", show_default=False)
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", "-s", help="Override any recipe key: --set hsk.keep_tokens=10 (repeatable).", metavar="KEY=VALUE"
-    ),
-]
-OutputDirOpt = Annotated[str | None, typer.Option("--output-dir", "-o", help="Output directory.", show_default=False)]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; write nothing.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed.", show_default=False)]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or mps.", show_default=False)]
-TaskOpt = Annotated[
-    str | None, typer.Option("--task-name", help="GLUE task (sst-2, cola, ...) or 'custom'.", show_default=False)
-]
-DataDirOpt = Annotated[
-    str | None, typer.Option("--data-dir", help="GLUE task directory (TSV files).", show_default=False)
-]
-MaxSeqOpt = Annotated[int | None, typer.Option("--max-seq-length", help="Tokens per example.", show_default=False)]
-MaxTrainOpt = Annotated[
-    int | None, typer.Option("--max-train-samples", help="Use the first N training examples.", show_default=False)
-]
-MaxEvalOpt = Annotated[
-    int | None, typer.Option("--max-eval-samples", help="Use the first N dev examples.", show_default=False)
-]
-BatchOpt = Annotated[
-    int | None, typer.Option("--train-batch-size", help="Training batch size per device.", show_default=False)
-]
-LrOpt = Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.", show_default=False)]
-EpochsOpt = Annotated[float | None, typer.Option("--num-train-epochs", help="Training epochs.", show_default=False)]
-MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after N updates.", show_default=False)]
-EvalStepOpt = Annotated[
-    int | None, typer.Option("--eval-step", help="Evaluate/checkpoint every N updates.", show_default=False)
-]
-WarmupOpt = Annotated[
-    float | None, typer.Option("--warmup-proportion", help="Fraction of updates with warm-up.", show_default=False)
-]
-TeacherOpt = Annotated[
-    str | None, typer.Option("--teacher-model", help="Fine-tuned teacher directory.", show_default=False)
-]
-StudentOpt = Annotated[str | None, typer.Option("--student-model", help="Student directory.", show_default=False)]
-
-
-def data_flags(
-    task_name: str | None,
-    data_dir: str | None,
-    max_seq_length: int | None,
-    max_train_samples: int | None,
-    max_eval_samples: int | None,
-) -> dict[str, Any]:
-    """Dotted recipe keys for the data flags every training command takes."""
-    return {
-        "task.name": task_name,
-        "task.data_dir": data_dir,
-        "task.max_seq_length": max_seq_length,
-        "task.max_train_samples": max_train_samples,
-        "task.max_eval_samples": max_eval_samples,
-    }
-
-
-def training_flags(stage: str, **values: Any) -> dict[str, Any]:
-    """Dotted recipe keys ``<stage>.<name>`` for a stage's training flags (None = flag not given)."""
-    return {f"{stage}.{name}": value for name, value in values.items()}
-
-
-def run_flags(seed: int | None, device: str | None, overwrite: bool) -> dict[str, Any]:
-    return {"training.seed": seed, "training.device": device, "output.overwrite": overwrite or None}
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Consoles (created lazily: importing the CLI must stay cheap and side-effect free)
@@ -176,45 +96,33 @@ def format_value(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Errors
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+def report_error(error: BaseException) -> int:
+    """Print an error as ``Error:`` (one line per problem) and ``Hint:`` lines on stderr; return its exit code.
+
+    mudkd's own errors are bad input (exit 2) or a failed run (exit 1, :class:`mudkd.errors.RunError`); anything
+    else is an unexpected failure (exit 1). Ctrl-C exits 130. With ``--debug`` (or ``MUDKD_DEBUG=1``) the caller
+    re-raises instead, for the traceback.
+    """
+    console = stderr_console()
+    if isinstance(error, KeyboardInterrupt):
+        console.print("Interrupted.", highlight=False)
+        return 130
+    if isinstance(error, MudkdError):
+        problems = error.problems if isinstance(error, RecipeError) else [error.message]
+        for problem in problems:
+            console.print(f"Error: {problem}", highlight=False, markup=False)
+        if error.hint:
+            console.print(f"Hint: {error.hint}", highlight=False, markup=False)
+        return error.exit_code
+    first = str(error).splitlines()[0] if str(error) else ""
+    console.print(f"Error: {type(error).__name__}: {first}", highlight=False, markup=False)
+    console.print("Hint: rerun with --debug for a traceback", highlight=False, markup=False)
+    return 1
 
 
-def report_errors(function: F) -> F:
-    """Turn mudkd errors into ``Error:``/``Hint:`` lines and exit codes (2 bad input, 1 failed run, 130 Ctrl-C)."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except RecipeError as error:
-            if _STATE["debug"]:
-                raise
-            for problem in error.problems:
-                stderr_console().print(f"Error: {problem}", highlight=False, markup=False)
-            if error.hint:
-                stderr_console().print(f"Hint: {error.hint}", highlight=False, markup=False)
-            raise typer.Exit(error.exit_code) from None
-        except MudkdError as error:
-            if _STATE["debug"]:
-                raise
-            stderr_console().print(f"Error: {error.message}", highlight=False, markup=False)
-            if error.hint:
-                stderr_console().print(f"Hint: {error.hint}", highlight=False, markup=False)
-            raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
-            stderr_console().print("Interrupted.", highlight=False)
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as error:
-            if _STATE["debug"]:
-                raise
-            first = str(error).splitlines()[0] if str(error) else ""
-            stderr_console().print(f"Error: {type(error).__name__}: {first}", highlight=False, markup=False)
-            stderr_console().print("Hint: rerun with --debug for a traceback", highlight=False, markup=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+def debugging() -> bool:
+    return bool(_STATE["debug"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -310,10 +218,12 @@ def quiet_libraries() -> None:
 
 
 def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
-    """Print a ``--dry-run`` plan: a table, or ``{"plan": ...}`` as JSON."""
+    """Print a ``--dry-run`` plan: the knowledge budget (when it has one) and a table, or one JSON document."""
     if json_mode:
         emit_json({"dry_run": True, **plan})
         return
+    if plan.get("budget"):
+        render_budget(plan["budget"])
     rows = [(key, value) for key, value in plan.items() if not isinstance(value, dict | list)]
     print_table("Plan (dry run: nothing written)", rows)
 
@@ -329,3 +239,43 @@ def render_result(stage: str, result: Any, json_mode: bool) -> None:
     rows += [(key, value) for key, value in result.details.items() if isinstance(value, int | float | str)]
     # step_losses is kept for --json (exactness checks); a table shows only scalars
     print_table(f"{stage}: done", rows)
+
+
+def render_budget(budget: dict[str, Any]) -> None:
+    """The knowledge-budget table: layer pairs, tokens, width, elements, fraction of full HSK and bytes."""
+    from rich.table import Table
+
+    table = Table(title="Knowledge budget", title_justify="left")
+    for column in ("student layer", "teacher layer", "ranking attention (layer)"):
+        table.add_column(column, justify="right")
+    for layer in budget["layers"]:
+        table.add_row(str(layer["student"]), str(layer["teacher"]), str(layer["attention"] + 1))
+    stdout_console().print(table)
+    width = budget.get("kept_width")
+    rows = [
+        ("tokens kept", f"{budget['keep_tokens']} of {budget['max_seq_length']} ({budget['token_scheme']})"),
+        (
+            "width kept",
+            f"{budget['keep_hidden']:.3g} ({budget['hidden_scheme']}"
+            + (f", {width} dims)" if width else ", per-example top values)"),
+        ),
+        ("HSK elements per example", budget["elements_per_example"]),
+        ("fraction of full HSK", f"{budget['hsk_fraction']:.4%}"),
+        (
+            f"bytes per example stored ({budget.get('value_dtype', 'float16')} + indices + logits)",
+            budget["bytes_per_example"],
+        ),
+    ]
+    if budget.get("train_set_bytes"):
+        rows.append(
+            (f"store for {budget['num_train_examples']:,} training examples", _human(budget["train_set_bytes"]))
+        )
+    print_table("Budget summary", rows)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} PB"

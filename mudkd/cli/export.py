@@ -7,37 +7,35 @@ from typing import Annotated, Any
 import typer
 
 from mudkd.cli import common as c
+from mudkd.cli import options as o
+from mudkd.errors import RecipeError
 
 EXPORT_EPILOG = """Examples:
 
-  $ mudkd export --model-path models/student -o student.onnx
+  $ mudkd export --student-model models/student -o student.onnx
 
-  $ mudkd export --model-path models/student --output student.onnx --opset 18 --overwrite --json
+  $ mudkd export --student-model models/student --output student.onnx --opset 18 --overwrite --json
 """
 
 REPORT_EPILOG = """Examples:
 
-  $ mudkd report --model-path models/student
+  $ mudkd report --student-model models/student
 
-  $ mudkd report --model-path models/student --teacher-model models/teacher --seq-length 128
+  $ mudkd report --student-model models/student --teacher-model models/teacher --seq-length 128
 
-  $ mudkd report --model-path models/student --teacher-model models/teacher --threads 1 --json
+  $ mudkd report --student-model models/student --teacher-model models/teacher --threads 1 --json
 """
 
-ModelPathOpt = Annotated[
-    str,
-    typer.Option("--model-path", help="Student directory (save_pretrained; BERT or pruned BERT).", show_default=False),
-]
 TrustRemoteCodeOpt = Annotated[
     bool,
     typer.Option("--trust-remote-code", help="Allow Python code shipped in a model directory to run (off: safer)."),
 ]
 
 
-@c.report_errors
 def export_cli(
-    model_path: ModelPathOpt,
     output: Annotated[str, typer.Option("--output", "-o", help="The .onnx file to write.", show_default=False)],
+    student_model: o.StudentOpt = None,
+    model_path: o.StudentAsModelPathOpt = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (14-20).")] = 17,
     max_seq_length: Annotated[
         int, typer.Option("--max-seq-length", help="Length of the traced example (axes stay dynamic).")
@@ -46,7 +44,7 @@ def export_cli(
         bool, typer.Option("--overwrite", help="Replace an existing output file (only an ONNX file mudkd exported).")
     ] = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
-    json_: c.JsonOpt = False,
+    json_: o.JsonOpt = False,
 ) -> None:
     """Export a student to ONNX: input_ids, attention_mask, token_type_ids -> logits.
 
@@ -57,15 +55,13 @@ def export_cli(
     from mudkd.core.export import export_onnx
 
     c.quiet_libraries()
-    result = export_onnx(
-        model_path,
-        output,
-        opset=opset,
-        max_seq_length=max_seq_length,
-        overwrite=overwrite,
-        trust_remote_code=trust_remote_code,
-    )
-    if json_:
+    student = _student(student_model, model_path)
+    options = {"opset": opset, "max_seq_length": max_seq_length, "trust_remote_code": trust_remote_code}
+    _print_export(export_onnx(student, output, overwrite=overwrite, **options), json_)
+
+
+def _print_export(result: dict[str, Any], json_mode: bool) -> None:
+    if json_mode:
         c.emit_json(result)
         return
     rows = [(key, value) for key, value in result.items() if key != "check_shapes"]
@@ -73,10 +69,10 @@ def export_cli(
     c.print_table("export: done", rows)
 
 
-@c.report_errors
 def report_cli(
-    model_path: ModelPathOpt,
-    teacher_model: c.TeacherOpt = None,
+    student_model: o.StudentOpt = None,
+    model_path: o.StudentAsModelPathOpt = None,
+    teacher_model: o.TeacherOpt = None,
     seq_length: Annotated[int, typer.Option("--seq-length", help="Tokens per example (FLOPs and latency).")] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per timed forward pass.")] = 32,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed forward passes per model.")] = 10,
@@ -89,7 +85,7 @@ def report_cli(
         ),
     ] = None,
     trust_remote_code: TrustRemoteCodeOpt = False,
-    json_: c.JsonOpt = False,
+    json_: o.JsonOpt = False,
 ) -> None:
     """Report a student's parameters, weight size and FLOPs, and its CPU speed-up over a teacher.
 
@@ -100,19 +96,19 @@ def report_cli(
     from mudkd.core.export import report
 
     c.quiet_libraries()
-    result = report(
-        model_path,
-        teacher_path=teacher_model,
-        seq_length=seq_length,
-        batch_size=batch_size,
-        repeats=repeats,
-        threads=threads,
-        trust_remote_code=trust_remote_code,
-    )
+    timing = {"seq_length": seq_length, "batch_size": batch_size, "repeats": repeats, "threads": threads}
+    student = _student(student_model, model_path)
+    result = report(student, teacher_path=teacher_model, trust_remote_code=trust_remote_code, **timing)
     if json_:
         c.emit_json(result)
         return
     _print_report(result)
+
+
+def _student(student_model: str | None, model_path: str | None) -> str:
+    if not (student_model or model_path):
+        raise RecipeError("no student given", hint="pass --student-model DIR (a save_pretrained directory)")
+    return student_model or model_path  # type: ignore[return-value]
 
 
 def _print_report(result: dict[str, Any]) -> None:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
-from mudkd.cli import common as c
-from mudkd.recipe import build_recipe
+from mudkd.cli import options as o
+from mudkd.cli.stage import build, run_stage
 
 EPILOG = """Examples:
 
@@ -19,58 +15,35 @@ EPILOG = """Examples:
 """
 
 
-@c.report_errors
 def finetune_cli(
-    recipe: c.RecipeArg = None,
-    model_name_or_path: Annotated[
-        str | None, typer.Option("--model-name-or-path", help="Pretrained model (hub name or directory).")
-    ] = None,
-    task_name: c.TaskOpt = None,
-    data_dir: c.DataDirOpt = None,
-    max_seq_length: c.MaxSeqOpt = None,
-    max_train_samples: c.MaxTrainOpt = None,
-    max_eval_samples: c.MaxEvalOpt = None,
-    train_batch_size: c.BatchOpt = None,
-    learning_rate: c.LrOpt = None,
-    num_train_epochs: c.EpochsOpt = None,
-    max_steps: c.MaxStepsOpt = None,
-    eval_step: c.EvalStepOpt = None,
-    warmup_proportion: c.WarmupOpt = None,
-    output_dir: c.OutputDirOpt = None,
-    seed: c.SeedOpt = None,
-    device: c.DeviceOpt = None,
-    set_: c.SetOpt = None,
-    dry_run: c.DryRunOpt = False,
-    json_: c.JsonOpt = False,
-    overwrite: c.OverwriteOpt = False,
-    resume: c.ResumeOpt = False,
+    recipe: o.RecipeArg = None,
+    model_name_or_path: o.PretrainedOpt = None,
+    task_name: o.TaskOpt = None,
+    data_dir: o.DataDirOpt = None,
+    max_seq_length: o.MaxSeqOpt = None,
+    max_train_samples: o.MaxTrainOpt = None,
+    max_eval_samples: o.MaxEvalOpt = None,
+    train_batch_size: o.BatchOpt = None,
+    learning_rate: o.LrOpt = None,
+    num_train_epochs: o.EpochsOpt = None,
+    max_steps: o.MaxStepsOpt = None,
+    eval_step: o.EvalStepOpt = None,
+    warmup_proportion: o.WarmupOpt = None,
+    output_dir: o.OutputDirOpt = None,
+    seed: o.SeedOpt = None,
+    device: o.DeviceOpt = None,
+    set_: o.SetOpt = None,
+    dry_run: o.DryRunOpt = False,
+    json_: o.JsonOpt = False,
+    overwrite: o.OverwriteOpt = False,
+    resume: o.ResumeOpt = False,
 ) -> None:
     """Fine-tune a pretrained BERT on a task, keeping the best checkpoint on dev.
 
     The result is a save_pretrained directory (model + tokenizer) with metrics.json, metrics.jsonl and the
     resolved recipe. Training uses the transformers Trainer, so `accelerate launch` / `torchrun` scale it out.
     """
-    flags = {
-        "teacher.pretrained": model_name_or_path,
-        **c.data_flags(task_name, data_dir, max_seq_length, max_train_samples, max_eval_samples),
-        **c.training_flags(
-            "finetune",
-            train_batch_size=train_batch_size,
-            learning_rate=learning_rate,
-            num_train_epochs=num_train_epochs,
-            max_steps=max_steps,
-            eval_step=eval_step,
-            warmup_proportion=warmup_proportion,
-            output_dir=output_dir,
-        ),
-        **c.run_flags(seed, device, overwrite),
-    }
-    resolved = build_recipe(recipe, flags=flags, sets=set_)
+    resolved = build(finetune_cli, locals(), stage="finetune")
     from mudkd.core import finetune
 
-    if dry_run:
-        c.render_plan(finetune.plan(resolved), json_)
-        return
-    c.quiet_libraries()
-    result = finetune.run(resolved, events=c.make_events(json_), resume=resume)
-    c.render_result("finetune", result, json_)
+    run_stage("finetune", resolved, locals(), plan=finetune.plan, run=finetune.run)

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from mudkd.cli import common as c
-from mudkd.recipe import build_recipe
+from mudkd.cli import options as o
+from mudkd.cli.stage import build, run_stage
 
 EPILOG = """Examples:
 
@@ -53,46 +54,48 @@ def render_summary(summary: dict[str, Any]) -> None:
     c.print_table("Summary", rows)
 
 
-@c.report_errors
+RootOpt = o.keyed(str | None, "output.dir", "--output-dir", "-o", help="Root output directory (a folder per stage).")
+
+
 def pipeline_cli(
-    recipe: c.RecipeArg = None,
-    output_dir: c.OutputDirOpt = None,
-    seed: c.SeedOpt = None,
-    device: c.DeviceOpt = None,
-    set_: c.SetOpt = None,
-    dry_run: c.DryRunOpt = False,
-    json_: c.JsonOpt = False,
-    overwrite: c.OverwriteOpt = False,
-    resume: c.ResumeOpt = False,
+    recipe: o.RecipeArg = None,
+    output_dir: RootOpt = None,
+    seed: o.SeedOpt = None,
+    device: o.DeviceOpt = None,
+    set_: o.SetOpt = None,
+    dry_run: o.DryRunOpt = False,
+    json_: o.JsonOpt = False,
+    overwrite: o.OverwriteOpt = False,
+    resume: o.ResumeOpt = False,
 ) -> None:
     """Run the whole pipeline from one recipe: finetune, score, prune, store, distill hsk, distill pred.
 
     Each stage writes a subdirectory of the output directory. Stages whose output exists and was made from the
     same settings are skipped, so rerunning an interrupted pipeline resumes it.
     """
-    flags = {"output.dir": output_dir, **c.run_flags(seed, device, overwrite)}
     # a recipe that names no output directory writes to ./outputs/<recipe name>, like the quickstart
     default_dir = {"output.dir": str(Path("outputs", recipe.stem))} if recipe else None
-    resolved = build_recipe(recipe, flags=flags, sets=set_, base=default_dir)
+    resolved = build(pipeline_cli, locals(), base=default_dir)
     from mudkd.core import pipeline
 
-    plan = pipeline.plan(resolved)
-    if dry_run:
-        if json_:
-            c.emit_json({"dry_run": True, **plan})
-        else:
-            c.print_table(
-                "Pipeline plan (dry run: nothing written)",
-                [(row["stage"], f"{row['status']}: {row['output_dir']}") for row in plan["stages"]],
-            )
-            if plan.get("budget"):
-                from mudkd.cli.distill import render_budget
+    stage = {"plan": pipeline.plan, "run": pipeline.run, "render": render, "render_plan": render_plan}
+    run_stage("pipeline", resolved, locals(), **stage)
 
-                render_budget(plan["budget"])
+
+def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
+    """The pipeline's dry run: each stage's status and folder, then the knowledge budget."""
+    if json_mode:
+        c.emit_json({"dry_run": True, **plan})
         return
-    c.quiet_libraries()
-    result = pipeline.run(resolved, events=c.make_events(json_), resume=resume)
-    if json_:
+    rows = [(row["stage"], f"{row['status']}: {row['output_dir']}") for row in plan["stages"]]
+    c.print_table("Pipeline plan (dry run: nothing written)", rows)
+    if plan.get("budget"):
+        c.render_budget(plan["budget"])
+
+
+def render(stage: str, result: Any, json_mode: bool) -> None:
+    """The teacher-vs-student summary, or the JSON document."""
+    if json_mode:
         c.emit_json(result.to_dict())
         return
     render_summary(result.details["summary"])

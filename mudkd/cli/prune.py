@@ -2,57 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from mudkd.cli import common as c
-from mudkd.errors import RecipeError
-from mudkd.recipe import build_recipe
+from mudkd.cli import options as o
+from mudkd.cli.stage import build, run_stage
 
 EPILOG = """Examples:
 
-  $ mudkd prune --model-path models/teacher --scores models/scores -o models/student
+  $ mudkd prune --teacher-model models/teacher --scores models/scores -o models/student
 
-  $ mudkd prune --model-path models/teacher --scores models/scores --keep-heads 4 --layers 0,2,4,6 -o models/s4
+  $ mudkd prune --teacher-model models/teacher --scores models/scores --keep-heads 4 --layers 0,2,4,6 -o models/s4
 
   $ mudkd prune recipes/glue_rosita.toml --set prune.ffn_hidden_dim=512 --dry-run
 """
 
 
-def _option(flag: str, help_text: str) -> Any:
-    return typer.Option(flag, help=help_text, show_default=False)
+ScoresOpt = o.keyed(
+    str | None, "prune.scores", "--scores", help="Directory written by 'mudkd score' (default: score.output_dir)."
+)
+KeepHeadsOpt = o.keyed(int | None, "prune.keep_heads", "--keep-heads", help="Attention heads kept per layer.")
+NumLayersOpt = o.keyed(int | None, "prune.num_layers", "--num-layers", help="Keep the bottom N teacher layers.")
+LayersOpt = o.keyed(
+    str | None,
+    "prune.layers",
+    "--layers",
+    convert=o.int_list,
+    metavar="I,J,...",
+    help="Explicit 0-based teacher layers to keep, e.g. 0,2,4.",
+)
+FfnOpt = o.keyed(int | None, "prune.ffn_hidden_dim", "--ffn-hidden-dim", help="FFN neurons kept per layer.")
+EmbOpt = o.keyed(
+    int | None,
+    "prune.emb_hidden_dim",
+    "--emb-hidden-dim",
+    help="Rank of the factorised word embedding (-1 = no factorisation).",
+)
 
 
-@c.report_errors
 def prune_cli(
-    recipe: c.RecipeArg = None,
-    model_path: Annotated[str | None, _option("--model-path", "Fine-tuned teacher directory.")] = None,
-    scores: Annotated[
-        str | None, _option("--scores", "Directory written by 'mudkd score' (default: score.output_dir).")
-    ] = None,
-    keep_heads: Annotated[int | None, _option("--keep-heads", "Attention heads kept per layer.")] = None,
-    num_layers: Annotated[int | None, _option("--num-layers", "Keep the bottom N teacher layers.")] = None,
-    layers: Annotated[
-        str | None,
-        typer.Option(
-            "--layers",
-            help="Explicit 0-based teacher layers to keep, e.g. 0,2,4.",
-            metavar="I,J,...",
-            show_default=False,
-        ),
-    ] = None,
-    ffn_hidden_dim: Annotated[int | None, _option("--ffn-hidden-dim", "FFN neurons kept per layer.")] = None,
-    emb_hidden_dim: Annotated[
-        int | None, _option("--emb-hidden-dim", "Rank of the factorised word embedding (-1 = no factorisation).")
-    ] = None,
-    output_dir: c.OutputDirOpt = None,
-    seed: c.SeedOpt = None,
-    device: c.DeviceOpt = None,
-    set_: c.SetOpt = None,
-    dry_run: c.DryRunOpt = False,
-    json_: c.JsonOpt = False,
-    overwrite: c.OverwriteOpt = False,
+    recipe: o.RecipeArg = None,
+    teacher_model: o.TeacherOpt = None,
+    model_path: o.TeacherAsModelPathOpt = None,
+    scores: ScoresOpt = None,
+    keep_heads: KeepHeadsOpt = None,
+    num_layers: NumLayersOpt = None,
+    layers: LayersOpt = None,
+    ffn_hidden_dim: FfnOpt = None,
+    emb_hidden_dim: EmbOpt = None,
+    output_dir: o.OutputDirOpt = None,
+    seed: o.SeedOpt = None,
+    device: o.DeviceOpt = None,
+    set_: o.SetOpt = None,
+    dry_run: o.DryRunOpt = False,
+    json_: o.JsonOpt = False,
+    overwrite: o.OverwriteOpt = False,
 ) -> None:
     """Prune the fine-tuned teacher into a small student by its Taylor importance scores.
 
@@ -60,42 +64,13 @@ def prune_cli(
     word embedding by SVD. The student is a save_pretrained directory that `mudkd distill` and `mudkd finetune`
     take, and that AutoModelForSequenceClassification loads once mudkd is imported.
     """
-    flags = {
-        "teacher.model": model_path,
-        **c.training_flags(
-            "prune",
-            scores=scores,
-            keep_heads=keep_heads,
-            num_layers=num_layers,
-            layers=_parse_layers(layers),
-            ffn_hidden_dim=ffn_hidden_dim,
-            emb_hidden_dim=emb_hidden_dim,
-            output_dir=output_dir,
-        ),
-        **c.run_flags(seed, device, overwrite),
-    }
-    resolved = build_recipe(recipe, flags=flags, sets=set_)
+    resolved = build(prune_cli, locals(), stage="prune")
     from mudkd.core import prune
 
-    if dry_run:
-        c.render_plan(prune.plan(resolved), json_)
-        return
-    c.quiet_libraries()
-    render_sizes(prune.run(resolved, events=c.make_events(json_)), json_)
+    run_stage("prune", resolved, locals(), plan=prune.plan, run=prune.run, render=render_sizes)
 
 
-def _parse_layers(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise RecipeError(
-            f"--layers: expected comma-separated integers (got {text!r})", hint="e.g. --layers 0,2,4"
-        ) from None
-
-
-def render_sizes(result: Any, json_mode: bool) -> None:
+def render_sizes(stage: str, result: Any, json_mode: bool) -> None:
     """One JSON document, or a table of parameters per component before and after pruning."""
     if json_mode:
         c.emit_json({"output_dir": result.output_dir, **result.details})

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mudkd.cli import common as c
+from mudkd.cli import options as o
 from mudkd.errors import RecipeError
 from mudkd.recipe import Recipe, build_recipe, recipe_fields
 from mudkd.recipe.wizard import recipe_problems
@@ -59,8 +60,7 @@ def _text(value: Any) -> str:
     return repr(value)
 
 
-@c.report_errors
-def show_cli(recipe: c.RecipeArg = None, set_: c.SetOpt = None, json_: c.JsonOpt = False) -> None:
+def show_cli(recipe: o.RecipeArg = None, set_: o.SetOpt = None, json_: o.JsonOpt = False) -> None:
     """Show the resolved recipe: every key with its value, default and description.
 
     Resolves RECIPE (or the defaults alone) with the --set overrides, exactly as a command would, and validates it.
@@ -70,11 +70,16 @@ def show_cli(recipe: c.RecipeArg = None, set_: c.SetOpt = None, json_: c.JsonOpt
     if json_:
         c.emit_json(resolved.model_dump(mode="json"))
         return
+    _print_recipe(resolved, title=f"Recipe: {recipe or 'defaults'}")
+
+
+def _print_recipe(resolved: Recipe, *, title: str) -> None:
+    """Every key: its value (highlighted when changed), its default and its description."""
     from rich.table import Table
 
     values = _flatten(resolved.model_dump(mode="json"))
     defaults = _flatten(Recipe.model_validate({}).model_dump(mode="json"))
-    table = Table(title=f"Recipe: {recipe or 'defaults'}", title_justify="left")
+    table = Table(title=title, title_justify="left")
     table.add_column("key", no_wrap=True, style="bold")
     table.add_column("value", overflow="fold", max_width=28)
     table.add_column("default", overflow="fold", max_width=28)
@@ -97,10 +102,9 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-@c.report_errors
 def validate_cli(
     recipes: Annotated[list[Path], typer.Argument(help="Recipe files to check.", show_default=False)],
-    json_: c.JsonOpt = False,
+    json_: o.JsonOpt = False,
 ) -> None:
     """Validate recipe files and report every problem in all of them.
 
@@ -108,26 +112,24 @@ def validate_cli(
     hsk.layer_scheme). Exits with 2 if any file has a problem. Model-dependent limits (e.g. more kept layers than
     the student has) are checked when a command loads the models.
     """
-    problems: dict[str, list[str]] = {}
-    for path in recipes:
-        try:
-            problems[str(path)] = recipe_problems(build_recipe(path), source=str(path))
-        except RecipeError as error:
-            problems[str(path)] = list(error.problems)
+    problems = {str(path): _problems_of(path) for path in recipes}
     if json_:
         c.emit_json({"recipes": [{"path": p, "valid": not found, "problems": found} for p, found in problems.items()]})
     else:
-        for name, found in problems.items():
-            if not found:
-                c.stdout_console().print(f"{name}: ok", highlight=False, markup=False)
+        for name in (name for name, found in problems.items() if not found):
+            c.stdout_console().print(f"{name}: ok", highlight=False, markup=False)
     every = [problem for found in problems.values() for problem in found]
     if every:
         invalid = sum(1 for found in problems.values() if found)
-        raise RecipeError(
-            every[0],
-            hint=f"{invalid} of {len(problems)} recipe(s) invalid; 'mudkd recipe show' lists every key",
-            problems=every,
-        )
+        hint = f"{invalid} of {len(problems)} recipe(s) invalid; 'mudkd recipe show' lists every key"
+        raise RecipeError(every[0], hint=hint, problems=every)
+
+
+def _problems_of(path: Path) -> list[str]:
+    try:
+        return recipe_problems(build_recipe(path), source=str(path))
+    except RecipeError as error:
+        return list(error.problems)
 
 
 recipe_app.command("show", epilog=SHOW_EPILOG)(show_cli)

@@ -2,48 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from mudkd.cli import common as c
-from mudkd.recipe import build_recipe
+from mudkd.cli import options as o
+from mudkd.cli.stage import build, run_stage
 
 EPILOG = """Examples:
 
-  $ mudkd score --model-name-or-path models/teacher --task-name sst-2 --data-dir glue/SST-2 -o models/scores
+  $ mudkd score --teacher-model models/teacher --task-name sst-2 --data-dir glue/SST-2 -o models/scores
 
   $ mudkd score recipes/glue_rosita.toml --set score.num_train_epochs=0.5
 
   $ mudkd score recipes/quickstart.toml --dry-run --json
 """
 
+ScoreEpochsOpt = o.keyed(
+    float | None,
+    "score.num_train_epochs",
+    "--num-train-epochs",
+    help="Passes over the training data (0.5 = half the batches).",
+)
 
-@c.report_errors
+
 def score_cli(
-    recipe: c.RecipeArg = None,
-    model_name_or_path: Annotated[
-        str | None,
-        typer.Option("--model-name-or-path", help="Fine-tuned teacher directory (teacher.model).", show_default=False),
-    ] = None,
-    task_name: c.TaskOpt = None,
-    data_dir: c.DataDirOpt = None,
-    max_seq_length: c.MaxSeqOpt = None,
-    max_train_samples: c.MaxTrainOpt = None,
-    train_batch_size: c.BatchOpt = None,
-    num_train_epochs: Annotated[
-        float | None,
-        typer.Option(
-            "--num-train-epochs", help="Passes over the training data (0.5 = half the batches).", show_default=False
-        ),
-    ] = None,
-    output_dir: c.OutputDirOpt = None,
-    seed: c.SeedOpt = None,
-    device: c.DeviceOpt = None,
-    set_: c.SetOpt = None,
-    dry_run: c.DryRunOpt = False,
-    json_: c.JsonOpt = False,
-    overwrite: c.OverwriteOpt = False,
+    recipe: o.RecipeArg = None,
+    teacher_model: o.TeacherOpt = None,
+    model_name_or_path: o.TeacherAsModelNameOpt = None,
+    task_name: o.TaskOpt = None,
+    data_dir: o.DataDirOpt = None,
+    max_seq_length: o.MaxSeqOpt = None,
+    max_train_samples: o.MaxTrainOpt = None,
+    train_batch_size: o.BatchOpt = None,
+    num_train_epochs: ScoreEpochsOpt = None,
+    output_dir: o.OutputDirOpt = None,
+    seed: o.SeedOpt = None,
+    device: o.DeviceOpt = None,
+    set_: o.SetOpt = None,
+    dry_run: o.DryRunOpt = False,
+    json_: o.JsonOpt = False,
+    overwrite: o.OverwriteOpt = False,
 ) -> None:
     """Score every attention head and FFN neuron of the teacher by first-order Taylor importance.
 
@@ -51,26 +49,13 @@ def score_cli(
     setting). Writes importance.safetensors and summary.json for `mudkd prune`, and prints how widely the
     head scores of each layer spread.
     """
-    flags = {
-        "teacher.model": model_name_or_path,
-        **c.data_flags(task_name, data_dir, max_seq_length, max_train_samples, None),
-        **c.training_flags(
-            "score", train_batch_size=train_batch_size, num_train_epochs=num_train_epochs, output_dir=output_dir
-        ),
-        **c.run_flags(seed, device, overwrite),
-    }
-    resolved = build_recipe(recipe, flags=flags, sets=set_)
+    resolved = build(score_cli, locals(), stage="score")
     from mudkd.core import score
 
-    if dry_run:
-        c.render_plan(score.plan(resolved), json_)
-        return
-    c.quiet_libraries()
-    result = score.run(resolved, events=c.make_events(json_))
-    render_scores(result, json_)
+    run_stage("score", resolved, locals(), plan=score.plan, run=score.run, render=render_scores)
 
 
-def render_scores(result: Any, json_mode: bool) -> None:
+def render_scores(stage: str, result: Any, json_mode: bool) -> None:
     """One JSON document, or a table of the per-layer score spread."""
     if json_mode:
         c.emit_json({"output_dir": result.output_dir, **result.details})

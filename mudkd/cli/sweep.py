@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from mudkd.cli import common as c
+from mudkd.cli import options as o
 from mudkd.recipe.sweep import make_recipe_builder, parse_shard, read_sweep
 
 EPILOG = """Examples:
@@ -29,6 +30,9 @@ MERGE_EPILOG = """Examples:
   $ mudkd sweep-merge outputs/sweep_* -o outputs/sweep --json
 """
 
+SweepDirOpt = Annotated[
+    str | None, typer.Option("--output-dir", "-o", help="Where points, stores and results go.", show_default=False)
+]
 ShardOpt = Annotated[
     str | None,
     typer.Option(
@@ -40,16 +44,17 @@ ShardOpt = Annotated[
 ]
 
 
-@c.report_errors
 def sweep_cli(
     sweep_file: Annotated[
         Path, typer.Argument(help="Sweep recipe (TOML): a base recipe plus a grid.", show_default=False)
     ],
     shard: ShardOpt = None,
-    output_dir: c.OutputDirOpt = None,
-    set_: c.SetOpt = None,
-    dry_run: c.DryRunOpt = False,
-    json_: c.JsonOpt = False,
+    output_dir: Annotated[
+        str | None, typer.Option("--output-dir", "-o", help="Output directory.", show_default=False)
+    ] = None,
+    set_: o.SetOpt = None,
+    dry_run: o.DryRunOpt = False,
+    json_: o.JsonOpt = False,
 ) -> None:
     """Distil one student per knowledge budget of a grid and plot the marginal utility of HSK.
 
@@ -73,13 +78,12 @@ def sweep_cli(
     render_result(result, json_)
 
 
-@c.report_errors
 def sweep_merge_cli(
     directories: Annotated[list[Path], typer.Argument(help="Output directories of sweep shards.", show_default=False)],
     output_dir: Annotated[
         Path, typer.Option("--output-dir", "-o", help="Directory of the merged results.", show_default=False)
     ],
-    json_: c.JsonOpt = False,
+    json_: o.JsonOpt = False,
 ) -> None:
     """Combine the results of sweep shards (run with --shard i/n) into one table, curve and plot.
 

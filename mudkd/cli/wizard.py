@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from mudkd.cli import common as c
+from mudkd.cli import options as o
 from mudkd.errors import MudkdError, RecipeError
 from mudkd.recipe import Recipe
 from mudkd.recipe.wizard import (
@@ -55,7 +56,6 @@ KNOWN_SHAPES = {
 }
 
 
-@c.report_errors
 def wizard_cli(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Recipe file to write.", rich_help_panel="Output")
@@ -63,7 +63,7 @@ def wizard_cli(
     defaults: Annotated[
         bool, typer.Option("--defaults", help="Do not ask: write the default answers, changed by --set.")
     ] = False,
-    set_: c.SetOpt = None,
+    set_: o.SetOpt = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing recipe file.", rich_help_panel="Output")
     ] = False,
@@ -80,20 +80,33 @@ def wizard_cli(
     _refuse_existing(output, overwrite)
     presets, overrides = split_sets(set_)
     answers = _check_sets(presets, overrides)  # every problem with --set, before any question is asked
-    if defaults:
+    recipe = _recipe_from_defaults(answers, overrides) if defaults else _ask(answers, presets, overrides, output)
+    _write_recipe(output, recipe, overwrite)
+
+
+def _recipe_from_defaults(answers: dict[str, Any], overrides: list[str]) -> Recipe:
+    recipe = apply_overrides(answers_to_recipe(answers), overrides)
+    _show_summary(recipe, strict=True)
+    return recipe
+
+
+def _ask(answers: dict[str, Any], presets: dict[str, Any], overrides: list[str], output: Path) -> Recipe:
+    """Ask the questions (presets answered already), show the summary and confirm writing."""
+    try:
+        answers = ask(QUESTIONS, {key: answers[key] for key in presets}, **PROMPT_IO)
         recipe = apply_overrides(answers_to_recipe(answers), overrides)
-        _show_summary(recipe, strict=True)
-    else:
-        try:
-            answers = ask(QUESTIONS, {key: answers[key] for key in presets}, **PROMPT_IO)
-            recipe = apply_overrides(answers_to_recipe(answers), overrides)
-            fits = _show_summary(recipe, strict=False)
-            if not ask_confirm(f"Write {output}?", default=fits, **PROMPT_IO):
-                c.stderr_console().print("Nothing written.", highlight=False)
-                raise typer.Exit(1)
-        except (KeyboardInterrupt, EOFError):
-            c.stderr_console().print("Aborted.", highlight=False)
-            raise typer.Exit(130) from None
+        fits = _show_summary(recipe, strict=False)
+        if not ask_confirm(f"Write {output}?", default=fits, **PROMPT_IO):
+            c.stderr_console().print("Nothing written.", highlight=False)
+            raise typer.Exit(1)
+    except (KeyboardInterrupt, EOFError):
+        c.stderr_console().print("Aborted.", highlight=False)
+        raise typer.Exit(130) from None
+    return recipe
+
+
+def _write_recipe(output: Path, recipe: Recipe, overwrite: bool) -> None:
+    """Write the commented recipe and say what to run next."""
     header = f"{WIZARD_HEADER}\nCheck it: mudkd recipe validate {output}"
     _write_atomic(output, render_commented_toml(recipe, header=header, folder=output.parent), overwrite)
     console = c.stdout_console()

@@ -316,7 +316,7 @@ def _value_dtype(recipe: Recipe, store: Any) -> str:
     return (store.value_dtype if store is not None else None) or recipe.cache.dtype
 
 
-def plan_hsk(recipe: Recipe) -> dict[str, Any]:
+def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The HSK stage's plan and knowledge budget (validates models, budget and data; writes nothing)."""
     student_config = read_config(recipe.student.model, "student")
     store = None
@@ -327,7 +327,7 @@ def plan_hsk(recipe: Recipe) -> dict[str, Any]:
     else:
         read_config(recipe.teacher.model, "teacher")
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
-    check_stage_output(recipe, "hsk")
+    check_stage_output(recipe, "hsk", resume=resume)
     budget, _ = _resolve_stage_budget(recipe, student_config, store)
     num_examples = count_train_examples(recipe)
     return {
@@ -340,7 +340,7 @@ def plan_hsk(recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def plan_pred(recipe: Recipe) -> dict[str, Any]:
+def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The prediction stage's plan (validates models and paths; writes nothing)."""
     read_config(recipe.student.model, "student")
     if recipe.pred.logits_store:
@@ -352,7 +352,7 @@ def plan_pred(recipe: Recipe) -> dict[str, Any]:
     check_positions(
         recipe.task.max_seq_length, recipe.student.model, None if recipe.pred.logits_store else recipe.teacher.model
     )
-    check_stage_output(recipe, "pred")
+    check_stage_output(recipe, "pred", resume=resume)
     stage = recipe.pred
     return {
         "stage": "distill pred",

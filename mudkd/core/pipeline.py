@@ -152,7 +152,7 @@ def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def plan(recipe: Recipe) -> dict[str, Any]:
+def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The pipeline plan: which stages run and where, plus the knowledge budget when it can be resolved."""
     recipe, not_needed = resolve_paths(recipe)
     check_root(recipe)
@@ -269,11 +269,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         runner = _runner(stage.name)
         stage_recipe = _stage_recipe(recipe, stage)
         with marker_notes(pipeline_key=keys[stage.name]):
-            result = (
-                runner(stage_recipe, events=events)
-                if stage.name in {"score", "prune"}
-                else runner(stage_recipe, events=events, resume=resume)
-            )
+            result = runner(stage_recipe, events=events, resume=resume)
         seconds = time.monotonic() - started
         timings[stage.name] = seconds
         record = {**_compact(result.to_dict()), "seconds": seconds}

@@ -26,7 +26,7 @@ from mudkd.errors import BudgetError, CheckpointError
 from mudkd.recipe.schema import Recipe
 
 
-def plan(recipe: Recipe) -> dict[str, Any]:
+def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """What ``run`` would do, for ``--dry-run``.
 
     Validates the teacher's ``config.json``, the score file's header and the budget against them without loading
@@ -126,8 +126,10 @@ def check_scores_header(directory: Path, shape: Any) -> None:
         )
 
 
-def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
+def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
     """Prune ``recipe.teacher.model`` by its Taylor scores and save the student.
+
+    ``resume`` is accepted for the signature every stage shares; this stage keeps no checkpoints and runs whole.
 
     Writes a ``save_pretrained`` student (safetensors, config with ``auto_map``, tokenizer, modeling file),
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.prune.output_dir``, atomically. Runs on the CPU

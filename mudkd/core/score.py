@@ -27,7 +27,7 @@ from mudkd.errors import CheckpointError, DataError
 from mudkd.recipe.schema import Recipe
 
 
-def plan(recipe: Recipe) -> dict[str, Any]:
+def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """What ``run`` would do, for ``--dry-run`` (validates paths, touches nothing)."""
     teacher = require_teacher(recipe, flag="--model-name-or-path")
     check_positions(recipe.task.max_seq_length, teacher)
@@ -66,8 +66,10 @@ def require_teacher(recipe: Recipe, *, flag: str) -> str:
     return teacher
 
 
-def run(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
+def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
     """Score the teacher's heads and FFN neurons on its training data and save the scores.
+
+    ``resume`` is accepted for the signature every stage shares; this stage keeps no checkpoints and runs whole.
 
     Writes ``importance.safetensors``, ``summary.json``, ``recipe.resolved.toml`` and ``run_info.json`` into
     ``recipe.score.output_dir``, atomically.

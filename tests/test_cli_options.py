@@ -1,0 +1,159 @@
+"""Declarative commands: one definition per option (with its recipe key), choices in --help, old spellings kept,
+and command bodies short enough to read at a glance."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mudkd.cli import options as o
+from mudkd.cli.app import app
+from tests.helpers import make_teacher_and_student
+
+runner = CliRunner()
+
+
+def test_overrides_map_given_options_to_recipe_keys():
+    def command(
+        learning_rate: o.LrOpt = None,
+        student_layers: o.StudentLayersOpt = None,
+        att_ttop12: o.AttTtop12Opt = None,
+        device: o.DeviceOpt = None,
+        overwrite: o.OverwriteOpt = False,
+        seed: o.SeedOpt = None,
+        json_: o.JsonOpt = False,
+    ) -> None: ...
+
+    Device = o.schema_choices("training.device")
+    values = {
+        "learning_rate": 1e-4,
+        "student_layers": "0, 2",
+        "att_ttop12": "yes",
+        "device": Device("cpu"),
+        "overwrite": False,
+        "seed": None,
+        "json_": True,
+    }
+    assert o.overrides(command, values, stage="hsk") == {
+        "hsk.learning_rate": 1e-4,  # {stage} is the command's stage
+        "hsk.student_layers": [0, 2],  # converted
+        "hsk.att_ttop12": True,
+        "training.device": "cpu",  # an Enum choice becomes its plain value
+    }  # not given (None, a False flag) and keyless options (--json) set nothing
+    assert o.overrides(command, {"overwrite": True}, stage="pred") == {"output.overwrite": True}
+
+
+def test_choices_come_from_the_recipe_schema():
+    from mudkd.recipe.schema import Recipe
+
+    for key in (
+        "hsk.token_scheme",
+        "hsk.hidden_scheme",
+        "hsk.mag_scope",
+        "hsk.mask_mode",
+        "cache.dtype",
+        "training.device",
+    ):
+        section, name = key.split(".")
+        allowed = {str(choice.value) for choice in o.schema_choices(key)}
+        for value in allowed:  # every listed choice validates, and nothing else is listed
+            Recipe.model_validate({section: {name: value}})
+        assert allowed
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["distill", "hsk"], ["left_first", "attention_no_sep", "importance_mask_dynamic", "teacher_only"]),
+        (["distill", "cache"], ["float16", "float32", "--teacher-batch-size"]),
+        (["finetune"], ["auto", "cuda", "mps"]),
+    ],
+)
+def test_help_lists_the_choices(command, shown):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert all(word in result.stdout for word in shown), result.stdout
+
+
+def test_a_bad_choice_is_one_error_line_naming_the_choices():
+    result = runner.invoke(app, ["distill", "hsk", "--token-scheme", "middle", "--dry-run"])
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "middle" in errors[0] and "left_first" in errors[0], result.stderr
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return make_teacher_and_student(tmp_path_factory.mktemp("options"))
+
+
+@pytest.mark.parametrize(
+    ("new", "old"),
+    [
+        (["score", "--teacher-model", "{teacher}"], ["score", "--model-name-or-path", "{teacher}"]),
+        (
+            ["prune", "--teacher-model", "{teacher}", "--scores", "{teacher}"],
+            ["prune", "--model-path", "{teacher}", "--scores", "{teacher}"],
+        ),
+    ],
+)
+def test_old_spellings_are_hidden_aliases_that_still_work(models, tmp_path, new, old):
+    """``--dry-run --json`` shows what a command would do: the old spelling must mean exactly the new one."""
+
+    def plan(words):
+        args = [word.format(teacher=models / "teacher") for word in words]
+        return runner.invoke(app, [*args, "-o", str(tmp_path / "out"), "--dry-run", "--json"])
+
+    new_result, old_result = plan(new), plan(old)
+    assert new_result.exit_code == old_result.exit_code
+    assert new_result.stdout == old_result.stdout and new_result.stderr == old_result.stderr
+
+
+def test_aliases_set_the_same_recipe_keys():
+    from mudkd.cli.distill import cache_cli
+    from mudkd.cli.prune import prune_cli
+    from mudkd.cli.score import score_cli
+
+    assert o.overrides(cache_cli, {"batch_size": 7}) == o.overrides(cache_cli, {"teacher_batch_size": 7})
+    assert o.overrides(cache_cli, {"batch_size": 7}) == {"cache.batch_size": 7}
+    assert o.overrides(score_cli, {"model_name_or_path": "t"}) == {"teacher.model": "t"}
+    assert o.overrides(prune_cli, {"model_path": "t"}) == o.overrides(prune_cli, {"teacher_model": "t"})
+    result = runner.invoke(app, ["distill", "cache", "--batch-size", "0", "--dry-run"])
+    assert result.exit_code == 2 and "cache.batch_size" in result.stderr
+
+
+def _command_functions():
+    for path in sorted(Path(o.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.endswith("_cli"):
+                yield path.name, node
+
+
+def test_command_bodies_are_a_few_lines():
+    """A command declares options and calls one core function; anything longer belongs in a helper or the core."""
+    long = []
+    for name, node in _command_functions():
+        body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # without the docstring
+        lines = body[-1].end_lineno - body[0].lineno + 1
+        if lines > 15:
+            long.append(f"{name}:{node.name} ({lines} lines)")
+    assert not long, long
+    assert len(list(_command_functions())) >= 12
+
+
+def test_every_recipe_option_is_declared_once():
+    """No module but cli/options.py spells a recipe-key option that every command shares."""
+    source = Path(o.__file__).parent
+    shared = ["--teacher-model", "--student-model", "--task-name", "--data-dir", "--learning-rate", "--seed"]
+    for path in source.glob("*.py"):
+        if path.name == "options.py":
+            continue
+        text = path.read_text()
+        for flag in shared:
+            assert f'"{flag}"' not in text, f"{path.name} declares {flag} again"
+    assert inspect.getsource(o).count('"--teacher-model"') == 1
