@@ -305,9 +305,6 @@ SCHEME_NAMES = {
     HiddenScheme.IMPORTANCE_MASK_DYNAMIC.value,
     MaskMode.TEACHER_ONLY.value,
 }
-#: Literals the CLI still spells until its flags and tables are rewired to mudkd.knowledge (issue 13, step 3).
-#: Remove an entry once its file imports the vocabulary; the test fails on any new copy.
-PENDING = {("mudkd/cli/wizard.py", "left_first")}
 
 
 def _code_literals(path: Path) -> list[tuple[int, object]]:
@@ -337,7 +334,7 @@ def test_scheme_names_are_spelled_only_in_mudkd_knowledge():
     for path in _outside_knowledge():
         relative = path.relative_to(REPO_ROOT).as_posix()
         for line, value in _code_literals(path):
-            if isinstance(value, str) and value in SCHEME_NAMES and (relative, value) not in PENDING:
+            if isinstance(value, str) and value in SCHEME_NAMES:
                 found.append(f"{relative}:{line}: {value!r}")
     assert not found, "import the scheme from mudkd.knowledge instead:\n" + "\n".join(found)
 

@@ -242,40 +242,7 @@ def render_result(stage: str, result: Any, json_mode: bool) -> None:
 
 
 def render_budget(budget: dict[str, Any]) -> None:
-    """The knowledge-budget table: layer pairs, tokens, width, elements, fraction of full HSK and bytes."""
-    from rich.table import Table
+    """The knowledge-budget table (:func:`mudkd.knowledge.summary.summary_rows`: the same rows in every command)."""
+    from mudkd.knowledge.summary import summary_rows
 
-    table = Table(title="Knowledge budget", title_justify="left")
-    for column in ("student layer", "teacher layer", "ranking attention (layer)"):
-        table.add_column(column, justify="right")
-    for layer in budget["layers"]:
-        table.add_row(str(layer["student"]), str(layer["teacher"]), str(layer["attention"] + 1))
-    stdout_console().print(table)
-    width = budget.get("kept_width")
-    rows = [
-        ("tokens kept", f"{budget['keep_tokens']} of {budget['max_seq_length']} ({budget['token_scheme']})"),
-        (
-            "width kept",
-            f"{budget['keep_hidden']:.3g} ({budget['hidden_scheme']}"
-            + (f", {width} dims)" if width else ", per-example top values)"),
-        ),
-        ("HSK elements per example", budget["elements_per_example"]),
-        ("fraction of full HSK", f"{budget['hsk_fraction']:.4%}"),
-        (
-            f"bytes per example stored ({budget.get('value_dtype', 'float16')} + indices + logits)",
-            budget["bytes_per_example"],
-        ),
-    ]
-    if budget.get("train_set_bytes"):
-        rows.append(
-            (f"store for {budget['num_train_examples']:,} training examples", _human(budget["train_set_bytes"]))
-        )
-    print_table("Budget summary", rows)
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000:
-            return f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} PB"
+    print_table("Knowledge budget", summary_rows(budget))

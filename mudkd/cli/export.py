@@ -9,6 +9,7 @@ import typer
 from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.errors import RecipeError
+from mudkd.knowledge.summary import format_bytes
 
 EXPORT_EPILOG = """Examples:
 
@@ -140,7 +141,9 @@ def _print_report(result: dict[str, Any]) -> None:
         student, teacher_value = result["params"][key], other["params"].get(key)
         row(f"params {key}", _human(student), _human(teacher_value), ratio(teacher_value, student))
     size, teacher_size = result["size_bytes"], other.get("size_bytes")
-    row("weights on disk", _human(size, "B"), _human(teacher_size, "B"), result["size_ratio"])
+    row(
+        "weights on disk", format_bytes(size), format_bytes(teacher_size) if teacher_size else "-", result["size_ratio"]
+    )
     for key in ("total", "embeddings", "attention", "ffn"):
         student, teacher_value = result["flops"][key], other["flops"].get(key)
         row(f"FLOPs {key}", _human(student), _human(teacher_value), ratio(teacher_value, student))
@@ -158,7 +161,7 @@ def _print_report(result: dict[str, Any]) -> None:
 
 
 def _human(value: Any, unit: str = "") -> str:
-    """``1234567`` -> ``1.23 M`` (decimal prefixes); None -> ``-``."""
+    """A count: ``1234567`` -> ``1.23 M`` (decimal prefixes; bytes use format_bytes); None -> ``-``."""
     if value is None:
         return "-"
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):

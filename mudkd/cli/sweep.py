@@ -13,6 +13,7 @@ import typer
 
 from mudkd.cli import common as c
 from mudkd.cli import options as o
+from mudkd.knowledge.summary import format_bytes
 from mudkd.recipe.sweep import make_recipe_builder, parse_shard, read_sweep
 
 EPILOG = """Examples:
@@ -149,7 +150,7 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
         for column in ("store", "budget", "bytes/example", "size", "serves"):
             stores.add_column(column, no_wrap=column not in {"store", "budget"})
         for store in plan["stores"]:
-            size = _human(store["bytes"]) if store.get("bytes") else "-"
+            size = format_bytes(store["bytes"]) if store.get("bytes") else "-"
             stores.add_row(
                 store["name"],
                 store["budget"],
@@ -162,14 +163,6 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
         c.stdout_console().print(f"{store['name']}: {store['path']}", highlight=False, markup=False)
     for note in plan.get("notes", []):
         c.stdout_console().print(f"Note: {note}", highlight=False, markup=False)
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000:
-            return f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} PB"
 
 
 def render_result(result: Any, json_mode: bool) -> None:

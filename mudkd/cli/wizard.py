@@ -20,6 +20,7 @@ import typer
 from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.errors import MudkdError, RecipeError
+from mudkd.knowledge.shapes import model_shape as knowledge_model_shape
 from mudkd.recipe import Recipe
 from mudkd.recipe.wizard import (
     QUESTIONS,
@@ -226,9 +227,9 @@ def model_shape(name: str | None, fallback: tuple[int, int]) -> tuple[int, int, 
         config = Path(name) / "config.json"
         if config.is_file():
             try:
-                data = json.loads(config.read_text())
-                return int(data["num_hidden_layers"]), int(data["hidden_size"]), str(config)
-            except (ValueError, KeyError, TypeError, OSError):
+                shape = knowledge_model_shape(json.loads(config.read_text()), str(config))
+                return shape.layers, shape.hidden, str(config)
+            except (ValueError, OSError, MudkdError):
                 pass
         if name in KNOWN_SHAPES:
             return (*KNOWN_SHAPES[name], "known shape")
@@ -236,15 +237,6 @@ def model_shape(name: str | None, fallback: tuple[int, int]) -> tuple[int, int, 
         if match:
             return int(match.group(1)), int(match.group(2)), "from the name"
     return (*fallback, "assumed")
-
-
-def _human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1000
-    return f"{count} B"  # pragma: no cover
 
 
 def _summary_rows(recipe: Recipe) -> list[tuple[str, Any]]:
@@ -277,30 +269,10 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def budget_rows(budget: Mapping[str, Any], notes: list[str]) -> list[tuple[str, Any]]:
-    """The knowledge-budget table: layer pairs, tokens, width, amount and storage of the kept HSK."""
-    rows: list[tuple[str, Any]] = [("layer scheme", budget["layer_scheme"])]
-    tokens, length = budget["keep_tokens"], budget["max_seq_length"]
-    ranked = tokens < length and budget["token_scheme"] != "left_first"
-    for layer in budget["layers"]:
-        ranking = f" (tokens ranked by layer {layer['attention'] + 1}'s [CLS] attention)" if ranked else ""
-        student = "embeddings" if layer["student"] == 0 else f"layer {layer['student']}"
-        teacher = "embeddings" if layer["teacher"] == 0 else f"layer {layer['teacher']}"
-        rows.append((f"student {student}", f"teacher {teacher}{ranking}"))
-    rows.append(("tokens", f"{tokens} of {length}" + (f" ({budget['token_scheme']})" if tokens < length else "")))
-    hidden, rho = budget["teacher_hidden"], budget["keep_hidden"]
-    if rho >= 1:
-        rows.append(("width", f"all {hidden} dims"))
-    elif budget["kept_width"] is None:
-        rows.append(("width", f"Mag Mask: the largest {rho * 100:g}% of the values per {budget['mag_scope']}"))
-    else:
-        rows.append(("width", f"{budget['kept_width']} of {hidden} dims ({budget['hidden_scheme']})"))
-    rows.append(("HSK elements per example", budget["elements_per_example"]))
-    rows.append(("fraction of full HSK", f"{budget['hsk_fraction']:.3%}"))
-    rows.append(("stored bytes per example", _human_bytes(budget["bytes_per_example"])))
-    if budget.get("store_bytes") is not None:
-        rows.append((f"store for {budget['train_examples']:,} train examples", _human_bytes(budget["store_bytes"])))
-    rows += [("assumed", note) for note in notes]
-    return rows
+    """The knowledge-budget table every command shows, plus the model shapes the wizard had to assume."""
+    from mudkd.knowledge.summary import summary_rows
+
+    return [*summary_rows(budget), *(("assumed", note) for note in notes)]
 
 
 def _show_summary(recipe: Recipe, *, strict: bool) -> bool:
