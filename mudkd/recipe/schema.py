@@ -366,6 +366,14 @@ class Recipe(Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
+    def __eq__(self, other: object) -> bool:
+        """Recipes are equal when their settings are: where one was read from (``_source``) does not count."""
+        if not isinstance(other, Recipe):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
+
     @model_validator(mode="after")
     def _check_version(self) -> Recipe:
         if self.schema_version > SCHEMA_VERSION:
