@@ -323,8 +323,8 @@ def test_tinybert_style_student_gets_a_projection_beside_the_model(models, glue_
         (["--keep-hidden", "0"], "keep_hidden"),
         (["--layer-scheme", "t_top4"], "t_top4"),
         (["--config-3d", "1l_10t"], "config_3d"),
-        (["--token-scheme", "random"], "token_scheme"),
-        (["--hidden-scheme", "magic"], "hidden_scheme"),
+        (["--token-scheme", "random"], "'--token-scheme': 'random' is not one of 'left_first'"),
+        (["--hidden-scheme", "magic"], "'--hidden-scheme': 'magic' is not one of 'rand_mask'"),
     ],
 )
 def test_bad_budgets_are_one_line_errors(models, glue_dir, tmp_path, extra, message):

@@ -13,8 +13,8 @@ from mudkd.cli.app import app
 from mudkd.core import export
 from mudkd.core.export import export_onnx, flops_per_example
 from mudkd.core.modeling_pruned_bert import PrunedBertConfig
+from mudkd.core.models import load_classifier
 from mudkd.core.pruning import TaylorScores, count_parameters, prune_bert, save_pruned
-from mudkd.core.training import load_classifier
 from tests.helpers import make_tiny_bert
 
 runner = CliRunner()

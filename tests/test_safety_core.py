@@ -120,7 +120,7 @@ def test_damaged_safetensors_is_exit_2_naming_the_file(damage, tiny_bert_dir, tm
 def test_hub_names_still_load_through_from_pretrained_with_safetensors_only(monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
-    from mudkd.core.training import load_classifier
+    from mudkd.core.models import load_classifier
 
     calls = []
 
@@ -175,7 +175,8 @@ class _FakeTrainer:
 
 
 def _guard(stage: str = "distill hsk"):
-    from mudkd.core.training import JsonlWriter, RunEvents, attach_events
+    from mudkd.core.events import RunEvents
+    from mudkd.core.training import JsonlWriter, attach_events
 
     trainer = _FakeTrainer()
     attach_events(trainer, RunEvents(), stage, JsonlWriter(Path("unused.jsonl")))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mudkd.cli.app import app
 from mudkd.core import sweep as core
-from mudkd.core.training import StageResult
+from mudkd.core.events import StageResult
 from mudkd.errors import RecipeError
 from mudkd.recipe.sweep import (
     Sweep,

@@ -93,7 +93,7 @@ def _report_click_error(group: Any, error: Any, words: list[str]) -> int:
     """Print a click usage error as ``Error:`` and ``Hint:`` lines; return its exit code."""
     if type(error).__name__ == "NoArgsIsHelpError":  # the help was shown already (a group without a command)
         return int(error.exit_code)
-    message = " ".join(error.format_message().split())
+    message = " ".join(error.format_message().split()).replace("Value error, ", "")
     cause = error.__cause__  # typer's value coercion: a pydantic error holding the value given
     if hasattr(cause, "errors") and "(got " not in message:
         try:

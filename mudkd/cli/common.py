@@ -134,7 +134,7 @@ PLAIN_EVERY_SECONDS = 5.0
 
 def make_events(json_mode: bool = False) -> Any:
     """The progress display for a long stage: animated on a terminal, plain lines otherwise."""
-    from mudkd.core.training import RunEvents
+    from mudkd.core.events import RunEvents
 
     quiet = _STATE["quiet"] or os.environ.get("RANK", "0") != "0"  # under torchrun: rank 0 reports progress
     animate = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not quiet

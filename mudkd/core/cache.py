@@ -16,19 +16,19 @@ import numpy as np
 import torch
 
 from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
+from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, pack_targets
-from mudkd.core.models import check_same_tokenizer, read_shape, teacher_fingerprint
-from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
-from mudkd.core.store import StoreWriter, check_chunk_bytes, fingerprint_files, fingerprint_value
-from mudkd.core.training import (
-    RunEvents,
-    StageResult,
+from mudkd.core.models import (
     check_positions,
+    check_same_tokenizer,
     load_classifier,
     load_tokenizer,
-    resolve_device,
-    write_run_files,
+    read_shape,
+    teacher_fingerprint,
 )
+from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
+from mudkd.core.store import StoreWriter, check_chunk_bytes, fingerprint_files, fingerprint_value
+from mudkd.core.training import resolve_device, write_run_files
 from mudkd.errors import BudgetError, RunError
 from mudkd.knowledge import budget_from_recipe, budget_summary
 from mudkd.recipe.schema import Recipe

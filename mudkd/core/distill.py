@@ -18,26 +18,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from mudkd.core.data import TaskData, count_train_examples, load_task
-from mudkd.core.finetune import compute_metrics_fn, evaluate_all
+from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
-from mudkd.core.models import check_same_tokenizer, read_config, read_shape, teacher_fingerprint
-from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
-from mudkd.core.training import (
-    JsonlWriter,
-    RunEvents,
-    StageResult,
-    attach_events,
-    check_finite_model,
+from mudkd.core.models import (
     check_positions,
-    discard_checkpoints,
-    latest_checkpoint,
+    check_same_tokenizer,
     load_classifier,
     load_tokenizer,
-    resolve_device,
-    set_seed,
-    training_arguments,
-    write_run_files,
+    read_config,
+    read_shape,
+    teacher_fingerprint,
 )
+from mudkd.core.outputs import check_output_dir, recipe_inputs
+from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
 from mudkd.errors import CheckpointError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
 from mudkd.knowledge.shapes import model_shape
@@ -390,7 +383,6 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     ready = _prepare(recipe, "hsk", recipe.student.model, resume=resume)
     data, store, tokenizer = ready["data"], ready["store"], ready["tokenizer"]
     budget, stored = _resolve_stage_budget(recipe, ready["student_config"], store)
-    final = Path(recipe.hsk.output_dir)  # type: ignore[arg-type]
     device = resolve_device(recipe.training)
     set_seed(recipe.training.seed)
 
@@ -405,48 +397,45 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
         events.on_message(f"device: {device}; teacher-free: HSK read from {recipe.hsk.hsk_store}")
     model = HskStudent(student, budget.teacher_hidden, budget.mask_mode)
 
-    with StagingDir(final, command="distill hsk", resume=resume, recipe=recipe) as staging:
-        if staging.main:
-            (staging.path / "knowledge_budget.json").write_text(
-                json.dumps(budget_summary(budget, len(data.train), _value_dtype(recipe, store)), indent=2) + "\n"
-            )
-        log = JsonlWriter(staging.path / "metrics.jsonl")
-        arguments = training_arguments(recipe.hsk, recipe.training, staging.path, selection=None, evaluate=False)
-        trainer = _make_trainer_class()(
-            model=model,
-            args=arguments,
-            train_dataset=_with_index(data.train),
-            source=source,
-            stage="hsk",
-        )
-        attach_events(trainer, events, "distill hsk", log)
-        checkpoint = latest_checkpoint(staging.path) if resume else None
-        train_output = trainer.train(resume_from_checkpoint=checkpoint)
-        if not staging.main:  # DDP: rank 0 alone writes the output directory
-            return StageResult(str(final), {}, {"steps": trainer.state.global_step, "step_losses": trainer.step_losses})
-
-        check_finite_model(model, "distill hsk")
-        student.save_pretrained(staging.path)
-        tokenizer.save_pretrained(staging.path)
-        if model.projection is not None:
+    def save(directory: Path) -> None:
+        student.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        if model.projection is not None:  # a narrower student's projection lives beside the model, not in it
             from safetensors.torch import save_file
 
             projection = {k: v.contiguous() for k, v in model.projection.state_dict().items()}
-            save_file(projection, staging.path / PROJECTION_FILE)
-        discard_checkpoints(staging.path)
-        recent = trainer.step_losses[-10:]
-        final_loss = sum(recent) / len(recent) if recent else None
-        write_run_files(staging.path, recipe, metrics={"hsk_loss": final_loss}, device=device)
-        output = staging.commit()
+            save_file(projection, directory / PROJECTION_FILE)
+
+    summary = budget_summary(budget, len(data.train), _value_dtype(recipe, store))
+    stage = TrainerStage(
+        command="distill hsk",
+        config=recipe.hsk,
+        output_dir=Path(recipe.hsk.output_dir),  # type: ignore[arg-type]
+        model=model,
+        train_dataset=_with_index(data.train),
+        save=save,
+        trainer_class=_make_trainer_class(),
+        trainer_options={"source": source, "stage": "hsk"},
+        files={"knowledge_budget.json": json.dumps(summary, indent=2) + "\n"},
+        run_metrics=lambda trainer: {"hsk_loss": _recent_loss(trainer)},
+    )
+    outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
+    trainer = outcome.trainer
     details = {
         "steps": trainer.state.global_step,
         "teacher_free": store is not None,
-        "train_seconds": train_output.metrics.get("train_runtime"),
-        "hsk_loss": final_loss,
+        "train_seconds": outcome.train_seconds,
+        "hsk_loss": _recent_loss(trainer),
         "step_losses": trainer.step_losses,
-        "budget": budget_summary(budget, len(data.train), _value_dtype(recipe, store)),
+        "budget": summary,
     }
-    return StageResult(str(output), {}, details)
+    return StageResult(str(outcome.output_dir), {}, details)
+
+
+def _recent_loss(trainer: Any) -> float | None:
+    """The mean HSK loss of the last 10 updates (the run's final loss, steadier than the last update's)."""
+    recent = trainer.step_losses[-10:]
+    return sum(recent) / len(recent) if recent else None
 
 
 def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
@@ -454,7 +443,6 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
     events = events or RunEvents()
     ready = _prepare(recipe, "pred", recipe.student.model, resume=resume)
     data, store, tokenizer = ready["data"], ready["store"], ready["tokenizer"]
-    final = Path(recipe.pred.output_dir)  # type: ignore[arg-type]
     device = resolve_device(recipe.training)
     set_seed(recipe.training.seed)
     student = load_classifier(recipe.student.model, num_labels=data.num_labels)  # type: ignore[arg-type]
@@ -473,40 +461,36 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
         source = KnowledgeSource(store=store)
         events.on_message(f"device: {device}; teacher-free: logits read from {recipe.pred.logits_store}")
 
-    with StagingDir(final, command="distill pred", resume=resume, recipe=recipe) as staging:
-        log = JsonlWriter(staging.path / "metrics.jsonl")
-        arguments = training_arguments(recipe.pred, recipe.training, staging.path, selection=data.selection)
-        trainer = _make_trainer_class()(
-            model=student,
-            args=arguments,
-            train_dataset=_with_index(data.train),
-            eval_dataset=data.dev["dev"],
-            compute_metrics=compute_metrics_fn(data.metrics),
-            source=source,
-            stage="pred",
-            temperature=recipe.pred.temperature,
-            reference_loss=recipe.pred.reference_loss,
-        )
-        attach_events(trainer, events, "distill pred", log)
-        checkpoint = latest_checkpoint(staging.path) if resume else None
-        trainer.train(resume_from_checkpoint=checkpoint)
-        metrics = evaluate_all(trainer, data.dev)
-        if not staging.main:  # DDP: rank 0 alone writes the output directory
-            return StageResult(str(final), metrics, {"steps": trainer.state.global_step, "selection": data.selection})
-        check_finite_model(trainer.model, "distill pred")
-        log.write({"step": trainer.state.global_step, "final": True, **metrics})
-        trainer.model.save_pretrained(staging.path)
-        tokenizer.save_pretrained(staging.path)
-        discard_checkpoints(staging.path)
-        write_run_files(staging.path, recipe, metrics=metrics, device=device)
-        output = staging.commit()
+    def save(directory: Path) -> None:
+        student.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    stage = TrainerStage(
+        command="distill pred",
+        config=recipe.pred,
+        output_dir=Path(recipe.pred.output_dir),  # type: ignore[arg-type]
+        model=student,
+        train_dataset=_with_index(data.train),
+        save=save,
+        dev=data.dev,
+        selection=data.selection,
+        metric_names=data.metrics,
+        trainer_class=_make_trainer_class(),
+        trainer_options={
+            "source": source,
+            "stage": "pred",
+            "temperature": recipe.pred.temperature,
+            "reference_loss": recipe.pred.reference_loss,
+        },
+    )
+    outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
     details = {
-        "steps": trainer.state.global_step,
+        "steps": outcome.trainer.state.global_step,
         "teacher_free": store is not None,
         "selection": data.selection,
-        "step_losses": trainer.step_losses,
+        "step_losses": outcome.trainer.step_losses,
     }
-    return StageResult(str(output), metrics, details)
+    return StageResult(str(outcome.output_dir), outcome.metrics, details)
 
 
 def _with_index(dataset: Any) -> Any:

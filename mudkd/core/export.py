@@ -98,7 +98,7 @@ def export_onnx(
         CheckpointError: If ``model_path`` is missing or not a classifier, or ``output_file`` breaks the rule above.
         RunError: If onnx/onnxruntime are missing, the export fails, or onnxruntime disagrees with PyTorch.
     """
-    from mudkd.core.training import load_classifier
+    from mudkd.core.models import load_classifier
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise RecipeError(
@@ -396,7 +396,7 @@ def report(
         RecipeError: If a size setting is out of range.
         CheckpointError: If a path is not a loadable classifier.
     """
-    from mudkd.core.training import load_classifier
+    from mudkd.core.models import load_classifier
 
     problems = [
         f"{name} must be at least {low} (got {value})"

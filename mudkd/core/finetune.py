@@ -5,23 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
-from mudkd.core.training import (
-    JsonlWriter,
-    RunEvents,
-    StageResult,
-    attach_events,
-    check_finite_model,
-    check_positions,
-    discard_checkpoints,
-    latest_checkpoint,
-    load_classifier,
-    load_tokenizer,
-    resolve_device,
-    set_seed,
-    training_arguments,
-    write_run_files,
-)
+from mudkd.core.events import RunEvents, StageResult
+from mudkd.core.models import check_positions, load_classifier, load_tokenizer
+from mudkd.core.outputs import check_output_dir, recipe_inputs
+from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
 from mudkd.errors import CheckpointError
 from mudkd.recipe.schema import Recipe
 
@@ -53,43 +40,16 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     }
 
 
-def compute_metrics_fn(names: tuple[str, ...]) -> Any:
-    """A Trainer ``compute_metrics`` returning plain GLUE metric names."""
-    from mudkd.core.metrics import compute_metrics
-
-    def compute(prediction: Any) -> dict[str, float]:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return compute_metrics(names, logits, prediction.label_ids)
-
-    return compute
-
-
-def evaluate_all(trainer: Any, dev: dict[str, Any]) -> dict[str, float]:
-    """Evaluate on every dev split; the main split's metrics keep plain names, others get a split prefix."""
-    results: dict[str, float] = {}
-    for name, dataset in dev.items():
-        metrics = trainer.evaluate(dataset, metric_key_prefix="eval")
-        for key, value in metrics.items():
-            plain = key.removeprefix("eval_")
-            if plain in {"runtime", "samples_per_second", "steps_per_second", "epoch"}:
-                continue
-            results[plain if name == "dev" else f"{name}_{plain}"] = float(value)
-    return results
-
-
 def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
     """Fine-tune ``recipe.teacher.pretrained`` on ``recipe.task`` and save the best-on-dev model.
 
     Writes a ``save_pretrained`` model + tokenizer, ``metrics.jsonl``, ``metrics.json``,
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.finetune.output_dir``, atomically.
     """
-    from transformers import Trainer
-
     from mudkd.core.data import load_task
 
     events = events or RunEvents()
     plan(recipe, resume=resume)
-    final = Path(recipe.finetune.output_dir)  # type: ignore[arg-type]
     model_path = recipe.teacher.pretrained
     assert model_path is not None
     set_seed(recipe.training.seed)
@@ -100,33 +60,24 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     device = resolve_device(recipe.training)
     events.on_message(f"device: {device}; train examples: {len(data.train)}; dev examples: {len(data.dev['dev'])}")
 
-    with StagingDir(final, command="finetune", resume=resume, recipe=recipe) as staging:
-        log = JsonlWriter(staging.path / "metrics.jsonl")
-        arguments = training_arguments(recipe.finetune, recipe.training, staging.path, selection=data.selection)
-        trainer = Trainer(
-            model=model,
-            args=arguments,
-            train_dataset=data.train,
-            eval_dataset=data.dev["dev"],
-            compute_metrics=compute_metrics_fn(data.metrics),
-        )
-        attach_events(trainer, events, "finetune", log)
-        checkpoint = latest_checkpoint(staging.path) if resume else None
-        if checkpoint:
-            events.on_message(f"resuming from {checkpoint}")
-        trainer.train(resume_from_checkpoint=checkpoint)
-        metrics = evaluate_all(trainer, data.dev)
-        details = {"steps": trainer.state.global_step, "selection": data.selection}
-        if not staging.main:  # DDP: the other ranks trained and evaluated with rank 0, which alone writes the output
-            return StageResult(str(final), metrics, details)
-        check_finite_model(trainer.model, "finetune")
-        log.write({"step": trainer.state.global_step, "final": True, **metrics})
-        trainer.model.save_pretrained(staging.path)
-        tokenizer.save_pretrained(staging.path)
-        discard_checkpoints(staging.path)
-        write_run_files(staging.path, recipe, metrics=metrics, device=device)
-        output = staging.commit()
-    return StageResult(str(output), metrics, details)
+    def save(directory: Path) -> None:
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    stage = TrainerStage(
+        command="finetune",
+        config=recipe.finetune,
+        output_dir=Path(recipe.finetune.output_dir),  # type: ignore[arg-type]
+        model=model,
+        train_dataset=data.train,
+        save=save,
+        dev=data.dev,
+        selection=data.selection,
+        metric_names=data.metrics,
+    )
+    outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
+    details = {"steps": outcome.trainer.state.global_step, "selection": data.selection}
+    return StageResult(str(outcome.output_dir), outcome.metrics, details)
 
 
 def _set_label_names(model: Any, labels: list[str] | None) -> None:

@@ -1,7 +1,8 @@
-"""Facts about models read from disk without loading weights: configs, tokenizer agreement, weight fingerprints.
+"""Models on disk: loading them (safetensors only), and facts read without loading weights.
 
 Plans and budget checks need a model's shape before anything heavy runs; the store needs a fingerprint of the
-teacher's weights. Both live here, beneath the stages that use them (distill, cache, sweep, pipeline).
+teacher's weights; every stage loads tokenizers and classifiers the same guarded way. All of it lives here,
+beneath the stages that use it (finetune, score, prune, distill, cache, sweep, pipeline, export).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from mudkd.core.data import tokenizer_fingerprint
 from mudkd.core.store import fingerprint_files
-from mudkd.errors import CheckpointError
+from mudkd.errors import CheckpointError, RecipeError
 from mudkd.knowledge.shapes import ModelShape, model_shape
 
 
@@ -67,3 +68,124 @@ def teacher_fingerprint(teacher_path: str) -> str:
     directory = Path(teacher_path)
     files = sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".bin"} or p.name == "config.json")
     return fingerprint_files(files)
+
+
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+_RESAVE_HINT = (
+    "re-save it as safetensors in an environment you trust: "
+    "AutoModelForSequenceClassification.from_pretrained(DIR).save_pretrained(DIR) writes model.safetensors"
+)
+
+
+def load_tokenizer(path: str) -> Any:
+    """Load a tokenizer, turning a missing or invalid path into a one-line :class:`CheckpointError`."""
+    from transformers import AutoTokenizer
+
+    from mudkd.core.modeling_pruned_bert import register
+
+    register()  # a pruned student's config names mudkd's model type: known locally, no remote code needed
+    _check_model_path(path)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except Exception as error:
+        # tokenizers raises a bare Exception for a tokenizer.json it cannot parse; any other type is a bug
+        if not isinstance(error, OSError | ValueError | KeyError) and type(error) is not Exception:
+            raise
+        raise CheckpointError(
+            f"{path}: no tokenizer could be loaded ({str(error).splitlines()[0][:160]})",
+            hint="the directory needs tokenizer files (save_pretrained writes them)",
+        ) from None
+
+
+def check_positions(max_seq_length: int, *models: str | None) -> None:
+    """Refuse a ``task.max_seq_length`` longer than a local model's position embeddings (a shape error deep in the
+    first forward pass otherwise). Hub names and missing directories are left to the loaders."""
+    for path in models:
+        config = Path(path) / "config.json" if path else None
+        if config is None or not config.is_file():
+            continue
+        try:
+            positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(positions, int) and max_seq_length > positions:
+            raise RecipeError(
+                f"task.max_seq_length: {max_seq_length} is longer than {path} supports ({positions} positions)",
+                hint=f"pass --max-seq-length {positions} or less",
+            )
+
+
+def _check_model_path(path: str) -> None:
+    local = Path(path)
+    looks_local = local.exists() or path.startswith((".", "/", "~")) or path.count("/") > 1
+    if looks_local and not (local / "config.json").is_file():
+        reason = "does not exist" if not local.exists() else "is not a model directory (no config.json)"
+        raise CheckpointError(f"{path}: {reason}", hint="pass a save_pretrained directory or a hub model name")
+
+
+def check_safetensors_weights(path: str) -> None:
+    """Refuse a local model directory whose weights are not (intact) safetensors files.
+
+    mudkd loads weights only from safetensors: a pickle (``pytorch_model.bin``) can run code when unpickled.
+    Every ``model*.safetensors`` file's header is parsed, which catches a truncated or corrupted file by name
+    before ``from_pretrained`` meets it. A directory without any weights is left to the loader; hub names too.
+
+    Raises:
+        CheckpointError: Only pickle weights, or a damaged safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    directory = Path(path)
+    if not directory.is_dir():
+        return
+    files = sorted(directory.glob("model*.safetensors"))
+    if not files:
+        pickles = sorted(p.name for p in directory.glob("pytorch_model*.bin"))
+        if pickles or any((directory / name).exists() for name in _PICKLE_WEIGHTS):
+            raise CheckpointError(
+                f"{path}: holds only pickle weights ({', '.join(pickles) or _PICKLE_WEIGHTS[0]}); "
+                "mudkd loads weights only from safetensors",
+                hint=_RESAVE_HINT,
+            )
+        return
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(
+                f"{file}: not a readable safetensors file ({str(error).splitlines()[0][:160]})",
+                hint="the file is truncated or corrupted: copy or save the model again",
+            ) from None
+
+
+def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """Load a sequence classifier (BERT or mudkd's pruned BERT) from a hub name or directory.
+
+    Weights are read only from safetensors (``use_safetensors=True``); a local directory is checked first by
+    :func:`check_safetensors_weights`, so pickle-only or damaged weights fail with a :class:`CheckpointError`
+    naming the path.
+    """
+    from safetensors import SafetensorError
+    from transformers import AutoModelForSequenceClassification
+
+    from mudkd.core.modeling_pruned_bert import register
+
+    register()
+    _check_model_path(path)
+    check_safetensors_weights(path)
+    # Weights come only from safetensors files, never from a pickle (which could run code while loading).
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, **kwargs, "use_safetensors": True}
+    if num_labels is not None:
+        options["num_labels"] = num_labels
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, **options)
+    except (OSError, ValueError, KeyError, SafetensorError) as error:
+        raise CheckpointError(
+            f"{path}: could not load a model ({str(error).splitlines()[0][:200]})",
+            hint="pass a directory written by save_pretrained (config.json + model.safetensors)",
+        ) from None
+    # Its loss is a batch mean that ignores the Trainer's num_items_in_batch; saying so stops the Trainer from
+    # multiplying loss and gradients by the number of DDP ranks (and skipping the gradient-accumulation division).
+    model.accepts_loss_kwargs = False
+    return model

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.outputs import (
     check_no_overlap,
     marker_notes,
@@ -24,7 +25,6 @@ from mudkd.core.outputs import (
     write_json_atomic,
     write_marker,
 )
-from mudkd.core.training import RunEvents, StageResult
 from mudkd.errors import CheckpointError, RecipeError
 from mudkd.recipe.schema import Recipe, recipe_source
 

@@ -12,17 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.events import RunEvents, StageResult
+from mudkd.core.models import check_positions, load_classifier, load_tokenizer
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
-from mudkd.core.training import (
-    RunEvents,
-    StageResult,
-    check_positions,
-    load_classifier,
-    load_tokenizer,
-    resolve_device,
-    set_seed,
-    write_run_files,
-)
+from mudkd.core.training import resolve_device, set_seed, write_run_files
 from mudkd.errors import CheckpointError, DataError
 from mudkd.recipe.schema import Recipe
 

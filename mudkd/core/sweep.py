@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.events import RunEvents
 from mudkd.core.outputs import (
     check_no_overlap,
     output_lock,
@@ -46,7 +47,6 @@ from mudkd.core.outputs import (
     write_marker,
     write_text_atomic,
 )
-from mudkd.core.training import RunEvents
 from mudkd.errors import BudgetError, RecipeError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
 from mudkd.knowledge.schemes import SHORT_NAMES, StoreDtype

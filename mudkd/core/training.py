@@ -1,7 +1,9 @@
-"""Pieces every training stage shares: events, atomic output directories, Trainer arguments and callbacks.
+"""The Trainer stages (finetune, distill hsk, distill pred): one runner, its arguments, callbacks and run files.
 
-The core never prints. Long stages report through a :class:`RunEvents` object that the CLI supplies (a rich
-progress display or plain lines); they also append every log record to ``metrics.jsonl`` themselves.
+:func:`run_trainer_stage` is the skeleton the three stages share — stage the output, train with the transformers
+Trainer (resume, DDP and mixed precision come from it), evaluate, refuse a non-finite model, save, commit — and
+each stage describes only what differs in a :class:`TrainerStage`. The core never prints: progress goes to the
+:class:`~mudkd.core.events.RunEvents` the CLI supplies, and every log record to ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,54 +14,16 @@ import platform
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mudkd.core.outputs import is_main_process
-from mudkd.errors import CheckpointError, RecipeError, RunError
+from mudkd.core.events import RunEvents
+from mudkd.core.outputs import StagingDir, is_main_process
+from mudkd.errors import CheckpointError, RunError
 from mudkd.recipe.load import recipe_to_toml
 from mudkd.recipe.schema import Recipe, TrainingConfig, TrainingStage
-
-
-class RunEvents:
-    """Receives progress from long-running stages. The default does nothing; the CLI overrides it."""
-
-    def on_start(self, stage: str, total_steps: int) -> None:
-        """A stage starts; ``total_steps`` is its number of updates (or batches)."""
-
-    def on_step(self, step: int, logs: dict[str, float]) -> None:
-        """Training logged at update ``step`` (loss terms, learning rate, epoch)."""
-
-    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
-        """Dev metrics at update ``step`` (plain GLUE names)."""
-
-    def on_save(self, step: int, path: str) -> None:
-        """A checkpoint was written."""
-
-    def on_end(self, stage: str) -> None:
-        """The stage finished."""
-
-    def on_message(self, text: str) -> None:
-        """An informational line (device, resume point, ...)."""
-
-
-@dataclass
-class StageResult:
-    """What a stage returns to the CLI.
-
-    Attributes:
-        output_dir: The directory the stage wrote.
-        metrics: Final dev metrics (plain names), empty for stages without evaluation.
-        details: Stage-specific extras (parameter counts, budget, timings) that the CLI renders.
-    """
-
-    output_dir: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"output_dir": self.output_dir, "metrics": self.metrics, **self.details}
 
 
 def quiet_libraries(verbose: bool = False) -> None:
@@ -365,123 +329,126 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def load_tokenizer(path: str) -> Any:
-    """Load a tokenizer, turning a missing or invalid path into a one-line :class:`CheckpointError`."""
-    from transformers import AutoTokenizer
-
-    from mudkd.core.modeling_pruned_bert import register
-
-    register()  # a pruned student's config names mudkd's model type: known locally, no remote code needed
-    _check_model_path(path)
-    try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except Exception as error:
-        # tokenizers raises a bare Exception for a tokenizer.json it cannot parse; any other type is a bug
-        if not isinstance(error, OSError | ValueError | KeyError) and type(error) is not Exception:
-            raise
-        raise CheckpointError(
-            f"{path}: no tokenizer could be loaded ({str(error).splitlines()[0][:160]})",
-            hint="the directory needs tokenizer files (save_pretrained writes them)",
-        ) from None
-
-
-def check_positions(max_seq_length: int, *models: str | None) -> None:
-    """Refuse a ``task.max_seq_length`` longer than a local model's position embeddings (a shape error deep in the
-    first forward pass otherwise). Hub names and missing directories are left to the loaders."""
-    for path in models:
-        config = Path(path) / "config.json" if path else None
-        if config is None or not config.is_file():
-            continue
-        try:
-            positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(positions, int) and max_seq_length > positions:
-            raise RecipeError(
-                f"task.max_seq_length: {max_seq_length} is longer than {path} supports ({positions} positions)",
-                hint=f"pass --max-seq-length {positions} or less",
-            )
-
-
-def _check_model_path(path: str) -> None:
-    local = Path(path)
-    looks_local = local.exists() or path.startswith((".", "/", "~")) or path.count("/") > 1
-    if looks_local and not (local / "config.json").is_file():
-        reason = "does not exist" if not local.exists() else "is not a model directory (no config.json)"
-        raise CheckpointError(f"{path}: {reason}", hint="pass a save_pretrained directory or a hub model name")
-
-
 SAFETENSORS_WEIGHTS = "model.safetensors"
-_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-_RESAVE_HINT = (
-    "re-save it as safetensors in an environment you trust: "
-    "AutoModelForSequenceClassification.from_pretrained(DIR).save_pretrained(DIR) writes model.safetensors"
-)
 
 
-def check_safetensors_weights(path: str) -> None:
-    """Refuse a local model directory whose weights are not (intact) safetensors files.
+@dataclass
+class TrainerStage:
+    """What one Trainer stage trains, and how it saves; everything else is :func:`run_trainer_stage`'s.
 
-    mudkd loads weights only from safetensors: a pickle (``pytorch_model.bin``) can run code when unpickled.
-    Every ``model*.safetensors`` file's header is parsed, which catches a truncated or corrupted file by name
-    before ``from_pretrained`` meets it. A directory without any weights is left to the loader; hub names too.
+    Attributes:
+        command: The stage as users name it (``finetune``, ``distill hsk``, ``distill pred``).
+        config: Its recipe table (``recipe.finetune``, ``recipe.hsk``, ``recipe.pred``).
+        output_dir: The directory the stage commits.
+        model: The module the Trainer optimises.
+        train_dataset: Tokenised training examples.
+        save: Writes the final model files into the staging directory.
+        dev: Dev splits evaluated during and after training (best-on-dev reload by ``selection``); None: no
+            evaluation, the last model is kept.
+        selection: The dev metric that picks the best checkpoint.
+        metric_names: The task's metrics (for ``compute_metrics``).
+        trainer_class: A Trainer subclass (distillation); default ``transformers.Trainer``.
+        trainer_options: Extra keyword arguments for it.
+        files: ``{name: text}`` written into the output before training (e.g. ``knowledge_budget.json``).
+        run_metrics: Without ``dev``: the ``metrics.json`` of the run, from the trained Trainer.
+    """
+
+    command: str
+    config: TrainingStage
+    output_dir: Path
+    model: Any
+    train_dataset: Any
+    save: Callable[[Path], None]
+    dev: dict[str, Any] | None = None
+    selection: str | None = None
+    metric_names: tuple[str, ...] = ()
+    trainer_class: Any = None
+    trainer_options: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    run_metrics: Callable[[Any], dict[str, Any]] | None = None
+
+
+@dataclass
+class TrainerOutcome:
+    """What :func:`run_trainer_stage` returns: where the output went, the trained Trainer and the dev metrics."""
+
+    output_dir: Path
+    trainer: Any
+    metrics: dict[str, float]
+    train_seconds: float | None
+
+
+def run_trainer_stage(
+    recipe: Recipe, stage: TrainerStage, *, events: RunEvents, resume: bool, device: str
+) -> TrainerOutcome:
+    """Train ``stage`` with the transformers Trainer and commit its output (rank 0 only under DDP).
+
+    In ``<output>.partial`` under the output's lock: write ``stage.files``, train (resuming from the newest complete
+    checkpoint with ``resume``), evaluate every dev split, refuse a non-finite model, save it with ``stage.save``,
+    drop the checkpoints, write the run files, and commit. The other DDP ranks train and evaluate alongside and
+    return without writing.
 
     Raises:
-        CheckpointError: Only pickle weights, or a damaged safetensors file.
+        RunError: The loss or the weights became non-finite (nothing is committed).
     """
-    from safetensors import SafetensorError, safe_open
+    from transformers import Trainer
 
-    directory = Path(path)
-    if not directory.is_dir():
-        return
-    files = sorted(directory.glob("model*.safetensors"))
-    if not files:
-        pickles = sorted(p.name for p in directory.glob("pytorch_model*.bin"))
-        if pickles or any((directory / name).exists() for name in _PICKLE_WEIGHTS):
-            raise CheckpointError(
-                f"{path}: holds only pickle weights ({', '.join(pickles) or _PICKLE_WEIGHTS[0]}); "
-                "mudkd loads weights only from safetensors",
-                hint=_RESAVE_HINT,
-            )
-        return
-    for file in files:
-        try:
-            with safe_open(str(file), framework="pt"):
-                pass
-        except (SafetensorError, OSError) as error:
-            raise CheckpointError(
-                f"{file}: not a readable safetensors file ({str(error).splitlines()[0][:160]})",
-                hint="the file is truncated or corrupted: copy or save the model again",
-            ) from None
+    evaluate = stage.dev is not None
+    with StagingDir(stage.output_dir, command=stage.command, resume=resume, recipe=recipe) as staging:
+        if staging.main:
+            for name, text in stage.files.items():
+                (staging.path / name).write_text(text, encoding="utf-8")
+        log = JsonlWriter(staging.path / "metrics.jsonl")
+        arguments = training_arguments(
+            stage.config, recipe.training, staging.path, selection=stage.selection, evaluate=evaluate
+        )
+        trainer = (stage.trainer_class or Trainer)(
+            model=stage.model,
+            args=arguments,
+            train_dataset=stage.train_dataset,
+            eval_dataset=stage.dev["dev"] if stage.dev is not None else None,
+            compute_metrics=compute_metrics_fn(stage.metric_names) if evaluate else None,
+            **stage.trainer_options,
+        )
+        attach_events(trainer, events, stage.command, log)
+        checkpoint = latest_checkpoint(staging.path) if resume else None
+        if checkpoint:
+            events.on_message(f"resuming from {checkpoint}")
+        train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = evaluate_all(trainer, stage.dev) if stage.dev is not None else {}
+        seconds = train_output.metrics.get("train_runtime")
+        if not staging.main:
+            return TrainerOutcome(stage.output_dir, trainer, metrics, seconds)
+        check_finite_model(stage.model, stage.command)
+        if evaluate:
+            log.write({"step": trainer.state.global_step, "final": True, **metrics})
+        stage.save(staging.path)
+        discard_checkpoints(staging.path)
+        file_metrics = metrics if evaluate or stage.run_metrics is None else stage.run_metrics(trainer)
+        write_run_files(staging.path, recipe, metrics=file_metrics, device=device)
+        output = staging.commit()
+    return TrainerOutcome(output, trainer, metrics, seconds)
 
 
-def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_code: bool = False, **kwargs: Any) -> Any:
-    """Load a sequence classifier (BERT or mudkd's pruned BERT) from a hub name or directory.
+def compute_metrics_fn(names: tuple[str, ...]) -> Any:
+    """A Trainer ``compute_metrics`` returning plain GLUE metric names."""
+    from mudkd.core.metrics import compute_metrics
 
-    Weights are read only from safetensors (``use_safetensors=True``); a local directory is checked first by
-    :func:`check_safetensors_weights`, so pickle-only or damaged weights fail with a :class:`CheckpointError`
-    naming the path.
-    """
-    from safetensors import SafetensorError
-    from transformers import AutoModelForSequenceClassification
+    def compute(prediction: Any) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return compute_metrics(names, logits, prediction.label_ids)
 
-    from mudkd.core.modeling_pruned_bert import register
+    return compute
 
-    register()
-    _check_model_path(path)
-    check_safetensors_weights(path)
-    # Weights come only from safetensors files, never from a pickle (which could run code while loading).
-    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, **kwargs, "use_safetensors": True}
-    if num_labels is not None:
-        options["num_labels"] = num_labels
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, **options)
-    except (OSError, ValueError, KeyError, SafetensorError) as error:
-        raise CheckpointError(
-            f"{path}: could not load a model ({str(error).splitlines()[0][:200]})",
-            hint="pass a directory written by save_pretrained (config.json + model.safetensors)",
-        ) from None
-    # Its loss is a batch mean that ignores the Trainer's num_items_in_batch; saying so stops the Trainer from
-    # multiplying loss and gradients by the number of DDP ranks (and skipping the gradient-accumulation division).
-    model.accepts_loss_kwargs = False
-    return model
+
+def evaluate_all(trainer: Any, dev: dict[str, Any]) -> dict[str, float]:
+    """Evaluate on every dev split; the main split's metrics keep plain names, others get a split prefix."""
+    results: dict[str, float] = {}
+    for name, dataset in dev.items():
+        metrics = trainer.evaluate(dataset, metric_key_prefix="eval")
+        for key, value in metrics.items():
+            plain = key.removeprefix("eval_")
+            if plain in {"runtime", "samples_per_second", "steps_per_second", "epoch"}:
+                continue
+            results[plain if name == "dev" else f"{name}_{plain}"] = float(value)
+    return results
