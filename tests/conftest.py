@@ -1,4 +1,10 @@
-"""Test set-up: offline Hugging Face libraries, tiny models and the shared GLUE data."""
+"""Test set-up: offline Hugging Face libraries, tiny models, the fixture GLUE data and the ``shared_data`` layer.
+
+Layers: ``pytest`` (the fast default, ``-m "not slow"`` from pyproject) needs nothing outside the repository; GLUE
+data comes from the synthetic files in ``tests/data/glue``. Tests marked ``shared_data`` read the real GLUE copy in
+``../shared/data/glue`` (exact row counts, real-MiniLM accuracy): without it they skip with a visible reason, and
+under CI (``CI=true``) they fail instead. The README's test command (``-m "slow or not slow"``) runs every layer.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
-from tests.helpers import SHARED_GLUE, make_tiny_bert
+from tests.helpers import FIXTURE_GLUE, make_tiny_bert, require_shared_glue
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +28,33 @@ def tiny_bert_dir(tmp_path_factory):
     return directory
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that asks for ``shared_glue`` must be marked ``shared_data``: the layer is visible in the source."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "shared_glue" in getattr(item, "fixturenames", ()) and item.get_closest_marker("shared_data") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"tests using the shared_glue fixture need @pytest.mark.shared_data: {unmarked}")
+
+
+def pytest_runtest_setup(item):
+    """``shared_data`` tests need ``../shared/data/glue``: a visible skip without it, a failure under CI."""
+    if item.get_closest_marker("shared_data") is not None:
+        require_shared_glue()
+
+
 @pytest.fixture(scope="session")
 def glue_dir():
-    """The real GLUE TSVs in ``../shared/data/glue`` (SST-2, CoLA, RTE)."""
-    if not SHARED_GLUE.is_dir():
-        pytest.skip(f"shared GLUE data not found at {SHARED_GLUE}")
-    return SHARED_GLUE
+    """Synthetic GLUE-format TSVs in the repository (``tests/data/glue``: SST-2, CoLA, RTE; a few dozen rows)."""
+    return FIXTURE_GLUE
+
+
+@pytest.fixture(scope="session")
+def shared_glue():
+    """The real GLUE TSVs in ``../shared/data/glue`` (SST-2, CoLA, RTE); only for tests marked ``shared_data``."""
+    return require_shared_glue()
 
 
 @pytest.fixture(scope="session")

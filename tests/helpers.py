@@ -1,12 +1,71 @@
-"""Builders shared by the tests: tiny BERTs from a config, their tokenizer, small data files."""
+"""Builders shared by the tests: tiny BERTs from a config, their tokenizer, small data files, CLI helpers."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import string
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Hand-written synthetic GLUE-format files (SST-2, CoLA, RTE) in the repository: the fast suite needs nothing else.
+FIXTURE_GLUE = REPO_ROOT / "tests" / "data" / "glue"
+#: The real GLUE data of the development machine and CI, outside the repository; only ``shared_data`` tests use it.
 SHARED_GLUE = REPO_ROOT.parent / "shared" / "data" / "glue"
+
+
+def on_ci() -> bool:
+    """Whether the suite runs under CI (``CI=true``, as ``.ci/run`` sets it)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_shared_glue() -> Path:
+    """The real GLUE folder; without it a visible skip, or a failure under CI (where it must be present)."""
+    if SHARED_GLUE.is_dir():
+        return SHARED_GLUE
+    message = f"needs the real GLUE data at {SHARED_GLUE} (../shared/data/glue next to the repository)"
+    if on_ci():
+        pytest.fail(f"{message}; CI=true, so missing shared data is an error, not a skip", pytrace=False)
+    pytest.skip(f"shared_data: {message}")
+
+
+def write_sst2_slice(folder: Path, train_rows: int = 64, dev_rows: int | None = 32) -> Path:
+    """An SST-2 folder of ``train_rows`` training and ``dev_rows`` dev rows cycled from the fixture files.
+
+    ``dev_rows=None`` writes no ``dev.tsv``. Returns ``folder``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in (("train", train_rows), ("dev", dev_rows)):
+        if rows is None:
+            continue
+        header, *body = (FIXTURE_GLUE / "SST-2" / f"{split}.tsv").read_text().splitlines(keepends=True)
+        (folder / f"{split}.tsv").write_text(header + "".join(itertools.islice(itertools.cycle(body), rows)))
+    return folder
+
+
+def snapshot(root: Path, *, ignore: tuple[str, ...] = ()) -> dict[str, tuple[int, int] | None]:
+    """Every file (size, mtime) and directory under ``root``, except paths with a part named in ``ignore``."""
+    return {
+        str(p.relative_to(root)): ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+        if not set(ignore) & set(p.relative_to(root).parts)
+    }
+
+
+def argv(*parts: object) -> list[str]:
+    """Command-line words: a string is split on spaces, a list is taken as is, a path or number is one word."""
+    words: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            words += part.split()
+        elif isinstance(part, list | tuple):
+            words += [str(word) for word in part]
+        else:
+            words.append(str(part))
+    return words
+
 
 _WORDS = (
     "the a an and or but not no is are was were be been it this that these those i you he she we they "

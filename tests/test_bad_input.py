@@ -20,33 +20,14 @@ import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
-from tests.helpers import SHARED_GLUE, make_tiny_bert
+from tests.helpers import argv, make_teacher_and_student, snapshot, write_sst2_slice
 
 runner = CliRunner()
-
-
-def argv(*parts: object) -> list[str]:
-    """Command-line words: a string is split on spaces, a list is taken as is, a path or number is one word."""
-    words: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            words += part.split()
-        elif isinstance(part, list | tuple):
-            words += [str(word) for word in part]
-        else:
-            words.append(str(part))
-    return words
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     """Every input the cases point at, under one work directory ``w``."""
-    if not (SHARED_GLUE / "SST-2").is_dir():
-        pytest.skip(f"shared GLUE data not found at {SHARED_GLUE}")
-    from transformers import AutoTokenizer
-
-    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
-
     w = tmp_path_factory.mktemp("bad_input")
     cache = tmp_path_factory.mktemp("bad_input_cache")
     threads = torch.get_num_threads()
@@ -54,27 +35,10 @@ def ctx(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("MUDKD_CACHE", str(cache))
 
-    data = w / "SST-2"  # a 64-row slice: the cases never wait for the 67k-row file
-    data.mkdir()
-    for split, rows in (("train", 64), ("dev", 32)):
-        lines = (SHARED_GLUE / "SST-2" / f"{split}.tsv").read_text().splitlines(keepends=True)
-        (data / f"{split}.tsv").write_text("".join(lines[: rows + 1]))
-    no_dev = w / "SST-2-no-dev"
-    no_dev.mkdir()
-    shutil.copy(data / "train.tsv", no_dev / "train.tsv")
+    data = write_sst2_slice(w / "SST-2", 64, 32)
+    no_dev = write_sst2_slice(w / "SST-2-no-dev", 64, None)
 
-    teacher = make_tiny_bert(w / "teacher", layers=3, seed=1)  # 3 layers, 4 heads, hidden 32, FFN 64
-    generator = torch.Generator().manual_seed(0)
-    scores = TaylorScores(
-        [torch.rand(4, generator=generator) for _ in range(3)],
-        [torch.rand(64, generator=generator) for _ in range(3)],
-        num_batches=1,
-        num_examples=1,
-        head_size=8,
-        hidden_size=32,
-    )
-    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
-    save_pruned(student, AutoTokenizer.from_pretrained(w / "teacher"), w / "student")
+    make_teacher_and_student(w)  # teacher: 3 layers, 4 heads, hidden 32, FFN 64; student: 2 layers, 2 heads
 
     sst2 = ["--task-name", "sst-2", "--data-dir", data, "--max-seq-length", 16]
     for args in (
@@ -143,14 +107,6 @@ def ctx(tmp_path_factory):
     )
     patch.undo()
     torch.set_num_threads(threads)
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file (size, mtime) and directory under ``root``."""
-    return {
-        str(p.relative_to(root)): ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None)
-        for p in root.rglob("*")
-    }
 
 
 @dataclass(frozen=True)

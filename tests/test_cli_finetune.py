@@ -170,8 +170,9 @@ def test_custom_file_without_label_column(tiny_bert_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data  # the accuracy threshold is about the real SST-2
 @pytest.mark.timeout(1800)  # ~5 min on 2 idle cores; the default 900 s is too tight on a loaded machine
-def test_minilm_learns_sst2(minilm_path, glue_dir, tmp_path):
+def test_minilm_learns_sst2(minilm_path, shared_glue, tmp_path):
     """The real MiniLM fine-tuned on 2,000 SST-2 examples reaches >= 0.78 dev accuracy on all 872 dev examples."""
     out = tmp_path / "minilm"
     result = runner.invoke(
@@ -183,7 +184,7 @@ def test_minilm_learns_sst2(minilm_path, glue_dir, tmp_path):
             "--task-name",
             "sst-2",
             "--data-dir",
-            str(glue_dir / "SST-2"),
+            str(shared_glue / "SST-2"),
             "--max-train-samples",
             "2000",
             "--max-seq-length",

@@ -1,4 +1,4 @@
-"""Data loading on the real GLUE files in ../shared/data, custom files, tokenisation and caching."""
+"""Data loading on the fixture GLUE files (tests/data; row counts also on ../shared/data), custom files, caching."""
 
 from __future__ import annotations
 
@@ -23,24 +23,39 @@ def tokenizer(tiny_bert_dir):
 
 @pytest.mark.parametrize(
     ("task", "folder", "train_rows", "dev_rows", "pair"),
-    [("sst-2", "SST-2", 67349, 872, False), ("cola", "CoLA", 8551, 1043, False), ("rte", "RTE", 2490, 277, True)],
+    [("sst-2", "SST-2", 64, 32, False), ("cola", "CoLA", 32, 16, False), ("rte", "RTE", 24, 12, True)],
 )
-def test_glue_readers_count_every_row(glue_dir, task, folder, train_rows, dev_rows, pair):
+def test_glue_readers_count_every_fixture_row(glue_dir, task, folder, train_rows, dev_rows, pair):
     train = read_glue_split(task, glue_dir / folder / "train.tsv")
     dev = read_glue_split(task, glue_dir / folder / "dev.tsv")
     assert len(train["text_a"]) == train_rows and len(dev["text_a"]) == dev_rows
     assert ("text_b" in train) is pair
 
 
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("task", "folder", "train_rows", "dev_rows", "pair"),
+    [("sst-2", "SST-2", 67349, 872, False), ("cola", "CoLA", 8551, 1043, False), ("rte", "RTE", 2490, 277, True)],
+)
+def test_glue_readers_count_every_real_row(shared_glue, task, folder, train_rows, dev_rows, pair):
+    train = read_glue_split(task, shared_glue / folder / "train.tsv")
+    dev = read_glue_split(task, shared_glue / folder / "dev.tsv")
+    assert len(train["text_a"]) == train_rows and len(dev["text_a"]) == dev_rows
+    assert ("text_b" in train) is pair
+
+
 def test_glue_text_survives_quotes_and_na_words(glue_dir):
     rte = read_glue_split("rte", glue_dir / "RTE" / "train.tsv")
-    quoted = [text for text in rte["text_a"] if text.startswith('"')]
-    assert quoted, "RTE premises that start with a double quote must keep it (quoting off)"
-    assert quoted[0].startswith('"Instead of action on crime')
+    # quoting off: a field that starts with a double quote keeps it, and the tabs after it still split fields
+    assert rte["text_a"][0] == '"Nothing is late," the clerk said, "and nothing is lost."'
+    assert rte["text_b"][0] == "The clerk said nothing is lost." and rte["label"][0] == "entailment"
+    assert "NA" in rte["text_b"]
     sst = read_glue_split("sst-2", glue_dir / "SST-2" / "train.tsv")
-    assert sum("wan na " in text for text in sst["text_a"]) > 0  # 'na' is not turned into a missing value
+    assert any("wan na " in text for text in sst["text_a"])  # 'na' is not turned into a missing value
+    assert {"null ", "NA "} <= set(sst["text_a"]) and '"good" is what they call it' in "".join(sst["text_a"])
     cola = read_glue_split("cola", glue_dir / "CoLA" / "train.tsv")  # no header: the first row is data
-    assert cola["text_a"][0] == "Our friends won't buy this analysis, let alone the next one we propose."
+    assert cola["text_a"][0] == "The first row of this file is data, so a reader must not skip it."
+    assert cola["text_a"][4] == 'She said "go home" to the dog, and it went.'
     assert set(cola["label"]) == {"0", "1"}
 
 
@@ -50,9 +65,9 @@ def test_load_task_encodes_labels_in_glue_order(glue_dir, tokenizer):
     )
     raw = read_glue_split("rte", glue_dir / "RTE" / "train.tsv")
     expected = [["entailment", "not_entailment"].index(label) for label in raw["label"][:8]]
-    assert data.train["labels"] == expected
+    assert set(expected) == {0, 1} and data.train["labels"] == expected
     assert data.labels == ["entailment", "not_entailment"] and data.selection == "accuracy"
-    assert len(data.train[0]["input_ids"]) == 32 and len(data.dev["dev"]) == 277
+    assert len(data.train[0]["input_ids"]) == 32 and len(data.dev["dev"]) == 12
 
 
 def test_cola_selects_by_mcc(glue_dir, tokenizer):
@@ -60,6 +75,7 @@ def test_cola_selects_by_mcc(glue_dir, tokenizer):
         TaskConfig(name="cola", data_dir=str(glue_dir / "CoLA"), max_train_samples=4, max_eval_samples=4), tokenizer
     )
     assert data.selection == "mcc" and "mcc" in data.metrics and len(data.dev["dev"]) == 4
+    assert data.labels == ["0", "1"] and data.train["labels"] == [1, 0, 1, 0]
 
 
 def test_pair_truncation_is_longest_first(tokenizer):
@@ -87,16 +103,25 @@ def test_single_sentences_pad_and_mask(tokenizer):
     assert encoded["input_ids"][0][-2:] == [tokenizer.pad_token_id] * 2
 
 
-def test_custom_tsv_keeps_null_and_quotes(tmp_path, tokenizer):
-    train = tmp_path / "train.tsv"
-    train.write_text('text\tlabel\nnull\tpos\nNA\tneg\n"quoted" words\tpos\n')
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_custom_file_keeps_null_na_and_quotes(tmp_path, tokenizer, suffix):
+    """Regression: pandas' NA conversion turned the texts 'null', 'NA' (and '') into NaN, i.e. the string 'nan'."""
+    from mudkd.core.data import load_raw
+
+    sep = "\t" if suffix == ".tsv" else ","
+    train = tmp_path / f"train{suffix}"
+    rows = [("null", "pos"), ("NA", "neg"), ("na", "pos"), ("None", "neg")]
+    if suffix == ".tsv":
+        rows.append(('"quoted" words', "pos"))  # quoting off in TSV: the quotes are text
+    train.write_text("text" + sep + "label\n" + "".join(f"{text}{sep}{label}\n" for text, label in rows))
     config = TaskConfig(name="custom", train_file=str(train), validation_file=str(train), text_columns=["text"])
+    splits, labels, *_ = load_raw(config)
+    assert splits["train"]["text_a"] == [text for text, _ in rows]
+    assert labels == ["neg", "pos"] and splits["train"]["label"] == [int(label == "pos") for _, label in rows]
     data = load_task(config, tokenizer)
-    assert data.labels == ["neg", "pos"] and data.train["labels"] == [1, 0, 1]
-    first = tokenizer.decode(data.train[0]["input_ids"], skip_special_tokens=True)
-    assert first == "null" or "[UNK]" not in first
-    third = tokenizer.convert_ids_to_tokens(data.train[2]["input_ids"])
-    assert third[1] == '"'
+    assert tokenizer.decode(data.train[0]["input_ids"], skip_special_tokens=True) == "null"
+    if suffix == ".tsv":
+        assert tokenizer.convert_ids_to_tokens(data.train[4]["input_ids"])[1] == '"'
 
 
 def test_custom_regression_csv(tmp_path, tokenizer):

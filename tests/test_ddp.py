@@ -32,7 +32,7 @@ import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
-from tests.helpers import make_teacher_and_student
+from tests.helpers import argv, make_teacher_and_student
 
 pytestmark = pytest.mark.slow
 
@@ -139,19 +139,6 @@ def only_output(root: Path, name: str) -> None:
     siblings = sorted(p.name for p in root.iterdir() if p.name.startswith(name))
     assert siblings == [name], siblings
     assert not (root / name / "checkpoints").exists()
-
-
-def argv(*parts: object) -> list[str]:
-    """Command-line words: a string is split on spaces, a list is taken as is, a path or number is one word."""
-    words: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            words += part.split()
-        elif isinstance(part, list | tuple):
-            words += [str(word) for word in part]
-        else:
-            words.append(str(part))
-    return words
 
 
 def data_args(glue_dir: Path) -> list[str]:

@@ -27,7 +27,7 @@ import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
-from tests.helpers import make_teacher_and_student
+from tests.helpers import argv, make_teacher_and_student, write_sst2_slice
 
 runner = CliRunner()
 KILL_TIMEOUT = 180  # seconds until the kill point must be reached (normally ~15 s: imports dominate)
@@ -49,22 +49,16 @@ def one_thread_and_cache(work):
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def glue_dir(work):
+    """An SST-2 folder with the fixture's rows cycled to 256 training rows: the store build needs 16 chunks of 16."""
+    write_sst2_slice(work / "glue" / "SST-2", CACHE_EXAMPLES, 32)
+    return work / "glue"
+
+
 def build_models(root: Path) -> Path:
     """A tiny teacher (3 layers, hidden 32) and its ROSITA-style pruned student (2 layers, 2 heads)."""
     return make_teacher_and_student(root)
-
-
-def argv(*parts: object) -> list[str]:
-    """Command-line words: a string is split on spaces, a list is taken as is, a path or number is one word."""
-    words: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            words += part.split()
-        elif isinstance(part, list | tuple):
-            words += [str(word) for word in part]
-        else:
-            words.append(str(part))
-    return words
 
 
 def sst2(glue_dir: Path, examples: int = 64) -> list[str]:

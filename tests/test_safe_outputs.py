@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from mudkd.cli.app import app
 from mudkd.core.outputs import MARKER, StagingDir, check_output_dir, clean_leftovers, read_marker
-from tests.helpers import REPO_ROOT, make_teacher_and_student
+from tests.helpers import REPO_ROOT, make_teacher_and_student, snapshot
 
 runner = CliRunner()
 
@@ -35,14 +35,6 @@ def write_sst2(directory: Path, rows: int = 24) -> Path:
             lines.append(f"{pool[index // 2 % len(pool)]}\t{label}")
         (directory / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     return directory
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file (size, mtime) and directory under ``root``."""
-    return {
-        str(p.relative_to(root)): ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
 
 
 def user_folder(path: Path) -> Path:

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from mudkd.cli.app import app
 from mudkd.errors import DataError, RunError, StoreError
 from tests.helpers import make_tiny_bert, save_tiny_tokenizer
+from tests.helpers import snapshot as snapshot_all
 
 runner = CliRunner()
 
@@ -47,12 +48,8 @@ def write_sst2(directory: Path, rows: int = 8, labels: tuple[int, ...] = (1, 0))
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file (size, mtime) and directory under ``root``."""
-    return {
-        str(p.relative_to(root)): ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-        if "cache" not in p.relative_to(root).parts  # mudkd's own tokenised-data cache may be written
-    }
+    """:func:`tests.helpers.snapshot` without mudkd's own tokenised-data cache (which a run may write)."""
+    return snapshot_all(root, ignore=("cache",))
 
 
 def refused(result, code: int, *phrases: str) -> str:

@@ -26,17 +26,9 @@ from mudkd.recipe import build_recipe, recipe_to_toml
 from mudkd.recipe.load import read_toml
 from mudkd.recipe.schema import path_keys
 from mudkd.recipe.sweep import MAX_POINTS, Sweep, expand_grid, make_recipe_builder, read_sweep
-from tests.helpers import REPO_ROOT, SHARED_GLUE, make_teacher_and_student
+from tests.helpers import REPO_ROOT, SHARED_GLUE, make_teacher_and_student, snapshot
 
 runner = CliRunner()
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file (size, mtime) and directory under ``root``."""
-    return {
-        str(p.relative_to(root)): ((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None)
-        for p in root.rglob("*")
-    }
 
 
 def refused(args: list[object], root: Path, *phrases: str) -> str:

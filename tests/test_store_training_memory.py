@@ -2,7 +2,7 @@
 
 The store is written directly with :class:`mudkd.core.store.StoreWriter` (random values, no teacher run), with
 exactly the fields, fingerprint and meta ``mudkd distill cache`` writes for a full-HSK budget of a 2-layer, 32-wide
-TinyBERT-style student of a 3-layer, 256-wide teacher on 23,000 SST-2 examples at 32 tokens: 3 x 32 x 256 fp16
+TinyBERT-style student of a 3-layer, 256-wide teacher on 23,000 SST-2-format examples at 32 tokens: 3 x 32 x 256 fp16
 values + 2 fp32 logits = 49,160 bytes per example, 1.05 GiB in all. (A wide teacher and short sequences give many
 bytes per example for little student compute, so reading half the store takes seconds, not minutes.)
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import SHARED_GLUE, make_tiny_bert
+from tests.helpers import make_tiny_bert, write_sst2_slice
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,7 @@ GROWTH_LIMIT = 300 * MIB
 def work(tmp_path):
     if shutil.disk_usage(tmp_path).free < 5 * GIB:
         pytest.skip("needs 5 GiB of free disk for a > 1 GiB store")
-    if not (SHARED_GLUE / "SST-2" / "train.tsv").is_file():
-        pytest.skip(f"shared GLUE data not found at {SHARED_GLUE}")
+    write_sst2_slice(tmp_path / "SST-2", NUM_EXAMPLES, 32)  # the fixture rows, cycled: only the count matters
     yield tmp_path
     shutil.rmtree(tmp_path / "store", ignore_errors=True)  # do not leave 1 GiB in pytest's kept temp dirs
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
@@ -64,7 +63,7 @@ def write_store(work: Path) -> tuple[Path, int]:
     recipe = build_recipe(
         flags={
             "task.name": "sst-2",
-            "task.data_dir": str(SHARED_GLUE / "SST-2"),
+            "task.data_dir": str(work / "SST-2"),
             "task.max_seq_length": MAX_SEQ_LENGTH,
             "task.max_train_samples": NUM_EXAMPLES,
             "student.model": str(work / "student"),
@@ -122,7 +121,7 @@ def test_training_from_a_store_larger_than_1_gib_keeps_rss_flat(work, monkeypatc
     data = f"--task-name sst-2 --max-train-samples {NUM_EXAMPLES} --max-seq-length {MAX_SEQ_LENGTH}"
     training = f"--train-batch-size {BATCH_SIZE} --max-steps {MAX_STEPS} --eval-step 100000 --learning-rate 1e-4"
     paths = ["--hsk-store", str(store), "--student-model", str(work / "student")]
-    paths += ["--data-dir", str(SHARED_GLUE / "SST-2"), "-o", str(out)]
+    paths += ["--data-dir", str(work / "SST-2"), "-o", str(out)]
     training += " --set training.logging_steps=1 --json"
     command = [sys.executable, "-m", "mudkd", "distill", "hsk", *paths, *data.split(), *training.split()]
     env = {

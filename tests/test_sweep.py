@@ -22,7 +22,7 @@ from mudkd.recipe.sweep import (
     read_sweep,
     shard,
 )
-from tests.helpers import REPO_ROOT, SHARED_GLUE, make_tiny_bert
+from tests.helpers import FIXTURE_GLUE, REPO_ROOT, make_tiny_bert
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,8 +40,6 @@ def models(tmp_path_factory):
 
     from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
 
-    if not (SHARED_GLUE / "SST-2").is_dir():
-        pytest.skip(f"shared GLUE data not found at {SHARED_GLUE}")
     root = tmp_path_factory.mktemp("sweep_models")
     teacher = make_tiny_bert(root / "teacher")
     generator = torch.Generator().manual_seed(0)
@@ -63,7 +61,7 @@ def write_base(directory: Path, teacher: Path, student: Path, extra: str = "") -
     path.write_text(f"""
 [task]
 name = "sst-2"
-data_dir = "{SHARED_GLUE / "SST-2"}"
+data_dir = "{FIXTURE_GLUE / "SST-2"}"
 max_train_samples = 32
 max_eval_samples = 16
 max_seq_length = 16

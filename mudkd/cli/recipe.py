@@ -1,4 +1,4 @@
-"""``mudkd recipe show`` and ``mudkd recipe validate``: look at a resolved recipe, check recipe files."""
+"""``mudkd recipe list``, ``show`` and ``validate``: shipped recipes, a resolved recipe, checked recipe files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.errors import RecipeError
 from mudkd.recipe import Recipe, build_recipe, recipe_fields
+from mudkd.recipe.load import shipped_recipes
 from mudkd.recipe.wizard import recipe_problems
+
+LIST_EPILOG = """Examples:
+
+  $ mudkd recipe list
+
+  $ mudkd pipeline quickstart --dry-run
+
+  $ mudkd recipe show glue_rosita_3d
+"""
 
 SHOW_EPILOG = """Examples:
 
@@ -30,7 +40,7 @@ VALIDATE_EPILOG = """Examples:
 """
 
 recipe_app = typer.Typer(
-    help="Show and validate recipes (the TOML files every command reads).",
+    help="List, show and validate recipes (the TOML files every command reads).",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
@@ -58,6 +68,31 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_text(item) for item in value) + "]"
     return repr(value)
+
+
+def list_cli(json_: o.JsonOpt = False) -> None:
+    """List the recipes shipped with mudkd: name, summary and file.
+
+    Every command takes a shipped recipe by name where it takes a recipe file (mudkd pipeline quickstart), also
+    from a wheel install; an existing file of that name in the working directory wins.
+    """
+    recipes = shipped_recipes()
+    if json_:
+        c.emit_json({"recipes": [{"name": n, "path": str(p), "summary": s} for n, p, s in recipes]})
+        return
+    _print_shipped(recipes)
+
+
+def _print_shipped(recipes: list[tuple[str, Path, str]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Shipped recipes", title_justify="left")
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("summary", ratio=1)
+    for name, _, summary in recipes:
+        table.add_row(_escape(name), _escape(summary))
+    c.stdout_console().print(table)
+    c.stdout_console().print(f"in {recipes[0][1].parent}" if recipes else "none found", highlight=False, markup=False)
 
 
 def show_cli(recipe: o.RecipeArg = None, set_: o.SetOpt = None, json_: o.JsonOpt = False) -> None:
@@ -132,5 +167,6 @@ def _problems_of(path: Path) -> list[str]:
         return list(error.problems)
 
 
+recipe_app.command("list", epilog=LIST_EPILOG)(list_cli)
 recipe_app.command("show", epilog=SHOW_EPILOG)(show_cli)
 recipe_app.command("validate", epilog=VALIDATE_EPILOG)(validate_cli)

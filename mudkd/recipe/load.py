@@ -27,11 +27,44 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+#: The example recipes shipped inside the package (``mudkd/recipes``; ``recipes/`` in a checkout links to it).
+SHIPPED_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def shipped_recipes() -> list[tuple[str, Path, str]]:
+    """Every shipped recipe as ``(name, file, summary)``; the summary is the file's first comment line."""
+    found = []
+    for path in sorted(SHIPPED_RECIPES.glob("*.toml")):
+        comments = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+        summary = next((line.lstrip("#").strip() for line in comments if line.startswith("#")), "")
+        found.append((path.stem, path, summary))
+    return found
+
+
+def locate_recipe(path: str | Path) -> Path:
+    """The recipe file ``path`` names: an existing file as it is, else a shipped recipe of that name.
+
+    ``quickstart``, ``quickstart.toml`` and ``recipes/quickstart.toml`` (the README's spelling, run from any
+    folder) name ``mudkd/recipes/quickstart.toml`` when no such file exists, so a wheel install finds the shipped
+    recipes. An existing file always wins; anything else is returned unchanged (and reported as not found).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    name = path.name if path.suffix == ".toml" else f"{path.name}.toml"
+    if path.parent in {Path("."), Path("recipes")} and (SHIPPED_RECIPES / name).is_file():
+        return SHIPPED_RECIPES / name
+    return path
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML recipe file into a dict, turning I/O and syntax errors into :class:`RecipeError`."""
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found", hint="check the path, or run 'mudkd wizard' to write one")
+        raise RecipeError(
+            f"{path}: recipe file not found",
+            hint="check the path, name a shipped recipe ('mudkd recipe list'), or run 'mudkd wizard' to write one",
+        )
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -149,7 +182,7 @@ def build_recipe(
     """Build the validated recipe from a file, command-line flags and ``--set`` overrides.
 
     Args:
-        path: TOML recipe file, or None for defaults only.
+        path: TOML recipe file, or the name of a shipped recipe (:func:`locate_recipe`), or None for defaults only.
         flags: Dotted keys from command-line flags; None values are ignored (flag not given).
         sets: Raw ``KEY=VALUE`` strings from ``--set``.
         base: Extra defaults applied below the file (e.g. a command's own stage defaults).
@@ -160,6 +193,7 @@ def build_recipe(
     Raises:
         RecipeError: With every problem found, one per line.
     """
+    path = locate_recipe(path) if path else None
     source = str(path) if path else "command line"
     data: dict[str, Any] = {}
     command_line_only: list[str] = []

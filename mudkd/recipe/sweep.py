@@ -43,7 +43,7 @@ from mudkd.knowledge.schemes import (
     parse_config_3d,
     parse_layer_scheme,
 )
-from mudkd.recipe.load import build_recipe, parse_override, read_toml, resolve_path
+from mudkd.recipe.load import build_recipe, locate_recipe, parse_override, read_toml, resolve_path
 from mudkd.recipe.schema import LOCAL_PATH, MAX_LAYERS, MAX_SEED, MAX_SEQ_LENGTH, Recipe, Section
 
 SWEEP_SCHEMA_VERSION = 1
@@ -296,13 +296,13 @@ def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
     """Read and validate a sweep file; ``base`` is resolved relative to the file.
 
     Args:
-        path: The sweep TOML file.
+        path: The sweep TOML file, or the name of a shipped sweep (``sweep_sst2_minilm``).
         sets: ``--set`` strings; only sweep keys are applied (see :func:`split_sets`).
 
     Raises:
         RecipeError: With every problem found, one per line, each naming the file and the key.
     """
-    path = Path(path)
+    path = locate_recipe(path)  # a file, or the name of a shipped sweep
     data = read_toml(path)
     if isinstance(data.get("output_dir"), str) and data["output_dir"]:
         # a path in the file is relative to the file; one from --set / -o stays relative to the working directory
