@@ -27,7 +27,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     Validates the teacher's ``config.json``, the score file's header and the budget against them without loading
     any weights, so a budget that does not fit fails here (the score fingerprint is checked by ``run``).
     """
-    from mudkd.core.pruning import _validate_budget
+    from mudkd.core.pruning import validate_prune_budget
 
     teacher = require_teacher(recipe, flag="--model-path")
     if recipe.prune.layers is not None and "num_layers" in recipe.prune.model_fields_set:
@@ -36,7 +36,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     shape = teacher_shape(teacher)
     check_scores_header(scores, shape)
     stage = recipe.prune
-    kept = _validate_budget(
+    kept = validate_prune_budget(
         shape,
         keep_heads=stage.keep_heads,
         num_layers=None if stage.layers is not None else stage.num_layers,

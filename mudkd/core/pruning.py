@@ -429,7 +429,7 @@ def check_scores_match(scores: TaylorScores, model: nn.Module, *, source: str = 
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _validate_budget(
+def validate_prune_budget(
     shape: ModelShape,
     *,
     keep_heads: int,
@@ -592,7 +592,7 @@ def prune_bert(
     """
     shape = model_shape(teacher)
     check_scores_match(scores, teacher)
-    kept_layers = _validate_budget(
+    kept_layers = validate_prune_budget(
         shape,
         keep_heads=keep_heads,
         num_layers=num_layers,
