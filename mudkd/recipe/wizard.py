@@ -30,7 +30,7 @@ from mudkd.knowledge import (
     parse_layer_scheme,
     task_num_labels,
 )
-from mudkd.recipe.load import COMMAND_LINE_ONLY, build_recipe, parse_override, resolve_path
+from mudkd.recipe.load import COMMAND_LINE_ONLY, build_recipe, flatten, parse_override, resolve_path
 from mudkd.recipe.schema import GLUE_TASKS, Recipe, path_keys
 
 Kind = Literal["text", "select", "confirm", "int", "float"]
@@ -808,18 +808,8 @@ def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
     """The recipe with ``--set`` overrides of keys the wizard does not ask about (validated, all problems)."""
     if not overrides:
         return recipe
-    flags = dict(_flatten(recipe.model_dump()))
+    flags = flatten(recipe.model_dump())
     return build_recipe(None, flags=flags, sets=overrides)
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            items.extend(_flatten(value, f"{prefix}{key}."))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
 
 
 # ---------------------------------------------------------------------------------------------------------------
