@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
+from mudkd.cli.sweep_chart import text_curve
 from mudkd.core import sweep as core
 from mudkd.core.events import StageResult
 from mudkd.errors import RecipeError
@@ -363,7 +364,7 @@ def test_plot_is_a_png_and_the_text_curve_has_every_series(finished):
     assert plots == [str(finished["out"] / "marginal_utility.png")]
     data = Path(plots[0]).read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 2000
-    lines = core.text_curve(finished["result"].records)
+    lines = text_curve(finished["result"].records)
     assert lines[0].startswith("dev accuracy") and any(line.strip().startswith("a = 3D") for line in lines)
     assert any("full hsk" in line for line in lines) and any("no hsk" in line for line in lines)
 
@@ -513,14 +514,14 @@ def test_text_curve_and_plot_from_records(tmp_path):
             "metric": "accuracy",
         },
     ]
-    lines = core.text_curve(records, width=40, height=8)
+    lines = text_curve(records, width=40, height=8)
     assert len(lines) == 1 + 8 + 2 + 4 and all(len(line) <= 60 for line in lines)
     chart = "\n".join(lines[1:9])
     assert chart.count("a") == 3 and chart.count("b") == 1 and "─" * 10 in chart and "┄" * 10 in chart
     assert "0.1%" in lines[10] and "10%" in lines[10]
     plots = core.write_plots(records, tmp_path)
     assert Path(plots[0]).read_bytes().startswith(PNG_MAGIC)
-    assert core.text_curve([]) == [] and core.write_plots([], tmp_path / "none") == []
+    assert text_curve([]) == [] and core.write_plots([], tmp_path / "none") == []
 
 
 # ---------------------------------------------------------------------------------------------------------------

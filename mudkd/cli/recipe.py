@@ -11,7 +11,7 @@ from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.errors import RecipeError
 from mudkd.recipe import Recipe, build_recipe, recipe_fields
-from mudkd.recipe.load import shipped_recipes
+from mudkd.recipe.load import flatten, shipped_recipes
 from mudkd.recipe.wizard import recipe_problems
 
 LIST_EPILOG = """Examples:
@@ -45,16 +45,6 @@ recipe_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
 )
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _text(value: Any) -> str:
@@ -112,8 +102,8 @@ def _print_recipe(resolved: Recipe, *, title: str) -> None:
     """Every key: its value (highlighted when changed), its default and its description."""
     from rich.table import Table
 
-    values = _flatten(resolved.model_dump(mode="json"))
-    defaults = _flatten(Recipe.model_validate({}).model_dump(mode="json"))
+    values = flatten(resolved.model_dump(mode="json"))
+    defaults = flatten(Recipe.model_validate({}).model_dump(mode="json"))
     table = Table(title=title, title_justify="left")
     table.add_column("key", no_wrap=True, style="bold")
     table.add_column("value", overflow="fold", max_width=28)

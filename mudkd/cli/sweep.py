@@ -173,7 +173,7 @@ def render_result(result: Any, json_mode: bool) -> None:
     from rich import box
     from rich.table import Table
 
-    from mudkd.core.sweep import text_curve
+    from mudkd.cli.sweep_chart import text_curve
 
     records = result.records
     metric = next((r["metric"] for r in records if r.get("metric")), "metric")

@@ -22,6 +22,7 @@ from mudkd.cli import options as o
 from mudkd.errors import MudkdError, RecipeError
 from mudkd.knowledge.shapes import model_shape as knowledge_model_shape
 from mudkd.recipe import Recipe
+from mudkd.recipe.load import flatten
 from mudkd.recipe.wizard import (
     QUESTIONS,
     Question,
@@ -243,10 +244,10 @@ def _summary_rows(recipe: Recipe) -> list[tuple[str, Any]]:
     """The keys the answers changed from the schema defaults, plus the ones that define the run."""
     always = {"task.name", "task.max_seq_length", "teacher.pretrained", "output.dir", "finetune.train_batch_size"}
     always |= {f"{stage}.num_train_epochs" for stage in ("finetune", "hsk", "pred")}
-    default = _flatten(Recipe.model_validate({}).model_dump(mode="json"))
+    default = flatten(Recipe.model_validate({}).model_dump(mode="json"))
     pruned = recipe.student.model is None
     rows: list[tuple[str, Any]] = []
-    for key, value in _flatten(recipe.model_dump(mode="json")).items():
+    for key, value in flatten(recipe.model_dump(mode="json")).items():
         if key == "student.model":
             rows.append(("student", "pruned (ROSITA-style)" if pruned else "pretrained (TinyBERT-style)"))
         if key.startswith("prune."):
@@ -256,16 +257,6 @@ def _summary_rows(recipe: Recipe) -> list[tuple[str, Any]]:
         if show:
             rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else value))
     return rows
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def budget_rows(budget: Mapping[str, Any], notes: list[str]) -> list[tuple[str, Any]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,7 @@ def build_recipe(
         file_data = read_toml(path)
         command_line_only = _command_line_only(file_data, source)
         _resolve_file_paths(file_data, Path(path).parent)
-        for key, value in _flatten(file_data):
+        for key, value in flatten(file_data, keep_empty=True).items():
             _set_dotted(data, key, value)
     for key, value in (flags or {}).items():
         if value is not None:
@@ -225,15 +226,24 @@ def build_recipe(
     return recipe
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
+def flatten(data: Mapping[str, Any], *, keep_empty: bool = False) -> dict[str, Any]:
+    """Nested tables as one level of dotted keys: ``{"hsk": {"keep_tokens": 10}}`` → ``{"hsk.keep_tokens": 10}``.
+
+    Args:
+        data: A recipe as nested mappings (a TOML document, ``Recipe.model_dump()``). Lists are values.
+        keep_empty: Keep an empty table as one key whose value is ``{}`` (a recipe file's ``[foo]`` with no keys
+            still reaches validation, so an unknown empty table is reported); by default it holds no key.
+
+    Returns:
+        Dotted key → value, in the order of ``data``.
+    """
+    flat: dict[str, Any] = {}
     for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            items.extend(_flatten(value, f"{dotted}."))
+        if isinstance(value, Mapping) and (value or not keep_empty):
+            flat.update({f"{key}.{inner}": item for inner, item in flatten(value, keep_empty=keep_empty).items()})
         else:
-            items.append((dotted, value))
-    return items
+            flat[str(key)] = value
+    return flat
 
 
 def recipe_to_toml(recipe: Recipe) -> str:

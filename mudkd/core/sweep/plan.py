@@ -1,0 +1,375 @@
+"""Sweep planning: the grid's points with their recipes and budgets, and the teacher-free store(s) that serve them.
+
+:func:`plan` expands a sweep (:mod:`mudkd.recipe.sweep`) into points, resolves every point's knowledge budget, and
+plans the teacher-free store(s): one store at the smallest budget that serves every point (the union of the kept
+layer pairs, the largest k, and a width that covers every point's width). Points that no single store can serve
+(e.g. different token rankings) are grouped, one store per group. The teacher therefore runs once per store — once
+per sweep unless the grid mixes token rankings — and never while the points train (except the ``full_hsk``
+baseline, whose knowledge is as big as the teacher's and is distilled online). Nothing here writes a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mudkd.core.sweep.results import RESULT_FILE
+from mudkd.errors import BudgetError, RecipeError, StoreError
+from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
+from mudkd.knowledge.schemes import SHORT_NAMES, StoreDtype
+from mudkd.knowledge.serving import (
+    LOGITS_ONLY_OVERRIDES,
+    covering_overrides,
+    needs_magnitude_check,
+    stored_slots,
+    token_key,
+)
+from mudkd.recipe.schema import Recipe
+from mudkd.recipe.sweep import Point, Sweep, apply_overrides, expand_grid
+from mudkd.recipe.sweep import shard as shard_points
+
+RecipeBuilder = Callable[[Mapping[str, Any]], Recipe]
+
+#: Recipe keys that do not change a point's result (paths the sweep sets, devices, workers).
+_HASH_EXCLUDED = {
+    "hsk": ("output_dir", "hsk_store"),
+    "pred": ("output_dir", "logits_store"),
+    "cache": ("output_dir", "batch_size", "chunk_size"),
+    "training": ("device", "dataloader_num_workers", "eval_batch_size", "logging_steps"),
+    "output": ("dir", "overwrite"),
+    "finetune": ("output_dir",),
+    "score": ("output_dir",),
+    "prune": ("output_dir", "scores"),
+}
+
+
+@dataclass
+class PlannedPoint:
+    """A point with its resolved recipe and knowledge budget (None for ``no_hsk``)."""
+
+    point: Point
+    recipe: Recipe
+    budget: KnowledgeBudget | None
+    recipe_hash: str
+    store: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.point.id
+
+    def row(self) -> dict[str, Any]:
+        """The point as a plan row: id, kind, series, settings, budget and HSK fraction."""
+        budget = self.budget
+        return {
+            "id": self.id,
+            "kind": self.point.kind,
+            "series": self.point.series,
+            "settings": dict(self.point.settings),
+            "budget": describe_budget(budget) if budget else "none (prediction distillation only)",
+            "hsk_fraction": budget.hsk_fraction if budget else 0.0,
+            "elements_per_example": budget.elements_per_example if budget else 0,
+            "keep_layers": budget.keep_layers if budget else 0,
+            "keep_tokens": budget.keep_tokens if budget else 0,
+            "keep_hidden": budget.keep_hidden if budget else 0.0,
+            "store": self.store,
+            "overrides": self.point.sets,
+        }
+
+
+@dataclass
+class PlannedStore:
+    """A teacher-free store the sweep builds (or was given) and the points it serves."""
+
+    name: str
+    path: Path
+    budget: KnowledgeBudget
+    overrides: dict[str, Any]
+    points: list[str]
+    given: bool = False
+    note: str = ""
+
+    def row(self, dtype: str = StoreDtype.FLOAT16.value, num_examples: int | None = None) -> dict[str, Any]:
+        summary = budget_summary(self.budget, num_examples, dtype)
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "budget": describe_budget(self.budget),
+            "hsk_fraction": self.budget.hsk_fraction,
+            "bytes_per_example": summary["bytes_per_example"],
+            "bytes": summary["train_set_bytes"],
+            "points": list(self.points),
+            "given": self.given,
+            "note": self.note,
+        }
+
+
+@dataclass
+class SweepPlan:
+    """Everything a sweep will do, resolved and validated, before anything is written."""
+
+    sweep: Sweep
+    output_dir: Path
+    points: list[PlannedPoint]
+    selected: list[str]
+    stores: list[PlannedStore]
+    shard: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
+    logits_store: str | None = None
+
+    def selected_points(self) -> list[PlannedPoint]:
+        chosen = set(self.selected)
+        return [planned for planned in self.points if planned.id in chosen]
+
+    def needed_stores(self, points: Sequence[PlannedPoint]) -> list[PlannedStore]:
+        """The stores ``points`` read: their own, and the first one for the baselines' logits."""
+        names = {p.store for p in points if p.store}
+        if self.stores and any(p.point.kind != "hsk" for p in points):
+            names.add(self.stores[0].name)
+        return [store for store in self.stores if store.name in names]
+
+    def logits_for(self, planned: PlannedPoint) -> str | None:
+        """Where a point's prediction stage reads the teacher's logits (None: the teacher runs online)."""
+        if planned.store and not self.stores[0].given:
+            return str(next(s.path for s in self.stores if s.name == planned.store))
+        return self.logits_store
+
+    def to_dict(self) -> dict[str, Any]:
+        dtype = self.points[0].recipe.cache.dtype if self.points else StoreDtype.FLOAT16.value
+        done = {p.id for p in self.points if (self.output_dir / "points" / p.id / RESULT_FILE).is_file()}
+        return {
+            "output_dir": str(self.output_dir),
+            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            "teacher_free": self.sweep.teacher_free,
+            "points": [{**p.row(), "done": p.id in done} for p in self.selected_points()],
+            "stores": [store.row(dtype, _count_examples(self.points)) for store in self.stores],
+            "notes": list(self.notes),
+        }
+
+
+def describe_budget(budget: KnowledgeBudget) -> str:
+    """A one-line budget: ``K=1 (s6→t10) k=10/64 attention_no_sep ρ=0.1 mag``."""
+    pairs = ",".join(f"{s}→{t}" for s, t in zip(budget.student_layers, budget.teacher_layers, strict=True))
+    tokens = f"k={budget.keep_tokens}/{budget.max_seq_length}"
+    if budget.token_selection_active:
+        tokens += f" {budget.token_scheme}"
+    width = "ρ=1"
+    if budget.width_active:
+        width = f"ρ={budget.keep_hidden:g} {SHORT_NAMES[budget.hidden_scheme]}"
+    return f"K={budget.keep_layers} ({pairs}) {tokens} {width}"
+
+
+def _recipe_hash(recipe: Recipe) -> str:
+    data = recipe.model_dump(mode="json")
+    for section, keys in _HASH_EXCLUDED.items():
+        for key in keys:
+            data.get(section, {}).pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _count_examples(points: Sequence[PlannedPoint]) -> int | None:
+    if not points:
+        return None
+    from mudkd.core.data import count_train_examples
+
+    return count_train_examples(points[0].recipe)
+
+
+def _model_shapes(base: Recipe, given_store: Any) -> dict[str, ModelShape]:
+    """Student and teacher shapes (the teacher's label count included), from config files or a given store."""
+    from mudkd.core.models import read_shape
+
+    student = read_shape(base.student.model, "student")
+    if given_store is not None:
+        stored = KnowledgeBudget.from_dict(given_store.meta["budget"])
+        teacher = ModelShape(stored.num_teacher_layers, stored.teacher_hidden, stored.num_labels)
+    else:
+        teacher = read_shape(base.teacher.model, "teacher")
+    return {"student": student, "teacher": teacher}
+
+
+def _budget(recipe: Recipe, shapes: Mapping[str, ModelShape]) -> KnowledgeBudget:
+    return budget_from_recipe(
+        recipe,
+        num_student_layers=shapes["student"].layers,
+        num_teacher_layers=shapes["teacher"].layers,
+        teacher_hidden=shapes["teacher"].hidden,
+        num_labels=shapes["teacher"].num_labels,
+    )
+
+
+def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, int] | None = None) -> SweepPlan:
+    """Resolve every point and the store(s) that serve them; validate everything; write nothing.
+
+    Args:
+        sweep: The validated sweep.
+        base_recipe_builder: ``overrides -> Recipe`` (see :func:`mudkd.recipe.sweep.make_recipe_builder`).
+        shard: ``(i, n)``: plan only every n-th point, starting with the i-th (1-based).
+
+    Raises:
+        RecipeError: Every point whose settings or budget do not fit, or that the given store cannot serve.
+        CheckpointError: A missing teacher or student.
+    """
+    if not sweep.output_dir:
+        raise RecipeError(
+            f"{sweep.source}: output_dir: the sweep needs an output directory",
+            hint="set output_dir in the sweep file or pass --output-dir DIR",
+        )
+    output_dir = Path(sweep.output_dir)
+    base = base_recipe_builder({})
+    given_path = base.hsk.hsk_store if sweep.teacher_free else None
+    given_store = None
+    if given_path:
+        from mudkd.core.store import HskStore
+
+        given_store = HskStore.open(given_path, verify=False)
+    shapes = _model_shapes(base, given_store)
+
+    problems: list[str] = []
+    planned: list[PlannedPoint] = []
+    for point in expand_grid(sweep):
+        try:
+            recipe = base_recipe_builder(point.overrides)
+            budget = _budget(recipe, shapes) if point.kind != "no_hsk" else None
+        except RecipeError as error:
+            problems += [f"{sweep.source}: point {point.id}: {problem}" for problem in error.problems]
+            continue
+        except BudgetError as error:
+            problems.append(f"{sweep.source}: point {point.id}: {error.message}")
+            continue
+        planned.append(PlannedPoint(point, recipe, budget, _recipe_hash(recipe)))
+    if any(p.point.kind == "full_hsk" for p in planned) and not base.teacher.model:
+        problems.append(f"{sweep.source}: baselines: full_hsk runs the teacher online and needs teacher.model")
+    if problems:
+        raise RecipeError(
+            problems[0], hint="fix the grid values, or the base recipe they start from", problems=problems
+        )
+
+    notes: list[str] = []
+    stores: list[PlannedStore] = []
+    if sweep.teacher_free and given_store is not None:
+        stores = [_given_store(given_store, planned, sweep)]
+    elif sweep.teacher_free:
+        stores = _plan_stores(planned, base, shapes, output_dir, notes)
+    for store in stores:
+        for planned_point in planned:
+            if planned_point.id in store.points:
+                planned_point.store = store.name
+
+    points = [p.point for p in planned]
+    selected = [p.id for p in (points if shard is None else shard_points(points, *shard))]
+    logits_store = None
+    if given_store is not None:
+        logits_store = base.pred.logits_store or str(given_store.directory)
+    elif stores:
+        logits_store = str(stores[0].path)  # every store holds the teacher's logits; baselines read the first
+    return SweepPlan(sweep, output_dir, planned, selected, stores, shard, notes, logits_store)
+
+
+def _given_store(store: Any, planned: list[PlannedPoint], sweep: Sweep) -> PlannedStore:
+    """The base recipe's ``hsk.hsk_store``: check it serves every HSK point (the teacher never runs)."""
+    stored = KnowledgeBudget.from_dict(store.meta["budget"])
+    problems = []
+    served = []
+    for planned_point in planned:
+        if planned_point.point.kind != "hsk":
+            continue
+        assert planned_point.budget is not None
+        servable, reason = can_serve(stored, planned_point.budget)
+        if servable:
+            reason = magnitude_shortfall(store, stored, planned_point.budget) or ""
+        if reason:
+            problems.append(
+                f"{sweep.source}: point {planned_point.id}: the store {store.directory} cannot serve it: {reason}"
+            )
+        served.append(planned_point.id)
+    if problems:
+        raise RecipeError(
+            problems[0],
+            hint="drop hsk.hsk_store from the base recipe (the sweep then builds a store that serves every point), "
+            "or remove those points from the grid",
+            problems=problems,
+        )
+    return PlannedStore(
+        "store", Path(store.directory), stored, {}, served, given=True, note="given by the base recipe (hsk.hsk_store)"
+    )
+
+
+def magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeBudget) -> str | None:
+    """For a Mag store read with fewer tokens: the first example lacking n' stored values in its first k' tokens.
+
+    This is the check :func:`mudkd.core.hsk.unpack_targets` makes at load time, done over the whole store up front.
+    """
+    if not needs_magnitude_check(stored, wanted):
+        return None
+    import numpy as np
+
+    limit = wanted.keep_tokens * wanted.teacher_hidden
+    slots = stored_slots(stored, wanted)
+    for first in range(0, len(store), 4096):
+        positions = store.get(np.arange(first, min(first + 4096, len(store))))["positions"][:, slots]
+        inside = (positions.astype(np.int64) < limit).sum(axis=2)  # [examples, layers]
+        short = np.argwhere(inside < wanted.magnitude_count)
+        if short.size:
+            example = first + int(short[0][0])
+            return (
+                f"example {example} has only {int(inside.min())} stored magnitudes within its first "
+                f"{wanted.keep_tokens} tokens, {wanted.magnitude_count} are needed"
+            )
+    return None
+
+
+# -- store planning ----------------------------------------------------------------------------------------------
+
+
+def _plan_stores(
+    planned: list[PlannedPoint], base: Recipe, shapes: Mapping[str, ModelShape], output_dir: Path, notes: list[str]
+) -> list[PlannedStore]:
+    """Group HSK points by token ranking; one store per group at the smallest budget serving the whole group."""
+    hsk_points = [p for p in planned if p.point.kind == "hsk"]
+    dtype = base.cache.dtype
+    if not hsk_points:  # baselines only: a minimal store, for the teacher's logits
+        overrides: dict[str, Any] = dict(LOGITS_ONLY_OVERRIDES)
+        budget = _budget(apply_overrides(base, overrides), shapes)
+        return [PlannedStore("store", output_dir / "store", budget, overrides, [], note="teacher logits only")]
+
+    groups: dict[tuple[str, bool | None], list[PlannedPoint]] = {}
+    for planned_point in hsk_points:
+        assert planned_point.budget is not None
+        groups.setdefault(token_key(planned_point.budget), []).append(planned_point)
+    pending = list(groups.items())
+    stores: list[PlannedStore] = []
+    while pending:
+        key, members = pending.pop(0)
+        budgets = [m.budget for m in members if m.budget is not None]
+        overrides, note = covering_overrides(budgets, dtype)
+        budget = _budget(apply_overrides(base, overrides, where="sweep store"), shapes)
+        served = [m for m in members if can_serve(budget, m.budget, certain=True)[0]]  # type: ignore[arg-type]
+        unserved = [m for m in members if m not in served]
+        if not served:  # cannot happen for a single point (a store of its own budget serves it); stay safe
+            raise StoreError(
+                f"no store can serve point {members[0].id}: {can_serve(budget, budgets[0], certain=True)[1]}"
+            )
+        stores.append(PlannedStore("", Path(), budget, overrides, [m.id for m in served], note=note))
+        pending += [((m.id, None), [m]) for m in unserved]
+    if len(stores) == 1:
+        stores[0].name, stores[0].path = "store", output_dir / "store"
+    else:
+        used: set[str] = set()
+        for store in stores:
+            label = SHORT_NAMES[store.budget.token_scheme] if store.budget.uses_attention_scores else "natural"
+            if store.budget.uses_attention_scores and store.budget.att_ttop12:
+                label += "-ttop12"
+            label = label if label not in used else f"{label}-{len(used) + 1}"
+            used.add(label)
+            store.name, store.path = f"store-{label}", output_dir / f"store-{label}"
+        kinds = sorted({s.budget.token_scheme if s.budget.uses_attention_scores else "natural order" for s in stores})
+        notes.append(
+            f"{len(stores)} stores (the teacher runs once per store): no single store serves every point, because "
+            f"their tokens come from different rankings ({', '.join(kinds)})"
+        )
+    notes += [f"{store.name}: {store.note}" for store in stores if store.note]
+    return stores

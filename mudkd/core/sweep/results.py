@@ -1,0 +1,224 @@
+"""Sweep results: the files a sweep directory holds, its finished points' records, CSV/JSON, and merging shards.
+
+Layout of a sweep's ``output_dir``::
+
+    sweep.json                   the sweep, its points (in order) and stores
+    store[-group]/               the teacher-free store(s), reused when the sweep is rerun
+    points/<id>/hsk/             the HSK-distilled student of the point
+    points/<id>/pred/            its final student (prediction distillation)
+    points/<id>/result.json      written atomically when the point finishes; its presence means "done"
+    results.csv, results.json    one row/record per finished point
+    marginal_utility.png         dev metric against the HSK fraction (log x), baselines as horizontal lines
+
+Shards write the same layout, and :func:`merge` combines their directories.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mudkd.core.outputs import (
+    check_no_overlap,
+    output_lock,
+    read_marker,
+    write_json_atomic,
+    write_marker,
+    write_text_atomic,
+)
+from mudkd.core.sweep.plot import write_plots
+from mudkd.errors import RecipeError
+
+RESULT_FILE = "result.json"
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass
+class SweepResult:
+    """What a sweep (or a merge) returns: every finished point's record, and the files written."""
+
+    output_dir: str
+    records: list[dict[str, Any]]
+    plots: list[str]
+    results_csv: str
+    results_json: str
+    stores: list[dict[str, Any]] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    shard: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output_dir": self.output_dir,
+            "points": self.records,
+            "plots": self.plots,
+            "results_csv": self.results_csv,
+            "results_json": self.results_json,
+            "stores": self.stores,
+            "ran": self.ran,
+            "skipped": self.skipped,
+            "pending": self.pending,
+            "shard": self.shard,
+            "notes": self.notes,
+        }
+
+
+def check_sweep_dir(directory: Path, *, inputs: Mapping[str, str | None] | None = None) -> None:
+    """A sweep writes into a new directory or its own earlier one (to resume or merge), never into anything else.
+
+    Raises:
+        RecipeError: A symlink, a file, a non-empty folder that holds no sweep, or one that overlaps an input.
+    """
+    if directory.is_symlink():
+        raise RecipeError(f"{directory}: output_dir is a symbolic link", hint="pass the real directory")
+    if directory.exists() and not directory.is_dir():
+        raise RecipeError(f"{directory}: exists and is not a directory", hint="choose another output_dir")
+    ours = (directory / SWEEP_FILE).is_file() or read_marker(directory) is not None
+    if directory.is_dir() and any(directory.iterdir()) and not ours:
+        raise RecipeError(
+            f"{directory}: output_dir exists, is not empty and holds no sweep",
+            hint="choose another output_dir (a sweep's own directory is resumed)",
+        )
+    check_no_overlap(directory, inputs or {}, what="sweep directory")
+
+
+def collect_records(output_dir: Path, order: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every ``points/<id>/result.json`` under ``output_dir``, in ``order`` (ids not in it come last, sorted)."""
+    records = {}
+    for path in sorted((output_dir / "points").glob(f"*/{RESULT_FILE}")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # written atomically, so only a foreign file can be unreadable
+        records[record.get("id", path.parent.name)] = record
+    rank = {point_id: index for index, point_id in enumerate(order or [])}
+    return sorted(records.values(), key=lambda r: (rank.get(r["id"], len(rank)), r["id"]))
+
+
+CSV_COLUMNS = (
+    "id",
+    "kind",
+    "series",
+    "hsk_fraction",
+    "elements_per_example",
+    "keep_layers",
+    "keep_tokens",
+    "keep_hidden",
+    "layer_scheme",
+    "token_scheme",
+    "hidden_scheme",
+    "seed",
+    "metric",
+    "dev_metric",
+    "hsk_seconds",
+    "pred_seconds",
+    "teacher_free",
+    "budget",
+    "model_dir",
+)
+
+
+def results_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    """The records as CSV: fixed columns, then ``dev_<name>`` for every dev metric."""
+    metric_names = sorted({name for r in records for name in r.get("dev_metrics", {})})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, *(f"dev_{name}" for name in metric_names)])
+    for record in records:
+        metrics = record.get("dev_metrics", {})
+        writer.writerow(
+            [_csv_value(record.get(column)) for column in CSV_COLUMNS]
+            + [_csv_value(metrics.get(name)) for name in metric_names]
+        )
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def write_results(output_dir: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write results.csv, results.json and the plot(s); returns their paths."""
+    csv_path, json_path = output_dir / "results.csv", output_dir / "results.json"
+    write_text_atomic(csv_path, results_csv(records))
+    write_json_atomic(json_path, records)
+    plots = write_plots(records, output_dir)
+    return {"results_csv": str(csv_path), "results_json": str(json_path), "plots": plots}
+
+
+def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult:
+    """Combine the finished points of several shard directories into ``into`` (results, plots, sweep.json).
+
+    Each point's ``result.json`` is copied into ``into/points/<id>/``; models stay where they were trained (the
+    records keep their paths). ``into`` may be one of the inputs.
+
+    Raises:
+        RecipeError: A directory that is not a sweep output, or one point id finished with different recipes.
+    """
+    target = Path(into)
+    sources = [Path(d) for d in output_dirs]
+    if target.is_dir() and (target / SWEEP_FILE).is_file() and target.resolve() not in {s.resolve() for s in sources}:
+        sources.append(target)
+    problems: list[str] = []
+    order: list[str] = []
+    records: dict[str, dict[str, Any]] = {}
+    origins: dict[str, Path] = {}
+    sweep_document = None
+    for source in sources:
+        if not (source / SWEEP_FILE).is_file() and not (source / "points").is_dir():
+            problems.append(f"{source}: not a sweep output directory (no {SWEEP_FILE} or points/)")
+            continue
+        if (source / SWEEP_FILE).is_file():
+            document = json.loads((source / SWEEP_FILE).read_text())
+            sweep_document = sweep_document or document
+            order += [p["id"] for p in document.get("points", []) if p["id"] not in order]
+        for record in collect_records(source):
+            seen = records.get(record["id"])
+            if seen is not None and seen.get("recipe_hash") != record.get("recipe_hash"):
+                problems.append(
+                    f"point {record['id']}: finished with different recipes in {origins[record['id']]} and {source}"
+                )
+                continue
+            if seen is None:
+                records[record["id"]] = record
+                origins[record["id"]] = source
+    if problems:
+        raise RecipeError(problems[0], hint="merge only shards of the same sweep", problems=problems)
+    check_sweep_dir(target, inputs={str(s): str(s) for s in sources if s.resolve() != target.resolve()})
+    with output_lock(target):
+        if not target.is_dir():
+            target.mkdir(parents=True)
+            write_marker(target, command="sweep-merge", complete=True)
+        return _merge_locked(target, sources, records, origins, order, sweep_document)
+
+
+def _merge_locked(
+    target: Path,
+    sources: list[Path],
+    records: dict[str, dict[str, Any]],
+    origins: dict[str, Path],
+    order: list[str],
+    sweep_document: dict[str, Any] | None,
+) -> SweepResult:
+    for point_id, record in records.items():
+        destination = target / "points" / point_id
+        destination.mkdir(parents=True, exist_ok=True)
+        if not (destination / RESULT_FILE).is_file() or origins[point_id].resolve() != target.resolve():
+            write_json_atomic(destination / RESULT_FILE, record)
+    if sweep_document is not None:
+        write_json_atomic(target / SWEEP_FILE, {**sweep_document, "merged_from": [str(s) for s in sources]})
+    merged = collect_records(target, order)
+    files = write_results(target, merged)
+    return SweepResult(
+        output_dir=str(target),
+        records=merged,
+        **files,
+        pending=[point_id for point_id in order if point_id not in records],
+    )

