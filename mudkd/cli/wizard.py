@@ -7,7 +7,6 @@ module only prompts (questionary), shows the summary and the knowledge-budget ta
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import sys
@@ -331,12 +330,9 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 
 
 def _write_atomic(path: Path, text: str, overwrite: bool) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place (never a half-written file)."""
+    """Write ``text`` through a temporary file and one rename (never a half-written file)."""
+    from mudkd.core.outputs import write_text_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        _refuse_existing(path, overwrite)  # again: the file may have appeared while the questions were answered
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    _refuse_existing(path, overwrite)  # again: the file may have appeared while the questions were answered
+    write_text_atomic(path, text)

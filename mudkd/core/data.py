@@ -12,8 +12,6 @@ import csv
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -407,13 +405,14 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 def _save_atomically(dataset: Any, target: Path) -> None:
     """Write a tokenised split to the cache; a concurrent or interrupted writer never leaves half a split."""
+    from mudkd.core.outputs import replaced_atomically
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        dataset.save_to_disk(str(temporary))
-        os.replace(temporary, target)
-    except OSError:
-        shutil.rmtree(temporary, ignore_errors=True)
+        with replaced_atomically(target) as temporary:
+            dataset.save_to_disk(str(temporary))
+    except OSError:  # another process cached the split first: its copy is as good
+        pass
 
 
 def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:

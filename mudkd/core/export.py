@@ -123,32 +123,33 @@ def export_onnx(
     example = _example_inputs(config, batch=2, seq_length=seq_length, seed=0)
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {OUTPUT_NAME: {0: "batch"}}
 
+    from mudkd.core.outputs import replaced_atomically
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            # The TorchScript exporter warns about its own deprecation and about Python branches in HF's mask
-            # code; the onnxruntime comparison below on other shapes is what actually validates the trace.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                tuple(example[name] for name in INPUT_NAMES),
-                str(temporary),
-                dynamo=False,
-                opset_version=opset,
-                input_names=list(INPUT_NAMES),
-                output_names=[OUTPUT_NAME],
-                dynamic_axes=dynamic_axes,
-                do_constant_folding=True,
-            )
-        _add_metadata(onnx, temporary, config, model_path)
-        max_abs_diff = _check_against_torch(onnxruntime, temporary, wrapper, config) if check else None
-        if max_abs_diff is not None and not max_abs_diff <= TOLERANCE:
-            raise RunError(
-                f"onnxruntime and PyTorch disagree on the logits (max |diff| {max_abs_diff:.3g} > {TOLERANCE:g})",
-                hint="try another --opset, or rerun with --debug and report the model config",
-            )
-        os.replace(temporary, output)
+        with replaced_atomically(output) as temporary:
+            with warnings.catch_warnings(), torch.no_grad():
+                # The TorchScript exporter warns about its own deprecation and about Python branches in HF's mask
+                # code; the onnxruntime comparison below on other shapes is what actually validates the trace.
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    wrapper,
+                    tuple(example[name] for name in INPUT_NAMES),
+                    str(temporary),
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=list(INPUT_NAMES),
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes=dynamic_axes,
+                    do_constant_folding=True,
+                )
+            _add_metadata(onnx, temporary, config, model_path)
+            max_abs_diff = _check_against_torch(onnxruntime, temporary, wrapper, config) if check else None
+            if max_abs_diff is not None and not max_abs_diff <= TOLERANCE:
+                raise RunError(
+                    f"onnxruntime and PyTorch disagree on the logits (max |diff| {max_abs_diff:.3g} > {TOLERANCE:g})",
+                    hint="try another --opset, or rerun with --debug and report the model config",
+                )
     except RunError:
         raise
     except Exception as error:
@@ -156,8 +157,6 @@ def export_onnx(
         raise RunError(
             f"ONNX export of {model_path} failed: {first}", hint="rerun with --debug for a traceback"
         ) from error
-    finally:
-        temporary.unlink(missing_ok=True)
     return {
         "output": str(output),
         "bytes": output.stat().st_size,

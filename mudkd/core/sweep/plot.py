@@ -8,10 +8,11 @@ means; :func:`write_plots` draws them with matplotlib (imported only when a plot
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from mudkd.core.outputs import replaced_atomically
 
 PLOT_FILE = "marginal_utility.png"
 
@@ -78,10 +79,9 @@ def write_plots(records: Sequence[Mapping[str, Any]], directory: str | Path) -> 
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     path = Path(directory) / PLOT_FILE
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(temporary, format="png", bbox_inches="tight")
+    with replaced_atomically(path) as temporary:
+        figure.savefig(temporary, format="png", bbox_inches="tight")
     plt.close(figure)
-    os.replace(temporary, path)
     return [str(path)]
 
 
