@@ -45,6 +45,11 @@ def is_verbose() -> bool:
     return bool(_STATE["verbose"])
 
 
+def is_quiet() -> bool:
+    """``-q``: only results and errors."""
+    return bool(_STATE["quiet"])
+
+
 def info(text: str) -> None:
     """An informational line on stderr (suppressed by -q, and on every process but rank 0 under torchrun)."""
     if not _STATE["quiet"] and os.environ.get("RANK", "0") == "0":

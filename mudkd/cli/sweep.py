@@ -218,7 +218,7 @@ class SweepDisplay:
     def __init__(self, json_mode: bool) -> None:
         from mudkd.core.sweep import SweepEvents
 
-        quiet = bool(c._STATE["quiet"])  # -q: no live table either
+        quiet = c.is_quiet()  # -q: no live table either
         animate = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not quiet
         display = self
 
