@@ -205,7 +205,7 @@ CASES = {
     "finetune-zero-epochs": Case(lambda c: finetune(c, "--num-train-epochs", 0), "finetune.num_train_epochs"),
     "finetune-zero-train-samples": Case(lambda c: finetune(c, "--max-train-samples", 0), "task.max_train_samples"),
     "finetune-warmup-above-1": Case(lambda c: finetune(c, "--warmup-proportion", 1.5), "finetune.warmup_proportion"),
-    "finetune-unknown-device": Case(lambda c: finetune(c, "--device", "tpu"), "training.device"),
+    "finetune-unknown-device": Case(lambda c: finetune(c, "--device", "tpu"), "'--device': 'tpu' is not one of"),
     "finetune-unknown-task": Case(lambda c: finetune(c, "--task-name", "nope"), "unknown task 'nope'"),
     "finetune-length-below-8": Case(lambda c: finetune(c, "--max-seq-length", 4), "task.max_seq_length"),
     "finetune-length-beyond-positions": Case(
@@ -235,7 +235,7 @@ CASES = {
     "prune-missing-scores": Case(lambda c: [*prune(c), "--scores", c.w / "nope"], "does not exist"),
     "prune-scores-dir-without-scores": Case(lambda c: [*prune(c), "--scores", c.data], "has no importance.safetensors"),
     "prune-layers-not-integers": Case(
-        lambda c: prune(c, layers=("--layers", "0,x")), "expected comma-separated integers"
+        lambda c: prune(c, layers=("--layers", "0,x")), "--layers: '0,x' is not a comma-separated list"
     ),
     "prune-layers-out-of-range": Case(lambda c: prune(c, layers=("--layers", "0,7")), "out of range"),
     "prune-layers-duplicated": Case(lambda c: prune(c, layers=("--layers", "0,0")), "duplicates"),
@@ -256,9 +256,9 @@ CASES = {
     "hsk-t-top-malformed": Case(lambda c: hsk(c, "--layer-scheme", "top3"), "layer_scheme"),
     "hsk-config-3d-incomplete": Case(lambda c: hsk(c, "--config-3d", "1l_10t"), "config_3d"),
     "hsk-config-3d-rho-above-1": Case(lambda c: hsk(c, "--config-3d", "1l_8t_2h"), "keep_hidden"),
-    "hsk-unknown-token-scheme": Case(lambda c: hsk(c, "--token-scheme", "random"), "hsk.token_scheme"),
-    "hsk-unknown-hidden-scheme": Case(lambda c: hsk(c, "--hidden-scheme", "magic"), "hsk.hidden_scheme"),
-    "hsk-unknown-mag-scope": Case(lambda c: hsk(c, "--mag-scope", "galaxy"), "hsk.mag_scope"),
+    "hsk-unknown-token-scheme": Case(lambda c: hsk(c, "--token-scheme", "random"), "'--token-scheme': 'random'"),
+    "hsk-unknown-hidden-scheme": Case(lambda c: hsk(c, "--hidden-scheme", "magic"), "'--hidden-scheme': 'magic'"),
+    "hsk-unknown-mag-scope": Case(lambda c: hsk(c, "--mag-scope", "galaxy"), "'--mag-scope': 'galaxy'"),
     "hsk-student-layers-not-integers": Case(lambda c: hsk(c, "--student-layers", "0,a"), "not a comma-separated list"),
     "hsk-layer-lists-of-different-lengths": Case(
         lambda c: hsk(c, "--student-layers", "0,1", "--teacher-layers", "0"), "1 teacher layer indices"
@@ -266,7 +266,7 @@ CASES = {
     "hsk-student-layer-out-of-range": Case(
         lambda c: hsk(c, "--student-layers", "0,5", "--teacher-layers", "0,1"), "between 0 and 2 (got 5)"
     ),
-    "hsk-bad-att-ttop12": Case(lambda c: hsk(c, "--att-ttop12", "maybe"), "--att-ttop12"),
+    "hsk-bad-att-ttop12": Case(lambda c: hsk(c, "--att-ttop12", "maybe"), "--att-ttop12: expected true or false"),
     "hsk-teacher-not-a-model-dir": Case(
         lambda c: [*hsk(c), "--teacher-model", c.data], "teacher is not a model directory"
     ),

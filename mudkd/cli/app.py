@@ -97,9 +97,11 @@ def _report_click_error(group: Any, error: Any, words: list[str]) -> int:
     cause = error.__cause__  # typer's value coercion: a pydantic error holding the value given
     if hasattr(cause, "errors") and "(got " not in message:
         try:
-            message += f" (got {cause.errors()[0]['input']!r})"
+            given = repr(cause.errors()[0]["input"])
         except (IndexError, KeyError, TypeError):
-            pass
+            given = None
+        if given is not None and given not in message:  # a choice error names the value already
+            message += f" (got {given})"
     ctx = getattr(error, "ctx", None)
     path = ctx.command_path if ctx is not None else _command_path(group, words)
     console = common.stderr_console()

@@ -56,8 +56,20 @@ def overrides(command: Callable[..., Any], values: Mapping[str, Any], *, stage: 
             continue
         if isinstance(value, Enum):
             value = value.value
-        flags[key.name.format(stage=stage)] = key.convert(value) if key.convert else value
+        flags[key.name.format(stage=stage)] = _convert(key, value, hints.get(name)) if key.convert else value
     return flags
+
+
+def _convert(key: Key, value: Any, hint: Any) -> Any:
+    """``key.convert(value)``, its error naming the flag (``--layers: '0,x' is not ...``)."""
+    try:
+        return key.convert(value)  # type: ignore[misc]
+    except RecipeError as error:
+        option = next((meta for meta in getattr(hint, "__metadata__", ()) if hasattr(meta, "param_decls")), None)
+        # typer keeps the first flag of typer.Option("--layers", ...) in ``default``, the others in ``param_decls``
+        names = [option.default, *option.param_decls] if option is not None else []
+        flag = next((n for n in names if isinstance(n, str) and n.startswith("-")), key.name)
+        raise RecipeError(f"{flag}: {error.message}", hint=error.hint) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
