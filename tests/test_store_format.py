@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mudkd.core.store import MANIFEST_NAME, HskStore, StoreWriter, fingerprint_value, store_nbytes
+from mudkd.core.store import (
+    MANIFEST_NAME,
+    HskStore,
+    Manifest,
+    StoreWriter,
+    fingerprint_mismatches,
+    fingerprint_value,
+    store_nbytes,
+)
 from mudkd.errors import StoreError
 
 BUDGET = {"layers": [{"student": 1, "teacher": 2}], "keep_tokens": 2, "keep_hidden": 0.5}
@@ -318,6 +326,9 @@ CORRUPTIONS = {
         lambda m: m["meta"].update(dtype="float32"),
         ["contradicts itself: meta.dtype is 'float32' but fingerprint.dtype is 'float16'"],
     ),
+    # A rule the hand-written validator did not have: the manifest's own byte count agrees with its fields.
+    "bytes-per-example": (lambda m: m.update(bytes_per_example=23), ["bytes_per_example is 23, the fields take 24"]),
+    "bytes-per-example-string": (lambda m: m.update(bytes_per_example="24"), ["bytes_per_example is not an integer"]),
     "values-dtype": (
         lambda m: m["fingerprint"].update(dtype="float32"),
         ["contradicts itself: the values field is float16 but fingerprint.dtype is 'float32'"],
@@ -340,3 +351,56 @@ def test_a_corrupted_manifest_is_refused_naming_the_store(tmp_path, edit, fragme
         assert message.startswith(f"HSK store {store}: "), message
         assert all(fragment in message for fragment in fragments), (fragments, message)
         assert caught.value.hint and "\n" not in message + caught.value.hint
+
+
+def test_the_manifest_model_round_trips_the_old_text():
+    manifest = Manifest.from_document(json.loads(OLD_MANIFEST), "HSK store x")
+    assert manifest.to_json_text() == OLD_MANIFEST
+    assert manifest.value_dtype == "float16" and manifest.nbytes == 120 and manifest.fields["logits"].nbytes == 8
+    document = json.loads(OLD_MANIFEST)
+    del document["bytes_per_example"]  # filled in from the fields when absent
+    assert Manifest.from_document(document, "HSK store x").bytes_per_example == 24
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One fingerprint rule
+
+
+def test_fingerprint_mismatches_compares_the_keys_the_run_names():
+    stored = {"task": "sst-2", "max_seq_length": "64", "budget": "b" * 64, "teacher": "t" * 64}
+    assert fingerprint_mismatches(stored, {"task": "sst-2", "max_seq_length": "64"}) == []
+    assert fingerprint_mismatches(stored, {"max_seq_length": "128", "task": "cola"}) == [
+        "max_seq_length (store 64, run 128)",
+        "task (store sst-2, run cola)",
+    ]
+    # A key the store lacks disagrees; long values are shortened.
+    assert fingerprint_mismatches(stored, {"data": "d" * 64}) == ["data (store absent, run dddddddddddd…)"]
+    # Keys only the store has count only when resuming the very same build.
+    assert fingerprint_mismatches(stored, {"task": "sst-2"}, exact=True) == [
+        "budget (store bbbbbbbbbbbb…, run absent)",
+        "max_seq_length (store 64, run absent)",
+        "teacher (store tttttttttttt…, run absent)",
+    ]
+    assert fingerprint_mismatches(stored, dict(stored), exact=True) == []
+
+
+def test_open_and_resume_use_the_one_rule(tmp_path):
+    store = build_store(tmp_path / "store")
+    run = {"task": "sst-2", "max_seq_length": "16"}  # what a teacher-free run can recompute: no budget, no dtype
+    assert HskStore.open(store, expect_fingerprint=run).fingerprint == FINGERPRINT
+    with pytest.raises(StoreError, match=r"does not match this run: data \(store absent, run d+…\)"):
+        HskStore.open(store, expect_fingerprint={**run, "data": "d" * 64})
+    with pytest.raises(StoreError, match=r"cannot resume: budget \(store [0-9a-f]+…, run absent\), dtype"):
+        StoreWriter.resume(store, fingerprint=run)
+    assert StoreWriter.resume(store, fingerprint=FINGERPRINT).complete
+
+
+def test_distill_and_sweep_compare_fingerprints_only_through_the_rule():
+    """No hand-written comparison of fingerprint entries is left outside the store package."""
+    root = Path(__file__).resolve().parents[1] / "mudkd"
+    for path in root.rglob("*.py"):
+        if "store" in path.relative_to(root).parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for pattern in ('fingerprint.get("', "fingerprint.get('", "fingerprint[key]"):
+            assert pattern not in text, f"{path}: {pattern} (use mudkd.core.store.fingerprint_mismatches)"
