@@ -212,7 +212,7 @@ StoredFields = Annotated[
     PlainValidator(_manifest_fields),
     PlainSerializer(lambda fields: {name: field.to_json() for name, field in fields.items()}),
 ]
-Fingerprint = Annotated[dict[str, str], PlainValidator(_manifest_fingerprint)]
+StoredFingerprint = Annotated[dict[str, str], PlainValidator(_manifest_fingerprint)]
 Sha256 = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -244,12 +244,13 @@ class Manifest(BaseModel):
     Beyond the types, a manifest must agree with itself: ``committed`` in ``[0, num_examples]`` and equal to
     the examples of the listed chunks, all of them when ``complete``; chunk ``i`` starts at ``i * chunk_size``
     and holds ``min(chunk_size, num_examples - start)`` (> 0) examples in one file per field of
-    ``count * field.nbytes`` bytes; and ``meta`` says what ``fingerprint`` hashes (see
-    :meth:`meta_disagreement`).
+    ``count * field.nbytes`` bytes; ``bytes_per_example`` (filled in when absent) is what the fields take; and
+    ``meta`` says what ``fingerprint`` hashes (see :meth:`meta_disagreement`).
     """
 
     model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
 
+    # format, fields and fingerprint are checked even when absent, so a missing one gets its own message.
     format: Any = ModelField(default=None, validate_default=True)
     version: StrictInt
     fields: StoredFields = ModelField(default=None, validate_default=True)
@@ -258,7 +259,7 @@ class Manifest(BaseModel):
     chunk_size: Annotated[StrictInt, ModelField(gt=0)]
     committed: Annotated[StrictInt, ModelField(ge=0)]
     chunks: list[Chunk]
-    fingerprint: Fingerprint = ModelField(default=None, validate_default=True)
+    fingerprint: StoredFingerprint = ModelField(default=None, validate_default=True)
     meta: Any = None
     complete: StrictBool
 
@@ -392,7 +393,7 @@ def _problem(error: ErrorDetails) -> SpecError:
     if not location:
         return _malformed("not a JSON object")
     if location[0] != "chunks" or len(location) < 2:
-        return _malformed(_TYPE_PROBLEMS[str(location[0])])
+        return _malformed(_TYPE_PROBLEMS.get(str(location[0]), f"{location[0]} is invalid"))
     index, part = location[1], location[2] if len(location) > 2 else None
     if part == "count":
         return _malformed(f"chunk {index} has a wrong count")
