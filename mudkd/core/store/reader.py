@@ -116,7 +116,7 @@ class HskStore:
             if differ:
                 raise StoreError(
                     f"HSK store {directory} does not match this run: {', '.join(differ)}",
-                    hint="rebuild the store for this teacher, data and budget, or point to the store built for them",
+                    hint="rebuild it with 'mudkd distill cache' for this run, or pass the settings it was built with",
                 )
         stored_dtype = manifest.value_dtype
         if expect_dtype is not None and stored_dtype is not None and stored_dtype != expect_dtype:
