@@ -214,15 +214,7 @@ def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) ->
 
     expected = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
     explicit = "dtype" in recipe.cache.model_fields_set  # a store's own dtype is trusted unless the run names one
-    store = HskStore.open(path, expect_dtype=recipe.cache.dtype if explicit else None)
-    mismatched = [
-        key for key, value in expected.items() if key in store.fingerprint and store.fingerprint[key] != value
-    ]
-    if mismatched:
-        raise StoreError(
-            f"{path}: the store was built for a different {', '.join(mismatched)}",
-            hint="rebuild it with 'mudkd distill cache' for this task and student, or pass the matching settings",
-        )
+    store = HskStore.open(path, expect_fingerprint=expected, expect_dtype=recipe.cache.dtype if explicit else None)
     if len(store) != len(data.train):
         raise StoreError(
             f"{path}: the store holds {len(store)} examples, the training set has {len(data.train)}",
@@ -257,7 +249,9 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bo
     if store_path:
         store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)
         if recipe.teacher.model:  # optional extra check: the teacher's weights are what the store was built from
-            if store.fingerprint.get("teacher") != teacher_fingerprint(recipe.teacher.model):
+            from mudkd.core.store import fingerprint_mismatches
+
+            if fingerprint_mismatches(store.fingerprint, {"teacher": teacher_fingerprint(recipe.teacher.model)}):
                 raise StoreError(
                     f"{store_path}: the store was built from another teacher",
                     hint="rebuild the store, or drop --teacher-model to trust it",

@@ -63,7 +63,7 @@ def _finished(output_dir: Path, planned: PlannedPoint) -> bool:
 
 def _store_matches(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
     """``complete``, ``partial`` (same budget, resumable), or ``stale``/``missing`` (rebuild)."""
-    from mudkd.core.store import MANIFEST_NAME
+    from mudkd.core.store import MANIFEST_NAME, fingerprint_mismatches
 
     manifest_file = path / MANIFEST_NAME
     if not manifest_file.is_file() and (staging_path(path) / MANIFEST_NAME).is_file():
@@ -80,13 +80,15 @@ def _store_matches(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
         return "stale"
     from mudkd.core.models import teacher_fingerprint
 
-    same_run = (
-        same_budget
-        and fingerprint.get("task") == recipe.task.name
-        and fingerprint.get("max_seq_length") == str(recipe.task.max_seq_length)
-        and fingerprint.get("max_train_samples") == str(recipe.task.max_train_samples)
-        and fingerprint.get("dtype") == recipe.cache.dtype
-        and fingerprint.get("teacher") == teacher_fingerprint(recipe.teacher.model)  # type: ignore[arg-type]
+    same_run = same_budget and not fingerprint_mismatches(
+        fingerprint,
+        {
+            "task": recipe.task.name,
+            "max_seq_length": str(recipe.task.max_seq_length),
+            "max_train_samples": str(recipe.task.max_train_samples),
+            "dtype": recipe.cache.dtype,
+            "teacher": teacher_fingerprint(recipe.teacher.model),  # type: ignore[arg-type]
+        },
     )
     if not same_run:
         return "stale"
