@@ -291,7 +291,7 @@ CASES = {
     ),
     "pred-length-beyond-positions": Case(lambda c: pred(c, "--max-seq-length", 256), "256 is longer"),
     # distill cache
-    "cache-unknown-dtype": Case(lambda c: cache(c, "--dtype", "float8"), "cache.dtype"),
+    "cache-unknown-dtype": Case(lambda c: cache(c, "--dtype", "float8"), "'--dtype': 'float8' is not one of"),
     "cache-zero-batch": Case(lambda c: cache(c, "--batch-size", 0), "cache.batch_size"),
     "cache-zero-chunk": Case(lambda c: cache(c, "--set", "cache.chunk_size=0"), "cache.chunk_size"),
     "cache-batch-scope-mask": Case(
