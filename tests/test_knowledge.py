@@ -33,33 +33,18 @@ from mudkd.knowledge import (
 )
 from mudkd.knowledge.layout import INT16_MAX
 from mudkd.recipe.wizard import answers_to_recipe, apply_overrides, recipe_budget
-from tests.helpers import REPO_ROOT, make_teacher_and_student
+from tests.helpers import REPO_ROOT, make_teacher_and_student, write_sst2_slice
 
 runner = CliRunner()
 PACKAGE = REPO_ROOT / "mudkd"
 TRAIN_ROWS, TRAIN_SAMPLES, SEQ_LENGTH = 24, 20, 24
-
-POSITIVE = ["a good movie", "great fun", "the best film", "i love it", "very funny", "really great acting"]
-NEGATIVE = ["a bad movie", "awful plot", "the worst film", "i hate it", "very boring", "really bad acting"]
-
-
-def write_sst2(directory: Path, rows: int = TRAIN_ROWS) -> Path:
-    """A GLUE SST-2-layout directory (``sentence<TAB>label``) with ``rows`` training and 8 dev examples."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", rows), ("dev", 8)):
-        lines = ["sentence\tlabel"]
-        for index in range(count):
-            pool, label = (POSITIVE, 1) if index % 2 == 0 else (NEGATIVE, 0)
-            lines.append(f"{pool[index // 2 % len(pool)]}\t{label}")
-        (directory / f"{split}.tsv").write_text("\n".join(lines) + "\n")
-    return directory
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("knowledge")
     make_teacher_and_student(root / "models")
-    return {"models": root / "models", "data": write_sst2(root / "SST-2"), "root": root}
+    return {"models": root / "models", "data": write_sst2_slice(root / "SST-2", TRAIN_ROWS, 8), "root": root}
 
 
 # The same budget three ways: wizard answers, command-line flags.

@@ -17,24 +17,9 @@ from typer.testing import CliRunner
 
 from mudkd.cli.app import app
 from mudkd.core.outputs import MARKER, StagingDir, check_output_dir, clean_leftovers, read_marker
-from tests.helpers import REPO_ROOT, make_teacher_and_student, snapshot
+from tests.helpers import REPO_ROOT, make_teacher_and_student, snapshot, write_sst2_slice
 
 runner = CliRunner()
-
-POSITIVE = ["a good movie", "great fun", "the best film", "i love it", "very funny", "really great acting"]
-NEGATIVE = ["a bad movie", "awful plot", "the worst film", "i hate it", "very boring", "really bad acting"]
-
-
-def write_sst2(directory: Path, rows: int = 24) -> Path:
-    """A GLUE SST-2-layout directory (``sentence<TAB>label``) with ``rows`` training and 8 dev examples."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", rows), ("dev", 8)):
-        lines = ["sentence\tlabel"]
-        for index in range(count):
-            pool, label = (POSITIVE, 1) if index % 2 == 0 else (NEGATIVE, 0)
-            lines.append(f"{pool[index // 2 % len(pool)]}\t{label}")
-        (directory / f"{split}.tsv").write_text("\n".join(lines) + "\n")
-    return directory
 
 
 def user_folder(path: Path) -> Path:
@@ -52,7 +37,7 @@ def w(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("MUDKD_CACHE", str(tmp_path_factory.mktemp("safe_outputs_cache")))
     make_teacher_and_student(root)
-    data = write_sst2(root / "SST-2")
+    data = write_sst2_slice(root / "SST-2", 24, 8)
     sst2 = ["--task-name", "sst-2", "--data-dir", str(data), "--max-seq-length", "16"]
     store_args = ["--teacher-model", str(root / "teacher"), "--student-model", str(root / "student"), *sst2]
     result = runner.invoke(
