@@ -185,14 +185,15 @@ def _write_teacher_pass(
 ) -> None:
     """Run the teacher over the training examples from ``start`` on and append their packed knowledge.
 
-    The examples go in windows of 32 batches; inside a window they are
+    The examples go in windows of one store chunk (resuming starts at a chunk, so a resumed build batches exactly
+    as an uninterrupted one and writes the same bits); inside a window they are
     batched longest first, so a batch is padded to little more than its own examples (``batching`` is the
     collator, the ``exclude_padding`` rule and the [SEP] id). Under ``exclude_padding`` an example's knowledge does
     not depend on its batch, and the window's arrays are put back in data order before they are appended.
     """
     collator, exclude_padding, sep_token_id = batching
     lengths = example_lengths(data.train)
-    window_size = 32 * batch_size
+    window_size = writer.chunk_size
     batch_number = 0
     with torch.no_grad():
         for first in range(start, len(data.train), window_size):

@@ -365,8 +365,9 @@ def encode_texts(
 ) -> dict[str, list]:
     """Tokenise into BERT inputs with longest-first pair truncation to ``max_seq_length``.
 
-    With ``pad_to_max_length`` every example is padded to ``max_seq_length`` (the reference's fixed-length inputs); without it
-    the examples keep their own length and are padded per batch by :class:`mudkd.core.batching.PaddingCollator`.
+    With ``pad_to_max_length`` every example is padded to ``max_seq_length`` (the reference's fixed-length
+    inputs); without it the examples keep their own length and are padded per batch by
+    :class:`mudkd.core.batching.PaddingCollator`.
     """
     first = tokenizer(text_a, add_special_tokens=False)["input_ids"]
     second = tokenizer(text_b, add_special_tokens=False)["input_ids"] if text_b is not None else None
