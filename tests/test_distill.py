@@ -142,6 +142,19 @@ def test_fp32_store_gives_the_online_losses(models, glue_dir, tmp_path, budget):
     assert offline["step_losses"] == pytest.approx(online["step_losses"], rel=1e-5)
 
 
+def test_store_built_with_static_padding_serves_grouped_batches(models, glue_dir, tmp_path):
+    """Issue 12: the store's batching (static padding, plain order, batch 5) does not change what it serves."""
+    budget = ["--config-3d", "1l_10t_0.1h"]
+    online = hsk_online(models, glue_dir, tmp_path / "online", budget)
+    static = ["--set", "training.padding=max_length", "--set", "training.group_by_length=false"]
+    run_json(
+        "distill", "cache", "--teacher-model", models / "teacher", "--student-model", models / "student",
+        *data_args(glue_dir), *budget, *static, "--dtype", "float32", "--batch-size", 5, "-o", tmp_path / "store",
+    )  # fmt: skip
+    offline = hsk_from_store(models, glue_dir, tmp_path / "store", tmp_path / "offline", budget)
+    assert offline["step_losses"] == pytest.approx(online["step_losses"], rel=1e-5)
+
+
 def test_fp16_store_stays_close(models, glue_dir, tmp_path):
     """fp16 keeps ~3 significant digits of each value (relative rounding error ≤ 2^-11 ≈ 4.9e-4); the MSE against
     those targets moves by a similar relative amount, so 1e-2 relative per step is a safe, meaningful bound."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mudkd.core.batching import example_lengths, hsk_collator, length_sorted_batches
 from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, pack_targets
@@ -44,6 +45,7 @@ def run_fingerprint(recipe: Recipe, *, tokenizer: Any, data: TaskData, teacher_p
         "data": fingerprint_files(data.data_files) if data.data_files else fingerprint_value(data.train.fingerprint),
         "max_seq_length": str(recipe.task.max_seq_length),
         "max_train_samples": str(recipe.task.max_train_samples),
+        "pad_tokens": recipe.hsk.pad_tokens,  # what a token slot past an example's length holds
     }
     if teacher_path:
         fingerprint["teacher"] = teacher_fingerprint(teacher_path)
@@ -138,7 +140,20 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         total_batches = -(-(len(data.train) - start) // batch_size)
         events.on_start("distill cache", total_batches)
         started = time.monotonic()
-        _write_teacher_pass(writer, teacher, tokenizer, data, budget, dtype, start, batch_size, device, events)
+        collator = hsk_collator(recipe, tokenizer)
+        exclude = recipe.hsk.pad_tokens == "exclude"
+        _write_teacher_pass(
+            writer,
+            teacher,
+            (collator, exclude, tokenizer.sep_token_id),
+            data,
+            budget,
+            dtype,
+            start,
+            batch_size,
+            device,
+            events,
+        )
         elapsed = time.monotonic() - started
         events.on_end("distill cache")
         write_run_files(staging.path, recipe, metrics=None, device=device)
@@ -159,7 +174,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
 def _write_teacher_pass(
     writer: StoreWriter,
     teacher: Any,
-    tokenizer: Any,
+    batching: tuple[Any, bool, int],
     data: TaskData,
     budget: Any,
     dtype: str,
@@ -168,30 +183,56 @@ def _write_teacher_pass(
     device: str,
     events: RunEvents,
 ) -> None:
-    """Run the teacher over the training examples from ``start`` on and append their packed knowledge."""
-    columns = ["input_ids", "token_type_ids", "attention_mask"]
+    """Run the teacher over the training examples from ``start`` on and append their packed knowledge.
+
+    The examples go in windows of one store chunk (resuming starts at a chunk, so a resumed build batches exactly
+    as an uninterrupted one and writes the same bits); inside a window they are
+    batched longest first, so a batch is padded to little more than its own examples (``batching`` is the
+    collator, the ``exclude_padding`` rule and the [SEP] id). Under ``exclude_padding`` an example's knowledge does
+    not depend on its batch, and the window's arrays are put back in data order before they are appended.
+    """
+    collator, exclude_padding, sep_token_id = batching
+    lengths = example_lengths(data.train)
+    window_size = writer.chunk_size
+    batch_number = 0
     with torch.no_grad():
-        for batch_number, first in enumerate(range(start, len(data.train), batch_size), start=1):
-            rows = data.train[first : first + batch_size]
-            inputs = {name: torch.tensor(rows[name], device=device) for name in columns}
-            outputs = teacher(**inputs, output_hidden_states=True)
-            targets = build_targets(
-                teacher,
-                [s.float() for s in outputs.hidden_states],
-                inputs["input_ids"],
-                inputs["attention_mask"],
-                budget,
-                sep_token_id=tokenizer.sep_token_id,
+        for first in range(start, len(data.train), window_size):
+            stop = min(first + window_size, len(data.train))
+            window = (
+                length_sorted_batches(lengths, first, stop, batch_size)
+                if exclude_padding
+                else ([*range(b, min(b + batch_size, stop))] for b in range(first, stop, batch_size))
             )
-            packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
-            arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
-            arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
-            if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
-                last = first + len(rows["input_ids"]) - 1
-                raise RunError(
-                    f"distill cache: the teacher gave non-finite values for examples {first}..{last}",
-                    hint="check the teacher (mudkd finetune); nothing was committed",
+            pieces: list[tuple[list[int], dict[str, np.ndarray]]] = []
+            for indices in window:
+                rows = data.train[indices]
+                batch = collator([{name: rows[name][i] for name in _COLUMNS} for i in range(len(indices))])
+                inputs = {name: tensor.to(device) for name, tensor in batch.items()}
+                outputs = teacher(**inputs, output_hidden_states=True)
+                targets = build_targets(
+                    teacher,
+                    [s.float() for s in outputs.hidden_states],
+                    inputs["input_ids"],
+                    inputs["attention_mask"],
+                    budget,
+                    sep_token_id=sep_token_id,
+                    exclude_padding=exclude_padding,
                 )
-            writer.append(arrays)
-            events.on_step(batch_number, {"examples": float(first + len(rows["input_ids"]))})
+                packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
+                arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
+                arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
+                if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+                    raise RunError(
+                        f"distill cache: the teacher gave non-finite values for examples among {min(indices)}.."
+                        f"{max(indices)}",
+                        hint="check the teacher (mudkd finetune); nothing was committed",
+                    )
+                pieces.append((indices, arrays))
+                batch_number += 1
+                events.on_step(batch_number, {"examples": float(first + sum(len(p[0]) for p in pieces))})
+            order = np.argsort(np.concatenate([np.asarray(p[0]) for p in pieces]), kind="stable")
+            writer.append({name: np.concatenate([p[1][name] for p in pieces])[order] for name in pieces[0][1]})
     writer.close()
+
+
+_COLUMNS = ("input_ids", "token_type_ids", "attention_mask")

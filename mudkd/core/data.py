@@ -1,7 +1,8 @@
 """Task data through `datasets`: local GLUE directories, hub datasets and custom CSV/TSV/JSON(L) files.
 
 Every source ends as a :class:`TaskData` whose splits hold the columns ``input_ids``, ``token_type_ids``,
-``attention_mask`` and ``labels`` (int class ids, or floats for regression), padded to ``max_seq_length``.
+``attention_mask`` and ``labels`` (int class ids, or floats for regression), truncated to ``max_seq_length`` and
+**not** padded: every stage pads per batch (:mod:`mudkd.core.batching`).
 GLUE TSVs are read with quoting off and no NA conversion, so sentences such as ``null`` or ``"quoted"`` survive.
 """
 
@@ -359,8 +360,15 @@ def _truncate_pair(a: list[int], b: list[int], budget: int) -> None:
             b.pop()
 
 
-def encode_texts(tokenizer: Any, text_a: list[str], text_b: list[str] | None, max_seq_length: int) -> dict[str, list]:
-    """Tokenise into fixed-length BERT inputs with longest-first pair truncation."""
+def encode_texts(
+    tokenizer: Any, text_a: list[str], text_b: list[str] | None, max_seq_length: int, *, pad_to_max_length: bool = True
+) -> dict[str, list]:
+    """Tokenise into BERT inputs with longest-first pair truncation to ``max_seq_length``.
+
+    With ``pad_to_max_length`` every example is padded to ``max_seq_length`` (the reference's fixed-length
+    inputs); without it the examples keep their own length and are padded per batch by
+    :class:`mudkd.core.batching.PaddingCollator`.
+    """
     first = tokenizer(text_a, add_special_tokens=False)["input_ids"]
     second = tokenizer(text_b, add_special_tokens=False)["input_ids"] if text_b is not None else None
     cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
@@ -376,7 +384,7 @@ def encode_texts(tokenizer: Any, text_a: list[str], text_b: list[str] | None, ma
             ids_a = ids_a[: max_seq_length - 2]
             ids = [cls, *ids_a, sep]
             types = [0] * len(ids)
-        padding = max_seq_length - len(ids)
+        padding = max_seq_length - len(ids) if pad_to_max_length else 0
         out["input_ids"].append(ids + [pad] * padding)
         out["token_type_ids"].append(types + [0] * padding)
         out["attention_mask"].append([1] * len(ids) + [0] * padding)
@@ -415,11 +423,16 @@ def _save_atomically(dataset: Any, target: Path) -> None:
         pass
 
 
+#: Part of the tokenised-split cache key: examples are stored unpadded (a padded cache from before never matches).
+_ENCODING = "unpadded"
+
+
 def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
     """Load, tokenise and cache a task's train and dev splits.
 
-    Tokenisation goes through ``Dataset.map``; its results are cached by ``datasets`` under a fingerprint of the
-    tokenizer, the text and ``max_seq_length``, so a changed tokenizer or length never reuses a stale cache.
+    Examples are truncated to ``max_seq_length`` but left unpadded (each stage pads per batch). Tokenised splits
+    are cached under a hash of the tokenizer, the text, ``max_seq_length`` and the encoding (``unpadded``), so a
+    changed tokenizer, length or encoding never reuses a stale cache.
     """
     from datasets import Dataset, load_from_disk
     from datasets.fingerprint import Hasher
@@ -428,7 +441,7 @@ def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
     max_length = config.max_seq_length
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        encoded = encode_texts(tokenizer, batch["text_a"], batch.get("text_b"), max_length)
+        encoded = encode_texts(tokenizer, batch["text_a"], batch.get("text_b"), max_length, pad_to_max_length=False)
         encoded["labels"] = batch["label"]
         return encoded
 
@@ -437,7 +450,7 @@ def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
     def build(columns: dict[str, list], limit: int | None) -> Any:
         if limit is not None:
             columns = {name: values[:limit] for name, values in columns.items()}
-        key = Hasher.hash([tokenizer_key, max_length, columns])
+        key = Hasher.hash([tokenizer_key, max_length, _ENCODING, columns])
         cached = cache_root() / "tokenized" / key
         if cached.is_dir():
             return load_from_disk(str(cached))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mudkd.core.batching import hsk_collator, make_collator
 from mudkd.core.data import TaskData, count_train_examples, load_task
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
@@ -30,6 +31,7 @@ from mudkd.core.models import (
     teacher_fingerprint,
 )
 from mudkd.core.outputs import check_output_dir, recipe_inputs
+from mudkd.core.store import fingerprint_mismatches
 from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
 from mudkd.errors import CheckpointError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
@@ -84,10 +86,12 @@ class KnowledgeSource:
         budget: KnowledgeBudget | None = None,
         stored_budget: KnowledgeBudget | None = None,
         sep_token_id: int | None = None,
+        exclude_padding: bool = False,
     ) -> None:
         self.teacher, self.store = teacher, store
         self.budget, self.stored_budget = budget, stored_budget
         self.sep_token_id = sep_token_id
+        self.exclude_padding = exclude_padding  # hsk.pad_tokens = "exclude" (mudkd.core.hsk.select_tokens)
 
     @property
     def online(self) -> bool:
@@ -114,11 +118,13 @@ class KnowledgeSource:
                 inputs["attention_mask"],
                 self.budget,
                 sep_token_id=self.sep_token_id,  # type: ignore[arg-type]
+                exclude_padding=self.exclude_padding,
             )
         arrays = self.store.get(index.cpu().numpy())
         device = inputs["input_ids"].device
         packed = {name: torch.from_numpy(array).to(device) for name, array in arrays.items() if name != "logits"}
-        return unpack_targets(packed, self.budget, stored=self.stored_budget)
+        lengths = inputs["attention_mask"].sum(dim=1) if self.exclude_padding else None
+        return unpack_targets(packed, self.budget, stored=self.stored_budget, lengths=lengths)
 
     def logits(self, inputs: dict[str, torch.Tensor], index: torch.Tensor) -> torch.Tensor:
         """The teacher's logits of one batch, [batch, classes] float32."""
@@ -214,7 +220,14 @@ def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) ->
 
     expected = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
     explicit = "dtype" in recipe.cache.model_fields_set  # a store's own dtype is trusted unless the run names one
-    store = HskStore.open(path, expect_fingerprint=expected, expect_dtype=recipe.cache.dtype if explicit else None)
+    store = HskStore.open(path, expect_dtype=recipe.cache.dtype if explicit else None)
+    found = {"pad_tokens": "reference"} | store.fingerprint  # stores from before dynamic padding padded to T (Q6)
+    differ = fingerprint_mismatches(found, expected)
+    if differ:
+        raise StoreError(
+            f"HSK store {path} does not match this run: {', '.join(differ)}",
+            hint="rebuild it with 'mudkd distill cache' for this run, or pass the settings it was built with",
+        )
     if len(store) != len(data.train):
         raise StoreError(
             f"{path}: the store holds {len(store)} examples, the training set has {len(data.train)}",
@@ -249,8 +262,6 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bo
     if store_path:
         store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)
         if recipe.teacher.model:  # optional extra check: the teacher's weights are what the store was built from
-            from mudkd.core.store import fingerprint_mismatches
-
             if fingerprint_mismatches(store.fingerprint, {"teacher": teacher_fingerprint(recipe.teacher.model)}):
                 raise StoreError(
                     f"{store_path}: the store was built from another teacher",
@@ -381,13 +392,16 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     set_seed(recipe.training.seed)
 
     student = load_classifier(recipe.student.model)  # type: ignore[arg-type]
+    exclude = recipe.hsk.pad_tokens == "exclude"
     if store is None:
         teacher = _load_teacher(recipe, device)
         check_same_tokenizer(load_tokenizer(recipe.teacher.model), tokenizer)  # type: ignore[arg-type]
-        source = KnowledgeSource(teacher=teacher, budget=budget, sep_token_id=tokenizer.sep_token_id)
+        source = KnowledgeSource(
+            teacher=teacher, budget=budget, sep_token_id=tokenizer.sep_token_id, exclude_padding=exclude
+        )
         events.on_message(f"device: {device}; teacher runs online ({recipe.teacher.model})")
     else:
-        source = KnowledgeSource(store=store, budget=budget, stored_budget=stored)
+        source = KnowledgeSource(store=store, budget=budget, stored_budget=stored, exclude_padding=exclude)
         events.on_message(f"device: {device}; teacher-free: HSK read from {recipe.hsk.hsk_store}")
     model = HskStudent(student, budget.teacher_hidden, budget.mask_mode)
 
@@ -412,6 +426,7 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
         trainer_options={"source": source, "stage": "hsk"},
         files={"knowledge_budget.json": json.dumps(summary, indent=2) + "\n"},
         run_metrics=lambda trainer: {"hsk_loss": _recent_loss(trainer)},
+        data_collator=hsk_collator(recipe, tokenizer),
     )
     outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
     trainer = outcome.trainer
@@ -476,6 +491,7 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
             "temperature": recipe.pred.temperature,
             "reference_loss": recipe.pred.reference_loss,
         },
+        data_collator=make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length),
     )
     outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
     details = {

@@ -46,6 +46,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     Writes a ``save_pretrained`` model + tokenizer, ``metrics.jsonl``, ``metrics.json``,
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.finetune.output_dir``, atomically.
     """
+    from mudkd.core.batching import make_collator
     from mudkd.core.data import load_task
 
     events = events or RunEvents()
@@ -74,6 +75,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         dev=data.dev,
         selection=data.selection,
         metric_names=data.metrics,
+        data_collator=make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length),
     )
     outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
     details = {"steps": outcome.trainer.state.global_step, "selection": data.selection}

@@ -67,6 +67,8 @@ def select_tokens(
     input_ids: Tensor,
     attention_mask: Tensor | None,
     sep_token_id: int,
+    *,
+    exclude_padding: bool = False,
 ) -> Tensor:
     """Choose k token positions per example (method.md §10).
 
@@ -78,6 +80,15 @@ def select_tokens(
     Ties are broken by position, lower first (a stable descending sort), so the result is deterministic and the
     top-k' is a prefix of the top-k. As in the reference (Q6), once k exceeds an example's real non-[SEP] tokens
     the [SEP]s (−10000) and padding (raw score − 10000) are picked in the order of those numbers.
+
+    With ``exclude_padding`` (mudkd's storable default, ``hsk.pad_tokens = "exclude"``) padding is never chosen:
+    the example's n real tokens fill slots 0..n−1 in the scheme's order and every slot j ≥ n holds the placeholder
+    position j, which :func:`token_validity` marks as carrying no target and no loss. The result then depends only
+    on the example itself, not on how far its batch is padded, and k may exceed the batch's padded length.
+    Why this rule and not the reference's: the reference's choice among padding positions depends on the padded
+    length T (left_first takes pads 0..k−1, attention ranks pads by raw score − 10000 over all T − n of them), so
+    it is only defined for batches padded to ``max_seq_length``; it is kept reachable for parity
+    (``hsk.pad_tokens = "reference"``, which pads HSK batches to ``max_seq_length``).
 
     Args:
         scheme: ``left_first``, ``attention`` or ``attention_no_sep``.
@@ -94,7 +105,7 @@ def select_tokens(
         BudgetError: On an unknown scheme, k out of range, or missing/misshaped scores.
     """
     batch, seq_len = input_ids.shape
-    if not 1 <= k <= seq_len:
+    if not 1 <= k <= (k if exclude_padding else seq_len):
         raise BudgetError(f"keep_tokens must be between 1 and {seq_len} (got {k})", "lower keep_tokens")
     if attention_mask is not None and attention_mask.shape != input_ids.shape:
         raise BudgetError(
@@ -113,7 +124,28 @@ def select_tokens(
         )
     if scheme == TokenScheme.ATTENTION_NO_SEP:
         scores = scores.masked_fill(input_ids == sep_token_id, MASK_SCORE)
-    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    if not exclude_padding:
+        return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    if attention_mask is not None:  # padding sorts last, in position order, so slot j >= n holds position j
+        scores = scores.masked_fill(attention_mask == 0, float("-inf"))
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    if k > seq_len:
+        beyond = torch.arange(seq_len, k, device=input_ids.device).expand(batch, -1)
+        order = torch.cat([order, beyond], dim=1)
+    return order
+
+
+def token_validity(token_index: Tensor, lengths: Tensor) -> Tensor:
+    """Which chosen token slots hold a real token, under ``exclude_padding``: ``token_index < length``.
+
+    Args:
+        token_index: ``[batch, k]`` positions from :func:`select_tokens` (or a store).
+        lengths: ``[batch]`` real token counts (``attention_mask.sum(1)``), independent of the batch's padding.
+
+    Returns:
+        BoolTensor ``[batch, k]``.
+    """
+    return token_index < lengths.to(token_index.device)[:, None]
 
 
 def gather_tokens(states: Tensor, token_index: Tensor | None) -> Tensor:
@@ -128,6 +160,9 @@ def gather_tokens(states: Tensor, token_index: Tensor | None) -> Tensor:
     """
     if token_index is None:
         return states
+    # A placeholder slot (exclude_padding) may point past the batch's padded length: read any position there,
+    # the slot is zeroed and carries no loss.
+    token_index = token_index.clamp(max=states.shape[1] - 1)
     return states.gather(1, token_index[:, :, None].expand(-1, -1, states.shape[-1]))
 
 
@@ -183,6 +218,8 @@ class LayerTarget:
         token_index: LongTensor ``[batch, k]`` of chosen positions, or None for all tokens in natural order.
         target: Teacher values ``[batch, k, d]``, zero where masked.
         mask: BoolTensor ``[batch, k, d]`` (True = supervised), or None when all values are kept.
+        valid: BoolTensor ``[batch, k]``, False on placeholder slots past an example's real tokens (which carry
+            no loss, see :func:`select_tokens`), or None when every slot is a token (the reference rule).
     """
 
     student_layer: int
@@ -190,6 +227,7 @@ class LayerTarget:
     token_index: Tensor | None
     target: Tensor
     mask: Tensor | None
+    valid: Tensor | None = None
 
 
 def _apply_width(states: Tensor, budget: KnowledgeBudget) -> tuple[Tensor, Tensor | None]:
@@ -227,6 +265,7 @@ def build_targets(
     budget: KnowledgeBudget,
     *,
     sep_token_id: int,
+    exclude_padding: bool = False,
 ) -> list[LayerTarget]:
     """Teacher HSK targets for one batch: depth → length → width (method.md §8, §12).
 
@@ -241,6 +280,9 @@ def build_targets(
         attention_mask: ``[batch, seq]``, 1 on real tokens.
         budget: The resolved budget.
         sep_token_id: Id of [SEP].
+        exclude_padding: Never target padding (:func:`select_tokens`): each example's targets are then the same
+            whatever its batch's padded length, and a budget keeping all tokens keeps slots 0..T−1 with the slots
+            past the example's length empty.
 
     Returns:
         One :class:`LayerTarget` per kept layer, in the budget's order.
@@ -266,8 +308,10 @@ def build_targets(
         budget.student_layers, budget.teacher_layers, budget.attention_layers, strict=True
     ):
         states = hidden_states[teacher_layer]
-        token_index = None
-        if budget.token_selection_active:
+        token_index = valid = None
+        if exclude_padding and not budget.token_selection_active:
+            token_index = torch.arange(budget.keep_tokens, device=input_ids.device).expand(len(input_ids), -1)
+        elif budget.token_selection_active:
             scores = None
             if layers is not None:
                 if attention_layer not in scores_by_layer:
@@ -276,11 +320,21 @@ def build_targets(
                     )
                 scores = scores_by_layer[attention_layer]
             token_index = select_tokens(
-                budget.token_scheme, budget.keep_tokens, scores, input_ids, attention_mask, sep_token_id
+                budget.token_scheme,
+                budget.keep_tokens,
+                scores,
+                input_ids,
+                attention_mask,
+                sep_token_id,
+                exclude_padding=exclude_padding,
             )
+        if token_index is not None:
             states = gather_tokens(states, token_index)
+        if exclude_padding:
+            valid = token_validity(token_index, attention_mask.sum(dim=1))
+            states = states.masked_fill(~valid[:, :, None], 0.0)
         target, mask = _apply_width(states, budget)
-        targets.append(LayerTarget(student_layer, teacher_layer, token_index, target, mask))
+        targets.append(LayerTarget(student_layer, teacher_layer, token_index, target, mask, valid))
     return targets
 
 
@@ -295,6 +349,9 @@ def hsk_loss(
       masked, so the student is pulled to 0 there.
     * ``both``: Σ mask·(S − T)² / Σ mask — the mean over the **kept** elements only; masked entries carry no
       supervision. Without a mask both modes are the plain MSE.
+
+    Placeholder slots past an example's real tokens (``valid`` False, :func:`select_tokens`) are left out of both
+    the sum and the count, in either mode.
 
     Args:
         student_hidden_states: The student's L_S + 1 hidden states ``[batch, seq, d]``, already projected to the
@@ -316,11 +373,18 @@ def hsk_loss(
     for layer_target in targets:
         student = gather_tokens(student_hidden_states[layer_target.student_layer], layer_target.token_index)
         teacher = layer_target.target.to(student.dtype)
-        if layer_target.mask is None or mask_mode == MaskMode.TEACHER_ONLY:
+        valid = layer_target.valid
+        if valid is not None and bool(valid.all()):
+            valid = None  # every slot is a token: exactly the reference's arithmetic
+        if (layer_target.mask is None or mask_mode == MaskMode.TEACHER_ONLY) and valid is None:
             per_layer.append(F.mse_loss(student, teacher))
+            continue
+        if layer_target.mask is None or mask_mode == MaskMode.TEACHER_ONLY:
+            weight = valid[:, :, None].expand(student.shape).to(student.dtype)  # type: ignore[index]
         else:
-            weight = layer_target.mask.to(student.dtype)
-            per_layer.append(((student - teacher) ** 2 * weight).sum() / weight.sum().clamp_min(1.0))
+            kept = layer_target.mask if valid is None else layer_target.mask & valid[:, :, None]
+            weight = kept.to(student.dtype)
+        per_layer.append(((student - teacher) ** 2 * weight).sum() / weight.sum().clamp_min(1.0))
     return torch.stack(per_layer).sum(), per_layer
 
 
@@ -473,7 +537,11 @@ def _unpack_magnitude(
 
 
 def unpack_targets(
-    packed: dict[str, Tensor], budget: KnowledgeBudget, *, stored: KnowledgeBudget | None = None
+    packed: dict[str, Tensor],
+    budget: KnowledgeBudget,
+    *,
+    stored: KnowledgeBudget | None = None,
+    lengths: Tensor | None = None,
 ) -> list[LayerTarget]:
     """Rebuild float32 targets from a store's arrays, optionally for a smaller budget than the stored one.
 
@@ -486,6 +554,8 @@ def unpack_targets(
         packed: ``{name: tensor}`` as :func:`pack_targets` returns (batch first).
         budget: The budget the run wants.
         stored: The budget the store was built with; default ``budget``.
+        lengths: ``[batch]`` real token counts of a store built with ``exclude_padding``: marks the placeholder
+            slots (``valid``); None for a store built with the reference rule.
 
     Returns:
         One :class:`LayerTarget` per wanted layer (values float32).
@@ -508,12 +578,13 @@ def unpack_targets(
     for student_layer, teacher_layer, slot in zip(
         budget.student_layers, budget.teacher_layers, stored_slots(stored, budget), strict=True
     ):
-        token_index = None
-        if budget.token_selection_active:
-            if stored.stores_token_index:
-                token_index = packed["token_index"][:, slot, :keep_tokens].long()
-            else:
-                token_index = torch.arange(keep_tokens, device=packed["values"].device).expand(batch, -1).clone()
+        token_index = valid = None
+        if budget.token_selection_active and stored.stores_token_index:
+            token_index = packed["token_index"][:, slot, :keep_tokens].long()
+        elif budget.token_selection_active or lengths is not None:
+            token_index = torch.arange(keep_tokens, device=packed["values"].device).expand(batch, -1).clone()
+        if lengths is not None:
+            valid = token_validity(token_index, lengths)
         if stored.magnitude_mask:
             target, mask = _unpack_magnitude(
                 packed["values"][:, slot],
@@ -531,5 +602,5 @@ def unpack_targets(
                 full = layer_values.new_zeros(batch, keep_tokens, hidden)
                 full[..., stored.width_dims] = layer_values
             target, mask = _apply_width(full, budget)
-        targets.append(LayerTarget(student_layer, teacher_layer, token_index, target, mask))
+        targets.append(LayerTarget(student_layer, teacher_layer, token_index, target, mask, valid))
     return targets

@@ -71,6 +71,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         A :class:`StageResult` whose details hold ``num_batches``, ``num_examples`` and ``layers`` (per layer:
         head score min/mean/max and max/min ratio, heads in descending score order, FFN score min/mean/max).
     """
+    from mudkd.core.batching import make_collator
     from mudkd.core.data import load_task
     from mudkd.core.pruning import compute_taylor_scores, save_scores
 
@@ -97,7 +98,8 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         events.on_step(step, {"loss": loss, "epoch": step / per_epoch})
 
     events.on_start("score", total)
-    batches = shuffled_batches(data.train, batch_size, total, seed=recipe.training.seed)
+    collator = make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length)
+    batches = shuffled_batches(data.train, batch_size, total, seed=recipe.training.seed, collator=collator)
     scores = compute_taylor_scores(model, batches, device=device, on_step=on_step)
     events.on_end("score")
 
@@ -122,20 +124,31 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     return StageResult(str(output), {}, details)
 
 
-def shuffled_batches(dataset: Any, batch_size: int, total: int, *, seed: int) -> Iterator[dict[str, Any]]:
+def shuffled_batches(
+    dataset: Any, batch_size: int, total: int, *, seed: int, collator: Any = None
+) -> Iterator[dict[str, Any]]:
     """``total`` batches of tensors, reshuffling (with a generator seeded by ``seed``) at every pass.
+
+    The batches are random, not grouped by length: the Taylor score sums |gradient| per batch, so which examples
+    share a batch is part of the criterion. Each batch is padded only to its own longest example (``collator``),
+    which leaves every batch's loss and gradients as they are with static padding.
 
     Args:
         dataset: A ``datasets.Dataset`` with ``input_ids``/``token_type_ids``/``attention_mask``/``labels``.
         batch_size: Examples per batch (the last batch of a pass may be smaller).
         total: Batches to yield; more than one pass's worth wraps into further passes.
         seed: Seed of the shuffling.
+        collator: Pads a list of examples into a batch (:class:`mudkd.core.batching.PaddingCollator`); default:
+            the padding token id 0 of BERT tokenizers.
     """
     import torch
 
+    from mudkd.core.batching import PaddingCollator
+
+    collator = collator or PaddingCollator(0)
+
     if len(dataset) == 0:
         raise DataError("the training split is empty", hint="check --data-dir and --max-train-samples")
-    tensors = dataset.with_format("torch")
     generator = torch.Generator().manual_seed(seed)
     produced = 0
     while True:
@@ -143,7 +156,8 @@ def shuffled_batches(dataset: Any, batch_size: int, total: int, *, seed: int) ->
         for start in range(0, len(order), batch_size):
             if produced == total:
                 return
-            yield tensors[order[start : start + batch_size]]
+            rows = dataset[order[start : start + batch_size]]
+            yield collator([dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)])
             produced += 1
 
 

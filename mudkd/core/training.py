@@ -114,6 +114,9 @@ def training_arguments(
         "dataloader_num_workers": training.dataloader_num_workers,
         "remove_unused_columns": False,
         "save_only_model": False,
+        # Length-grouped batches (random order of the groups, drawn from the seeded RNG) waste little on padding.
+        "train_sampling_strategy": "group_by_length" if training.group_by_length else "random",
+        "length_column_name": "length",
     }
     if evaluate:
         arguments |= {
@@ -351,6 +354,7 @@ class TrainerStage:
         trainer_options: Extra keyword arguments for it.
         files: ``{name: text}`` written into the output before training (e.g. ``knowledge_budget.json``).
         run_metrics: Without ``dev``: the ``metrics.json`` of the run, from the trained Trainer.
+        data_collator: Pads each batch (:class:`mudkd.core.batching.PaddingCollator`); None: the Trainer's default.
     """
 
     command: str
@@ -366,6 +370,7 @@ class TrainerStage:
     trainer_options: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     run_metrics: Callable[[Any], dict[str, Any]] | None = None
+    data_collator: Any = None
 
 
 @dataclass
@@ -393,7 +398,12 @@ def run_trainer_stage(
     """
     from transformers import Trainer
 
+    from mudkd.core.batching import with_lengths
+
     evaluate = stage.dev is not None
+    grouped = recipe.training.group_by_length
+    train_dataset = with_lengths(stage.train_dataset) if grouped else stage.train_dataset
+    dev = {name: with_lengths(split) for name, split in stage.dev.items()} if grouped and stage.dev else stage.dev
     with StagingDir(stage.output_dir, command=stage.command, resume=resume, recipe=recipe) as staging:
         if staging.main:
             for name, text in stage.files.items():
@@ -405,9 +415,10 @@ def run_trainer_stage(
         trainer = (stage.trainer_class or Trainer)(
             model=stage.model,
             args=arguments,
-            train_dataset=stage.train_dataset,
-            eval_dataset=stage.dev["dev"] if stage.dev is not None else None,
+            train_dataset=train_dataset,
+            eval_dataset=dev["dev"] if dev is not None else None,
             compute_metrics=compute_metrics_fn(stage.metric_names) if evaluate else None,
+            data_collator=stage.data_collator,
             **stage.trainer_options,
         )
         attach_events(trainer, events, stage.command, log)
@@ -415,7 +426,7 @@ def run_trainer_stage(
         if checkpoint:
             events.on_message(f"resuming from {checkpoint}")
         train_output = trainer.train(resume_from_checkpoint=checkpoint)
-        metrics = evaluate_all(trainer, stage.dev) if stage.dev is not None else {}
+        metrics = evaluate_all(trainer, dev) if dev is not None else {}
         seconds = train_output.metrics.get("train_runtime")
         if not staging.main:
             return TrainerOutcome(stage.output_dir, trainer, metrics, seconds)

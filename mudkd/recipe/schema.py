@@ -280,6 +280,13 @@ class HskConfig(TrainingStage):
         None, description="Train from this stored HSK instead of running the teacher.", json_schema_extra=LOCAL_PATH
     )
     teacher_train_mode: bool = Field(False, description="Run the teacher with dropout on (reference quirk Q1).")
+    pad_tokens: Literal["exclude", "reference"] = Field(
+        "exclude",
+        description="When keep_tokens exceeds an example's real tokens: 'exclude' never selects padding and the "
+        "unfilled slots carry no loss, so an example's HSK is the same whatever batch it lands in (storable); "
+        "'reference' selects padding as the reference does (Q6), which pads HSK and store batches to "
+        "task.max_seq_length.",
+    )
 
 
 class PredConfig(TrainingStage):
@@ -317,6 +324,16 @@ class TrainingConfig(Section):
     eval_batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Examples per evaluation batch.")
     logging_steps: int = Field(10, ge=1, le=MAX_STEPS, description="Log training loss every N updates.")
     dataloader_num_workers: int = Field(0, ge=0, le=MAX_WORKERS, description="DataLoader worker processes.")
+    padding: Literal["longest", "max_length"] = Field(
+        "longest",
+        description="Pad each batch to its own longest example ('longest', fast) or every example to "
+        "task.max_seq_length ('max_length', the reference's static padding).",
+    )
+    group_by_length: bool = Field(
+        True,
+        description="Draw training batches of similar lengths (random groups, reproducible by seed): far less "
+        "padding; results change only within data-order noise. Set false for plain random batches.",
+    )
 
 
 class PipelineConfig(Section):
