@@ -241,6 +241,7 @@ def test_finetune_ddp_matches_single_process(work, launched, tiny_bert_dir, glue
 
 def full_hsk_loss(student: Path, store_dir: Path, glue_dir: Path) -> float:
     """The HSK loss of ``student`` over all 64 stored examples at once (eval mode: no dropout, no batch noise)."""
+    from mudkd.core.batching import hsk_collator
     from mudkd.core.data import load_task
     from mudkd.core.distill import HskStudent, KnowledgeSource
     from mudkd.core.models import load_classifier, load_tokenizer
@@ -256,12 +257,12 @@ def full_hsk_loss(student: Path, store_dir: Path, glue_dir: Path) -> float:
             "task.max_seq_length": 16,
         }
     )
-    data = load_task(recipe.task, load_tokenizer(str(student)))
+    tokenizer = load_tokenizer(str(student))
+    data = load_task(recipe.task, tokenizer)
     store = HskStore.open(store_dir)
     budget = KnowledgeBudget.from_dict(store.meta["budget"])
     model = HskStudent(load_classifier(str(student)), budget.teacher_hidden, budget.mask_mode).eval()
-    rows = data.train[:]
-    inputs = {name: torch.tensor(rows[name]) for name in ("input_ids", "attention_mask", "token_type_ids")}
+    inputs = hsk_collator(recipe, tokenizer)(list(data.train))  # every example, padded to the longest
     targets = KnowledgeSource(store=store, budget=budget, stored_budget=budget).hsk_targets(
         inputs, torch.arange(len(data.train))
     )

@@ -133,6 +133,8 @@ def check_output_dir(
             hint="write into a new subdirectory, e.g. --output-dir outputs/run1",
         )
     check_no_overlap(target, inputs or {}, what=what)
+    if not is_main_process():
+        return target  # under DDP rank 0 alone checks, stages and commits: it may be creating the output right now
     if _non_empty(target):
         if read_marker(target) is None:
             raise CheckpointError(
@@ -238,8 +240,14 @@ class StagingDir:
         clean_leftovers(self.final)
         if self.path.exists() and not self.resume:
             shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_marker(self.path, command=self.command, complete=False)
+        if not self.path.exists():
+            # The staging directory appears with its marker already inside (one rename), so nobody ever sees it
+            # without one and mistakes it for a folder mudkd did not make.
+            with replaced_atomically(self.path) as fresh:
+                fresh.mkdir(parents=True)
+                write_marker(fresh, command=self.command, complete=False)
+        else:  # resumed: the marker now names this process (the pid a second writer is told about)
+            write_marker(self.path, command=self.command, complete=False)
         settings = self.path / "resume_settings.json"
         if self.recipe is not None and self.check_settings and not settings.is_file():
             settings.write_text(json.dumps(resume_settings(self.recipe), indent=2, sort_keys=True) + "\n")
