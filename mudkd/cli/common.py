@@ -79,7 +79,9 @@ def emit_json(document: Any) -> None:
 
 
 def print_table(title: str, rows: list[tuple[str, Any]], columns: tuple[str, str] = ("key", "value")) -> None:
-    """A two-column results table on stdout."""
+    """A two-column results table on stdout (from the main process only, under torchrun/accelerate)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")

@@ -9,6 +9,9 @@ the teacher is never constructed. A store built for a budget serves any smaller 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from mudkd.core.models import (
     teacher_fingerprint,
 )
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
+from mudkd.core.ranks import Ranks
 from mudkd.core.store import StoreWriter, check_chunk_bytes, fingerprint_files, fingerprint_value
 from mudkd.core.training import resolve_device, write_run_files
 from mudkd.errors import BudgetError, RunError
@@ -98,15 +102,28 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
 
     Chunks are written atomically and the store is resumable: rerun with ``resume=True`` after an interruption
     and the teacher continues from the first example not yet committed.
+
+    Under ``torchrun``/``accelerate launch`` every rank runs the teacher on its share of each chunk's batches;
+    rank 0 gathers them, writes the chunk in data order and commits the store, the same bytes as one process
+    writes (:func:`_write_teacher_pass`).
     """
     events = events or RunEvents()
-    plan(recipe, resume=resume)
+    with Ranks() as ranks:
+        return _run(recipe, events, resume, ranks)
+
+
+def _run(recipe: Recipe, events: RunEvents, resume: bool, ranks: Ranks) -> StageResult:
+    def load() -> tuple[Any, ...]:
+        plan(recipe, resume=resume)
+        device = ranks.device(resolve_device(recipe.training))
+        tokenizer = load_tokenizer(recipe.teacher.model)  # type: ignore[arg-type]
+        check_same_tokenizer(tokenizer, load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
+        data = load_task(recipe.task, tokenizer)
+        teacher = load_classifier(recipe.teacher.model).to(device).eval()  # type: ignore[arg-type]
+        return device, tokenizer, data, teacher
+
+    device, tokenizer, data, teacher = ranks.together(load)
     output = Path(recipe.cache.output_dir)  # type: ignore[arg-type]
-    device = resolve_device(recipe.training)
-    tokenizer = load_tokenizer(recipe.teacher.model)  # type: ignore[arg-type]
-    check_same_tokenizer(tokenizer, load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
-    data = load_task(recipe.task, tokenizer)
-    teacher = load_classifier(recipe.teacher.model).to(device).eval()  # type: ignore[arg-type]
     budget = budget_from_recipe(
         recipe,
         num_student_layers=read_shape(recipe.student.model, "student").layers,
@@ -123,27 +140,40 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
 
     # The store is built in <output>.partial (resumable chunk by chunk) and committed in one rename, like every
     # output; the store's own fingerprint, not the recipe, decides whether a partial build can be resumed.
-    with StagingDir(output, command="distill cache", resume=resume, recipe=recipe, check_settings=False) as staging:
-        if resume and (staging.path / "manifest.json").is_file():
-            writer = StoreWriter.resume(staging.path, fingerprint=fingerprint, fields=fields)
-            events.on_message(f"resuming the store at example {writer.committed} of {len(data.train)}")
-        else:
-            writer = StoreWriter.create(
-                staging.path,
-                fields=fields,
-                num_examples=len(data.train),
-                fingerprint=fingerprint,
-                meta=meta,
-                chunk_size=recipe.cache.chunk_size,
-            )
-        start, batch_size = writer.committed, recipe.cache.batch_size
-        total_batches = -(-(len(data.train) - start) // batch_size)
+    # Rank 0 alone stages, writes and commits; it tells the other ranks where the build starts.
+    staging = StagingDir(output, command="distill cache", resume=resume, recipe=recipe, check_settings=False)
+    opened: dict[str, StoreWriter] = {}
+    with ExitStack() as stack:
+
+        def open_store() -> tuple[int, int]:
+            stack.enter_context(staging)
+            if resume and (staging.path / "manifest.json").is_file():
+                writer = StoreWriter.resume(staging.path, fingerprint=fingerprint, fields=fields)
+                events.on_message(f"resuming the store at example {writer.committed} of {len(data.train)}")
+            else:
+                writer = StoreWriter.create(
+                    staging.path,
+                    fields=fields,
+                    num_examples=len(data.train),
+                    fingerprint=fingerprint,
+                    meta=meta,
+                    chunk_size=recipe.cache.chunk_size,
+                )
+            opened["writer"] = writer
+            return writer.committed, writer.chunk_size
+
+        start, window_size = ranks.broadcast(open_store)
+        batch_size = recipe.cache.batch_size
+        total_batches = sum(
+            -(-(min(first + window_size, len(data.train)) - first) // batch_size)
+            for first in range(start, len(data.train), window_size)
+        )
         events.on_start("distill cache", total_batches)
         started = time.monotonic()
         collator = hsk_collator(recipe, tokenizer)
         exclude = recipe.hsk.pad_tokens == "exclude"
         _write_teacher_pass(
-            writer,
+            (opened.get("writer"), window_size, ranks),
             teacher,
             (collator, exclude, tokenizer.sep_token_id),
             data,
@@ -156,8 +186,12 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         )
         elapsed = time.monotonic() - started
         events.on_end("distill cache")
-        write_run_files(staging.path, recipe, metrics=None, device=device)
-        output = staging.commit()
+
+        def commit() -> Path:
+            write_run_files(staging.path, recipe, metrics=None, device=device)
+            return staging.commit()
+
+        output = ranks.together(lambda: commit() if ranks.main else output)
     from mudkd.core.store import store_nbytes
 
     nbytes = store_nbytes(output)
@@ -172,7 +206,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
 
 
 def _write_teacher_pass(
-    writer: StoreWriter,
+    target: tuple[StoreWriter | None, int, Ranks],
     teacher: Any,
     batching: tuple[Any, bool, int],
     data: TaskData,
@@ -190,49 +224,102 @@ def _write_teacher_pass(
     batched longest first, so a batch is padded to little more than its own examples (``batching`` is the
     collator, the ``exclude_padding`` rule and the [SEP] id). Under ``exclude_padding`` an example's knowledge does
     not depend on its batch, and the window's arrays are put back in data order before they are appended.
+
+    ``target`` is the writer (rank 0's; None on the other ranks), the window size and the launch's ranks: under
+    a launch the window's batches go round-robin to the ranks (the same batches, so the same values, as on one
+    process), rank 0 gathers them and alone appends the window and closes the writer.
     """
+    writer, window_size, ranks = target
     collator, exclude_padding, sep_token_id = batching
     lengths = example_lengths(data.train)
-    window_size = writer.chunk_size
     batch_number = 0
+    run_batch = partial(
+        _teacher_batch,
+        teacher,
+        collator,
+        data,
+        device=device,
+        budget=budget,
+        dtype=dtype,
+        exclude_padding=exclude_padding,
+        sep_token_id=sep_token_id,
+    )
     with torch.no_grad():
         for first in range(start, len(data.train), window_size):
             stop = min(first + window_size, len(data.train))
-            window = (
+            window = list(
                 length_sorted_batches(lengths, first, stop, batch_size)
                 if exclude_padding
                 else ([*range(b, min(b + batch_size, stop))] for b in range(first, stop, batch_size))
             )
-            pieces: list[tuple[list[int], dict[str, np.ndarray]]] = []
-            for indices in window:
-                rows = data.train[indices]
-                batch = collator([{name: rows[name][i] for name in _COLUMNS} for i in range(len(indices))])
-                inputs = {name: tensor.to(device) for name, tensor in batch.items()}
-                outputs = teacher(**inputs, output_hidden_states=True)
-                targets = build_targets(
-                    teacher,
-                    [s.float() for s in outputs.hidden_states],
-                    inputs["input_ids"],
-                    inputs["attention_mask"],
-                    budget,
-                    sep_token_id=sep_token_id,
-                    exclude_padding=exclude_padding,
-                )
-                packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
-                arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
-                arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
-                if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
-                    raise RunError(
-                        f"distill cache: the teacher gave non-finite values for examples among {min(indices)}.."
-                        f"{max(indices)}",
-                        hint="check the teacher (mudkd finetune); nothing was committed",
-                    )
-                pieces.append((indices, arrays))
-                batch_number += 1
-                events.on_step(batch_number, {"examples": float(first + sum(len(p[0]) for p in pieces))})
-            order = np.argsort(np.concatenate([np.asarray(p[0]) for p in pieces]), kind="stable")
-            writer.append({name: np.concatenate([p[1][name] for p in pieces])[order] for name in pieces[0][1]})
-    writer.close()
+            gathered = ranks.gather(partial(_share, window, first, batch_number, ranks, events, run_batch))
+            batch_number += len(window)
+            ranks.together(partial(_append, writer, gathered))
+    ranks.together(lambda: writer.close() if writer is not None else None)
+
+
+def _share(
+    window: list[list[int]],
+    first: int,
+    done_before: int,
+    ranks: Ranks,
+    events: RunEvents,
+    run_batch: Callable[[list[int]], dict[str, np.ndarray]],
+) -> list[tuple[list[int], dict[str, np.ndarray]]]:
+    """This rank's batches of a window (every ``world``-th, from its rank on), each with its example indices."""
+    done_examples = np.cumsum([len(indices) for indices in window])
+    pieces = []
+    for number, indices in enumerate(window[ranks.rank :: ranks.world]):
+        pieces.append((indices, run_batch(indices)))
+        done = min((number + 1) * ranks.world, len(window))  # on one process: exactly the batches done
+        events.on_step(done_before + done, {"examples": float(first + done_examples[done - 1])})
+    return pieces
+
+
+def _append(writer: StoreWriter | None, gathered: list[Any] | None) -> None:
+    """Rank 0: put the window's gathered batches back in data order and append them (other ranks: nothing)."""
+    if writer is None or gathered is None:
+        return
+    pieces = [piece for share in gathered for piece in share]
+    order = np.argsort(np.concatenate([np.asarray(p[0]) for p in pieces]), kind="stable")
+    writer.append({name: np.concatenate([p[1][name] for p in pieces])[order] for name in pieces[0][1]})
+
+
+def _teacher_batch(
+    teacher: Any,
+    collator: Any,
+    data: TaskData,
+    indices: list[int],
+    *,
+    device: str,
+    budget: Any,
+    dtype: str,
+    exclude_padding: bool,
+    sep_token_id: int,
+) -> dict[str, np.ndarray]:
+    """The packed knowledge and logits of one batch of training examples (numpy, on the CPU)."""
+    rows = data.train[indices]
+    batch = collator([{name: rows[name][i] for name in _COLUMNS} for i in range(len(indices))])
+    inputs = {name: tensor.to(device) for name, tensor in batch.items()}
+    outputs = teacher(**inputs, output_hidden_states=True)
+    targets = build_targets(
+        teacher,
+        [s.float() for s in outputs.hidden_states],
+        inputs["input_ids"],
+        inputs["attention_mask"],
+        budget,
+        sep_token_id=sep_token_id,
+        exclude_padding=exclude_padding,
+    )
+    packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
+    arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
+    arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
+    if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+        raise RunError(
+            f"distill cache: the teacher gave non-finite values for examples among {min(indices)}..{max(indices)}",
+            hint="check the teacher (mudkd finetune); nothing was committed",
+        )
+    return arrays
 
 
 _COLUMNS = ("input_ids", "token_type_ids", "attention_mask")
