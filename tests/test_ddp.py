@@ -1,4 +1,5 @@
-"""Two-process CPU DDP (``torchrun --nproc-per-node 2``, gloo) of finetune and of teacher-free HSK distillation.
+"""Two-process CPU DDP (``torchrun --nproc-per-node 2``, gloo) of finetune, of teacher-free HSK distillation and of
+the store build (``distill cache``: every array equal to the one-process store, see its test).
 
 Each DDP run must exit 0, leave exactly one output directory (rank 0 alone writes and commits it: no
 ``.partial`` left, ``metrics.jsonl`` written once) and train like the single-process run with the same global
