@@ -12,6 +12,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
+from mudkd.errors import StoreError
 from mudkd.knowledge.arithmetic import kept_count
 from mudkd.knowledge.budget import KnowledgeBudget
 from mudkd.knowledge.layout import DTYPE_BYTES, position_dtype
@@ -221,3 +222,33 @@ LOGITS_ONLY_OVERRIDES: dict[str, Any] = {
     "hsk.keep_hidden": 1.0,
     "hsk.mag_scope": MagScope.EXAMPLE.value,
 }
+
+
+#: ``(stored, budget, plan)`` by ``(id(stored), id(budget))``: the serving plan depends only on the two (immutable)
+#: budgets, and computing it (exact fractions) is most of an unpack's Python time; both are kept alive in the entry
+#: so an id cannot be reused while it is cached.
+_PLANS: dict[tuple[int, int], tuple[KnowledgeBudget, KnowledgeBudget, tuple[list[int], int]]] = {}
+
+
+def serving_plan(stored: KnowledgeBudget, budget: KnowledgeBudget) -> tuple[list[int], int]:
+    """``(stored slot per wanted layer, magnitude count n' or 0)`` of a run reading ``budget`` from a ``stored`` store.
+
+    Cached per pair of budget objects (an unpack runs once per training step).
+
+    Raises:
+        StoreError: If ``stored`` cannot serve ``budget`` (:func:`can_serve`).
+    """
+    entry = _PLANS.get((id(stored), id(budget)))
+    if entry is not None and entry[0] is stored and entry[1] is budget:
+        return entry[2]
+    servable, reason = can_serve(stored, budget)
+    if not servable:
+        raise StoreError(
+            f"the store cannot serve this budget: {reason}",
+            "rebuild the store for this budget or ask for a budget the store contains",
+        )
+    plan = (list(stored_slots(stored, budget)), budget.magnitude_count if stored.magnitude_mask else 0)
+    if len(_PLANS) >= 16:
+        _PLANS.clear()
+    _PLANS[(id(stored), id(budget))] = (stored, budget, plan)
+    return plan
