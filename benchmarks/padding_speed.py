@@ -12,9 +12,11 @@ so machine load hits them alike:
 Workloads, through mudkd's own code (the real all-MiniLM-L6-v2 teacher, its ``prune_bert`` student: 3 layers, 2 heads,
 FFN 384, embedding rank 64; budget ``1l_10t_0.1h``, attention_no_sep, per-example Mag Mask):
 
-* ``finetune``: the teacher's train-mode forward, cross-entropy, backward and an AdamW step (batch 32);
+* ``finetune``: the teacher's train-mode forward, cross-entropy, backward, clipping to 1.0 and a fused AdamW step
+  (batch 32), as the Trainer runs them;
 * ``store build``: the teacher's eval forward, ``build_targets`` and ``pack_targets`` (batch 64, as ``distill cache``);
-* ``store HSK``: ``unpack_targets`` of the batch's stored arrays, the ``HskStudent`` forward/backward, AdamW (batch 32).
+* ``store HSK``: ``unpack_targets`` of the batch's stored arrays, the ``HskStudent`` forward/backward, clipping and
+  fused AdamW (batch 32).
 
 Each variant's epoch of batches is reduced to ``--probes`` batches at evenly spaced quantiles of its padded lengths
 (so the probes cost what an average batch of the epoch costs); a repetition times every probe once. The printed
@@ -149,11 +151,12 @@ def make_workloads(models: dict[str, Any], encoded: dict[str, list], max_len: in
     finetune_model = teacher.__class__(teacher.config)
     finetune_model.load_state_dict(teacher.state_dict())
     finetune_model.train()
-    finetune_optimizer = torch.optim.AdamW(finetune_model.parameters(), lr=1e-5)
+    finetune_optimizer = trainer_optimizer(finetune_model, lr=1e-5)
 
     def finetune(indices: list[int], variant: str) -> None:
         logits = finetune_model(**batch(indices, variant)).logits
         F.cross_entropy(logits, labels[indices]).backward()
+        torch.nn.utils.clip_grad_norm_(finetune_model.parameters(), 1.0)
         finetune_optimizer.step()
         finetune_optimizer.zero_grad()
 
@@ -165,7 +168,7 @@ def make_workloads(models: dict[str, Any], encoded: dict[str, list], max_len: in
 
     stored: dict[tuple[int, ...], Any] = {}
     hsk_model = HskStudent(student, teacher.config.hidden_size, budget.mask_mode).train()
-    hsk_optimizer = torch.optim.AdamW(hsk_model.parameters(), lr=1e-4)
+    hsk_optimizer = trainer_optimizer(hsk_model, lr=1e-4)
 
     def store_hsk(indices: list[int], variant: str) -> None:
         inputs = batch(indices, variant)
@@ -177,10 +180,19 @@ def make_workloads(models: dict[str, Any], encoded: dict[str, list], max_len: in
         targets = unpack_targets(stored[key], budget, lengths=lengths)
         loss = hsk_model(inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"], targets)["loss"]
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(hsk_model.parameters(), 1.0)
         hsk_optimizer.step()
         hsk_optimizer.zero_grad()
 
     return {"finetune": (32, finetune), "store build": (64, store_build), "store HSK": (32, store_hsk)}
+
+
+def trainer_optimizer(model: Any, *, lr: float) -> Any:
+    """The optimizer mudkd's Trainer stages run: transformers' default ``adamw_torch_fused`` (with the step's global
+    gradient clipping to 1.0 done by the caller), so the steps timed here are the steps training takes."""
+    import torch
+
+    return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
 
 
 def measure(name: str, texts: list[str], max_len: int, models: dict[str, Any], args: argparse.Namespace) -> list:
