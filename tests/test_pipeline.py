@@ -81,6 +81,11 @@ def test_pipeline_runs_every_stage_then_skips_them(tiny_bert_dir, glue_dir, tmp_
     assert summary["student"]["params"] < summary["teacher"]["params"]
     assert summary["latency_ratio"] > 0 and summary["hsk_fraction"] == pytest.approx(1 * 6 * 16 / (2 * 16 * 32))
     assert summary["hsk_speed"]["speedup"] > 0
+    speed = summary["hsk_speed"]["spread"]  # interleaved pairs, median within their range
+    assert speed["pairs"] == len(summary["hsk_speed"]["online_seconds"]) >= 1
+    assert speed["low"] <= speed["median"] <= speed["high"] and isinstance(speed["measurable"], bool)
+    latency = summary["latency_spread"]
+    assert latency["pairs"] >= 1 and latency["low"] <= latency["median"] <= latency["high"]
     assert set(summary["student"]["metrics"]) >= {"accuracy"}
     # prediction distillation starts from the HSK-distilled student, and both train from the store
     final = (out / "final" / "recipe.resolved.toml").read_text()

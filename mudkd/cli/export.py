@@ -8,6 +8,7 @@ import typer
 
 from mudkd.cli import common as c
 from mudkd.cli import options as o
+from mudkd.core.measure import describe
 from mudkd.errors import RecipeError
 from mudkd.knowledge.summary import format_bytes
 
@@ -152,7 +153,8 @@ def _print_report(result: dict[str, Any]) -> None:
         row("latency median ms", latency["student_median_ms"], latency["teacher_median_ms"], result["latency_ratio"])
         table.caption = (
             f"latency: {latency['repeats']} interleaved repeats of {latency['batch_size']} x {latency['seq_length']}"
-            f" tokens on {latency['threads']} CPU threads; compare the ratio, not the absolute times"
+            f" tokens on {latency['threads']} CPU threads; compare the ratio, not the absolute times."
+            f" Teacher/student per repeat: {describe(result.get('latency_spread'))}"
         )
         load, cores = latency.get("load_average"), latency.get("cpu_count")
         if load is not None and cores and load > cores and latency["threads"] > 1:

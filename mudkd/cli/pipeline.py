@@ -8,6 +8,7 @@ from typing import Any
 from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.cli.stage import build, run_stage
+from mudkd.core.measure import describe
 
 EPILOG = """Examples:
 
@@ -41,14 +42,14 @@ def render_summary(summary: dict[str, Any]) -> None:
     rows: list[tuple[str, Any]] = [
         ("parameter ratio (teacher/student)", summary["param_ratio"]),
         ("FLOP ratio (teacher/student)", summary["flop_ratio"]),
-        ("CPU latency ratio, measured side by side", summary["latency_ratio"]),
+        ("CPU latency ratio teacher/student, interleaved pairs", describe(summary.get("latency_spread"))),
         ("HSK fraction distilled", f"{summary['hsk_fraction']:.4%}" if summary.get("hsk_fraction") else "-"),
         ("store size (bytes)", summary.get("store_bytes") or "-"),
     ]
     speed = summary.get("hsk_speed")
     if speed:
         rows.append(
-            (f"HSK training speed-up from the store ({speed['steps']} updates, side by side)", speed["speedup"])
+            (f"HSK training speed-up from the store ({speed['steps']} updates per run)", describe(speed.get("spread")))
         )
     rows += [(f"{stage} time (s)", seconds) for stage, seconds in summary["stage_seconds"].items()]
     c.print_table("Summary", rows)

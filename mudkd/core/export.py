@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mudkd.core.measure import paired_ratios
 from mudkd.errors import CheckpointError, RecipeError, RunError
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -421,7 +422,14 @@ def report(
             )
 
     result: dict[str, Any] = {**describe(student, model_path, seq_length), "seq_length": seq_length}
-    result |= {"teacher": None, "param_ratio": None, "flop_ratio": None, "size_ratio": None, "latency_ratio": None}
+    result |= {
+        "teacher": None,
+        "param_ratio": None,
+        "flop_ratio": None,
+        "size_ratio": None,
+        "latency_ratio": None,
+        "latency_spread": None,
+    }
     result["latency"] = None
     if teacher is None or not teacher_path:
         return result
@@ -443,6 +451,7 @@ def report(
         "flop_ratio": teacher_info["flops"]["total"] / result["flops"]["total"],
         "size_ratio": sizes[0] / sizes[1] if all(sizes) else None,
         "latency_ratio": teacher_ms / student_ms if student_ms > 0 else None,
+        "latency_spread": latency["teacher_student_spread"],
         "latency": latency,
     }
     return result
@@ -492,15 +501,13 @@ def measure_latency(
     names = list(models)
     medians = {f"{name}_median_ms": 1000 * statistics.median(values) for name, values in timings.items()}
     # Each repetition times the models back to back, so the ratio within a repetition shares the machine's load.
-    paired = {
-        f"{first}_{second}_paired_ratio": statistics.median(
-            a / b for a, b in zip(timings[first], timings[second], strict=True)
-        )
-        for first, second in zip(names[:-1], names[1:], strict=True)
-    }
+    pairs = list(zip(names[:-1], names[1:], strict=True))
+    spreads = {f"{a}_{b}_spread": paired_ratios(timings[a], timings[b]) for a, b in pairs}
+    paired = {f"{a}_{b}_paired_ratio": spreads[f"{a}_{b}_spread"]["median"] for a, b in pairs}
     return {
         **medians,
         **paired,
+        **spreads,
         "batch_size": batch_size,
         "seq_length": seq_length,
         "repeats": repeats,

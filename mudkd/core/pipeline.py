@@ -322,6 +322,7 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
         "param_ratio": measured["param_ratio"],
         "flop_ratio": measured["flop_ratio"],
         "latency_ratio": measured["latency_ratio"],
+        "latency_spread": measured["latency_spread"],
         "hsk_fraction": budget.get("hsk_fraction"),
         "store_bytes": results.get("cache", {}).get("bytes"),
         "stage_seconds": timings,
@@ -329,30 +330,39 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
 
 
 def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
-    """Time the same HSK updates online (teacher loaded and run) and from the store, one after the other."""
+    """Time the same HSK updates online (teacher loaded and run) and from the store, in interleaved pairs.
+
+    Each pair runs the online stage, then the store stage, back to back, so both share the machine's load of the
+    moment; the result is the median of the pairs' ratios with their range (:func:`mudkd.core.measure.paired_ratios`),
+    and "measurable" only when every pair agrees on which side of 1.0 the speed-up lies.
+    """
     import tempfile
 
     from mudkd.core.distill import run_hsk
+    from mudkd.core.measure import paired_ratios
 
-    steps = recipe.pipeline.speed_check_steps
-    events.on_message(f"pipeline: timing {steps} HSK updates online and from the store")
-    seconds = {}
+    steps, repeats = recipe.pipeline.speed_check_steps, recipe.pipeline.speed_check_repeats
+    events.on_message(f"pipeline: timing {steps} HSK updates online and from the store, {repeats} interleaved pairs")
+    seconds: dict[str, list[float]] = {"online": [], "store": []}
     with tempfile.TemporaryDirectory(prefix="mudkd-speed-") as scratch:
-        for mode in ("online", "store"):
-            hsk = recipe.hsk.model_copy(
-                update={
-                    "max_steps": steps,
-                    "output_dir": str(Path(scratch, mode)),
-                    "hsk_store": recipe.hsk.hsk_store if mode == "store" else None,
-                }
-            )
-            trial = recipe.model_copy(update={"hsk": hsk})
-            seconds[mode] = run_hsk(trial).details["train_seconds"]
+        for repeat in range(repeats):
+            for mode in ("online", "store"):
+                hsk = recipe.hsk.model_copy(
+                    update={
+                        "max_steps": steps,
+                        "output_dir": str(Path(scratch, f"{mode}-{repeat}")),
+                        "hsk_store": recipe.hsk.hsk_store if mode == "store" else None,
+                    }
+                )
+                trial = recipe.model_copy(update={"hsk": hsk})
+                seconds[mode].append(run_hsk(trial).details["train_seconds"])
+    spread = paired_ratios(seconds["online"], seconds["store"])
     return {
         "steps": steps,
         "online_seconds": seconds["online"],
         "store_seconds": seconds["store"],
-        "speedup": seconds["online"] / seconds["store"] if seconds["store"] else None,
+        "speedup": spread["median"],
+        "spread": spread,
     }
 
 

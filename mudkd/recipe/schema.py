@@ -345,6 +345,13 @@ class PipelineConfig(Section):
         le=MAX_SPEED_CHECK_STEPS,
         description="HSK updates timed online and from the store, side by side, for the summary (0: skip).",
     )
+    speed_check_repeats: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Interleaved online/store pairs of the speed check; a ratio needs 3 or more to be called "
+        "measurable (every pair on the same side of 1.0).",
+    )
     latency_repeats: int = Field(
         5, ge=1, le=MAX_LATENCY_REPEATS, description="Timed forward passes per model for the CPU latency ratio."
     )
