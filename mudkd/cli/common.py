@@ -139,6 +139,36 @@ def debugging() -> bool:
 PLAIN_EVERY_SECONDS = 5.0
 
 
+def progress_display(console: Any) -> Any:
+    """The live progress line: stage, bar, step/total, rate and ETA keep their width at any terminal width (80
+    columns included); the loss terms and last dev metric get what is left and are cut with an ellipsis."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Column
+
+    return Progress(
+        TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True, min_width=12)),
+        BarColumn(bar_width=16),
+        MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=11)),
+        TextColumn("{task.fields[rate]}", table_column=Column(no_wrap=True, min_width=10)),
+        TimeRemainingColumn(),
+        # what the columns before it need at most (a 12-letter stage, step 99999/99999, rate, ETA, separators)
+        TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True, max_width=max(12, console.width - 66))),
+        console=console,
+        transient=False,
+    )
+
+
+def status_text(logs: dict[str, float], last_metric: str) -> str:
+    """The loss, then the last dev metric, then the other loss terms, learning rate and epoch: on a narrow terminal
+    the line is cut from the end, so what matters most comes first."""
+    numbers = {k: v for k, v in logs.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    first = [f"loss={numbers['loss']:.4g}"] if "loss" in numbers else []
+    rest = [
+        f"{k}={v:.4g}" for k, v in numbers.items() if k != "loss" and ("loss" in k or k in ("learning_rate", "epoch"))
+    ]
+    return " ".join([*first, *([f"| {last_metric} |"] if last_metric else []), *rest])
+
+
 def make_events(json_mode: bool = False) -> Any:
     """The progress display for a long stage: animated on a terminal, plain lines otherwise."""
     from mudkd.core.events import RunEvents
@@ -162,18 +192,7 @@ def make_events(json_mode: bool = False) -> Any:
             self.total, self.started, self.stage = total_steps, time.monotonic(), stage
             self.last_metric, self.last_plain = "", 0.0
             if animate:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-                self.progress = Progress(
-                    TextColumn("[bold]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"),
-                    TimeRemainingColumn(),
-                    TextColumn("{task.fields[status]}"),
-                    console=stderr_console(),
-                    transient=False,
-                )
+                self.progress = progress_display(stderr_console())
                 self.progress.start()
                 self.task = self.progress.add_task(stage, total=total_steps or None, rate="", status="")
             elif not quiet:
@@ -182,10 +201,7 @@ def make_events(json_mode: bool = False) -> Any:
         def _status(self, step: int, logs: dict[str, float]) -> tuple[str, str]:
             elapsed = max(time.monotonic() - self.started, 1e-9)
             rate = f"{step / elapsed:.2f} it/s"
-            shown = {k: v for k, v in logs.items() if "loss" in k or k in {"learning_rate", "epoch"}}
-            parts = [f"{k}={v:.4g}" for k, v in shown.items() if isinstance(v, int | float)]
-            status = " ".join(parts) + (f" | {self.last_metric}" if self.last_metric else "")
-            return rate, status
+            return rate, status_text(logs, self.last_metric)
 
         def on_step(self, step: int, logs: dict[str, float]) -> None:
             rate, status = self._status(step, logs)
