@@ -191,3 +191,17 @@ def test_recipe_validate_checks_budget_strings(tmp_path):
 def test_recipe_group_shows_help_without_arguments():
     result = runner.invoke(app, ["recipe"])
     assert "show" in result.output and "validate" in result.output
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_recipe_show_is_readable_at_80_and_160_columns(width):
+    result = runner.invoke(app, ["recipe", "show", "--set", "hsk.keep_tokens=10"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert max(len(line) for line in lines) <= width
+    if width == 80:  # one block per key: no table borders, every key on a line of its own, the change marked
+        assert not any("┃" in line or "│" in line for line in lines)
+        assert "hsk.keep_tokens = 10 (default unset)" in lines and "task.name = sst-2" in lines
+        assert len(lines) < 300
+    else:
+        assert any("│" in line for line in lines)

@@ -98,12 +98,19 @@ def show_cli(recipe: o.RecipeArg = None, set_: o.SetOpt = None, json_: o.JsonOpt
     _print_recipe(resolved, title=f"Recipe: {recipe or 'defaults'}")
 
 
+#: Below this terminal width ``recipe show`` prints one block per key instead of a four-column table.
+WIDE_TABLE_COLUMNS = 120
+
+
 def _print_recipe(resolved: Recipe, *, title: str) -> None:
     """Every key: its value (highlighted when changed), its default and its description."""
     from rich.table import Table
 
     values = flatten(resolved.model_dump(mode="json"))
     defaults = flatten(Recipe.model_validate({}).model_dump(mode="json"))
+    if c.stdout_console().width < WIDE_TABLE_COLUMNS:
+        _print_recipe_blocks(values, defaults, title=title)
+        return
     table = Table(title=title, title_justify="left")
     table.add_column("key", no_wrap=True, style="bold")
     table.add_column("value", overflow="fold", max_width=28)
@@ -119,6 +126,29 @@ def _print_recipe(resolved: Recipe, *, title: str) -> None:
             _escape(description),
         )
     c.stdout_console().print(table)
+
+
+def _print_recipe_blocks(values: dict[str, Any], defaults: dict[str, Any], *, title: str) -> None:
+    """One block per key for narrow terminals: ``key = value`` (and the default when changed), then the
+    description indented below, grouped by table."""
+    from rich.padding import Padding
+
+    console = c.stdout_console()
+    console.print(f"[bold]{_escape(title)}[/]")
+    section = None
+    for key, _, description in recipe_fields():
+        if "." in key and key.split(".")[0] != section:
+            section = key.split(".")[0]
+            console.print(f"\n[bold]\\[{section}][/]")
+        value, default = _text(values.get(key)), _text(defaults.get(key))
+        changed = values.get(key) != defaults.get(key)
+        line = (
+            f"[bold yellow]{_escape(key)} = {_escape(value)}[/] (default {_escape(default)})"
+            if changed
+            else (f"[bold]{_escape(key)}[/] = {_escape(value)}")
+        )
+        console.print(line, overflow="fold")
+        console.print(Padding(f"[dim]{_escape(description)}[/]", (0, 0, 0, 4)))
 
 
 def _escape(text: str) -> str:
