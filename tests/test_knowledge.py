@@ -99,34 +99,19 @@ def wizard_summary(setup, answers) -> dict:
     )
 
 
-def dry_run(setup, stage: str, flags: list[str]) -> dict:
+def distill(setup, stage: str, flags: list[str], out: Path, *extra: str):
+    """Run ``mudkd distill STAGE`` on the tiny models and data with the budget ``flags``."""
     models = setup["models"]
-    result = runner.invoke(
-        app,
-        [
-            "distill",
-            stage,
-            "--teacher-model",
-            str(models / "teacher"),
-            "--student-model",
-            str(models / "student"),
-            "--task-name",
-            "sst-2",
-            "--data-dir",
-            str(setup["data"]),
-            "--max-train-samples",
-            str(TRAIN_SAMPLES),
-            "--max-seq-length",
-            str(SEQ_LENGTH),
-            *flags,
-            "-o",
-            str(setup["root"] / f"out-{stage}"),
-            "--dry-run",
-            "--json",
-        ],
-    )
+    data = ["--task-name", "sst-2", "--data-dir", str(setup["data"]), "--max-train-samples", str(TRAIN_SAMPLES)]
+    args = ["distill", stage, "--teacher-model", str(models / "teacher"), "--student-model", str(models / "student")]
+    args += [*data, "--max-seq-length", str(SEQ_LENGTH), *flags, "-o", str(out), *extra, "--json"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["budget"]
+    return json.loads(result.stdout)
+
+
+def dry_run(setup, stage: str, flags: list[str]) -> dict:
+    return distill(setup, stage, flags, setup["root"] / f"out-{stage}", "--dry-run")["budget"]
 
 
 COMPARED = (
@@ -165,34 +150,10 @@ def test_the_summary_counts_what_the_store_really_holds(setup):
     """The bytes every summary shows are the bytes per example of the store ``distill cache`` writes."""
     flags = BUDGETS["3d-mag"][1]
     planned = dry_run(setup, "cache", flags)
-    models, store = setup["models"], setup["root"] / "store"
-    result = runner.invoke(
-        app,
-        [
-            "distill",
-            "cache",
-            "--teacher-model",
-            str(models / "teacher"),
-            "--student-model",
-            str(models / "student"),
-            "--task-name",
-            "sst-2",
-            "--data-dir",
-            str(setup["data"]),
-            "--max-train-samples",
-            str(TRAIN_SAMPLES),
-            "--max-seq-length",
-            str(SEQ_LENGTH),
-            *flags,
-            "-o",
-            str(store),
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    store = setup["root"] / "store"
+    document = distill(setup, "cache", flags, store)
     manifest = json.loads((store / "manifest.json").read_text())
     assert manifest["bytes_per_example"] == planned["bytes_per_example"]
-    document = json.loads(result.stdout)
     assert document["budget"]["bytes_per_example"] == planned["bytes_per_example"]
     assert document["bytes_per_example"] == planned["bytes_per_example"]  # measured: store bytes / examples
 
