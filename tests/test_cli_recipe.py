@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from mudkd.cli.app import app
 from mudkd.recipe import build_recipe
+from tests.helpers import FIXTURE_GLUE
 
 runner = CliRunner()
 
@@ -33,7 +34,8 @@ def test_defaults_with_3d_config_writes_a_recipe_that_validates(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"Next: mudkd pipeline {target}" in result.stdout
     recipe = build_recipe(target)
-    assert recipe.hsk.config_3d == "1l_10t_0.1h" and recipe.hsk.layer_scheme == "t_top8"
+    # the standard mapping t_top<teacher depth>: the pruned student's top layer learns the teacher's last
+    assert recipe.hsk.config_3d == "1l_10t_0.1h" and recipe.hsk.layer_scheme is None
     text = target.read_text()
     assert text.startswith("# mudkd recipe written by 'mudkd wizard'.")
     assert "# K, k and rho at once, e.g. '1l_10t_0.1h'.\nconfig_3d = \"1l_10t_0.1h\"" in text
@@ -47,6 +49,7 @@ def test_defaults_with_answers_and_recipe_overrides(tmp_path):
         "student_kind=pretrained",
         "student.model=models/tiny-4l-312d",
         "task.name=rte",
+        f"task.data_dir={FIXTURE_GLUE / 'RTE'}",
         "batch_size=16",
         "pred.temperature=2.0",
         "training.seed=7",
@@ -57,7 +60,7 @@ def test_defaults_with_answers_and_recipe_overrides(tmp_path):
     recipe = build_recipe(target)
     # the answers are relative to the working directory; the file says them relative to its own folder
     assert recipe.student.model == "models/tiny-4l-312d"  # not local here: may be a hub name, kept as typed
-    assert recipe.task.data_dir == str(Path("glue_data/RTE").absolute())
+    assert recipe.task.data_dir == str(FIXTURE_GLUE / "RTE")
     assert recipe.hsk.train_batch_size == 16 and recipe.pred.temperature == 2.0 and recipe.training.seed == 7
     assert recipe.hsk.hsk_store == str(Path("runs/rte-tinybert/store").absolute())
     assert "student 4 layers (from the name)" in result.stdout
@@ -74,8 +77,10 @@ def test_existing_file_is_refused_without_overwrite(tmp_path):
     assert target.read_text() == "# mine\n"
     target.unlink()
     assert runner.invoke(app, ["wizard", "--defaults", "-o", str(target)]).exit_code == 0
-    result = runner.invoke(app, ["wizard", "--defaults", "--overwrite", "-o", str(target), "--set", "task.name=cola"])
-    assert result.exit_code == 0 and build_recipe(target).task.name == "cola"  # the wizard's own file is replaced
+    result = runner.invoke(
+        app, ["wizard", "--defaults", "--overwrite", "-o", str(target), "--set", "task.max_seq_length=64"]
+    )
+    assert result.exit_code == 0 and build_recipe(target).task.max_seq_length == 64  # the wizard's own file is replaced
 
 
 @pytest.mark.parametrize(
@@ -84,7 +89,7 @@ def test_existing_file_is_refused_without_overwrite(tmp_path):
         (["hsk.keep_tokenz=10"], ["hsk.keep_tokenz: unknown key (did you mean 'keep_tokens'?)"]),
         (["pred.temprature=2"], ["pred.temprature: unknown key (did you mean 'temperature'?)"]),
         (["hsk.keep_tokens=500", "budget_mode=4d"], ["budget_mode: must be", "hsk.keep_tokens: must be between 1"]),
-        (["batch_size=0", "training.seed=x"], ["wizard answers: batch_size: must be >= 1", "training.seed"]),
+        (["batch_size=0", "training.seed=x"], ["batch_size: must be between 1 and 65536", "training.seed"]),
         (["hsk.config_3d=1l_10t"], ["hsk.config_3d: config_3d: cannot parse"]),
     ],
 )

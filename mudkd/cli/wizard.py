@@ -6,10 +6,9 @@ module only prompts (questionary), shows the summary and the knowledge-budget ta
 
 from __future__ import annotations
 
-import json
-import re
 import shlex
 import sys
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,42 +18,36 @@ import typer
 from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.errors import MudkdError, RecipeError
-from mudkd.knowledge.shapes import model_shape as knowledge_model_shape
 from mudkd.recipe import Recipe
-from mudkd.recipe.load import flatten
+from mudkd.recipe.load import flatten, parse_override
 from mudkd.recipe.wizard import (
     QUESTIONS,
     Question,
     answers_to_recipe,
     apply_overrides,
     complete_answers,
+    model_facts,
+    package_references,
     recipe_budget,
     render_commented_toml,
     split_sets,
 )
+from mudkd.recipe.wizard.models import ASSUMED_TEACHER
 
 EPILOG = """Examples:
 
   $ mudkd wizard
 
-  $ mudkd wizard --defaults --set task.name=cola --set hsk.config_3d=1l_10t_0.1h -o cola.toml
+  $ mudkd wizard --defaults -o quick.toml
 
-  $ mudkd wizard --defaults --set student.model=models/tinybert-4l --set task.name=rte -o rte_tinybert.toml
+  $ mudkd wizard --defaults --set task.name=cola --set task.data_dir=glue/CoLA --set hsk.config_3d=1l_10t_0.1h
+
+  $ mudkd wizard --defaults --set student.model=models/tiny-4l --set task.name=rte --set task.data_dir=glue/RTE
 """
 
 #: Where the prompts read keys and draw, as prompt_toolkit ``input``/``output`` objects. Empty means the terminal;
 #: tests put a pipe input and a ``DummyOutput`` here to drive the real prompts (and skip the terminal check).
 PROMPT_IO: dict[str, Any] = {}
-
-#: Depth and width of well-known models, used when the model is not a local directory with a config.json.
-KNOWN_SHAPES = {
-    "bert-base-uncased": (12, 768),
-    "bert-base-cased": (12, 768),
-    "bert-large-uncased": (24, 1024),
-    "bert-large-cased": (24, 1024),
-    "huawei-noah/TinyBERT_General_4L_312D": (4, 312),
-    "huawei-noah/TinyBERT_General_6L_768D": (6, 768),
-}
 
 
 def wizard_cli(
@@ -73,43 +66,92 @@ def wizard_cli(
 
     Asks for the task, the teacher, the student (pruned ROSITA-style or an existing smaller BERT), training
     settings and the knowledge budget, shows a summary and the budget table, then writes a TOML recipe with a
-    comment above every key. --set presets an answer (task.name, student_kind, budget_mode, hsk.config_3d, ...)
-    or overrides any other recipe key. Without a terminal, use --defaults.
+    comment above every key. Every answer is checked when it is given (files exist, numbers in range, the budget
+    fits the teacher and student) and asked again with the reason. Ctrl-C after some answers writes them to
+    <output>.draft.toml. --set presets an answer (task.name, student_kind, budget_mode, hsk.config_3d, ...) or
+    overrides any other recipe key. Without a terminal, use --defaults.
     """
     if not defaults:
         _require_terminal()
     _refuse_existing(output, overwrite)
     presets, overrides = split_sets(set_)
     answers = _check_sets(presets, overrides)  # every problem with --set, before any question is asked
-    recipe = _recipe_from_defaults(answers, overrides) if defaults else _ask(answers, presets, overrides, output)
-    _write_recipe(output, recipe, overwrite)
+    if defaults:
+        recipe = _recipe_from_defaults(presets, overrides, package_references(answers, overrides))
+    else:
+        recipe, answers = _ask(answers, presets, overrides, output)
+    _write_recipe(output, recipe, overwrite, package_references(answers, overrides))
 
 
-def _recipe_from_defaults(answers: dict[str, Any], overrides: list[str]) -> Recipe:
-    recipe = apply_overrides(answers_to_recipe(answers), overrides)
-    _show_summary(recipe, strict=True)
+def _recipe_from_defaults(presets: dict[str, Any], overrides: list[str], references: dict[str, str]) -> Recipe:
+    """The recipe of the preset answers and every other default, each checked as if it had been typed."""
+    recipe = apply_overrides(answers_to_recipe(presets, check_defaults=True), overrides)
+    _show_summary(recipe, strict=True, references=references)
     return recipe
 
 
-def _ask(answers: dict[str, Any], presets: dict[str, Any], overrides: list[str], output: Path) -> Recipe:
-    """Ask the questions (presets answered already), show the summary and confirm writing."""
+def _ask(
+    answers: dict[str, Any], presets: dict[str, Any], overrides: list[str], output: Path
+) -> tuple[Recipe, dict[str, Any]]:
+    """Ask the questions (presets answered already), show the summary and confirm writing (default: yes).
+
+    Ctrl-C or the end of the input after at least one answer writes the answers to a draft next to ``output``.
+    """
     try:
         answers = ask(QUESTIONS, {key: answers[key] for key in presets}, **PROMPT_IO)
+    except WizardAborted as aborted:
+        _abort(output, aborted, overrides)
+    try:
         recipe = apply_overrides(answers_to_recipe(answers), overrides)
-        fits = _show_summary(recipe, strict=False)
-        if not ask_confirm(f"Write {output}?", default=fits, **PROMPT_IO):
-            c.stderr_console().print("Nothing written.", highlight=False)
-            raise typer.Exit(1)
+    except MudkdError:
+        draft = write_draft(output, answers, list(answers), overrides)
+        if draft is not None:
+            c.stderr_console().print(f"Your answers are saved in {draft}", highlight=False, markup=False)
+        raise
+    _show_summary(recipe, strict=False, references=package_references(answers, overrides))
+    try:
+        write = ask_confirm(f"Write {output}?", default=True, **PROMPT_IO)
     except (KeyboardInterrupt, EOFError):
-        c.stderr_console().print("Aborted.", highlight=False)
-        raise typer.Exit(130) from None
-    return recipe
+        _abort(output, WizardAborted(answers, list(answers)), overrides)
+    if not write:
+        c.stderr_console().print("Nothing written.", highlight=False)
+        raise typer.Exit(1)
+    return recipe, answers
 
 
-def _write_recipe(output: Path, recipe: Recipe, overwrite: bool) -> None:
-    """Write the commented recipe and say what to run next."""
+def _abort(output: Path, aborted: WizardAborted, overrides: list[str]) -> typing.NoReturn:
+    """Say that the wizard was aborted and where the answers given so far were saved (exit 130)."""
+    console = c.stderr_console()
+    if not aborted.asked:
+        console.print("Aborted; nothing was answered, nothing written.", highlight=False, markup=False)
+        raise typer.Exit(130)
+    draft = write_draft(output, aborted.answers, aborted.asked, overrides)
+    count = f"{len(aborted.asked)} answer{'s' if len(aborted.asked) != 1 else ''}"
+    if draft is None:
+        console.print(
+            f"Aborted. Could not save your {count}: every draft name next to {output} is taken by another file.",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print(f"To resume: {resume_command(output, aborted.answers, aborted.asked, overrides)}", markup=False)
+    else:
+        console.print(f"Aborted. Your {count} are saved in {draft}", highlight=False, markup=False, soft_wrap=True)
+        console.print(
+            f"Finish it by hand (check it: mudkd recipe validate {shlex.quote(str(draft))}), or resume: "
+            f"{resume_command(output, aborted.answers, aborted.asked, overrides)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    raise typer.Exit(130)
+
+
+def _write_recipe(output: Path, recipe: Recipe, overwrite: bool, references: dict[str, str]) -> None:
+    """Write the commented recipe (``package:`` references kept as given) and say what to run next."""
     header = f"{WIZARD_HEADER}\nCheck it: mudkd recipe validate {output}"
-    _write_atomic(output, render_commented_toml(recipe, header=header, folder=output.parent), overwrite)
+    text = render_commented_toml(recipe, header=header, folder=output.parent, references=references)
+    _write_atomic(output, text, overwrite)
     console = c.stdout_console()
     console.print(f"Wrote {output}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"Next: mudkd pipeline {shlex.quote(str(output))}", highlight=False, markup=False, soft_wrap=True)
@@ -149,10 +191,28 @@ def _say(text: str, style: str, output: Any = None) -> None:
     print_formatted_text(FormattedText([(style, text)]), **_prompt_kwargs(output=output))
 
 
+class WizardAborted(Exception):
+    """Ctrl-C or the end of the input during the questions, with the answers given until then.
+
+    Attributes:
+        answers: Every answer so far (presets included).
+        asked: The keys answered at a prompt (not presets that were never shown).
+    """
+
+    def __init__(self, answers: dict[str, Any], asked: list[str]) -> None:
+        super().__init__("aborted")
+        self.answers = answers
+        self.asked = asked
+
+
 def ask(
     questions: Iterable[Question], presets: Mapping[str, Any] | None = None, *, input: Any = None, output: Any = None
 ) -> dict[str, Any]:
     """Ask every question that applies, in order, and return the typed answers.
+
+    Typed answers are checked when they are entered (the prompt says why and keeps the question); a choice
+    question offers only the options that are valid given the earlier answers (e.g. no ``t_top8`` for a 6-layer
+    teacher).
 
     Args:
         questions: The questions (normally :data:`mudkd.recipe.wizard.QUESTIONS`).
@@ -161,39 +221,50 @@ def ask(
         output: prompt_toolkit output (tests: ``DummyOutput()``); None draws on the terminal.
 
     Raises:
-        KeyboardInterrupt: On Ctrl-C (prompts use ``unsafe_ask``).
-        EOFError: When the input ends.
+        WizardAborted: On Ctrl-C (prompts use ``unsafe_ask``) or when the input ends, with the answers so far.
     """
-    import questionary
-
     presets = dict(presets or {})
     answers: dict[str, Any] = dict(presets)
-    kwargs = _prompt_kwargs(input, output)
+    asked: list[str] = []
     section = None
-    for question in questions:
-        if not question.applies(answers):
-            continue
-        if question.section != section:
-            section = question.section
-            _say(f"\n{section}", "bold", output)
-        if question.help:
-            _say(f"  {question.help}", "fg:ansibrightblack", output)
-        default = presets[question.key] if question.key in presets else question.default_for(answers)
-        if question.kind == "select":
-            choices = [questionary.Choice(title=choice.title, value=choice.value) for choice in question.choices]
-            value = questionary.select(question.message, choices=choices, default=default, **kwargs).unsafe_ask()
-        elif question.kind == "confirm":
-            value = questionary.confirm(question.message, default=bool(default), **kwargs).unsafe_ask()
-        else:
-            text = questionary.text(
-                question.message,
-                default=question.display(default),
-                validate=lambda text, q=question: q.validate_text(text, answers) or True,
-                **kwargs,
-            ).unsafe_ask()
-            value = question.parse(text)
-        answers[question.key] = value
+    try:
+        for question in questions:
+            if not question.applies(answers):
+                continue
+            if question.section != section:
+                section = question.section
+                _say(f"\n{section}", "bold", output)
+            if question.help:
+                _say(f"  {question.help}", "fg:ansibrightblack", output)
+            default = presets[question.key] if question.key in presets else question.default_for(answers)
+            answers[question.key] = _prompt(question, default, answers, input, output)
+            asked.append(question.key)
+    except (KeyboardInterrupt, EOFError):
+        raise WizardAborted(answers, asked) from None
     return answers
+
+
+def _prompt(question: Question, default: Any, answers: dict[str, Any], input: Any, output: Any) -> Any:
+    """One prompt; the typed answer."""
+    import questionary
+
+    kwargs = _prompt_kwargs(input, output)
+    if question.kind == "select":
+        offered = [choice for choice in question.choices if question.check(choice.value, answers) is None]
+        offered = offered or list(question.choices)
+        if default not in {choice.value for choice in offered}:
+            default = offered[0].value
+        choices = [questionary.Choice(title=choice.title, value=choice.value) for choice in offered]
+        return questionary.select(question.message, choices=choices, default=default, **kwargs).unsafe_ask()
+    if question.kind == "confirm":
+        return questionary.confirm(question.message, default=bool(default), **kwargs).unsafe_ask()
+    text = questionary.text(
+        question.message,
+        default=question.display(default),
+        validate=lambda text: question.validate_text(text, answers) or True,
+        **kwargs,
+    ).unsafe_ask()
+    return question.parse(text)
 
 
 def ask_confirm(message: str, default: bool, *, input: Any = None, output: Any = None) -> bool:
@@ -210,7 +281,7 @@ def _require_terminal() -> None:
         raise MudkdError(
             "the wizard needs a terminal (stdin and stdout must be a TTY)",
             hint="use --defaults with --set KEY=VALUE ..., e.g. mudkd wizard --defaults --set task.name=cola "
-            "--set hsk.config_3d=1l_10t_0.1h -o recipe.toml",
+            "--set task.data_dir=glue/CoLA --set hsk.config_3d=1l_10t_0.1h -o recipe.toml",
         )
 
 
@@ -218,29 +289,10 @@ def _require_terminal() -> None:
 # Summary and budget table
 
 
-def model_shape(name: str | None, fallback: tuple[int, int]) -> tuple[int, int, str]:
-    """``(layers, hidden, source)`` of a model, from its config.json, a known hub name, or ``fallback``.
-
-    Reads JSON only: no torch, no download.
-    """
-    if name:
-        config = Path(name) / "config.json"
-        if config.is_file():
-            try:
-                shape = knowledge_model_shape(json.loads(config.read_text()), str(config))
-                return shape.layers, shape.hidden, str(config)
-            except (ValueError, OSError, MudkdError):
-                pass
-        if name in KNOWN_SHAPES:
-            return (*KNOWN_SHAPES[name], "known shape")
-        match = re.search(r"(\d+)L[_-](\d+)D", name, flags=re.IGNORECASE)
-        if match:
-            return int(match.group(1)), int(match.group(2)), "from the name"
-    return (*fallback, "assumed")
-
-
-def _summary_rows(recipe: Recipe) -> list[tuple[str, Any]]:
-    """The keys the answers changed from the schema defaults, plus the ones that define the run."""
+def _summary_rows(recipe: Recipe, references: Mapping[str, str] | None = None) -> list[tuple[str, Any]]:
+    """The keys the answers changed from the schema defaults, plus the ones that define the run (``package:``
+    references shown as written, not as the directory they resolve to)."""
+    references = references or {}
     always = {"task.name", "task.max_seq_length", "teacher.pretrained", "output.dir", "finetune.train_batch_size"}
     always |= {f"{stage}.num_train_epochs" for stage in ("finetune", "hsk", "pred")}
     default = flatten(Recipe.model_validate({}).model_dump(mode="json"))
@@ -254,6 +306,7 @@ def _summary_rows(recipe: Recipe) -> list[tuple[str, Any]]:
         else:
             show = key in always or value != default.get(key)
         if show:
+            value = references.get(key, value)
             rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else value))
     return rows
 
@@ -265,19 +318,23 @@ def budget_rows(budget: Mapping[str, Any], notes: list[str]) -> list[tuple[str, 
     return [*summary_rows(budget), *(("assumed", note) for note in notes)]
 
 
-def _show_summary(recipe: Recipe, *, strict: bool) -> bool:
+def _show_summary(recipe: Recipe, *, strict: bool, references: Mapping[str, str] | None = None) -> bool:
     """Print the summary and budget tables; return whether the budget fits the (possibly assumed) models."""
-    c.print_table("Recipe summary", _summary_rows(recipe))
-    teacher_layers, teacher_hidden, teacher_source = model_shape(recipe.teacher.pretrained, (12, 768))
+    c.print_table("Recipe summary", _summary_rows(recipe, references))
     notes = []
-    if teacher_source in {"assumed", "from the name"}:
-        notes.append(f"teacher {teacher_layers} layers x {teacher_hidden} ({teacher_source})")
+    teacher = model_facts(recipe.teacher.pretrained)
+    if teacher is None or teacher.source == "from the name":
+        source = "assumed" if teacher is None else teacher.source
+        teacher = teacher or ASSUMED_TEACHER
+        notes.append(f"teacher {teacher.layers} layers x {teacher.hidden} ({source})")
+    teacher_layers, teacher_hidden = teacher.layers, teacher.hidden
     if recipe.student.model:
-        student_layers, _, student_source = model_shape(recipe.student.model, (4, 312))
-        if student_source in {"assumed", "from the name"}:
-            notes.append(f"student {student_layers} layers ({student_source})")
+        student = model_facts(recipe.student.model)
+        student_layers = student.layers if student else max(1, teacher_layers // 3)
+        if student is None or student.source == "from the name":
+            notes.append(f"student {student_layers} layers ({'assumed' if student is None else student.source})")
     else:
-        student_layers, student_source = recipe.prune.num_layers, "pruned"
+        student_layers = len(recipe.prune.layers) if recipe.prune.layers else recipe.prune.num_layers
     try:
         budget = recipe_budget(
             recipe, teacher_layers=teacher_layers, teacher_hidden=teacher_hidden, student_layers=student_layers
@@ -336,3 +393,83 @@ def _write_atomic(path: Path, text: str, overwrite: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _refuse_existing(path, overwrite)  # again: the file may have appeared while the questions were answered
     write_text_atomic(path, text)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Drafts: the answers of an interrupted wizard
+
+
+DRAFT_HEADER = "mudkd recipe DRAFT written by an interrupted 'mudkd wizard'."
+#: Draft names tried next to the output (``recipe.draft.toml``, ``recipe.draft-2.toml``, ...).
+MAX_DRAFTS = 20
+
+
+def draft_path(output: Path) -> Path | None:
+    """Where the draft of ``output`` goes: the first of ``<name>.draft.toml``, ``<name>.draft-2.toml``, ... that does
+    not exist or is an earlier wizard draft (never another file); None when all are taken."""
+    stem = output.name.removesuffix(".toml")
+    for number in range(1, MAX_DRAFTS + 1):
+        path = output.with_name(f"{stem}.draft.toml" if number == 1 else f"{stem}.draft-{number}.toml")
+        if path.is_symlink() or path.is_dir():
+            continue
+        if not path.exists() or _first_line(path) == f"# {DRAFT_HEADER}":
+            return path
+    return None
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _set_value(value: Any) -> str:
+    """A typed answer as the value of ``--set KEY=VALUE`` (plain when it reads back the same, else a TOML literal)."""
+    import tomli_w
+
+    if isinstance(value, str) and parse_override(f"k={value}")[1] == value:
+        return value
+    return tomli_w.dumps({"v": value}).removeprefix("v = ").strip()
+
+
+def resume_command(output: Path, answers: Mapping[str, Any], asked: Iterable[str], overrides: list[str]) -> str:
+    """The ``mudkd wizard`` command that asks again with the given answers as the defaults."""
+    parts = ["mudkd", "wizard", "-o", str(output)]
+    for key in asked:
+        if answers.get(key) is not None:
+            parts += ["--set", f"{key}={_set_value(answers[key])}"]
+    for text in overrides:
+        parts += ["--set", text]
+    return shlex.join(parts)
+
+
+def write_draft(output: Path, answers: dict[str, Any], asked: list[str], overrides: list[str]) -> Path | None:
+    """Save the answers of an interrupted wizard next to ``output``; the draft's path, or None if none is free.
+
+    The draft is the recipe of the answers given so far and the defaults of the rest (commented like a finished
+    recipe, ``package:`` references kept), headed by the answers given and the command that resumes the wizard with
+    them. If those answers do not make a recipe yet, the draft holds the answers and the command only.
+    """
+    path = draft_path(output)
+    if path is None:
+        return None
+    given = ", ".join(f"{key} = {answers[key]!r}" for key in asked)
+    header = (
+        f"{DRAFT_HEADER}\nAnswers given: {given}.\nEvery other key is the wizard's default.\n"
+        f"Resume the questions with them: {resume_command(output, answers, asked, overrides)}"
+    )
+    try:
+        recipe = apply_overrides(answers_to_recipe(answers), overrides)
+        text = render_commented_toml(
+            recipe, header=header, folder=path.parent, references=package_references(answers, overrides)
+        )
+    except MudkdError as error:
+        lines = [f"# {line}" for line in header.splitlines()]
+        text = "\n".join([*lines, f"# No recipe yet: {error.message}", ""])
+    from mudkd.core.outputs import write_text_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+    return path

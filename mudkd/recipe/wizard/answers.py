@@ -13,30 +13,21 @@ from typing import Any
 from mudkd.errors import RecipeError
 from mudkd.knowledge import budget_from_recipe, budget_string_problems, budget_summary, task_num_labels
 from mudkd.recipe.load import build_recipe, flatten, parse_override
-from mudkd.recipe.schema import Recipe
-from mudkd.recipe.wizard.checks import is_custom, is_pruned
+from mudkd.recipe.schema import Recipe, path_keys
+from mudkd.recipe.wizard.checks import TRAIN_SIZES, chosen_layer_scheme, is_custom, is_pruned
 from mudkd.recipe.wizard.fields import Answers
 from mudkd.recipe.wizard.questions import QUESTION_KEYS, QUESTIONS, QUESTIONS_BY_KEY
 
-#: Training examples per GLUE task (method.md §16), for the store size in the budget preview.
-GLUE_TRAIN_SIZES = {
-    "cola": 8551,
-    "sst-2": 67349,
-    "mrpc": 3668,
-    "sts-b": 5749,
-    "qqp": 363870,
-    "mnli": 392702,
-    "mnli-mm": 392702,
-    "qnli": 104743,
-    "rte": 2490,
-    "wnli": 635,
-}
 
-
-def complete_answers(given: Answers) -> dict[str, Any]:
+def complete_answers(given: Answers, *, check_defaults: bool = False) -> dict[str, Any]:
     """Check the given answers and fill every question that applies but was not answered with its default.
 
     Given answers are coerced to the question's type (``"10"`` → 10), so ``--set`` values work as answers.
+
+    Args:
+        given: Answers by question key.
+        check_defaults: Check the defaults too (``mudkd wizard --defaults``: no one sees them before they are
+            written, so a default data directory that does not exist is an error there, not a prompt).
 
     Raises:
         RecipeError: Listing every unknown key and every invalid answer.
@@ -59,6 +50,11 @@ def complete_answers(given: Answers) -> dict[str, Any]:
             problem = question.check(answers[question.key], answers)
         elif question.applies(answers) and not problems:
             answers[question.key] = question.default_for(answers)
+            if not check_defaults:
+                continue
+            problem = question.check(answers[question.key], answers)
+            if problem:
+                problems.append(f"wizard answers: {question.key}: {problem} (the default; set it with --set)")
             continue
         else:
             continue
@@ -77,7 +73,7 @@ def _asked(answers: Answers, key: str) -> bool:
     return key in answers and (("." in key) or QUESTIONS_BY_KEY[key].applies(answers))
 
 
-def answers_to_recipe(answers: Answers) -> Recipe:
+def answers_to_recipe(answers: Answers, *, check_defaults: bool = False) -> Recipe:
     """Turn the wizard's answers into a validated recipe (missing answers take their defaults).
 
     Recipe keys among the answers are copied as given; the wizard's own choices set several keys: a TinyBERT-style
@@ -85,10 +81,12 @@ def answers_to_recipe(answers: Answers) -> Recipe:
     ``standard`` leaves the mapping at t_top<teacher depth>, and ``use_store`` points the cache, HSK and logits at
     ``<output.dir>/store``.
 
+    ``check_defaults`` checks the defaults as well (see :func:`complete_answers`).
+
     Raises:
         RecipeError: Listing every problem with the answers or the resulting recipe.
     """
-    answers = complete_answers(answers)
+    answers = complete_answers(answers, check_defaults=check_defaults)
     flags = {key: value for key, value in answers.items() if "." in key}
     if not is_pruned(answers):
         flags = {key: value for key, value in flags.items() if not key.startswith("prune.")}
@@ -100,10 +98,8 @@ def answers_to_recipe(answers: Answers) -> Recipe:
     if _asked(answers, "batch_size"):
         for stage in ("finetune", "hsk", "pred"):
             flags[f"{stage}.train_batch_size"] = answers["batch_size"]
-    scheme = answers.get("layer_scheme") if _asked(answers, "layer_scheme") else None
-    if scheme == "other":
-        scheme = answers.get("layer_scheme_other")
-    if scheme and scheme != "standard":
+    scheme = chosen_layer_scheme(answers) if _asked(answers, "layer_scheme") else None
+    if scheme:
         flags["hsk.layer_scheme"] = scheme
     if answers.get("use_store"):
         store = f"{str(answers['output.dir']).rstrip('/')}/store"
@@ -126,6 +122,23 @@ def recipe_problems(recipe: Recipe, source: str = "recipe") -> list[str]:
     :mod:`mudkd.knowledge.resolve`.
     """
     return budget_string_problems(recipe.hsk, recipe.task.max_seq_length, source)
+
+
+def package_references(answers: Answers, overrides: list[str]) -> dict[str, str]:
+    """The ``package:NAME`` model references among the answers and ``--set`` overrides, by recipe key.
+
+    A recipe resolves them to the installed package's directory; the file the wizard writes keeps the reference
+    (:func:`mudkd.recipe.wizard.render.render_commented_toml`), so it works in any environment with the package.
+    """
+    found = {key: value for key, value in answers.items() if "." in key and isinstance(value, str)}
+    for text in overrides:
+        key, value = parse_override(text)
+        found[key] = value
+    return {
+        key: value.strip()
+        for key, value in found.items()
+        if isinstance(value, str) and value.strip().startswith("package:") and path_keys().get(key) == "model"
+    }
 
 
 def split_sets(sets: list[str] | None) -> tuple[dict[str, Any], list[str]]:
@@ -162,7 +175,7 @@ def recipe_budget(recipe: Recipe, *, teacher_layers: int, teacher_hidden: int, s
 
     Returns:
         The budget summary (:func:`mudkd.knowledge.summary.budget_summary`, ``cache.dtype`` values) for the
-        task's training examples (GLUE tasks, capped by ``task.max_train_samples``; else None), plus
+        task's training examples (GLUE tasks and rt-snippets, capped by ``task.max_train_samples``; else None), plus
         ``train_examples`` and ``store_bytes`` (None when the budget cannot be stored), the names the wizard's
         table reads.
 
@@ -176,7 +189,7 @@ def recipe_budget(recipe: Recipe, *, teacher_layers: int, teacher_hidden: int, s
         teacher_hidden=teacher_hidden,
         num_labels=num_labels_for(recipe),
     )
-    examples = GLUE_TRAIN_SIZES.get(recipe.task.name)
+    examples = TRAIN_SIZES.get(recipe.task.name)
     if recipe.task.max_train_samples is not None and examples is not None:
         examples = min(examples, recipe.task.max_train_samples)
     summary = budget_summary(budget, examples, recipe.cache.dtype)

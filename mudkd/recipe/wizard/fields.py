@@ -1,8 +1,9 @@
 """What the wizard reads from the recipe schema: descriptions, defaults, bounds and allowed values.
 
 The wizard restates none of them. A question's help line is its key's schema description, its default is the
-field's default, its range check uses the field's ``ge``/``gt``/``le``/``lt`` constraints, and the options of a
-choice question are the field's ``Literal`` or Enum values (:mod:`mudkd.knowledge.schemes`).
+field's default, its answer is validated through the field itself (:func:`schema_problem`: bounds, types and the
+field's validators, when the answer is given), and the options of a choice question are the field's ``Literal`` or
+Enum values (:mod:`mudkd.knowledge.schemes`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from mudkd.recipe.schema import Recipe
@@ -70,18 +71,6 @@ class Bounds:
     low_open: bool = False
     high_open: bool = False
 
-    def above_low(self, value: Any) -> bool:
-        """Whether ``value`` meets the lower bound (written positively, so nan fails)."""
-        if self.low is None:
-            return True
-        return bool(value > self.low) if self.low_open else bool(value >= self.low)
-
-    def below_high(self, value: Any) -> bool:
-        """Whether ``value`` meets the upper bound (written positively, so nan fails)."""
-        if self.high is None:
-            return True
-        return bool(value < self.high) if self.high_open else bool(value <= self.high)
-
     def interval(self) -> str:
         """``between 8 and 4096`` for a closed range, else interval notation: ``in (0, 1]``."""
         if not (self.low_open or self.high_open):
@@ -104,34 +93,46 @@ def schema_bounds(key: str) -> Bounds:
     )
 
 
-def minimum(key: str) -> Validator:
-    """A question validator: the schema's lower bound of ``key`` (``must be >= 1``, ``must be > 0``).
+def schema_problem(key: str, value: Any, example: str = "") -> str | None:
+    """Validate one answer through the schema field of ``key`` (types, bounds, field and table validators).
 
-    Only the lower bound: the upper ones (typo guards such as ``MAX_LAYERS``) are reported by the schema itself when
-    the answers become a recipe.
+    The schema is the single source of bounds: the value is assigned to a default instance of the key's table with
+    pydantic's validation, so the wizard refuses exactly what a recipe file would refuse, when the answer is given.
+
+    Args:
+        key: The dotted recipe key.
+        value: The typed answer.
+        example: Text added after a range problem, e.g. ``", e.g. 0.1 keeps 10% of the width"``.
+
+    Returns:
+        The problem (``must be between 8 and 4096 (got 5000)``), or None.
     """
-    bounds = schema_bounds(key)
+    section, name = key.split(".")
+    model = Recipe.model_fields[section].annotation
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    try:
+        model.__pydantic_validator__.validate_assignment(model.model_construct(), name, value)
+    except ValidationError as error:
+        first = error.errors()[0]
+        if first["type"] in RANGE_ERRORS:
+            return f"must be {schema_bounds(key).interval()}{example} (got {value})"
+        return str(first["msg"]).removeprefix("Value error, ")
+    return None
 
-    def check(value: Any, answers: Answers) -> str | None:
-        if bounds.above_low(value):
-            return None
-        return f"must be {'>' if bounds.low_open else '>='} {bounds.low} (got {value})"
 
-    return check
+#: pydantic error types of a number outside a field's range.
+RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
 def within(key: str, example: str = "") -> Validator:
-    """A question validator: both schema bounds of ``key`` (``must be between 8 and 4096``, ``must be in (0, 1]``).
+    """A question validator: the schema field of ``key`` (:func:`schema_problem`).
 
     Args:
-        key: The dotted recipe key whose bounds are checked.
-        example: Text added after the range, e.g. ``", e.g. 0.1 keeps 10% of the width"``.
+        key: The dotted recipe key whose field checks the answer.
+        example: Text added after a range problem, e.g. ``", e.g. 0.1 keeps 10% of the width"``.
     """
-    bounds = schema_bounds(key)
 
     def check(value: Any, answers: Answers) -> str | None:
-        if bounds.above_low(value) and bounds.below_high(value):
-            return None
-        return f"must be {bounds.interval()}{example} (got {value})"
+        return schema_problem(key, value, example)
 
     return check

@@ -3,11 +3,17 @@
 Defaults, bounds and the options of choice questions come from the schema (:mod:`mudkd.recipe.wizard.fields`);
 what stays here is the wizard's own: the wording, the sections, the explanations of each option, and defaults the
 schema leaves unset (``None``: "the stage decides") but a new recipe needs, such as the pretrained teacher.
+
+The defaults work together on a fresh clone, offline: the ``rt-snippets`` demo task, the MiniLM teacher an installed
+package ships (:data:`mudkd.recipe.wizard.models.SUGGESTED_TEACHER`), a student pruned to the paper's fractions
+of that teacher, the standard depth mapping ``t_top{teacher depth}``, and teacher-free training when the budget can
+be stored (:func:`mudkd.recipe.wizard.checks.store_default`).
 """
 
 from __future__ import annotations
 
-from mudkd.knowledge import HiddenScheme, TokenScheme
+from mudkd.knowledge import HiddenScheme, MagScope, TokenScheme
+from mudkd.knowledge.schemes import layer_scheme_name
 from mudkd.recipe.schema import TASK_NAMES
 from mudkd.recipe.wizard.checks import (
     budget_mode,
@@ -16,19 +22,35 @@ from mudkd.recipe.wizard.checks import (
     compresses_tokens,
     compresses_width,
     config_3d_ok,
+    data_dir_ok,
     data_file_ok,
     default_output,
     emb_rank_ok,
+    hidden_scheme_fits,
     is_custom,
     is_glue,
     is_pruned,
-    keep_hidden_ok,
+    keep_hidden_answer_ok,
     keep_layers_ok,
     keep_tokens_ok,
+    layer_scheme_choice_ok,
     layer_scheme_ok,
+    prune_emb_default,
+    prune_ffn_default,
+    prune_ffn_ok,
+    prune_heads_default,
+    prune_heads_ok,
+    prune_layers_default,
+    prune_layers_ok,
     required,
+    store_default,
+    student_model_ok,
+    teacher_facts,
+    teacher_ok,
+    teacher_reference,
+    uses_magnitude_mask,
 )
-from mudkd.recipe.wizard.fields import Answers, allowed_values, minimum, schema_default, schema_field, within
+from mudkd.recipe.wizard.fields import Answers, allowed_values, schema_default, schema_field, within
 from mudkd.recipe.wizard.question import Choice, Question, titled_choices
 
 #: Folder names of the GLUE release (``glue_data/<name>``), used for the default data directory.
@@ -82,6 +104,15 @@ TOKEN_SCHEME_CHOICES = titled_choices(
     values=TokenScheme,
 )
 
+MAG_SCOPE_CHOICES = titled_choices(
+    {
+        MagScope.EXAMPLE: "the largest values of each example on its own: exact, and can be stored (teacher-free)",
+        MagScope.BATCH: "one threshold over the whole batch, as the reference does: cannot be stored",
+    },
+    width=9,
+    values=MagScope,
+)
+
 HIDDEN_SCHEME_CHOICES = titled_choices(
     {
         HiddenScheme.IMPORTANCE_MASK_DYNAMIC: "Mag Mask: the largest-magnitude values of each example (the paper's "
@@ -92,6 +123,16 @@ HIDDEN_SCHEME_CHOICES = titled_choices(
     width=25,
     values=HiddenScheme,
 )
+
+
+#: The task the wizard suggests: the offline demo, which needs no data download (the schema's default is sst-2).
+DEFAULT_TASK = "rt-snippets"
+
+
+def other_layer_scheme_default(answers: Answers) -> str:
+    """``t_top{L_T - 2}`` (t_top10 for BERT-base, as the paper favours), ``t_top6`` when the teacher is unknown."""
+    teacher = teacher_facts(answers)
+    return layer_scheme_name(max(1, teacher.layers - 2)) if teacher else layer_scheme_name(6)
 
 
 def glue_dir(answers: Answers) -> str:
@@ -107,7 +148,7 @@ QUESTIONS: tuple[Question, ...] = (
         kind="select",
         message="Task?",
         section="Task",
-        default=schema_default("task.name"),
+        default=DEFAULT_TASK,
         choices=TASK_CHOICES,
     ),
     Question(
@@ -116,7 +157,7 @@ QUESTIONS: tuple[Question, ...] = (
         message="GLUE task directory (TSV files)?",
         section="Task",
         default=glue_dir,
-        validator=required,
+        validator=data_dir_ok,
         when=is_glue,
     ),
     Question(
@@ -173,14 +214,22 @@ QUESTIONS: tuple[Question, ...] = (
         default=schema_default("task.max_seq_length"),
         validator=within("task.max_seq_length"),
     ),
+    Question(
+        key="task.max_train_samples",
+        kind="int",
+        message="Train on the first N examples only (blank: all; e.g. 2000 for a quick try)?",
+        section="Task",
+        validator=within("task.max_train_samples"),
+        optional=True,
+    ),
     # -- teacher --------------------------------------------------------------------------------------------------
     Question(
         key="teacher.pretrained",
         kind="text",
-        message="Pretrained teacher to fine-tune (hub name or directory)?",
+        message="Pretrained teacher to fine-tune (package:NAME, directory or hub name)?",
         section="Teacher",
-        default="bert-base-uncased",
-        validator=required,
+        default=lambda a: teacher_reference(a),
+        validator=teacher_ok,
     ),
     # -- student --------------------------------------------------------------------------------------------------
     Question(
@@ -208,8 +257,8 @@ QUESTIONS: tuple[Question, ...] = (
         kind="int",
         message="Encoder layers to keep (the bottom N)?",
         section="Student",
-        default=schema_default("prune.num_layers"),
-        validator=minimum("prune.num_layers"),
+        default=prune_layers_default,
+        validator=prune_layers_ok,
         when=is_pruned,
     ),
     Question(
@@ -217,8 +266,8 @@ QUESTIONS: tuple[Question, ...] = (
         kind="int",
         message="Attention heads kept per layer?",
         section="Student",
-        default=schema_default("prune.keep_heads"),
-        validator=minimum("prune.keep_heads"),
+        default=prune_heads_default,
+        validator=prune_heads_ok,
         when=is_pruned,
     ),
     Question(
@@ -226,8 +275,8 @@ QUESTIONS: tuple[Question, ...] = (
         kind="int",
         message="FFN neurons kept per layer?",
         section="Student",
-        default=schema_default("prune.ffn_hidden_dim"),
-        validator=minimum("prune.ffn_hidden_dim"),
+        default=prune_ffn_default,
+        validator=prune_ffn_ok,
         when=is_pruned,
     ),
     Question(
@@ -235,7 +284,7 @@ QUESTIONS: tuple[Question, ...] = (
         kind="int",
         message="Word-embedding rank (-1 keeps it whole)?",
         section="Student",
-        default=schema_default("prune.emb_hidden_dim"),
+        default=prune_emb_default,
         validator=emb_rank_ok,
         when=is_pruned,
     ),
@@ -245,7 +294,7 @@ QUESTIONS: tuple[Question, ...] = (
         message="Smaller BERT (directory or hub name)?",
         section="Student",
         default="huawei-noah/TinyBERT_General_4L_312D",
-        validator=required,
+        validator=student_model_ok,
         when=lambda a: not is_pruned(a),
     ),
     # -- training -------------------------------------------------------------------------------------------------
@@ -255,7 +304,7 @@ QUESTIONS: tuple[Question, ...] = (
         message="Epochs to fine-tune the teacher?",
         section="Training",
         default=schema_default("finetune.num_train_epochs"),
-        validator=minimum("finetune.num_train_epochs"),
+        validator=within("finetune.num_train_epochs"),
     ),
     Question(
         key="hsk.num_train_epochs",
@@ -263,7 +312,7 @@ QUESTIONS: tuple[Question, ...] = (
         message="Epochs of HSK distillation?",
         section="Training",
         default=schema_default("hsk.num_train_epochs"),
-        validator=minimum("hsk.num_train_epochs"),
+        validator=within("hsk.num_train_epochs"),
     ),
     Question(
         key="pred.num_train_epochs",
@@ -271,7 +320,7 @@ QUESTIONS: tuple[Question, ...] = (
         message="Epochs of prediction distillation?",
         section="Training",
         default=schema_default("pred.num_train_epochs"),
-        validator=minimum("pred.num_train_epochs"),
+        validator=within("pred.num_train_epochs"),
     ),
     Question(
         key="batch_size",
@@ -279,7 +328,7 @@ QUESTIONS: tuple[Question, ...] = (
         message="Training batch size (every stage)?",
         section="Training",
         default=schema_default("finetune.train_batch_size"),
-        validator=minimum("finetune.train_batch_size"),
+        validator=within("finetune.train_batch_size"),
         help_key="finetune.train_batch_size",
     ),
     # -- knowledge budget -----------------------------------------------------------------------------------------
@@ -313,12 +362,12 @@ QUESTIONS: tuple[Question, ...] = (
         kind="select",
         message="Depth mapping: which teacher layer does each student layer learn from?",
         section="Knowledge budget",
-        default=lambda a: "t_top8" if budget_mode(a) == "3d" else "t_top10",
+        default="standard",
         choices=(
             Choice(
                 "standard",
                 "standard  t_top<teacher depth>: student layer l learns teacher layer round(l*L_T/L_S); the top "
-                "student layer learns the teacher's last, g(l, 12)",
+                "student layer learns the teacher's last, g(l, L_T)",
             ),
             Choice(
                 "t_top10",
@@ -328,6 +377,7 @@ QUESTIONS: tuple[Question, ...] = (
             Choice("t_top8", "t_top8    the top student layer learns teacher layer 8 (the README's 3D setting)"),
             Choice("other", "other     type t_topN, N up to the teacher's depth"),
         ),
+        validator=layer_scheme_choice_ok,
         when=lambda a: budget_mode(a) != "full",
         help_key="hsk.layer_scheme",
     ),
@@ -336,7 +386,7 @@ QUESTIONS: tuple[Question, ...] = (
         kind="text",
         message="Depth scheme t_topN?",
         section="Knowledge budget",
-        default="t_top6",
+        default=other_layer_scheme_default,
         validator=layer_scheme_ok,
         when=lambda a: budget_mode(a) != "full" and a.get("layer_scheme") == "other",
         help_key="hsk.layer_scheme",
@@ -374,7 +424,7 @@ QUESTIONS: tuple[Question, ...] = (
         message="Fraction of the hidden width that gets HSK, in (0, 1]?",
         section="Knowledge budget",
         default=schema_default("hsk.keep_hidden"),
-        validator=keep_hidden_ok,
+        validator=keep_hidden_answer_ok,
         when=lambda a: budget_mode(a) == "custom",
     ),
     Question(
@@ -384,7 +434,17 @@ QUESTIONS: tuple[Question, ...] = (
         section="Knowledge budget",
         default=schema_default("hsk.hidden_scheme"),
         choices=HIDDEN_SCHEME_CHOICES,
+        validator=hidden_scheme_fits,
         when=compresses_width,
+    ),
+    Question(
+        key="hsk.mag_scope",
+        kind="select",
+        message="Largest values per example or per batch?",
+        section="Knowledge budget",
+        default=schema_default("hsk.mag_scope"),
+        choices=MAG_SCOPE_CHOICES,
+        when=uses_magnitude_mask,
     ),
     # -- output ---------------------------------------------------------------------------------------------------
     Question(
@@ -401,13 +461,10 @@ QUESTIONS: tuple[Question, ...] = (
         message="Teacher-free: store the teacher's compressed HSK and logits once, then train the student "
         "without loading the teacher?",
         section="Output",
-        default=False,
+        default=store_default,
         help_key="hsk.hsk_store",
     ),
 )
-
-QUESTION_KEYS = tuple(question.key for question in QUESTIONS)
-_BY_KEY = {question.key: question for question in QUESTIONS}
 
 QUESTION_KEYS = tuple(question.key for question in QUESTIONS)
 #: The questions by answer key.

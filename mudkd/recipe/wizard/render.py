@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,12 @@ def _toml_value(value: Any) -> str:
     return tomli_w.dumps({"v": value}).removeprefix("v = ").rstrip("\n")
 
 
-def render_commented_toml(recipe: Recipe, header: str | None = None, folder: Path | None = None) -> str:
+def render_commented_toml(
+    recipe: Recipe,
+    header: str | None = None,
+    folder: Path | None = None,
+    references: Mapping[str, str] | None = None,
+) -> str:
     """The recipe as TOML text with one ``#`` comment line (the schema description) above each key.
 
     Keys whose value is None are left out (TOML has no null; None means "the stage decides"). The text parses back
@@ -41,7 +47,11 @@ def render_commented_toml(recipe: Recipe, header: str | None = None, folder: Pat
         header: Optional comment lines for the top of the file (without ``#``).
         folder: The folder the file is written to: relative path answers (relative to the working directory) are
             rewritten relative to it. None writes them as they are.
+        references: Values to write as given instead of the recipe's, by dotted key: the ``package:NAME``
+            references a recipe resolves to the package's directory on this machine
+            (:func:`mudkd.recipe.wizard.answers.package_references`).
     """
+    references = references or {}
     lines = [f"# {line}".rstrip() for line in (header or "").splitlines()]
     if lines:
         lines.append("")
@@ -63,7 +73,9 @@ def render_commented_toml(recipe: Recipe, header: str | None = None, folder: Pat
             value = getattr(section, key)
             if value is None or f"{name}.{key}" in COMMAND_LINE_ONLY:
                 continue
-            if folder is not None and isinstance(value, str) and f"{name}.{key}" in paths:
+            if f"{name}.{key}" in references:
+                value = references[f"{name}.{key}"]
+            elif folder is not None and isinstance(value, str) and f"{name}.{key}" in paths:
                 value = _relative_to(value, paths[f"{name}.{key}"], folder)
             lines += [_comment(item.description or "", item.annotation), f"{key} = {_toml_value(value)}"]
     return "\n".join(lines) + "\n"
