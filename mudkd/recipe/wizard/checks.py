@@ -107,7 +107,7 @@ def teacher_ok(value: Any, answers: Answers) -> str | None:
 
 
 def student_model_ok(value: Any, answers: Answers) -> str | None:
-    """A TinyBERT-style student: a model directory or a hub name, not deeper or wider than needed to fit."""
+    """A TinyBERT-style student: an installed ``package:``, a model directory with a config.json, or a hub name."""
     return required(value, answers) or schema_problem("student.model", value) or model_problem(str(value))
 
 

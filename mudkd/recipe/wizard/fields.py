@@ -72,7 +72,11 @@ class Bounds:
     high_open: bool = False
 
     def interval(self) -> str:
-        """``between 8 and 4096`` for a closed range, else interval notation: ``in (0, 1]``."""
+        """``between 8 and 4096`` for a closed range, else interval notation: ``in (0, 1]``; ``>= 1`` for one bound."""
+        if self.low is None or self.high is None:
+            if self.low is None:
+                return f"{'<' if self.high_open else '<='} {self.high}"
+            return f"{'>' if self.low_open else '>='} {self.low}"
         if not (self.low_open or self.high_open):
             return f"between {self.low} and {self.high}"
         return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
