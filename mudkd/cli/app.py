@@ -22,6 +22,8 @@ from mudkd.cli.prune import prune_cli
 from mudkd.cli.recipe import recipe_app
 from mudkd.cli.score import EPILOG as SCORE_EPILOG
 from mudkd.cli.score import score_cli
+from mudkd.cli.search import EPILOG as SEARCH_EPILOG
+from mudkd.cli.search import search_cli
 from mudkd.cli.sweep import EPILOG as SWEEP_EPILOG
 from mudkd.cli.sweep import MERGE_EPILOG as SWEEP_MERGE_EPILOG
 from mudkd.cli.sweep import sweep_cli, sweep_merge_cli
@@ -151,6 +153,7 @@ app.add_typer(distill_app, name="distill")
 app.command("pipeline", epilog=PIPELINE_EPILOG)(pipeline_cli)
 app.command("sweep", epilog=SWEEP_EPILOG)(sweep_cli)
 app.command("sweep-merge", epilog=SWEEP_MERGE_EPILOG)(sweep_merge_cli)
+app.command("search", epilog=SEARCH_EPILOG)(search_cli)
 
 app.command("wizard", epilog=WIZARD_EPILOG)(wizard_cli)
 app.add_typer(recipe_app, name="recipe")

@@ -179,6 +179,7 @@ def build_recipe(
     flags: dict[str, Any] | None = None,
     sets: list[str] | None = None,
     base: dict[str, Any] | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Recipe:
     """Build the validated recipe from a file, command-line flags and ``--set`` overrides.
 
@@ -187,6 +188,7 @@ def build_recipe(
         flags: Dotted keys from command-line flags; None values are ignored (flag not given).
         sets: Raw ``KEY=VALUE`` strings from ``--set``.
         base: Extra defaults applied below the file (e.g. a command's own stage defaults).
+        ignore: Top-level tables of the file that belong to a command, not to the recipe (``search``).
 
     Relative paths in the file resolve against its folder; those in ``flags``, ``sets`` and ``base`` are left as
     given (the working directory). A file may not set ``output.overwrite``: only the command line may.
@@ -201,7 +203,7 @@ def build_recipe(
     for key, value in (base or {}).items():
         _set_dotted(data, key, value)
     if path:
-        file_data = read_toml(path)
+        file_data = {k: v for k, v in read_toml(path).items() if k not in ignore}
         command_line_only = _command_line_only(file_data, source)
         _resolve_file_paths(file_data, Path(path).parent)
         for key, value in flatten(file_data, keep_empty=True).items():

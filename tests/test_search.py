@@ -1,0 +1,424 @@
+"""``mudkd search``: the bisection on synthetic metric curves, the ladders, resume, bad inputs, dry run, end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mudkd.cli.app import app
+from mudkd.core import search as core
+from mudkd.core.search.decide import NO_HSK, max_runs_needed, next_step
+from mudkd.core.search.ladder import build_ladder
+from mudkd.recipe.search import read_search
+from tests.helpers import FIXTURE_GLUE, make_tiny_bert
+
+runner = CliRunner()
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The decision function on synthetic, deterministic "metric vs budget" curves
+
+
+def drive(metric, *, rungs, tolerance=0.5, seeds=3, max_runs=100, observations=None):
+    """Run the search against ``metric(index, seed_index)``; return (runs asked for, final outcome)."""
+    observations = {k: list(v) for k, v in (observations or {}).items()}
+    asked = []
+    while True:
+        step = next_step(observations, rungs=rungs, tolerance=tolerance, seeds=seeds, max_runs=max_runs)
+        if step.run is None:
+            return asked, step.outcome
+        asked.append((step.run.index, step.run.seed_index))
+        observations.setdefault(step.run.index, []).append(metric(step.run.index, step.run.seed_index))
+
+
+def staircase(index, seed_index, *, rungs=15):
+    """no HSK 0.70; rung i: 0.70 + 0.02·(i + 1), capped at 0.90 (reached from rung 9 on); full HSK 0.90 exactly."""
+    if index == NO_HSK:
+        return 0.70
+    if index == rungs:
+        return 0.90
+    return round(min(0.70 + 0.02 * (index + 1), 0.90), 12)
+
+
+def test_bisection_finds_the_known_minimum_in_log_runs():
+    asked, outcome = drive(staircase, rungs=15, seeds=1)
+    # threshold 0.895: rung 8 gives 0.88 (short), rung 9 gives 0.90: the answer is 9
+    assert outcome.chosen == 9 and outcome.converged and outcome.threshold == pytest.approx(0.895)
+    # reference, baseline, then bisection of (-1, 15): 7, 11, 9, 8 — 4 = ceil(log2(16)) rungs instead of 15
+    assert asked == [(15, 0), (-1, 0), (7, 0), (11, 0), (9, 0), (8, 0)]
+    assert outcome.runs == 6 and max_runs_needed(15, 1) == 6
+
+
+@pytest.mark.parametrize(("tolerance", "expected"), [(0.0, 9), (0.5, 9), (2.5, 8), (5.0, 7), (10.0, 4), (21.0, -1)])
+def test_the_answer_follows_the_tolerance(tolerance, expected):
+    # threshold 0.90 - t/100; rung i reaches it when 0.72 + 0.02 i >= 0.90 - t/100 (hand-derived), no HSK at t >= 20
+    _, outcome = drive(staircase, rungs=15, seeds=1, tolerance=tolerance)
+    assert outcome.chosen == expected
+
+
+def test_nothing_within_tolerance_means_full_hsk():
+    _, outcome = drive(lambda i, s: 0.90 if i == 6 else 0.80, rungs=6, seeds=1)
+    assert outcome.chosen == 6 and outcome.converged and "only full HSK" in outcome.reason
+
+
+def test_the_run_cap_is_respected_and_the_answer_is_an_upper_bound():
+    asked, outcome = drive(staircase, rungs=15, seeds=1, max_runs=4)
+    assert len(asked) == 4 and outcome.runs == 4 and not outcome.converged
+    assert asked == [(15, 0), (-1, 0), (7, 0), (11, 0)]
+    assert outcome.chosen == 11 and "run cap" in outcome.reason  # the smallest rung known to be within tolerance
+    _, reference_only = drive(staircase, rungs=15, seeds=3, max_runs=2)
+    assert reference_only.runs == 2 and reference_only.reference == pytest.approx(0.90)
+
+
+def noisy(index, seed_index):
+    """Full HSK 0.90 ± 0.01 over 3 seeds (std 0.01), no HSK 0.70; rungs as :func:`staircase`, with seed noise
+    +0.000, -0.006, +0.006 on every rung except rung 9, whose first seed dips to 0.888 (just short of 0.895)."""
+    if index == 15:
+        return (0.90, 0.91, 0.89)[seed_index]
+    if index == NO_HSK:
+        return 0.70
+    if index == 9:
+        return (0.888, 0.906, 0.906)[seed_index]  # mean 0.9000: within tolerance
+    return staircase(index, 0) + (0.0, -0.006, 0.006)[seed_index]
+
+
+def test_seeds_are_added_only_where_the_decision_is_close():
+    asked, outcome = drive(noisy, rungs=15, seeds=3)
+    per_point = {}
+    for index, seed_index in asked:
+        per_point[index] = max(per_point.get(index, 0), seed_index + 1)
+    # threshold 0.895, pooled std 0.01 from the reference: rung 7 (0.86) is far -> one seed; rung 11's 0.90 is
+    # 0.005 above -> close, 3 seeds (0.900, 0.894, 0.906; pooled std now sqrt((2e-4 + 7.2e-5) / 4) = 0.0082);
+    # rung 9's 0.888 is 0.007 below -> close, 3 seeds; rung 8's 0.88 is 0.015 below -> one seed; no HSK far below
+    assert per_point == {15: 3, -1: 1, 7: 1, 11: 3, 9: 3, 8: 1}
+    assert outcome.chosen == 9 and outcome.statuses[9].mean == pytest.approx(0.9, abs=1e-9)
+    assert outcome.statuses[9].decision == "reached" and outcome.statuses[8].decision == "short"
+
+
+def test_non_monotone_noise_is_averaged_out_with_seeds_and_misleads_a_single_seed():
+    _, with_seeds = drive(noisy, rungs=15, seeds=3)
+    assert with_seeds.chosen == 9
+    # one seed only: rung 9's dip decides alone, the answer moves one rung up (an upper bound, still within
+    # tolerance): the search stays sensible, never picks a rung that was measured short
+    _, one_seed = drive(noisy, rungs=15, seeds=1)
+    assert one_seed.chosen == 10
+    assert all(s.decision != "reached" or s.mean >= one_seed.threshold for s in one_seed.statuses.values())
+
+
+def test_replaying_recorded_runs_asks_for_nothing_twice():
+    asked, outcome = drive(noisy, rungs=15, seeds=3)
+    recorded = {}
+    for index, seed_index in asked[:5]:
+        recorded.setdefault(index, []).append(noisy(index, seed_index))
+    rest, resumed = drive(noisy, rungs=15, seeds=3, observations=recorded)
+    assert rest == asked[5:] and resumed.chosen == outcome.chosen and resumed.runs == outcome.runs
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"tolerance": -0.1}, {"max_runs": 0}, {"seeds": 0}, {"rungs": -1}], ids=["tol", "cap", "seeds", "rungs"]
+)
+def test_next_step_refuses_impossible_settings(kwargs):
+    settings = {"rungs": 3, "tolerance": 0.5, "seeds": 1, "max_runs": 5, **kwargs}
+    with pytest.raises(ValueError):
+        next_step({}, **settings)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ladders
+
+
+def nominal(text, layers, length):
+    from mudkd.knowledge import parse_config_3d
+
+    k_layers, k_tokens, rho = parse_config_3d(text)
+    return k_layers * k_tokens * rho / ((layers + 1) * length)
+
+
+def test_default_3d_ladder_spans_from_a_twentieth_of_a_percent_to_below_full():
+    ladder = build_ladder(
+        "3d", num_layers=6, seq_length=64, hidden=768, ranked=True, magnitude=True, base=(None, None, 1.0)
+    )
+    fractions = [nominal(t, 6, 64) for t in ladder]
+    assert fractions == sorted(fractions) and len(set(fractions)) == len(fractions)
+    assert fractions[0] == pytest.approx(0.0005, rel=0.1) and fractions[-1] < 1.0 and len(ladder) == 11
+    assert all(int(t.split("t_")[0].split("l_")[1]) < 64 for t in ladder)  # ranked: never all 64 tokens
+
+
+def test_one_axis_ladders_keep_the_recipes_other_two_axes():
+    common = {"num_layers": 3, "seq_length": 16, "hidden": 32, "magnitude": False}
+    depth = build_ladder("depth", ranked=False, base=(None, None, 1.0), **common)
+    assert depth == ["1l_16t_1h", "2l_16t_1h", "3l_16t_1h"]  # 4l_16t_1h is full HSK: the reference
+    length = build_ladder("length", ranked=True, base=(2, None, 0.5), **common)
+    assert length == ["2l_1t_0.5h", "2l_2t_0.5h", "2l_4t_0.5h", "2l_8t_0.5h"]  # ranked: not all 16 tokens
+    width = build_ladder("width", ranked=False, base=(1, 4, 1.0), **common)
+    assert width == ["1l_4t_0.05h", "1l_4t_0.1h", "1l_4t_0.2h", "1l_4t_0.5h", "1l_4t_1h"]  # rho >= 1/32
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tiny models and recipes
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny teacher (2 layers, hidden 32) and a pruned 2-layer student (as in test_sweep)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
+
+    root = tmp_path_factory.mktemp("search_models")
+    teacher = make_tiny_bert(root / "teacher")
+    generator = torch.Generator().manual_seed(0)
+    scores = TaylorScores(
+        head_scores=[torch.rand(4, generator=generator, dtype=torch.float64) for _ in range(2)],
+        ffn_scores=[torch.rand(64, generator=generator, dtype=torch.float64) for _ in range(2)],
+        num_batches=1,
+        num_examples=4,
+        head_size=8,
+        hidden_size=32,
+    )
+    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
+    save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
+    return root / "teacher", root / "student"
+
+
+LADDER = ["1l_2t_0.25h", "1l_4t_0.5h", "2l_4t_0.5h", "2l_8t_0.5h", "3l_8t_1h"]
+
+
+def write_recipe(directory: Path, models, search: str = "", extra: str = "") -> Path:
+    teacher, student = models
+    path = directory / "recipe.toml"
+    path.write_text(f"""
+[task]
+name = "sst-2"
+data_dir = "{FIXTURE_GLUE / "SST-2"}"
+max_train_samples = 32
+max_eval_samples = 16
+max_seq_length = 16
+[teacher]
+model = "{teacher}"
+[student]
+model = "{student}"
+[hsk]
+token_scheme = "attention_no_sep"
+hidden_scheme = "importance_mask_dynamic"
+max_steps = 2
+train_batch_size = 16
+{extra}
+[pred]
+max_steps = 2
+train_batch_size = 16
+eval_step = 2
+[cache]
+batch_size = 32
+[training]
+device = "cpu"
+eval_batch_size = 16
+seed = 7
+[search]
+{search}
+""")
+    return path
+
+
+class FakeRunner:
+    """Records every (point, seed) it trains; dev accuracy grows with the HSK fraction, plus a seed offset."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls: list[tuple[str, int]] = []
+        self.fail_after = fail_after
+
+    def __call__(self, plan, kind, point, seed, events):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt  # as a kill in the middle of a run
+        self.calls.append((point, seed))
+        fraction = {"no_hsk": 0.0, "full_hsk": 1.0}.get(point)
+        if fraction is None:
+            fraction = next(r.fraction for r in plan.ladder if r.id == point)
+        value = 0.60 + min(fraction, 0.05) * 6 + 0.002 * (seed - 7)  # saturates at 5 % HSK
+        return {"metric": "accuracy", "dev_metric": value, "seconds": 1.0, "model_dir": None}
+
+
+def make_plan(tmp_path, models, search="", sets=None, out="out"):
+    recipe, settings = read_search(write_recipe(tmp_path, models, search), sets=sets)
+    return core.plan(recipe, settings, recipe_path=str(tmp_path / "recipe.toml"), output_dir=tmp_path / out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resume, records and the result (fake runner, real store)
+
+
+def test_a_killed_search_resumes_without_rerunning_a_recorded_run(tmp_path, models):
+    search = f"ladder = {json.dumps(LADDER)}\nseeds = 2\ntolerance = 1.0"
+    plan = make_plan(tmp_path, models, search)
+    # fractions (L_S = 2, T = 16, so full = 3·16): 1/96, 1/24, 1/12, 1/6, 1/2 -> the smallest rung >= 5 % is 2l_4t
+    assert [r.id for r in plan.ladder] == LADDER and plan.seeds == [7, 8]
+    first = FakeRunner(fail_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        core.run(plan, runner=first)
+    assert first.calls == [("full_hsk", 7), ("full_hsk", 8), ("no_hsk", 7)]
+    assert [(r["point"], r["seed"]) for r in core.read_runs(tmp_path / "out")] == first.calls
+    second = FakeRunner()
+    result = core.run(make_plan(tmp_path, models, search), runner=second)
+    assert not set(second.calls) & set(first.calls)  # nothing recorded ran again
+    # bisection of (-1, 5): rung 2 (0.90, reached), rung 0 (0.6625, short), rung 1 (0.85, short) -> rung 2
+    assert [c[0] for c in second.calls] == ["2l_4t_0.5h", "1l_2t_0.25h", "1l_4t_0.5h"]
+    assert result.chosen["point"] == "2l_4t_0.5h" and result.chosen["snippet"] == '[hsk]\nconfig_3d = "2l_4t_0.5h"'
+    assert "--config-3d 2l_4t_0.5h" in result.chosen["flags"]
+    assert result.compute["runs"] == 6 and result.compute["grid_runs"] == 14
+    document = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert document["chosen"]["point"] == "2l_4t_0.5h" and document["converged"] is True
+    assert Path(result.files["plot"]).read_bytes().startswith(PNG_MAGIC)
+    third = FakeRunner()
+    again = core.run(make_plan(tmp_path, models, search), runner=third)
+    assert third.calls == [] and again.chosen["point"] == "2l_4t_0.5h"
+    store_files = list((tmp_path / "out" / "store").iterdir())
+    assert store_files and (tmp_path / "out" / "store.json").is_file()  # built once, then reused
+
+
+def test_a_changed_recipe_does_not_reuse_old_runs(tmp_path, models):
+    search = f"ladder = {json.dumps(LADDER[:2])}\nseeds = 1"
+    core.run(make_plan(tmp_path, models, search), runner=FakeRunner())
+    changed = FakeRunner()
+    core.run(make_plan(tmp_path, models, search, sets=["pred.learning_rate=1e-3"]), runner=changed)
+    assert changed.calls[:2] == [("full_hsk", 7), ("no_hsk", 7)]
+
+
+def test_a_foreign_output_dir_is_refused(tmp_path, models):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "precious.txt").write_text("keep me")
+    plan = make_plan(tmp_path, models, f"ladder = {json.dumps(LADDER)}")
+    fake = FakeRunner()
+    with pytest.raises(Exception, match="holds no search"):
+        core.run(plan, runner=fake)
+    assert fake.calls == [] and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["precious.txt"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI: bad inputs, dry run
+
+
+def error_lines(result):
+    return [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+
+
+@pytest.mark.parametrize(
+    ("search", "args", "expected"),
+    [
+        ("ladder = []", [], "search.ladder: an empty ladder"),
+        ("", ["--tolerance", "-1"], "search.tolerance: must be greater than or equal to 0"),
+        ("", ["--max-runs", "0"], "search.max_runs: must be greater than or equal to 1"),
+        ('ladder = ["1l_4t"]', [], "search.ladder: use {layers}l_{tokens}t_{width}h"),
+        ('ladder = ["9l_4t_0.5h"]', [], "keep_layers"),
+    ],
+    ids=["empty-ladder", "tolerance", "max-runs", "malformed", "too-deep"],
+)
+def test_bad_inputs_exit_2_with_one_clear_line(tmp_path, models, search, args, expected):
+    path = write_recipe(tmp_path, models, search)
+    result = runner.invoke(app, ["search", str(path), "--dry-run", "-o", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2, result.output
+    assert len(error_lines(result)) == 1 and expected in error_lines(result)[0], result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_a_ladder_the_given_store_cannot_serve_exits_2(tmp_path, models):
+    small = tmp_path / "small"
+    small.mkdir()
+    core.run(make_plan(small, models, f"ladder = {json.dumps(LADDER[:2])}\nseeds = 1"), runner=FakeRunner())
+    store = small / "out" / "store"  # serves K = 1, k <= 4
+    path = write_recipe(tmp_path, models, f"ladder = {json.dumps(LADDER)}", extra=f'hsk_store = "{store}"')
+    result = runner.invoke(app, ["search", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert len(error_lines(result)) == 1 and "cannot serve" in error_lines(result)[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_json_plans_the_store_the_runs_and_the_cpu_time_and_writes_nothing(tmp_path, models):
+    path = write_recipe(tmp_path, models, f"ladder = {json.dumps(LADDER[::-1])}\nseeds = 2")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["search", str(path), "--dry-run", "--json", "-o", str(out), "--max-runs", "7"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["dry_run"] is True and document["output_dir"] == str(out) and not out.exists()
+    assert [r["id"] for r in document["ladder"]] == LADDER  # ordered by HSK fraction
+    assert document["ladder"][0]["hsk_fraction"] == pytest.approx(1 * 2 * 0.25 / (3 * 16))
+    # 5 rungs, 2 seeds: reference 2 + (baseline + ceil(log2 6) = 3 rungs) x 2 = 10; the cap makes it 7
+    assert document["runs_needed_at_most"] == 10 and document["max_runs"] == 7 and document["grid_runs"] == 14
+    store = document["store"]
+    # the store covers K = 3 (all hidden states), k = 8 attention-ranked tokens, full width of d = 32:
+    # 3 · 8 · 32 float16 values + 3 · 8 int16 token indices + 2 float32 logits = 1536 + 48 + 8 bytes per example
+    assert store["bytes_per_example"] == 1592 and store["bytes"] == 1592 * 32
+    estimate = document["estimate"]
+    assert estimate["source"] == "a calibration of 2 training steps" and estimate["steps_per_run"] == {
+        "hsk": 2,
+        "pred": 2,
+    }
+    assert 0 < estimate["search_seconds_at_most"] < estimate["grid_seconds"]
+    text = runner.invoke(app, ["search", str(path), "--dry-run", "-o", str(out)])
+    assert text.exit_code == 0 and "runs: at most 10" in text.stdout and "2l_8t_0.5h" in text.stdout
+    assert "K=2 (1→1,2→2) k=8/16" in text.stdout and not out.exists()
+
+
+def test_cli_runs_the_search_and_prints_the_snippet_and_the_compute(tmp_path, models, monkeypatch):
+    import importlib
+
+    run_module = importlib.import_module("mudkd.core.search.run")  # the package exports its function run
+    fake = FakeRunner()
+    monkeypatch.setattr(run_module, "sweep_runner", fake)
+    path = write_recipe(tmp_path, models, f"ladder = {json.dumps(LADDER)}\nseeds = 2\ntolerance = 1.0")
+    result = runner.invoke(app, ["search", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert 'config_3d = "2l_4t_0.5h"' in result.stdout and "--config-3d 2l_4t_0.5h" in result.stdout
+    assert "compute: 6 runs of the grid's 14" in result.stdout and "chosen: 2l_4t_0.5h" in result.stdout
+    assert "search.png" in result.stdout and len(fake.calls) == 6
+    again = runner.invoke(app, ["search", str(path), "-o", str(tmp_path / "out"), "--json"])
+    document = json.loads(again.stdout)
+    assert len(fake.calls) == 6 and document["chosen"]["point"] == "2l_4t_0.5h"
+    assert [p["decision"] for p in document["points"] if p["runs"]] == [
+        "short",
+        "short",
+        "short",
+        "chosen",
+        "reference",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end: real store, real (2-step) trainings, the final student
+
+
+@pytest.mark.slow
+def test_end_to_end_on_tiny_berts(tmp_path, models):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    started = time.monotonic()
+    path = write_recipe(tmp_path, models, f"ladder = {json.dumps(LADDER[:3])}\nseeds = 1\ntolerance = 100")
+    out = tmp_path / "out"
+    try:
+        result = runner.invoke(app, ["search", str(path), "-o", str(out), "--json", "--train-final"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    # tolerance 100 points: prediction distillation alone is within it, after the reference and the baseline
+    assert document["chosen"]["point"] == "no_hsk" and document["compute"]["runs"] == 2
+    assert [(r["point"], r["seed"]) for r in core.read_runs(out)] == [("full_hsk", 7), ("no_hsk", 7)]
+    assert (out / "runs" / "s7" / "points" / "full_hsk" / "result.json").is_file()
+    assert (out / "store" / "manifest.json").is_file()
+    assert (out / "final" / "pred" / "config.json").is_file() and document["final"]["hsk"] is None
+    assert Path(document["files"]["plot"]).read_bytes().startswith(PNG_MAGIC)
+    # one budget of the ladder, trained teacher-free from the search's store through the sweep
+    from mudkd.core.search.run import sweep_runner
+
+    plan = make_plan(tmp_path, models, f"ladder = {json.dumps(LADDER[:3])}\nseeds = 1")
+    record = sweep_runner(plan, "hsk", "1l_4t_0.5h", 7, core.SearchEvents())
+    assert record["store"] == str(out / "store") and record["teacher_free"] is True
+    assert record["hsk_fraction"] == pytest.approx(2 / 48) and 0 <= record["dev_metric"] <= 1
+    print(f"end-to-end search: {time.monotonic() - started:.1f}s")
