@@ -109,25 +109,24 @@ def report_cli(
     from mudkd.core.export import report
 
     c.quiet_libraries()
-    task = None
-    if recipe is not None or task_name or data_dir:
-        from mudkd.cli.stage import build
-
-        task = build(report_cli, locals()).task
     timing = {"seq_length": seq_length, "batch_size": batch_size, "repeats": repeats, "threads": threads}
-    student = _student(student_model, model_path)
+    student, task = _student(student_model, model_path), _task(report_cli, locals())
     result = report(
-        student,
-        teacher_path=teacher_model,
-        task=task,
-        examples=examples,
-        trust_remote_code=trust_remote_code,
-        **timing,
+        student, teacher_path=teacher_model, task=task, examples=examples, **timing, trust_remote_code=trust_remote_code
     )
     if json_:
         c.emit_json(result)
         return
     _print_report(result)
+
+
+def _task(command: Any, values: dict[str, Any]) -> Any:
+    """The recipe's task when data is given (a recipe, --task-name or --data-dir), else None (synthetic input)."""
+    if values.get("recipe") is None and not values.get("task_name") and not values.get("data_dir"):
+        return None
+    from mudkd.cli.stage import build
+
+    return build(command, values).task
 
 
 def _student(student_model: str | None, model_path: str | None) -> str:
