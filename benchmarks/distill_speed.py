@@ -17,8 +17,11 @@ to ``--seq-length``) by the loop of ``mudkd distill cache`` (teacher forward, ``
 teacher forward, alternating which runs first, to compare the build throughput with pure teacher inference.
 
 Variants are interleaved within each repetition (their order rotates every repetition) after untimed warm-up steps,
-so a change in machine load hits all of them alike; every reported ratio is a ratio of medians. The ``*_s`` fields
-are those medians, kept only to explain the ratios: absolute times on a shared machine are not results.
+so a change in machine load hits all of them alike. Every ratio is computed step by step (each step's variants form
+one interleaved set) and reported as the median of those per-step ratios, printed as median [low, high] over the
+interleaved pairs with the load average (mudkd.core.measure; JSON: ``spreads``), "not measurable on this machine
+now" when the pairs straddle 1.0. The ``*_s`` fields are per-variant medians, kept only to explain the ratios:
+absolute times on a shared machine are not results.
 
 Ratios (JSON keys of each case):
 
@@ -252,8 +255,8 @@ def build_store(
     """Build the fp16 store exactly as ``mudkd distill cache`` does, timing each batch against a plain forward.
 
     Returns:
-        ``build_s_per_example`` and ``inference_s_per_example``: per-batch medians over the examples of a full
-        batch, the build's also charged its create/close (last chunk write, fsync, manifest) per example.
+        ``build_s`` and ``inference_s``: seconds per full batch, back to back (entry i of both is batch i), the
+        build's also charged its share of create/close (last chunk write, fsync, manifest).
     """
     import numpy as np
     import torch
@@ -313,9 +316,10 @@ def build_store(
     started = time.perf_counter()
     writer.close()
     fixed += time.perf_counter() - started
+    overhead = fixed / num_examples * batch_size  # create/close, charged to every full batch alike
     return {
-        "build_s_per_example": statistics.median(build_times) / batch_size + fixed / num_examples,
-        "inference_s_per_example": statistics.median(inference_times) / batch_size,
+        "build_s": [seconds + overhead for seconds in build_times],
+        "inference_s": inference_times,
     }
 
 
@@ -405,8 +409,8 @@ def make_steps(case: dict, budget: Any, store: Any, learning_rate: float = 1e-4)
     }
 
 
-def time_variants(steps: dict[str, Callable[[dict], None]], batches: list[dict], warmup: int) -> dict[str, float]:
-    """Median seconds per call of each variant, interleaved per repetition with a rotating order."""
+def time_variants(steps: dict[str, Callable[[dict], None]], batches: list[dict], warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each variant and timed step, interleaved per repetition with a rotating order."""
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for repetition, batch in enumerate(batches):
         shift = repetition % len(VARIANTS)
@@ -418,7 +422,7 @@ def time_variants(steps: dict[str, Callable[[dict], None]], batches: list[dict],
                 times[name].append(elapsed)
         if (repetition + 1) % 5 == 0:
             _log(f"  {repetition + 1}/{len(batches)} repetitions")
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -465,29 +469,48 @@ def run_case(name: str, args: argparse.Namespace, cache: dict[str, Any]) -> dict
             labels = batch.pop("labels")
             batches.append({"inputs": batch, "index": index, "labels": labels})
         _log(f"[{name}] timing {args.steps} steps per variant after {args.warmup} warm-up steps")
-        medians = time_variants(make_steps(case, budget, store), batches, args.warmup)
+        times = time_variants(make_steps(case, budget, store), batches, args.warmup)
         store.close()
 
-    online, stored = medians["online"], medians["store"]
-    student_only, teacher_forward = medians["student_only"], medians["teacher_forward"]
-    speedup = online / stored
-    ideal = (teacher_forward + student_only) / student_only
+    spreads = step_ratios(times, build)
+    medians = {name: statistics.median(values) for name, values in times.items()}
     store_bytes = data_bytes / args.examples
     budget_bytes = budget.example_bytes("float16")
     return {
         "name": name,
-        "online_step_s": online,
-        "store_step_s": stored,
-        "student_only_step_s": student_only,
-        "teacher_forward_s": teacher_forward,
-        "speedup": speedup,
-        "overhead": stored / student_only,
-        "ideal_speedup": ideal,
-        "speedup_vs_ideal": speedup / ideal,
-        "store_build_vs_inference": build["inference_s_per_example"] / build["build_s_per_example"],
+        "online_step_s": medians["online"],
+        "store_step_s": medians["store"],
+        "student_only_step_s": medians["student_only"],
+        "teacher_forward_s": medians["teacher_forward"],
+        **{key: spread["median"] for key, spread in spreads.items()},
         "store_bytes_per_example": store_bytes,
         "budget_bytes_per_example": budget_bytes,
         "bytes_error": abs(store_bytes - budget_bytes) / budget_bytes,
+        "spreads": spreads,
+    }
+
+
+def step_ratios(times: dict[str, list[float]], build: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """Every ratio of a case, pair by pair (one pair per timed step or store batch), as ``paired_ratios``.
+
+    ``times`` holds each variant's seconds per timed step (entry i of every list is step i); ``build`` the store
+    build's and the plain teacher forward's seconds per batch.
+    """
+    from mudkd.core.measure import paired_ratios
+
+    online, stored = times["online"], times["store"]
+    student, teacher = times["student_only"], times["teacher_forward"]
+    ideal_numerators = [t + s for t, s in zip(teacher, student, strict=True)]
+    return {
+        "speedup": paired_ratios(online, stored),
+        "overhead": paired_ratios(stored, student),
+        "ideal_speedup": paired_ratios(ideal_numerators, student),
+        # (online / store) / ((teacher + student) / student), step by step
+        "speedup_vs_ideal": paired_ratios(
+            [o * s for o, s in zip(online, student, strict=True)],
+            [st * i for st, i in zip(stored, ideal_numerators, strict=True)],
+        ),
+        "store_build_vs_inference": paired_ratios(build["inference_s"], build["build_s"]),
     }
 
 
@@ -503,13 +526,15 @@ def _targets(result: dict[str, Any]) -> str:
 
 
 def _print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    from mudkd.core.measure import describe
+
     header = (
         f"{'case':<22} {'online/store':>12} {'ideal':>7} {'vs ideal':>8} {'store/student':>13} "
         f"{'build/infer':>11} {'B/ex store':>10} {'B/ex budget':>11} {'err':>6}  targets"
     )
     print(
         f"HSK distillation, batch {args.batch_size} × {args.seq_length} tokens, {args.config_3d}, "
-        f"{args.steps} interleaved steps, {args.threads} threads (ratios of medians)"
+        f"{args.steps} interleaved steps, {args.threads} threads (medians of per-step ratios; ranges below)"
     )
     print(header)
     print("-" * len(header))
@@ -519,6 +544,17 @@ def _print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
             f"{r['overhead']:>13.3f} {r['store_build_vs_inference']:>11.3f} {r['store_bytes_per_example']:>10.1f} "
             f"{r['budget_bytes_per_example']:>11d} {r['bytes_error']:>6.1%}  {_targets(r)}"
         )
+    labels = {
+        "speedup": "online/store",
+        "ideal_speedup": "ideal",
+        "speedup_vs_ideal": "vs ideal",
+        "overhead": "store/student",
+        "store_build_vs_inference": "build/infer",
+    }
+    for r in results:
+        print(f"{r['name']}:")
+        for key, label in labels.items():
+            print(f"  {label:<14} {describe(r['spreads'][key])}")
     print(
         f"targets: store/student ≤ {MAX_OVERHEAD}, online/store ≥ {MIN_SPEEDUP_VS_IDEAL} × ideal, "
         f"bytes within {MAX_BYTES_ERROR:.0%} of the budget"

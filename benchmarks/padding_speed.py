@@ -19,21 +19,22 @@ FFN 384, embedding rank 64; budget ``1l_10t_0.1h``, attention_no_sep, per-exampl
   fused AdamW (batch 32).
 
 Each variant's epoch of batches is reduced to ``--probes`` batches at evenly spaced quantiles of its padded lengths
-(so the probes cost what an average batch of the epoch costs); a repetition times every probe once. The printed
-figures are medians over repetitions of per-repetition ratios of mean step times: only ratios, never absolute times.
-``tokens`` is the exact ratio of padded tokens per epoch (static / variant).
+(so the probes cost what an average batch of the epoch costs); a repetition times every probe once. Each ratio is
+printed as median [low, high] over the repetitions' interleaved pairs with the load average (mudkd.core.measure),
+"not measurable on this machine now" when the pairs straddle 1.0: only ratios, never absolute times. ``tokens`` is
+the exact ratio of padded tokens per epoch (static / variant).
 
 Usage::
 
     python benchmarks/padding_speed.py                 # both datasets, a table of ratios
     python benchmarks/padding_speed.py --repeats 3 --probes 4 --sst2-examples 2048
+    python benchmarks/padding_speed.py --repeats 3 --probes 1 --sst2-examples 256 --snippet-examples 0   # quick
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -197,6 +198,7 @@ def trainer_optimizer(model: Any, *, lr: float) -> Any:
 
 def measure(name: str, texts: list[str], max_len: int, models: dict[str, Any], args: argparse.Namespace) -> list:
     from mudkd.core.data import encode_texts
+    from mudkd.core.measure import paired_ratios
 
     encoded = encode_texts(models["tokenizer"], texts, None, max_len, pad_to_max_length=False)
     lengths = [len(ids) for ids in encoded["input_ids"]]
@@ -213,22 +215,20 @@ def measure(name: str, texts: list[str], max_len: int, models: dict[str, Any], a
         for variant in VARIANTS:  # warm-up (and the store's packing) outside the timing
             for indices in chosen[variant]:
                 step(indices, variant)
-        ratios: dict[str, list[float]] = {"dynamic": [], "grouped": []}
+        seconds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
         for repeat in range(args.repeats):
-            seconds = {}
             for variant in VARIANTS[repeat % 3 :] + VARIANTS[: repeat % 3]:
                 started = time.perf_counter()
                 for indices in chosen[variant]:
                     step(indices, variant)
-                seconds[variant] = time.perf_counter() - started
-            for variant in ratios:
-                ratios[variant].append(seconds["static"] / seconds[variant])
+                seconds[variant].append(time.perf_counter() - started)
         rows.append(
             {
                 "data": name,
                 "workload": workload,
-                "dynamic": statistics.median(ratios["dynamic"]),
-                "grouped": statistics.median(ratios["grouped"]),
+                # steps/s vs static = static step time / variant step time, pair by pair
+                "dynamic": paired_ratios(seconds["static"], seconds["dynamic"]),
+                "grouped": paired_ratios(seconds["static"], seconds["grouped"]),
                 "tokens_dynamic": tokens["static"] / tokens["dynamic"],
                 "tokens_grouped": tokens["static"] / tokens["grouped"],
             }
@@ -238,17 +238,22 @@ def measure(name: str, texts: list[str], max_len: int, models: dict[str, Any], a
 
 
 def _format(row: dict[str, Any]) -> str:
+    from mudkd.core.measure import describe
+
     return (
-        f"{row['data']:<22} {row['workload']:<12} steps/s vs static: dynamic {row['dynamic']:5.2f}x  "
-        f"grouped {row['grouped']:5.2f}x   (padded tokens: dynamic {row['tokens_dynamic']:4.2f}x fewer, "
-        f"grouped {row['tokens_grouped']:4.2f}x fewer)"
+        f"{row['data']} {row['workload']}, steps/s vs static (padded tokens: dynamic {row['tokens_dynamic']:.2f}x "
+        f"fewer, grouped {row['tokens_grouped']:.2f}x fewer)\n"
+        f"    dynamic: {describe(row['dynamic'])}\n"
+        f"    grouped: {describe(row['grouped'])}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sst2-examples", type=int, default=4096, help="SST-2 training rows (first N)")
-    parser.add_argument("--snippet-examples", type=int, default=4096, help="Rotten Tomatoes snippets (first N)")
+    parser.add_argument("--sst2-examples", type=int, default=4096, help="SST-2 training rows (first N; 0 skips)")
+    parser.add_argument(
+        "--snippet-examples", type=int, default=4096, help="Rotten Tomatoes snippets (first N; 0 skips)"
+    )
     parser.add_argument("--probes", type=int, default=5, help="batches per variant, at length quantiles")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (median of ratios)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -259,9 +264,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     models = build_models(args.seed)
-    print(f"ratios = static step time / variant step time (median of {args.repeats} interleaved repeats)")
-    measure("SST-2 slice (T=64)", sst2_texts(args.sst2_examples), 64, models, args)
-    measure("rt-snippets (T=48)", snippet_texts(args.snippet_examples), 48, models, args)
+    print(f"ratios = static step time / variant step time, median [low, high] of {args.repeats} interleaved pairs")
+    if args.sst2_examples:
+        measure("SST-2 slice (T=64)", sst2_texts(args.sst2_examples), 64, models, args)
+    if args.snippet_examples:
+        measure("rt-snippets (T=48)", snippet_texts(args.snippet_examples), 48, models, args)
 
 
 if __name__ == "__main__":

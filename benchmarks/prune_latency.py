@@ -3,12 +3,14 @@
 The teacher is the real all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads, FFN 1536) with a random 2-class head; the
 student keeps 3 layers, 2 heads, FFN 384 and an embedding of rank 64, pruned by Taylor scores from a few random
 batches (or random scores). Repetitions are interleaved (teacher and student alternate, the order flipping every
-repetition) so that machine load drifts affect both equally; the result is the teacher/student ratio of median
-latencies, never an absolute time to compare against.
+repetition) so that machine load drifts affect both equally; the result is the teacher/student ratio printed as
+median [low, high] over the interleaved pairs with the load average (mudkd.core.measure), "not measurable on this
+machine now" when the pairs straddle 1.0, never an absolute time to compare against.
 
 Usage:
     python benchmarks/prune_latency.py
     python benchmarks/prune_latency.py --repeats 20 --json
+    python benchmarks/prune_latency.py --random-scores --repeats 3 --batch-size 4 --seq-len 16   # quick
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import argparse
 import json
 import statistics
 import sys
-import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import BertForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    from mudkd.core.measure import describe, interleaved, paired_ratios
     from mudkd.core.pruning import TaylorScores, compute_taylor_scores, count_parameters, prune_bert
 
     hf_logging.set_verbosity_error()
@@ -80,17 +85,13 @@ def main(argv: list[str] | None = None) -> int:
 
     inputs = random_batch(seed=12345)
     models = {"teacher": teacher, "student": student}
-    timings: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
-        for _ in range(args.warmup):
-            for model in models.values():
-                model(**inputs)
-        for repeat in range(args.repeats):
-            order = list(models) if repeat % 2 == 0 else list(reversed(models))
-            for name in order:
-                start = time.perf_counter()
-                models[name](**inputs)
-                timings[name].append(time.perf_counter() - start)
+        timings = interleaved(
+            {name: (lambda model=model: model(**inputs)) for name, model in models.items()},
+            repeats=args.repeats,
+            warmup=args.warmup,
+        )
+    spread = paired_ratios(timings["teacher"], timings["student"])
 
     teacher_ms = 1000 * statistics.median(timings["teacher"])
     student_ms = 1000 * statistics.median(timings["student"])
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         "teacher_params": teacher_params["total"],
         "student_params": student_params["total"],
         "param_ratio": teacher_params["total"] / student_params["total"],
-        "latency_ratio": teacher_ms / student_ms,
+        "latency_ratio": spread["median"],
+        "latency_spread": spread,
         "teacher_median_ms": teacher_ms,
         "student_median_ms": student_ms,
         "teacher_params_by_component": teacher_params,
@@ -122,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':10}{'params':>12}{'median ms':>12}")
     print(f"{'teacher':10}{result['teacher_params']:>12,}{teacher_ms:>12.1f}")
     print(f"{'student':10}{result['student_params']:>12,}{student_ms:>12.1f}")
-    print(
-        f"parameter ratio {result['param_ratio']:.2f}x, latency ratio (teacher/student) {result['latency_ratio']:.2f}x"
-    )
+    print(f"parameter ratio {result['param_ratio']:.2f}x")
+    print(f"latency ratio (teacher/student): {describe(spread)}")
     return 0
 
 

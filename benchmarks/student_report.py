@@ -4,12 +4,14 @@ The teacher is all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads of 32, FFN 1536)
 student is cut from it by :func:`mudkd.core.pruning.prune_bert` with random importance scores (the scores change
 which heads survive, not the student's size or speed). Both are saved as ``save_pretrained`` directories in a
 temporary folder and handed to :func:`mudkd.core.export.report`, exactly what ``mudkd report --model-path STUDENT
---teacher-model TEACHER`` does. Latency is measured side by side (warm-up, interleaved repetitions, medians) and
-reported as the teacher/student ratio; the absolute medians are printed for context only.
+--teacher-model TEACHER`` does. Latency is measured side by side (warm-up, interleaved repetitions) and reported as
+the teacher/student ratio: median [low, high] over the interleaved pairs with the load average (mudkd.core.measure),
+"not measurable on this machine now" when the pairs straddle 1.0; the absolute medians are for context only.
 
 Usage:
     python benchmarks/student_report.py
     python benchmarks/student_report.py --repeats 20 --json
+    python benchmarks/student_report.py --repeats 3 --batch-size 4 --seq-length 16 --threads 1   # quick
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from mudkd.core.export import report
+    from mudkd.core.measure import describe
     from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
 
     hf_logging.set_verbosity_error()
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "flop_ratio": result["flop_ratio"],
         "size_ratio": result["size_ratio"],
         "latency_ratio": result["latency_ratio"],
-        "latency_paired_ratio": result["latency"]["teacher_student_paired_ratio"],
+        "latency_spread": result["latency_spread"],
         "teacher_params": result["teacher"]["params"]["total"],
         "student_params": result["params"]["total"],
         "teacher_flops": result["teacher"]["flops"]["total"],
@@ -111,10 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         first, second = summary[f"teacher_{key}"], summary[f"student_{key}"]
         print(f"{label:12}{first:>16,}{second:>16,}{first / second:>9.2f}x")
     print(f"{'size on disk':12}{'':32}{summary['size_ratio']:>9.2f}x")
-    print(
-        f"{'latency':12}{summary['teacher_median_ms']:>13.1f} ms{summary['student_median_ms']:>13.1f} ms"
-        f"{summary['latency_ratio']:>9.2f}x   (median of paired ratios {summary['latency_paired_ratio']:.2f}x)"
-    )
+    print(f"{'latency':12}{summary['teacher_median_ms']:>13.1f} ms{summary['student_median_ms']:>13.1f} ms")
+    print(f"latency ratio (teacher/student): {describe(summary['latency_spread'])}")
     return 0
 
 

@@ -194,7 +194,61 @@ def test_report_json_with_teacher(pruned_dir, tiny_bert_dir):
     latency = document["latency"]
     assert latency["repeats"] == 3 and latency["batch_size"] == 2 and latency["interleaved"] is True
     assert latency["threads"] == 1 and torch.get_num_threads() == threads_before  # restored after timing
-    assert document["latency_ratio"] == pytest.approx(latency["teacher_median_ms"] / latency["student_median_ms"])
+    # the ratio is the median of the per-pass ratios of the interleaved pairs, with their range and a verdict
+    ratios = sorted(t / s for t, s in zip(latency["teacher_ms"], latency["student_ms"], strict=True))
+    spread = document["latency_spread"]
+    assert len(ratios) == 3 and spread["n"] == 3
+    assert document["latency_ratio"] == pytest.approx(ratios[1]) == pytest.approx(spread["median"])
+    assert spread["low"] == pytest.approx(ratios[0]) and spread["high"] == pytest.approx(ratios[2])
+    assert isinstance(spread["load"], float) and spread["load"] >= 0
+    straddles = ratios[0] <= 1.0 <= ratios[2] or ratios[2] - ratios[0] > abs(ratios[1] - 1.0)
+    assert spread["verdict"] == ("not measurable on this machine now" if straddles else "measured")
+    assert document["input"] == "synthetic 16 tokens" and document["mean_length"] is None
+    assert latency["tokens"] == 2 * 16 and latency["batches"] == 1
+
+
+def test_report_table_names_the_ratio_and_its_range(pruned_dir, tiny_bert_dir):
+    result = runner.invoke(app, [
+        "report", "--model-path", str(pruned_dir), "--teacher-model", str(tiny_bert_dir),
+        "--seq-length", "8", "--batch-size", "2", "--repeats", "3", "--threads", "1",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())  # the caption wraps
+    assert "input: synthetic 8 tokens" in text and "over 3 interleaved pairs, load" in text
+
+
+#: Dev sentences of in-vocabulary words only (tests/helpers.py tiny_vocab): each is its words + [CLS] and [SEP].
+DEV_ROWS = (
+    ("good", 3),
+    ("the movie was good", 6),
+    ("a film", 4),
+    ("very bad", 4),
+    ("the plot is really very boring", 8),
+    ("good " * 20, 22),  # the sixth row: beyond --examples 5, never timed
+)
+
+
+def test_report_with_data_times_dev_batches_padded_per_batch(pruned_dir, tiny_bert_dir, tmp_path):
+    data = tmp_path / "SST-2"
+    data.mkdir()
+    rows = "".join(f"{text}\t{index % 2}\n" for index, (text, _) in enumerate(DEV_ROWS))
+    (data / "train.tsv").write_text("sentence\tlabel\n" + rows)
+    (data / "dev.tsv").write_text("sentence\tlabel\n" + rows)
+    result = runner.invoke(app, [
+        "report", "--model-path", str(pruned_dir), "--teacher-model", str(tiny_bert_dir),
+        "--task-name", "sst-2", "--data-dir", str(data), "--examples", "5", "--batch-size", "2",
+        "--repeats", "3", "--threads", "1", "--json",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    latency = document["latency"]
+    # batches of lengths (3, 6), (4, 4), (8): padded to 2*6 + 2*4 + 1*8 = 28 tokens; real 3+6+4+4+8 = 25, mean 5
+    assert latency["examples"] == 5 and latency["batches"] == 3 and latency["tokens"] == 28
+    assert latency["seq_length"] == 8  # the longest batch, not max_seq_length (128)
+    assert document["mean_length"] == pytest.approx(5.0) and document["seq_length"] == 5
+    assert document["flops"] == flops_per_example(load_classifier(str(pruned_dir)).config, 5)
+    assert "5 examples" in document["input"] and "28 tokens per pass" in document["input"]
+    assert set(document["latency_spread"]) >= {"median", "low", "high", "n", "load", "verdict"}
 
 
 def test_report_table_without_teacher(pruned_dir):
@@ -203,6 +257,7 @@ def test_report_table_without_teacher(pruned_dir):
     assert "params total" in result.stdout and "FLOPs total" in result.stdout and "latency" not in result.stdout
     document = json.loads(runner.invoke(app, ["report", "--model-path", str(pruned_dir), "--json"]).stdout)
     assert document["teacher"] is None and document["latency_ratio"] is None and document["seq_length"] == 64
+    assert document["input"] == "synthetic 64 tokens"
 
 
 def test_report_rejects_too_long_sequences(pruned_dir):

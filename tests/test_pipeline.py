@@ -86,6 +86,8 @@ def test_pipeline_runs_every_stage_then_skips_them(tiny_bert_dir, glue_dir, tmp_
     assert speed["low"] <= speed["median"] <= speed["high"] and isinstance(speed["measurable"], bool)
     latency = summary["latency_spread"]
     assert latency["pairs"] >= 1 and latency["low"] <= latency["median"] <= latency["high"]
+    assert latency["verdict"] == "not measurable on this machine now"  # 1 repeat is one pair: never a measurement
+    assert summary["latency_input"].startswith("dev split of sst-2:")  # real lengths, padded per batch
     assert set(summary["student"]["metrics"]) >= {"accuracy"}
     # prediction distillation starts from the HSK-distilled student, and both train from the store
     final = (out / "final" / "recipe.resolved.toml").read_text()

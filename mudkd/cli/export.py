@@ -8,7 +8,7 @@ import typer
 
 from mudkd.cli import common as c
 from mudkd.cli import options as o
-from mudkd.core.measure import describe
+from mudkd.core.measure import MEASURED, describe
 from mudkd.errors import RecipeError
 from mudkd.knowledge.summary import format_bytes
 
@@ -23,7 +23,9 @@ REPORT_EPILOG = """Examples:
 
   $ mudkd report --student-model models/student
 
-  $ mudkd report --student-model models/student --teacher-model models/teacher --seq-length 128
+  $ mudkd report --student-model models/student --teacher-model models/teacher --task-name sst-2 --data-dir glue/SST-2
+
+  $ mudkd report recipes/quickstart.toml --student-model models/student --teacher-model models/teacher
 
   $ mudkd report --student-model models/student --teacher-model models/teacher --threads 1 --json
 """
@@ -72,12 +74,19 @@ def _print_export(result: dict[str, Any], json_mode: bool) -> None:
 
 
 def report_cli(
+    recipe: o.RecipeArg = None,
     student_model: o.StudentOpt = None,
     model_path: o.StudentAsModelPathOpt = None,
     teacher_model: o.TeacherOpt = None,
-    seq_length: Annotated[int, typer.Option("--seq-length", help="Tokens per example (FLOPs and latency).")] = 64,
+    task_name: o.TaskOpt = None,
+    data_dir: o.DataDirOpt = None,
+    set_: o.SetOpt = None,
+    seq_length: Annotated[
+        int, typer.Option("--seq-length", help="Tokens per synthetic example (when no data is given).")
+    ] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per timed forward pass.")] = 32,
-    repeats: Annotated[int, typer.Option("--repeats", help="Timed forward passes per model.")] = 10,
+    examples: Annotated[int, typer.Option("--examples", help="Dev examples timed per pass (with data).")] = 128,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed passes per model (interleaved pairs).")] = 10,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -91,20 +100,33 @@ def report_cli(
 ) -> None:
     """Report a student's parameters, weight size and FLOPs, and its CPU speed-up over a teacher.
 
-    With --teacher-model both models are timed side by side in this process (warm-up, interleaved repetitions,
-    medians) and the speed-up is given as the ratio teacher/student, which depends far less on the machine than
-    the absolute times do.
+    With --teacher-model both models are timed side by side in this process (warm-up, then interleaved pairs) and
+    the speed-up is the median teacher/student ratio of the pairs with its range and the load average, or "not
+    measurable on this machine now" when the pairs straddle 1.0. Given data (a recipe, --task-name or --data-dir),
+    the timed input is dev batches padded to their own longest example and FLOPs are counted at the mean real
+    length; otherwise a synthetic --seq-length batch, and the output says so.
     """
     from mudkd.core.export import report
 
     c.quiet_libraries()
     timing = {"seq_length": seq_length, "batch_size": batch_size, "repeats": repeats, "threads": threads}
-    student = _student(student_model, model_path)
-    result = report(student, teacher_path=teacher_model, trust_remote_code=trust_remote_code, **timing)
+    student, task = _student(student_model, model_path), _task(report_cli, locals())
+    result = report(
+        student, teacher_path=teacher_model, task=task, examples=examples, **timing, trust_remote_code=trust_remote_code
+    )
     if json_:
         c.emit_json(result)
         return
     _print_report(result)
+
+
+def _task(command: Any, values: dict[str, Any]) -> Any:
+    """The recipe's task when data is given (a recipe, --task-name or --data-dir), else None (synthetic input)."""
+    if values.get("recipe") is None and not values.get("task_name") and not values.get("data_dir"):
+        return None
+    from mudkd.cli.stage import build
+
+    return build(command, values).task
 
 
 def _student(student_model: str | None, model_path: str | None) -> str:
@@ -118,7 +140,8 @@ def _print_report(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     teacher = result["teacher"]
-    table = Table(title=f"report: FLOPs per example at {result['seq_length']} tokens", title_justify="left")
+    at = f"the mean real length, {result['seq_length']}" if result.get("mean_length") else result["seq_length"]
+    table = Table(title=f"report: FLOPs per example at {at} tokens", title_justify="left")
     table.add_column("", style="bold")
     if teacher:
         table.add_column("teacher", justify="right")
@@ -129,7 +152,8 @@ def _print_report(result: dict[str, Any]) -> None:
     def row(label: str, student: Any, teacher_value: Any = None, ratio: Any = None) -> None:
         cells = [c.format_value(student)]
         if teacher:
-            cells = [c.format_value(teacher_value), *cells, f"{ratio:.2f}x" if ratio is not None else "-"]
+            shown = ratio if isinstance(ratio, str) else f"{ratio:.2f}x" if ratio is not None else "-"
+            cells = [c.format_value(teacher_value), *cells, shown]
         table.add_row(label, *cells)
 
     def ratio(first: Any, second: Any) -> float | None:
@@ -150,15 +174,19 @@ def _print_report(result: dict[str, Any]) -> None:
         row(f"FLOPs {key}", _human(student), _human(teacher_value), ratio(teacher_value, student))
     latency = result["latency"]
     if latency:
-        row("latency median ms", latency["student_median_ms"], latency["teacher_median_ms"], result["latency_ratio"])
+        measured = (result.get("latency_spread") or {}).get("verdict") == MEASURED
+        verdict = f"{result['latency_ratio']:.2f}x (below)" if measured else "not measurable (below)"
+        row("latency median ms", latency["student_median_ms"], latency["teacher_median_ms"], verdict)
         table.caption = (
-            f"latency: {latency['repeats']} interleaved repeats of {latency['batch_size']} x {latency['seq_length']}"
-            f" tokens on {latency['threads']} CPU threads; compare the ratio, not the absolute times."
-            f" Teacher/student per repeat: {describe(result.get('latency_spread'))}"
+            f"input: {result['input']}. Latency: {latency['repeats']} interleaved passes per model on"
+            f" {latency['threads']} CPU threads; compare the ratio, not the absolute times."
+            f" Teacher/student: {describe(result.get('latency_spread'))}"
         )
         load, cores = latency.get("load_average"), latency.get("cpu_count")
         if load is not None and cores and load > cores and latency["threads"] > 1:
             c.info(f"Warning: load average {load:.1f} exceeds {cores} cores; --threads 1 gives a steadier ratio")
+    else:
+        table.caption = f"input: {result['input']}"
     c.stdout_console().print(table)
 
 

@@ -42,7 +42,8 @@ def render_summary(summary: dict[str, Any]) -> None:
     rows: list[tuple[str, Any]] = [
         ("parameter ratio (teacher/student)", summary["param_ratio"]),
         ("FLOP ratio (teacher/student)", summary["flop_ratio"]),
-        ("CPU latency ratio teacher/student, interleaved pairs", describe(summary.get("latency_spread"))),
+        ("CPU latency ratio teacher/student", describe(summary.get("latency_spread"))),
+        ("latency input", summary.get("latency_input") or "-"),
         ("HSK fraction distilled", f"{summary['hsk_fraction']:.4%}" if summary.get("hsk_fraction") else "-"),
         ("store size (bytes)", summary.get("store_bytes") or "-"),
     ]

@@ -97,3 +97,21 @@ def length_sorted_batches(lengths: Sequence[int], start: int, stop: int, batch_s
     order = sorted(range(start, stop), key=lambda index: -lengths[index])
     for first in range(0, len(order), batch_size):
         yield order[first : first + batch_size]
+
+
+def padded_batches(
+    examples: Sequence[dict[str, Any]], batch_size: int, pad_token_id: int
+) -> tuple[list[dict[str, torch.Tensor]], int]:
+    """``examples`` in their order, cut into batches each padded to its own longest example.
+
+    Returns:
+        The batches (``input_ids``, ``token_type_ids``, ``attention_mask``) and their total padded token count:
+        the sum over batches of batch size × that batch's longest example.
+    """
+    collate = PaddingCollator(pad_token_id)
+    columns = tuple(_PADDED)
+    batches = [
+        collate([{name: example[name] for name in columns if name in example} for example in chunk])
+        for chunk in (examples[first : first + batch_size] for first in range(0, len(examples), batch_size))
+    ]
+    return batches, sum(int(batch["input_ids"].numel()) for batch in batches)

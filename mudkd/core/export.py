@@ -6,8 +6,10 @@ dependency. The file is written atomically and only after onnxruntime reproduced
 than the traced one, so a trace that baked in a shape never reaches the output path.
 
 :func:`report` counts parameters, weight bytes and matmul FLOPs per example, and, given a teacher, times both models
-side by side in one process. Latency is reported as the teacher/student ratio of medians: absolute times depend on
-the machine and its load, the ratio much less.
+side by side in one process, on dev batches padded per batch to their own longest example when a task is given (else
+on a synthetic batch, and says so). Latency is reported as the median teacher/student ratio of interleaved pairs with
+its range and verdict (:mod:`mudkd.core.measure`): absolute times depend on the machine and its load, the ratio much
+less.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from mudkd.core.measure import paired_ratios
 from mudkd.errors import CheckpointError, RecipeError, RunError
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -366,35 +366,48 @@ def report(
     repeats: int = 10,
     warmup: int = 2,
     threads: int | None = None,
+    task: Any | None = None,
+    examples: int = 128,
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Size, FLOPs and (given a teacher) the CPU speed-up of a student.
 
-    With a teacher, both models run in this process on the same random batch of ``batch_size`` x ``seq_length``
-    tokens, in eval mode under ``torch.inference_mode``: ``warmup`` untimed passes each, then ``repeats`` timed
-    passes each, interleaved (the order flips every repetition so load drifts hit both alike). The result is
-    the ratio of median times, teacher/student; the medians are secondary fields, never a benchmark.
+    The input: given ``task`` (a recipe's ``TaskConfig``), the first ``examples`` dev examples in data order,
+    tokenised with the student's tokenizer, cut into batches of ``batch_size`` each padded to its own longest
+    example (no compute on padding), and FLOPs are counted at their mean real length. Without a task, a random
+    synthetic batch of ``batch_size`` x ``seq_length`` tokens, and ``input`` says so.
+
+    With a teacher, both models run in this process in eval mode under ``torch.inference_mode``: ``warmup``
+    untimed passes over the input each, then ``repeats`` timed passes each, interleaved (the order flips every
+    repetition). The latency ratio is the median of the ``repeats`` per-repetition ratios teacher/student, with
+    their range and verdict (:func:`mudkd.core.measure.paired_ratios`); the absolute medians are secondary fields,
+    never a benchmark.
 
     Args:
         model_path: The student (any BERT or pruned-BERT classifier directory).
         teacher_path: The teacher to compare against, or None for the student alone.
-        seq_length: Tokens per example for FLOPs and latency.
+        seq_length: Tokens per example of the synthetic input (without ``task``).
         batch_size: Examples per timed forward pass.
-        repeats: Timed passes per model (at least 1).
+        repeats: Timed passes per model (at least 1; at least 3 for a verdict other than "not measurable").
         warmup: Untimed passes per model before timing.
         threads: CPU threads for the timed passes (default: torch's current setting). On a busy machine, 1 thread
             gives the most stable ratio: multi-threaded passes of a small model suffer most from other processes.
+        task: The task whose dev split is timed, or None for the synthetic input.
+        examples: Dev examples timed per pass (with ``task``).
         trust_remote_code: Allow model code shipped in the directories to run.
 
     Returns:
         The student's ``model_path``, ``model_type``, ``params`` (per component and ``total``), ``size_bytes``
-        (weight files on disk; None for a hub name), ``param_bytes``, ``flops`` (per component and ``total``) and
-        ``seq_length``; ``teacher`` (the same fields, or None); ``param_ratio``, ``flop_ratio``, ``size_ratio`` and
-        ``latency_ratio`` (teacher/student, None without a teacher); ``latency`` (medians and settings, or None).
+        (weight files on disk; None for a hub name), ``param_bytes``, ``flops`` (per component and ``total``),
+        ``seq_length`` (the tokens FLOPs are counted at), ``mean_length`` (None without data) and ``input`` (what
+        was timed, in words); ``teacher`` (the same fields, or None); ``param_ratio``, ``flop_ratio``,
+        ``size_ratio`` and ``latency_ratio`` (teacher/student, None without a teacher); ``latency_spread`` (the
+        ratio's ``median``, ``low``, ``high``, ``n``, ``load``, ``verdict``) and ``latency`` (medians, per-pass
+        times, token counts and settings), None without a teacher.
 
     Raises:
-        RecipeError: If a size setting is out of range.
-        CheckpointError: If a path is not a loadable classifier.
+        RecipeError: If a size setting is out of range or the task has no dev split.
+        CheckpointError: If a path is not a loadable classifier (or, with a task, has no tokenizer).
     """
     from mudkd.core.models import load_classifier
 
@@ -405,6 +418,7 @@ def report(
             ("batch_size", batch_size, 1),
             ("repeats", repeats, 1),
             ("threads", 1 if threads is None else threads, 1),
+            ("examples", examples, 1),
         )
         if value < low
     ]
@@ -414,14 +428,36 @@ def report(
     options: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": torch.float32}
     student = load_classifier(model_path, **options).eval()
     teacher = load_classifier(teacher_path, **options).eval() if teacher_path else None
+    longest = task.max_seq_length if task is not None else seq_length
     for name, model in (("student", student), ("teacher", teacher)):
-        if model is not None and seq_length > int(model.config.max_position_embeddings):
+        if model is not None and longest > int(model.config.max_position_embeddings):
+            flag = "--set task.max_seq_length=" if task is not None else "--seq-length "
             raise RecipeError(
-                f"seq_length {seq_length} exceeds the {name}'s {model.config.max_position_embeddings} positions",
-                hint=f"use --seq-length {model.config.max_position_embeddings} or less",
+                f"{'max_seq_length' if task is not None else 'seq_length'} {longest} exceeds the {name}'s "
+                f"{model.config.max_position_embeddings} positions",
+                hint=f"use {flag}{model.config.max_position_embeddings} or less",
             )
 
-    result: dict[str, Any] = {**describe(student, model_path, seq_length), "seq_length": seq_length}
+    batches: list[dict[str, torch.Tensor]] | None = None
+    mean_length: float | None = None
+    if task is not None:
+        batches, tokens, real = _dev_batches(task, model_path, teacher_path, examples, batch_size)
+        count = sum(int(batch["input_ids"].shape[0]) for batch in batches)
+        mean_length = real / count
+        seq_length = max(1, round(mean_length))
+        described_input = (
+            f"dev split of {task.name}: {count} examples, mean {mean_length:.1f} real tokens, "
+            f"{tokens} tokens per pass in {len(batches)} batches padded to their own longest example"
+        )
+    else:
+        described_input = f"synthetic {seq_length} tokens"
+
+    result: dict[str, Any] = {
+        **describe(student, model_path, seq_length),
+        "seq_length": seq_length,
+        "mean_length": mean_length,
+        "input": described_input,
+    }
     result |= {
         "teacher": None,
         "param_ratio": None,
@@ -429,8 +465,8 @@ def report(
         "size_ratio": None,
         "latency_ratio": None,
         "latency_spread": None,
+        "latency": None,
     }
-    result["latency"] = None
     if teacher is None or not teacher_path:
         return result
 
@@ -439,22 +475,58 @@ def report(
         {"teacher": teacher, "student": student},
         batch_size=batch_size,
         seq_length=seq_length,
+        batches=batches,
         repeats=repeats,
         warmup=warmup,
         threads=threads,
     )
-    teacher_ms, student_ms = latency["teacher_median_ms"], latency["student_median_ms"]
     sizes = (teacher_info["size_bytes"], result["size_bytes"])
+    spread = latency["teacher_student_spread"]
     result |= {
         "teacher": teacher_info,
         "param_ratio": teacher_info["params"]["total"] / result["params"]["total"],
         "flop_ratio": teacher_info["flops"]["total"] / result["flops"]["total"],
         "size_ratio": sizes[0] / sizes[1] if all(sizes) else None,
-        "latency_ratio": teacher_ms / student_ms if student_ms > 0 else None,
-        "latency_spread": latency["teacher_student_spread"],
+        "latency_ratio": spread["median"],
+        "latency_spread": spread,
         "latency": latency,
     }
     return result
+
+
+def _dev_batches(
+    task: Any, model_path: str, teacher_path: str | None, examples: int, batch_size: int
+) -> tuple[list[dict[str, torch.Tensor]], int, int]:
+    """The first ``examples`` dev examples as batches padded per batch, their padded and their real token count."""
+    from mudkd.core.batching import padded_batches
+    from mudkd.core.data import encode_texts, load_raw
+    from mudkd.core.models import load_tokenizer
+
+    splits = load_raw(task)[0]
+    dev = splits.get("dev")
+    if not dev or not dev.get("text_a"):
+        raise RecipeError(
+            f"task {task.name} has no dev examples to time",
+            hint="give a task with a dev split (task.validation_file for custom data), or drop the data options",
+        )
+    limit = min(examples, task.max_eval_samples or examples)
+    try:
+        tokenizer = load_tokenizer(model_path)
+    except CheckpointError:
+        if not teacher_path:
+            raise
+        tokenizer = load_tokenizer(teacher_path)
+    text_b = dev.get("text_b")
+    encoded = encode_texts(
+        tokenizer,
+        dev["text_a"][:limit],
+        text_b[:limit] if text_b else None,
+        task.max_seq_length,
+        pad_to_max_length=False,
+    )
+    rows = [dict(zip(encoded, values, strict=True)) for values in zip(*encoded.values(), strict=True)]
+    batches, tokens = padded_batches(rows, batch_size, tokenizer.pad_token_id)
+    return batches, tokens, sum(len(row["input_ids"]) for row in rows)
 
 
 def measure_latency(
@@ -463,78 +535,89 @@ def measure_latency(
     batch_size: int,
     seq_length: int,
     repeats: int,
+    batches: list[dict[str, torch.Tensor]] | None = None,
     warmup: int = 2,
     threads: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Median forward-pass time of several models on one shared random batch, repetitions interleaved.
+    """Forward-pass times of several models on the same input, repetitions interleaved.
 
     Args:
-        models: Name -> classifier; all must accept the batch (the smallest vocabulary bounds the token ids).
-        batch_size: Examples per pass.
-        seq_length: Tokens per example.
+        models: Name -> classifier; all must accept the input (the smallest vocabulary bounds the token ids).
+        batch_size: Examples per synthetic pass (without ``batches``).
+        seq_length: Tokens per synthetic example (without ``batches``).
         repeats: Timed passes per model.
+        batches: The input, one pass being a forward over every batch; None for one random synthetic batch.
         warmup: Untimed passes per model first.
         threads: CPU threads while timing (restored afterwards); None keeps torch's setting.
         seed: Seed of the random token ids.
 
     Returns:
-        ``{"<name>_median_ms", ...}``, for each adjacent pair of names the median per-repetition time ratio
-        ``"<first>_<second>_paired_ratio"``, and the settings and ``threads``.
+        ``"<name>_median_ms"`` and ``"<name>_ms"`` (every pass) per model; for each adjacent pair of names the
+        paired ratio ``"<first>_<second>_spread"`` (:func:`mudkd.core.measure.paired_ratios`) and its median
+        ``"<first>_<second>_paired_ratio"``; ``tokens`` per pass, the settings and ``threads``.
     """
-    vocab = min(int(model.config.vocab_size) for model in models.values())
-    generator = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(min(100, vocab - 1), vocab, (batch_size, seq_length), generator=generator)
-    inputs = {
-        "input_ids": input_ids,
-        "attention_mask": torch.ones_like(input_ids),
-        "token_type_ids": torch.zeros_like(input_ids),
-    }
+    from mudkd.core.measure import machine_load, paired_ratios
+
+    if batches is None:
+        vocab = min(int(model.config.vocab_size) for model in models.values())
+        generator = torch.Generator().manual_seed(seed)
+        input_ids = torch.randint(min(100, vocab - 1), vocab, (batch_size, seq_length), generator=generator)
+        batches = [
+            {
+                "input_ids": input_ids,
+                "attention_mask": torch.ones_like(input_ids),
+                "token_type_ids": torch.zeros_like(input_ids),
+            }
+        ]
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
         used_threads = torch.get_num_threads()
-        timings = _time_interleaved(models, inputs, repeats=repeats, warmup=warmup)
+        load = machine_load()
+        timings = _time_interleaved(models, batches, repeats=repeats, warmup=warmup)
     finally:
         torch.set_num_threads(previous_threads)
     names = list(models)
     medians = {f"{name}_median_ms": 1000 * statistics.median(values) for name, values in timings.items()}
-    # Each repetition times the models back to back, so the ratio within a repetition shares the machine's load.
+    every = {f"{name}_ms": [1000 * value for value in values] for name, values in timings.items()}
+    # Each repetition times the models back to back, so the ratio within a repetition shares the machine's load;
+    # the load recorded with it is the higher of the loads before and after timing.
+    load = max((value for value in (load, machine_load()) if value is not None), default=None)
     pairs = list(zip(names[:-1], names[1:], strict=True))
-    spreads = {f"{a}_{b}_spread": paired_ratios(timings[a], timings[b]) for a, b in pairs}
+    spreads = {f"{a}_{b}_spread": paired_ratios(timings[a], timings[b], load=load) for a, b in pairs}
     paired = {f"{a}_{b}_paired_ratio": spreads[f"{a}_{b}_spread"]["median"] for a, b in pairs}
     return {
         **medians,
+        **every,
         **paired,
         **spreads,
         "batch_size": batch_size,
-        "seq_length": seq_length,
+        "batches": len(batches),
+        "examples": sum(int(batch["input_ids"].shape[0]) for batch in batches),
+        "tokens": sum(int(batch["input_ids"].numel()) for batch in batches),
+        "seq_length": max(int(batch["input_ids"].shape[1]) for batch in batches),
         "repeats": repeats,
         "warmup": warmup,
         "threads": used_threads,
         "cpu_count": os.cpu_count(),
         # More runnable processes than cores slows multi-threaded passes far more than single-threaded ones.
-        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average": load,
         "interleaved": True,
     }
 
 
 def _time_interleaved(
-    models: dict[str, nn.Module], inputs: dict[str, torch.Tensor], *, repeats: int, warmup: int
+    models: dict[str, nn.Module], batches: list[dict[str, torch.Tensor]], *, repeats: int, warmup: int
 ) -> dict[str, list[float]]:
-    """Seconds per forward pass of each model; the order flips every repetition."""
-    names = list(models)
-    timings: dict[str, list[float]] = {name: [] for name in names}
+    """Seconds per pass (a forward over every batch) of each model; the order flips every repetition."""
+    from mudkd.core.measure import interleaved
+
+    def one_pass(model: nn.Module) -> Any:
+        return lambda: [model(**batch) for batch in batches]
+
     with torch.inference_mode():
         for model in models.values():
             model.eval()
-        for _ in range(warmup):
-            for name in names:
-                models[name](**inputs)
-        for repeat in range(repeats):
-            for name in names if repeat % 2 == 0 else reversed(names):
-                start = time.perf_counter()
-                models[name](**inputs)
-                timings[name].append(time.perf_counter() - start)
-    return timings
+        return interleaved({name: one_pass(model) for name, model in models.items()}, repeats=repeats, warmup=warmup)

@@ -304,10 +304,10 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
     teacher_metrics = _read_metrics(recipe.teacher.model)
     student_metrics = _read_metrics(recipe.pred.output_dir)
     events.on_message("pipeline: measuring CPU latency of teacher and student side by side")
-    measured = report(
+    measured = report(  # on dev batches padded to their own longest example: no time spent on padding
         recipe.pred.output_dir,
         teacher_path=recipe.teacher.model,
-        seq_length=recipe.task.max_seq_length,
+        task=recipe.task,
         batch_size=32,
         repeats=recipe.pipeline.latency_repeats,
     )
@@ -323,6 +323,7 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
         "flop_ratio": measured["flop_ratio"],
         "latency_ratio": measured["latency_ratio"],
         "latency_spread": measured["latency_spread"],
+        "latency_input": measured["input"],
         "hsk_fraction": budget.get("hsk_fraction"),
         "store_bytes": results.get("cache", {}).get("bytes"),
         "stage_seconds": timings,

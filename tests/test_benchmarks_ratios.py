@@ -1,0 +1,65 @@
+"""The benchmark scripts print ratios through core/measure.py: their per-pair ratio helper on hand-made timings,
+and every script still answers ``--help`` (nothing timed, nothing downloaded)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+#: Each script and its option setting the number of interleaved pairs behind every ratio.
+SCRIPTS = {
+    "distill_speed": "--steps",
+    "padding_speed": "--repeats",
+    "prune_latency": "--repeats",
+    "store_io": "--pairs",
+    "student_report": "--repeats",
+}
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distill_speed_ratios_are_medians_of_per_step_pairs():
+    times = {
+        "online": [4.0, 6.0, 5.0],
+        "store": [2.0, 2.0, 2.0],
+        "student_only": [1.0, 1.0, 1.0],
+        "teacher_forward": [2.0, 3.0, 2.0],
+    }
+    build = {"build_s": [2.0, 4.0, 2.0], "inference_s": [1.0, 1.0, 1.0]}
+    spreads = _load("distill_speed").step_ratios(times, build)
+    # online/store per step 2, 3, 2.5; store/student 2, 2, 2; ideal (t + s)/s 3, 4, 3
+    assert (spreads["speedup"]["median"], spreads["speedup"]["low"], spreads["speedup"]["high"]) == (2.5, 2.0, 3.0)
+    assert spreads["overhead"]["median"] == 2.0 and spreads["ideal_speedup"]["median"] == 3.0
+    # speedup / ideal per step: 2/3, 3/4, 2.5/3 → median 0.75, all below 1 but the range 0.17 < effect 0.25
+    assert spreads["speedup_vs_ideal"]["median"] == pytest.approx(0.75)
+    assert spreads["speedup_vs_ideal"]["low"] == pytest.approx(2 / 3)
+    assert spreads["speedup_vs_ideal"]["verdict"] == "measured"
+    # inference/build per batch 0.5, 0.25, 0.5 → 0.5, range 0.25 within the effect 0.5
+    assert spreads["store_build_vs_inference"]["median"] == 0.5
+    assert all(spread["n"] == 3 for spread in spreads.values())
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_answers_help(name):
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / f"{name}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:") and f"{SCRIPTS[name]} " in result.stdout
