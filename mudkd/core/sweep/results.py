@@ -7,8 +7,10 @@ Layout of a sweep's ``output_dir``::
     points/<id>/hsk/             the HSK-distilled student of the point
     points/<id>/pred/            its final student (prediction distillation)
     points/<id>/result.json      written atomically when the point finishes; its presence means "done"
-    results.csv, results.json    one row/record per finished point
-    marginal_utility.png         dev metric against the HSK fraction (log x), baselines as horizontal lines
+    results.csv, results.json    one row/record per finished run (a point × a seed), with its updates
+    summary.csv                  one row per point: mean ± std and n of the dev metric over its seeds
+    marginal_utility.png         dev metric against the HSK fraction (log x): means with std error bars, the
+                                 no-HSK and full-HSK baselines as bands, the untrained student as a dashed line
 
 Shards write the same layout, and :func:`merge` combines their directories.
 """
@@ -32,10 +34,12 @@ from mudkd.core.outputs import (
     write_text_atomic,
 )
 from mudkd.core.sweep.plot import write_plots
+from mudkd.core.sweep.summary import record_group, summarize, summary_csv
 from mudkd.errors import RecipeError
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
+SUMMARY_FILE = "summary.csv"
 
 
 @dataclass
@@ -47,6 +51,7 @@ class SweepResult:
     plots: list[str]
     results_csv: str
     results_json: str
+    summary_csv: str | None = None
     stores: list[dict[str, Any]] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -54,13 +59,20 @@ class SweepResult:
     shard: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per point: mean ± std and n over its seeds (see :func:`mudkd.core.sweep.summary.summarize`)."""
+        return summarize(self.records)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "output_dir": self.output_dir,
             "points": self.records,
+            "summary": self.summary,
             "plots": self.plots,
             "results_csv": self.results_csv,
             "results_json": self.results_json,
+            "summary_csv": self.summary_csv,
             "stores": self.stores,
             "ran": self.ran,
             "skipped": self.skipped,
@@ -104,6 +116,7 @@ def collect_records(output_dir: Path, order: Sequence[str] | None = None) -> lis
 
 CSV_COLUMNS = (
     "id",
+    "point",
     "kind",
     "series",
     "hsk_fraction",
@@ -115,6 +128,10 @@ CSV_COLUMNS = (
     "token_scheme",
     "hidden_scheme",
     "seed",
+    "updates",
+    "hsk_updates",
+    "pred_updates",
+    "pred_warmup",
     "metric",
     "dev_metric",
     "hsk_seconds",
@@ -133,6 +150,7 @@ def results_csv(records: Sequence[Mapping[str, Any]]) -> str:
     writer.writerow([*CSV_COLUMNS, *(f"dev_{name}" for name in metric_names)])
     for record in records:
         metrics = record.get("dev_metrics", {})
+        record = {**record, "point": record_group(record)}
         writer.writerow(
             [_csv_value(record.get(column)) for column in CSV_COLUMNS]
             + [_csv_value(metrics.get(name)) for name in metric_names]
@@ -145,12 +163,19 @@ def _csv_value(value: Any) -> Any:
 
 
 def write_results(output_dir: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write results.csv, results.json and the plot(s); returns their paths."""
+    """Write results.csv, results.json, summary.csv and the plot(s); returns their paths."""
     csv_path, json_path = output_dir / "results.csv", output_dir / "results.json"
+    summary_path = output_dir / SUMMARY_FILE
     write_text_atomic(csv_path, results_csv(records))
     write_json_atomic(json_path, records)
+    write_text_atomic(summary_path, summary_csv(summarize(records)))
     plots = write_plots(records, output_dir)
-    return {"results_csv": str(csv_path), "results_json": str(json_path), "plots": plots}
+    return {
+        "results_csv": str(csv_path),
+        "results_json": str(json_path),
+        "summary_csv": str(summary_path),
+        "plots": plots,
+    }
 
 
 def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult:
