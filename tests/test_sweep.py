@@ -631,6 +631,19 @@ def test_a_foreign_non_empty_output_dir_is_refused(tmp_path, models, fake_stages
     assert fake_stages == []
 
 
+def test_runs_an_edited_sweep_no_longer_plans_are_left_out_of_run_and_merge(tmp_path, models, fake_stages):
+    path = online_sweep(tmp_path, models, tmp_path / "a")
+    sweep = read_sweep(path)
+    core.run(sweep, make_recipe_builder(sweep))
+    smaller = read_sweep(path, sets=["grid.keep_tokens=[2]"])
+    result = core.run(smaller, make_recipe_builder(smaller))
+    assert [r["id"] for r in result.records] == ["no_hsk", "k2-s1", "k2-s2"] and result.ran == []
+    assert sorted(result.stale) == ["k4-s1", "k4-s2", "k8-s1", "k8-s2"]
+    merged = core.merge([tmp_path / "a"], into=tmp_path / "m")
+    assert [r["id"] for r in merged.records] == ["no_hsk", "k2-s1", "k2-s2"]
+    assert [row["point"] for row in merged.summary] == ["no_hsk", "k2"]
+
+
 def test_merge_refuses_a_point_finished_with_different_recipes(tmp_path, models, fake_stages):
     path = online_sweep(tmp_path, models, tmp_path / "a")
     sweep = read_sweep(path)
@@ -687,6 +700,23 @@ def test_every_point_and_baseline_runs_once_per_seed_and_resume_is_per_run(tmp_p
     more = read_sweep(path, sets=["seeds=[1, 2, 3, 4]"])
     fake_stages.clear()
     assert core.run(more, make_recipe_builder(more)).ran == ["no_hsk-s4", "full_hsk-s4", "k2-s4", "k4-s4"]
+    # fewer seeds: the other seeds' runs stay on disk but are left out of the results and the averages
+    fewer = runner.invoke(app, ["sweep", str(path), "--set", "seeds=[1]", "--json"])
+    assert fewer.exit_code == 0, fewer.output
+    document = json.loads(fewer.stdout)
+    assert document["ran"] == [] and len(document["points"]) == 5
+    assert sorted(document["stale"]) == sorted(
+        f"{p}-s{s}" for s in (2, 3, 4) for p in ("no_hsk", "full_hsk", "k2", "k4")
+    )
+    assert {row["point"]: row["n"] for row in document["summary"]} == {
+        "untrained": 1,
+        "no_hsk": 1,
+        "full_hsk": 1,
+        "k2": 1,
+        "k4": 1,
+    }
+    text = runner.invoke(app, ["sweep", str(path), "--set", "seeds=[1]"])
+    assert "12 finished runs" in text.stderr and (tmp_path / "out" / "points" / "k4-s3" / "result.json").is_file()
 
 
 def test_summary_mean_and_std_over_seeds(tmp_path, models, fake_stages):

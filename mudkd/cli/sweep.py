@@ -230,6 +230,12 @@ def render_result(result: Any, json_mode: bool) -> None:
         )
     for path in [*result.plots, result.results_csv, result.results_json, *filter(None, [result.summary_csv])]:
         console.print(f"wrote {path}", highlight=False, markup=False)
+    if result.stale:
+        c.info(
+            f"{len(result.stale)} finished runs in {result.output_dir}/points belong to an earlier version of the "
+            f"sweep and are left out of the results: {', '.join(result.stale[:6])}"
+            f"{' ...' if len(result.stale) > 6 else ''}"
+        )
     if result.pending:
         c.info(
             f"{len(result.pending)} points are not finished in {result.output_dir} (other shards?): "

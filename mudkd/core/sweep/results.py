@@ -58,6 +58,7 @@ class SweepResult:
     pending: list[str] = field(default_factory=list)
     shard: str | None = None
     notes: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> list[dict[str, Any]]:
@@ -79,6 +80,7 @@ class SweepResult:
             "pending": self.pending,
             "shard": self.shard,
             "notes": self.notes,
+            "stale": self.stale,
         }
 
 
@@ -112,6 +114,19 @@ def collect_records(output_dir: Path, order: Sequence[str] | None = None) -> lis
         records[record.get("id", path.parent.name)] = record
     rank = {point_id: index for index, point_id in enumerate(order or [])}
     return sorted(records.values(), key=lambda r: (rank.get(r["id"], len(rank)), r["id"]))
+
+
+def current_records(
+    records: Sequence[dict[str, Any]], planned: Mapping[str, str | None]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Split records into the sweep's current runs (an id it plans, finished with the planned recipe hash) and the
+    ids of stale ones (left on disk by an earlier version of the sweep file: other seeds, grid values, recipe).
+
+    Stale records stay on disk but are never averaged into a point (e.g. an old unreplicated ``no_hsk``).
+    """
+    current = [r for r in records if r["id"] in planned and planned[r["id"]] == r.get("recipe_hash")]
+    kept = {id(r) for r in current}
+    return current, [r["id"] for r in records if id(r) not in kept]
 
 
 CSV_COLUMNS = (
@@ -200,11 +215,14 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
         if not (source / SWEEP_FILE).is_file() and not (source / "points").is_dir():
             problems.append(f"{source}: not a sweep output directory (no {SWEEP_FILE} or points/)")
             continue
+        found = collect_records(source)
         if (source / SWEEP_FILE).is_file():
             document = json.loads((source / SWEEP_FILE).read_text())
             sweep_document = sweep_document or document
             order += [p["id"] for p in document.get("points", []) if p["id"] not in order]
-        for record in collect_records(source):
+            # runs this source's own sweep no longer plans (an earlier version of its file) are not merged
+            found = current_records(found, {p["id"]: p.get("recipe_hash") for p in document.get("points", [])})[0]
+        for record in found:
             seen = records.get(record["id"])
             if seen is not None and seen.get("recipe_hash") != record.get("recipe_hash"):
                 problems.append(
@@ -239,11 +257,14 @@ def _merge_locked(
             write_json_atomic(destination / RESULT_FILE, record)
     if sweep_document is not None:
         write_json_atomic(target / SWEEP_FILE, {**sweep_document, "merged_from": [str(s) for s in sources]})
-    merged = collect_records(target, order)
+    found = collect_records(target, order)
+    merged = [record for record in found if record["id"] in records]
+    stale = [record["id"] for record in found if record["id"] not in records]
     files = write_results(target, merged)
     return SweepResult(
         output_dir=str(target),
         records=merged,
         **files,
         pending=[point_id for point_id in order if point_id not in records],
+        stale=stale,
     )

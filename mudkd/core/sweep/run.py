@@ -1,8 +1,10 @@
 """Running a sweep: its store(s) first, then every unfinished point of the selected shard, then the results.
 
 A rerun skips points with a ``result.json`` whose recipe is unchanged and restarts any other point from scratch,
-so a sweep survives any interruption (``kill -9`` included). ``--shard i/n`` runs every n-th point; shards write
-the same layout (:mod:`mudkd.core.sweep.results`), and :func:`mudkd.core.sweep.results.merge` combines them.
+so a sweep survives any interruption (``kill -9`` included). Runs the sweep no longer plans (an edited grid, fewer
+seeds) stay on disk but are left out of the results (``SweepResult.stale``). ``--shard i/n`` runs every n-th
+point; shards write the same layout (:mod:`mudkd.core.sweep.results`), and
+:func:`mudkd.core.sweep.results.merge` combines them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mudkd.core.sweep.results import (
     SweepResult,
     check_sweep_dir,
     collect_records,
+    current_records,
     write_results,
 )
 from mudkd.errors import StoreError
@@ -315,7 +318,8 @@ def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, e
         ran.append(planned.id)
         events.on_point_end(record)
 
-    records = collect_records(output_dir, [p.id for p in plan_.points])
+    everything = collect_records(output_dir, [p.id for p in plan_.points])
+    records, stale = current_records(everything, {p.id: p.recipe_hash for p in plan_.points})
     files = write_results(output_dir, records)
     done = {r["id"] for r in records}
     return SweepResult(
@@ -327,6 +331,7 @@ def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, e
         pending=[p.id for p in plan_.points if p.id not in done],
         shard=f"{shard[0]}/{shard[1]}" if shard else None,
         notes=plan_.notes,
+        stale=stale,
         **files,
     )
 
