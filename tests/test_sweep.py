@@ -73,10 +73,10 @@ model = "{student}"
 [hsk]
 token_scheme = "attention_no_sep"
 hidden_scheme = "importance_mask_dynamic"
-max_steps = 2
+num_train_epochs = 1.0
 train_batch_size = 16
 [pred]
-max_steps = 2
+num_train_epochs = 1.0
 train_batch_size = 16
 eval_step = 2
 [cache]
@@ -98,7 +98,7 @@ def write_sweep(directory: Path, body: str, name: str = "sweep.toml") -> Path:
 SWEEP_BODY = """
 base = "base.toml"
 output_dir = "{out}"
-baselines = ["no_hsk", "full_hsk"]
+baselines = ["untrained", "no_hsk", "full_hsk"]
 [grid]
 config_3d = ["1l_4t_0.5h", "2l_8t_0.25h"]
 """
@@ -117,7 +117,10 @@ class Counter:
 
 @pytest.fixture(scope="module")
 def finished(models, tmp_path_factory):
-    """A real 4-point sweep (no_hsk, full_hsk, two 3D budgets), run once with spies on the teacher."""
+    """A real 5-point sweep (untrained, no_hsk, full_hsk, two 3D budgets), run once with spies on the teacher.
+
+    The base trains each stage for one epoch of 32 examples in batches of 16: 2 updates per stage, so the fair
+    no_hsk baseline gets 2 + 2 = 4 prediction updates."""
     import torch
 
     import mudkd.core.cache as cache_module
@@ -188,6 +191,30 @@ def test_config_3d_blocks_and_baselines():
     assert points[4].series == "width · uniform_mask"
 
 
+def test_seeds_replicate_every_point_and_baseline_seed_major():
+    sweep = make_sweep(baselines=["untrained", "no_hsk", "full_hsk"], seeds=[42, 43], grid={"keep_tokens": [4, 8]})
+    points = expand_grid(sweep)
+    assert [p.id for p in points] == [
+        "untrained",
+        *("no_hsk-s42", "full_hsk-s42", "k4-s42", "k8-s42"),
+        *("no_hsk-s43", "full_hsk-s43", "k4-s43", "k8-s43"),
+    ]
+    assert sweep.size() == 1 + 4 * 2 == len(points)
+    by_id = {p.id: p for p in points}
+    assert (by_id["k8-s43"].group, by_id["k8-s43"].seed, by_id["k8-s43"].settings) == (
+        "k8",
+        43,
+        {"keep_tokens": 8, "seed": 43},
+    )
+    assert by_id["k8-s43"].overrides == {"hsk.keep_tokens": 8, "training.seed": 43}
+    assert by_id["full_hsk-s42"].overrides["training.seed"] == 42 and by_id["full_hsk-s42"].group == "full_hsk"
+    assert by_id["no_hsk-s43"].overrides == {"training.seed": 43} and by_id["no_hsk-s43"].kind == "no_hsk"
+    assert by_id["untrained"].overrides == {} and by_id["untrained"].seed is None
+    # the older way, a seed axis in a grid block, gives the same ids and groups
+    old = expand_grid(make_sweep(grid={"keep_tokens": [4], "seed": [42, 43]}))
+    assert [(p.id, p.group, p.seed) for p in old] == [("k4-s42", "k4", 42), ("k4-s43", "k4", 43)]
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -201,6 +228,14 @@ def test_config_3d_blocks_and_baselines():
         ('base = "b.toml"\nbaselines = ["half_hsk"]\n', ["baselines.0"]),
         ("[grid]\nkeep_tokens = [4]\n", ["base: Field required"]),
         ('base = "missing.toml"\n[grid]\nkeep_tokens = [4]\n', ["base recipe not found"]),
+        ('base = "b.toml"\nseeds = []\n[grid]\nkeep_tokens = [4]\n', ["seeds: give at least one seed"]),
+        ('base = "b.toml"\nseeds = [1, 2, 1]\n[grid]\nkeep_tokens = [4]\n', ["seeds: duplicate values [1, 2, 1]"]),
+        ('base = "b.toml"\nseeds = [-1]\n[grid]\nkeep_tokens = [4]\n', ["seeds.0: must be greater than or equal"]),
+        ('base = "b.toml"\nseeds = 42\n[grid]\nkeep_tokens = [4]\n', ["seeds: Input should be a valid list"]),
+        (
+            'base = "b.toml"\nseeds = [1, 2]\n[grid]\nkeep_tokens = [4]\nseed = [3]\n',
+            ["grid block 1 lists its own seed axis"],
+        ),
     ],
 )
 def test_bad_sweep_files_report_every_problem(tmp_path, body, expected):
@@ -265,10 +300,73 @@ def test_shipped_sweep_recipes_validate():
     sweep = read_sweep(REPO_ROOT / "recipes" / "sweep_sst2_minilm.toml")
     builder = make_recipe_builder(sweep)
     points = expand_grid(sweep)
-    assert 6 <= len(points) <= 30 and {"no_hsk", "full_hsk", "1l_10t_0.1h"} <= {p.id for p in points}
+    assert sweep.seeds == [42, 43, 44] and sweep.fair_baseline and sweep.baselines[0] == "untrained"
+    assert len(points) == 1 + 3 * 20 and {"untrained", "no_hsk-s42", "full_hsk-s44", "1l_10t_0.1h-s43"} <= {
+        p.id for p in points
+    }
     assert builder({}).task.name == "sst-2" and Path(sweep.base).name == "sweep_base_sst2.toml"
     for point in points:
         builder(point.overrides)
+    # the shipped schedule: 2,000 examples in batches of 32 = 63 updates per stage, so no_hsk trains 126
+    assert core.fair_baseline_overrides(builder({}), 2000) == {"pred.max_steps": 126, "pred.warmup_proportion": 0.1}
+
+
+def stage_recipe(**stages):
+    from mudkd.recipe import Recipe
+
+    return Recipe.model_validate(stages)
+
+
+@pytest.mark.parametrize(
+    ("stages", "examples", "expected"),
+    [
+        # ceil(100 / 16) = 7 batches an epoch: HSK 2 epochs = 14, prediction 1 epoch = 7
+        (
+            {
+                "hsk": {"num_train_epochs": 2, "train_batch_size": 16},
+                "pred": {"num_train_epochs": 1, "train_batch_size": 16},
+            },
+            100,
+            {"pred.max_steps": 21},
+        ),
+        # max_steps wins over epochs, and needs no example count
+        ({"hsk": {"max_steps": 30}, "pred": {"max_steps": 12}}, None, {"pred.max_steps": 42}),
+        # 7 batches, 2 per update: 4 updates an epoch; HSK 1.5 epochs = ceil(6.0) = 6, prediction 1 epoch = 4
+        (
+            {
+                "hsk": {"num_train_epochs": 1.5, "train_batch_size": 16},
+                "pred": {"num_train_epochs": 1, "train_batch_size": 16},
+                "training": {"gradient_accumulation_steps": 2},
+            },
+            100,
+            {"pred.max_steps": 10},
+        ),
+        # different batch sizes: 1 epoch of 10 batches of 10 (HSK) + 1 epoch of 4 batches of 32 (prediction)
+        (
+            {
+                "hsk": {"num_train_epochs": 1, "train_batch_size": 10},
+                "pred": {"num_train_epochs": 1, "train_batch_size": 32},
+            },
+            100,
+            {"pred.max_steps": 14},
+        ),
+    ],
+)
+def test_fair_baseline_overrides_count_the_updates_of_both_stages(stages, examples, expected):
+    overrides = core.fair_baseline_overrides(stage_recipe(**stages), examples)
+    assert overrides == {**expected, "pred.warmup_proportion": 0.1}
+
+
+def test_fair_baseline_without_a_readable_training_set(monkeypatch):
+    import importlib
+
+    plan_module = importlib.import_module("mudkd.core.sweep.plan")  # the package's `plan` is the function
+    monkeypatch.setattr(plan_module, "_count_examples", lambda recipe: None)
+    same = stage_recipe(hsk={"num_train_epochs": 3}, pred={"num_train_epochs": 2})
+    assert core.fair_baseline_overrides(same) == {"pred.num_train_epochs": 5.0, "pred.warmup_proportion": 0.1}
+    mixed = stage_recipe(hsk={"num_train_epochs": 3, "train_batch_size": 8}, pred={"num_train_epochs": 2})
+    with pytest.raises(RecipeError, match="cannot count the updates"):
+        core.fair_baseline_overrides(mixed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -340,23 +438,66 @@ def test_the_teacher_runs_once_per_sweep(finished):
 
 def test_results_csv_json_and_point_records(finished):
     out, result = finished["out"], finished["result"]
-    ids = ["no_hsk", "full_hsk", "1l_4t_0.5h", "2l_8t_0.25h"]
+    ids = ["untrained", "no_hsk", "full_hsk", "1l_4t_0.5h", "2l_8t_0.25h"]
     assert [r["id"] for r in result.records] == ids and result.ran == ids and result.skipped == []
     document = json.loads((out / "results.json").read_text())
     assert [r["id"] for r in document] == ids
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [row["id"] for row in rows] == ids and "dev_accuracy" in rows[0]
+    assert [row["updates"] for row in rows] == ["0", "4", "4", "4", "4"]
     for record in document:
         assert record == json.loads((out / "points" / record["id"] / "result.json").read_text())
         assert record["metric"] == "accuracy" and 0.0 <= record["dev_metric"] <= 1.0
-        assert record["dev_metrics"]["accuracy"] == record["dev_metric"] and record["pred_seconds"] > 0
-        assert (out / "points" / record["id"] / "pred" / "model.safetensors").is_file()
+        assert record["dev_metrics"]["accuracy"] == record["dev_metric"]
+        if record["kind"] != "untrained":
+            assert record["pred_seconds"] > 0
+            assert (out / "points" / record["id"] / "pred" / "model.safetensors").is_file()
     by_id = {r["id"]: r for r in document}
     assert by_id["no_hsk"]["hsk_fraction"] == 0 and by_id["no_hsk"]["hsk_seconds"] is None
     assert by_id["full_hsk"]["hsk_fraction"] == 1.0 and by_id["full_hsk"]["elements_per_example"] == 3 * 16 * 32
     assert by_id["1l_4t_0.5h"]["hsk_fraction"] == pytest.approx(1 / 3 * 4 / 16 * 0.5)
     assert by_id["1l_4t_0.5h"]["elements_per_example"] == 64 and by_id["1l_4t_0.5h"]["hsk_seconds"] > 0
     assert (out / "points" / "1l_4t_0.5h" / "hsk" / "knowledge_budget.json").is_file()
+
+
+def final_step(stage_dir: Path) -> int:
+    """The last update a trained stage logged (the Trainer's own count)."""
+    lines = [json.loads(line) for line in (stage_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return max(int(line["step"]) for line in lines if "step" in line)
+
+
+def test_the_fair_no_hsk_baseline_trains_as_long_as_an_hsk_point(finished):
+    """32 examples in batches of 16 = 2 updates per epoch: an HSK point trains 2 (HSK) + 2 (prediction) updates,
+    the no-HSK baseline 4 prediction updates with a 10 % warm-up; the Trainer's own step counts agree."""
+    out = finished["out"]
+    by_id = {r["id"]: r for r in finished["result"].records}
+    assert (by_id["no_hsk"]["hsk_updates"], by_id["no_hsk"]["pred_updates"], by_id["no_hsk"]["updates"]) == (0, 4, 4)
+    assert (by_id["1l_4t_0.5h"]["hsk_updates"], by_id["1l_4t_0.5h"]["pred_updates"]) == (2, 2)
+    assert by_id["no_hsk"]["pred_warmup"] == 0.1 and by_id["1l_4t_0.5h"]["pred_warmup"] == 0.0
+    assert final_step(out / "points" / "no_hsk" / "pred") == 4
+    assert final_step(out / "points" / "1l_4t_0.5h" / "hsk") == 2
+    assert final_step(out / "points" / "1l_4t_0.5h" / "pred") == 2
+
+
+def test_the_untrained_row_evaluates_the_student_as_it_is(finished):
+    """The untrained record is the student's own dev accuracy (no training, no model written); the evaluation
+    agrees with the Trainer's evaluation of a trained student."""
+    from mudkd.core import distill
+
+    out = finished["out"]
+    untrained = finished["result"].records[0]
+    assert untrained["kind"] == "untrained" and untrained["series"] == "pruned, untrained"
+    sweep = read_sweep(finished["sweep"])
+    builder = make_recipe_builder(sweep)
+    assert untrained["model_dir"] == builder({}).student.model and untrained["updates"] == 0
+    assert untrained["seed"] is None and sorted(p.name for p in (out / "points" / "untrained").iterdir()) == [
+        "result.json"
+    ]
+    no_hsk = next(r for r in finished["result"].records if r["id"] == "no_hsk")
+    recipe = builder({"student.model": no_hsk["model_dir"]})
+    again = distill.evaluate_student(recipe)
+    assert again.metrics["accuracy"] == pytest.approx(no_hsk["dev_metric"], abs=1e-9)
+    assert again.details["selection"] == "accuracy"
 
 
 def test_plot_is_a_png_and_the_text_curve_has_every_series(finished):
@@ -384,8 +525,9 @@ def test_rerun_skips_finished_points_and_retrains_only_a_missing_one(finished, m
     result = core.run(sweep, make_recipe_builder(sweep))
     assert [recipe.hsk.output_dir for recipe in run_hsk.calls] == [str(out / "points" / "2l_8t_0.25h" / "hsk")]
     assert len(run_pred.calls) == 1 and cache_run.calls == []  # the store is reused
-    assert result.ran == ["2l_8t_0.25h"] and sorted(result.skipped) == ["1l_4t_0.5h", "full_hsk", "no_hsk"]
-    assert len(result.records) == 4 and (out / "points" / "2l_8t_0.25h" / "result.json").is_file()
+    assert result.ran == ["2l_8t_0.25h"]
+    assert sorted(result.skipped) == ["1l_4t_0.5h", "full_hsk", "no_hsk", "untrained"]
+    assert len(result.records) == 5 and (out / "points" / "2l_8t_0.25h" / "result.json").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -410,8 +552,13 @@ def fake_stages(monkeypatch):
         score = 0.5 + 0.01 * (recipe.hsk.keep_tokens or 0) + 0.001 * recipe.training.seed
         return StageResult(recipe.pred.output_dir, {"accuracy": score, "f1": score / 2}, {"selection": "accuracy"})
 
+    def fake_evaluate(recipe, events=None):
+        calls.append(("eval", recipe.student.model))
+        return StageResult(recipe.student.model, {"accuracy": 0.25, "f1": 0.125}, {"selection": "accuracy"})
+
     monkeypatch.setattr(distill_module, "run_hsk", fake_hsk)
     monkeypatch.setattr(distill_module, "run_pred", fake_pred)
+    monkeypatch.setattr(distill_module, "evaluate_student", fake_evaluate)
     return calls
 
 
@@ -453,6 +600,10 @@ def test_merging_two_shards_equals_the_unsharded_sweep(tmp_path, models, fake_st
     assert [r["id"] for r in merged.records] == [r["id"] for r in expected]  # grid order
     assert json.loads((tmp_path / "merged" / "results.json").read_text()) == merged.records
     assert Path(merged.plots[0]).read_bytes().startswith(PNG_MAGIC) and merged.pending == []
+    # a grid block's seed axis (the older way) is averaged per point too: k2-s1 and k2-s2 are one point
+    summary = {row["point"]: row for row in merged.summary}
+    assert list(summary) == ["no_hsk", "k2", "k4", "k8"] and summary["k8"]["runs"] == ["k8-s1", "k8-s2"]
+    assert summary["k8"]["mean"] == pytest.approx(0.5815) and summary["no_hsk"]["n"] == 1
 
 
 def test_an_interrupted_point_restarts_and_a_changed_recipe_retrains(tmp_path, models, fake_stages):
@@ -480,6 +631,19 @@ def test_a_foreign_non_empty_output_dir_is_refused(tmp_path, models, fake_stages
     assert fake_stages == []
 
 
+def test_runs_an_edited_sweep_no_longer_plans_are_left_out_of_run_and_merge(tmp_path, models, fake_stages):
+    path = online_sweep(tmp_path, models, tmp_path / "a")
+    sweep = read_sweep(path)
+    core.run(sweep, make_recipe_builder(sweep))
+    smaller = read_sweep(path, sets=["grid.keep_tokens=[2]"])
+    result = core.run(smaller, make_recipe_builder(smaller))
+    assert [r["id"] for r in result.records] == ["no_hsk", "k2-s1", "k2-s2"] and result.ran == []
+    assert sorted(result.stale) == ["k4-s1", "k4-s2", "k8-s1", "k8-s2"]
+    merged = core.merge([tmp_path / "a"], into=tmp_path / "m")
+    assert [r["id"] for r in merged.records] == ["no_hsk", "k2-s1", "k2-s2"]
+    assert [row["point"] for row in merged.summary] == ["no_hsk", "k2"]
+
+
 def test_merge_refuses_a_point_finished_with_different_recipes(tmp_path, models, fake_stages):
     path = online_sweep(tmp_path, models, tmp_path / "a")
     sweep = read_sweep(path)
@@ -488,6 +652,162 @@ def test_merge_refuses_a_point_finished_with_different_recipes(tmp_path, models,
     core.run(other, make_recipe_builder(other, ["pred.learning_rate=1e-3"]), shard=(1, 7))
     with pytest.raises(RecipeError, match="different recipes"):
         core.merge([tmp_path / "a", tmp_path / "b"], into=tmp_path / "m")
+
+
+def seeded_sweep(tmp_path, models, out: Path, seeds: str = "[1, 2, 3]") -> Path:
+    teacher, student = models
+    write_base(tmp_path, teacher, student)
+    return write_sweep(
+        tmp_path,
+        f"""
+base = "base.toml"
+output_dir = "{out}"
+teacher_free = false
+baselines = ["untrained", "no_hsk", "full_hsk"]
+seeds = {seeds}
+[grid]
+keep_tokens = [2, 4]
+""",
+        name=f"{out.name}.toml",
+    )
+
+
+def test_every_point_and_baseline_runs_once_per_seed_and_resume_is_per_run(tmp_path, models, fake_stages):
+    path = seeded_sweep(tmp_path, models, tmp_path / "out")
+    sweep = read_sweep(path)
+    result = core.run(sweep, make_recipe_builder(sweep))
+    runs = ["untrained"] + [f"{point}-s{seed}" for seed in (1, 2, 3) for point in ("no_hsk", "full_hsk", "k2", "k4")]
+    assert result.ran == runs and [r["id"] for r in result.records] == runs
+    student = make_recipe_builder(sweep)({}).student.model
+    assert [call for call in fake_stages if call[0] == "eval"] == [("eval", student)]  # once, not per seed
+    pred_calls = [call for call in fake_stages if call[0] == "pred"]
+    assert len(pred_calls) == 12 and len([call for call in fake_stages if call[0] == "hsk"]) == 9  # not no_hsk
+    by_id = {r["id"]: r for r in result.records}
+    assert [by_id[f"k4-s{seed}"]["seed"] for seed in (1, 2, 3)] == [1, 2, 3] and by_id["k4-s2"]["point"] == "k4"
+    assert by_id["no_hsk-s3"]["updates"] == by_id["k4-s3"]["updates"] == 4 and by_id["untrained"]["updates"] == 0
+    # an interrupted run of one (point, seed) is redone alone; the other seeds of the point are kept
+    (tmp_path / "out" / "points" / "k4-s2" / "result.json").unlink()
+    (tmp_path / "out" / "points" / "no_hsk-s3" / "result.json").unlink()
+    fake_stages.clear()
+    again = core.run(sweep, make_recipe_builder(sweep))
+    assert again.ran == ["k4-s2", "no_hsk-s3"] and len(again.skipped) == 11
+    assert fake_stages == [
+        ("hsk", str(tmp_path / "out" / "points" / "k4-s2" / "hsk")),
+        ("pred", str(tmp_path / "out" / "points" / "k4-s2" / "pred")),
+        ("pred", str(tmp_path / "out" / "points" / "no_hsk-s3" / "pred")),
+    ]
+    # a sweep with one more seed runs only the new seed's runs
+    more = read_sweep(path, sets=["seeds=[1, 2, 3, 4]"])
+    fake_stages.clear()
+    assert core.run(more, make_recipe_builder(more)).ran == ["no_hsk-s4", "full_hsk-s4", "k2-s4", "k4-s4"]
+    # fewer seeds: the other seeds' runs stay on disk but are left out of the results and the averages
+    fewer = runner.invoke(app, ["sweep", str(path), "--set", "seeds=[1]", "--json"])
+    assert fewer.exit_code == 0, fewer.output
+    document = json.loads(fewer.stdout)
+    assert document["ran"] == [] and len(document["points"]) == 5
+    assert sorted(document["stale"]) == sorted(
+        f"{p}-s{s}" for s in (2, 3, 4) for p in ("no_hsk", "full_hsk", "k2", "k4")
+    )
+    assert {row["point"]: row["n"] for row in document["summary"]} == {
+        "untrained": 1,
+        "no_hsk": 1,
+        "full_hsk": 1,
+        "k2": 1,
+        "k4": 1,
+    }
+    text = runner.invoke(app, ["sweep", str(path), "--set", "seeds=[1]"])
+    assert "12 finished runs" in text.stderr and (tmp_path / "out" / "points" / "k4-s3" / "result.json").is_file()
+
+
+def test_summary_mean_and_std_over_seeds(tmp_path, models, fake_stages):
+    """The fake prediction stage scores 0.5 + 0.01 k + 0.001 seed: k4 at seeds 1, 2, 3 scores 0.541, 0.542,
+    0.543 (mean 0.542, sample std 0.001); no_hsk (k unset) 0.501, 0.502, 0.503; untrained one 0.25 (no std)."""
+    path = seeded_sweep(tmp_path, models, tmp_path / "out")
+    sweep = read_sweep(path)
+    result = core.run(sweep, make_recipe_builder(sweep))
+    summary = {row["point"]: row for row in result.summary}
+    assert list(summary) == ["untrained", "no_hsk", "full_hsk", "k2", "k4"]
+    k4 = summary["k4"]
+    assert (k4["n"], k4["seeds"], k4["runs"]) == (3, [1, 2, 3], ["k4-s1", "k4-s2", "k4-s3"])
+    assert k4["mean"] == pytest.approx(0.542) and k4["std"] == pytest.approx(0.001)
+    assert (k4["min"], k4["max"]) == (pytest.approx(0.541), pytest.approx(0.543))
+    assert summary["no_hsk"]["mean"] == pytest.approx(0.502) and summary["no_hsk"]["std"] == pytest.approx(0.001)
+    untrained = summary["untrained"]
+    assert (untrained["n"], untrained["mean"], untrained["std"], untrained["seeds"]) == (1, 0.25, None, [])
+    rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
+    assert [row["point"] for row in rows] == list(summary)
+    assert rows[4]["n"] == "3" and float(rows[4]["mean"]) == pytest.approx(0.542) and rows[4]["seeds"] == "1 2 3"
+    assert float(rows[4]["std"]) == pytest.approx(0.001) and rows[0]["std"] == "" and rows[4]["updates"] == "4"
+    results = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert len(results) == 13 and [r["point"] for r in results[-4:]] == ["no_hsk", "full_hsk", "k2", "k4"]
+    # the CLI's table and --json show the same statistics
+    text = runner.invoke(app, ["sweep", str(path)])
+    assert text.exit_code == 0, text.output
+    assert "0.5420 ± 0.0010" in text.stdout and "Sweep results (5 points, 13 runs" in text.stdout
+    document = json.loads(runner.invoke(app, ["sweep", str(path), "--json"]).stdout)
+    assert document["summary"][4]["std"] == pytest.approx(0.001) and document["summary_csv"].endswith("summary.csv")
+
+
+def test_plot_draws_means_with_error_bars_baseline_bands_and_the_untrained_level(tmp_path):
+    from matplotlib import pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.patches import Rectangle
+
+    def run(point, kind, seed, value, fraction=0.0, series=""):
+        return {
+            "id": f"{point}-s{seed}",
+            "point": point,
+            "kind": kind,
+            "seed": seed,
+            "series": series,
+            "hsk_fraction": fraction,
+            "dev_metric": value,
+            "metric": "accuracy",
+        }
+
+    records = [
+        {"id": "untrained", "kind": "untrained", "dev_metric": 0.5, "hsk_fraction": 0.0, "metric": "accuracy"},
+        *(run("no_hsk", "no_hsk", seed, value) for seed, value in ((1, 0.70), (2, 0.74))),
+        *(run("full_hsk", "full_hsk", seed, value, 1.0) for seed, value in ((1, 0.80), (2, 0.80))),
+        *(run("k1", "hsk", seed, value, 0.01, "length") for seed, value in ((1, 0.75), (2, 0.77), (3, 0.79))),
+        *(run("k2", "hsk", seed, value, 0.02, "length") for seed, value in ((1, 0.78), (2, 0.78))),
+    ]
+    figure = core.plot_figure(records)
+    axes = figure.axes[0]
+    bars = [c for c in axes.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1
+    line, _, (vertical,) = bars[0]
+    assert list(line.get_xdata()) == [0.01, 0.02] and list(line.get_ydata()) == pytest.approx([0.77, 0.78])
+    segments = vertical.get_segments()  # k1: mean 0.77 ± sample std 0.02; k2: 0.78 ± 0
+    assert [tuple(seg[:, 1]) for seg in segments] == [pytest.approx((0.75, 0.79)), pytest.approx((0.78, 0.78))]
+    bands = [p for p in axes.patches if isinstance(p, Rectangle)]
+    std = 0.02 * 2**0.5  # no_hsk 0.70, 0.74: mean 0.72, sample std sqrt(2 * 0.02^2 / 1)
+    assert [(band.get_y(), band.get_y() + band.get_height()) for band in bands] == [
+        (pytest.approx(0.72 - std), pytest.approx(0.72 + std))
+    ]  # full_hsk has std 0: its line, no band
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert "pruned, untrained (0.5)" in labels and "length (mean ± std)" in labels
+    assert f"no HSK (prediction only) (0.72 ± {std:.2g}, n=2)" in labels
+    # 0.5 lies far below the trained runs (0.70-0.80): a panel of its own under a broken y axis
+    assert len(figure.axes) == 2 and figure.axes[1].get_ylim()[0] < 0.5 < figure.axes[1].get_ylim()[1]
+    assert axes.get_ylim()[0] > 0.6
+    untrained = [ln for ax in figure.axes for ln in ax.get_lines() if list(ln.get_ydata()) == [0.5, 0.5]]
+    assert len(untrained) == 1 and untrained[0].get_linestyle() == "--"
+    plt.close(figure)
+    close = core.plot_figure([{**records[0], "dev_metric": 0.69}, *records[1:]])
+    assert len(close.axes) == 1 and any(list(ln.get_ydata()) == [0.69, 0.69] for ln in close.axes[0].get_lines())
+    plt.close(close)
+    lines = text_curve(records)
+    assert any("pruned, untrained: 0.5" in line for line in lines) and "means over seeds" in lines[0]
+
+
+def test_cli_bad_seeds_exit_2(tmp_path):
+    (tmp_path / "base.toml").write_text("")
+    path = write_sweep(tmp_path, 'base = "base.toml"\nseeds = [3, 3]\n[grid]\nkeep_tokens = [4]\n')
+    result = runner.invoke(app, ["sweep", str(path), "--dry-run"])
+    assert result.exit_code == 2 and "seeds: duplicate values [3, 3]" in result.stderr
+    empty = runner.invoke(app, ["sweep", str(path), "--dry-run", "--set", "seeds=[]"])
+    assert empty.exit_code == 2 and "seeds: give at least one seed" in empty.stderr and "Traceback" not in empty.output
 
 
 def test_text_curve_and_plot_from_records(tmp_path):
@@ -534,19 +854,25 @@ def test_cli_dry_run_json_prints_the_grid_and_writes_nothing(finished, tmp_path)
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["dry_run"] is True and document["output_dir"] == str(out)
-    assert [p["id"] for p in document["points"]] == ["no_hsk", "full_hsk", "1l_4t_0.5h", "2l_8t_0.25h"]
-    assert document["points"][2]["hsk_fraction"] == pytest.approx(1 / 3 * 4 / 16 * 0.5)
-    assert document["points"][2]["budget"].startswith("K=1") and document["points"][2]["store"] == "store"
+    ids = ["untrained", "no_hsk", "full_hsk", "1l_4t_0.5h", "2l_8t_0.25h"]
+    assert [p["id"] for p in document["points"]] == ids
+    point = document["points"][3]
+    assert point["hsk_fraction"] == pytest.approx(1 / 3 * 4 / 16 * 0.5)
+    assert point["budget"].startswith("K=1") and point["store"] == "store"
+    assert [p["updates"] for p in document["points"]] == [0, 4, 4, 4, 4]  # the fair baseline: 2 + 2 updates
+    assert document["points"][1]["pred_warmup"] == 0.1 and "pred.max_steps=4" in document["points"][1]["overrides"]
+    assert any(note.startswith("no_hsk: prediction distillation only for 4 updates") for note in document["notes"])
     assert len(document["stores"]) == 1 and document["stores"][0]["points"] == ["1l_4t_0.5h", "2l_8t_0.25h"]
     assert not out.exists()
     shard_two = runner.invoke(app, ["sweep", str(finished["sweep"]), "--dry-run", "--json", "--shard", "2/2"])
-    assert [p["id"] for p in json.loads(shard_two.stdout)["points"]] == ["full_hsk", "2l_8t_0.25h"]
+    assert [p["id"] for p in json.loads(shard_two.stdout)["points"]] == ["no_hsk", "1l_4t_0.5h"]
 
 
 def test_cli_dry_run_table(finished):
     result = runner.invoke(app, ["sweep", str(finished["sweep"]), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "1l_4t_0.5h" in result.stdout and "K=2 k=8 ρ=0.25" in result.stdout and "yes" in result.stdout
+    assert "4 (2+2)" in result.stdout and "4 pred" in result.stdout and "0 (eval)" in result.stdout
 
 
 def test_cli_rerun_of_a_finished_sweep_renders_results(finished, monkeypatch):
@@ -560,12 +886,14 @@ def test_cli_rerun_of_a_finished_sweep_renders_results(finished, monkeypatch):
     result = runner.invoke(app, ["sweep", str(finished["sweep"]), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert document["output_dir"] == str(finished["out"]) and len(document["points"]) == 4
+    assert document["output_dir"] == str(finished["out"]) and len(document["points"]) == 5
+    assert [row["n"] for row in document["summary"]] == [1] * 5 and document["summary"][0]["point"] == "untrained"
     assert document["plots"] == [str(finished["out"] / "marginal_utility.png")] and document["ran"] == []
     text = runner.invoke(app, ["sweep", str(finished["sweep"])])
     assert text.exit_code == 0, text.output
-    assert "Sweep results (4 points)" in text.stdout and "dev accuracy vs HSK fraction" in text.stdout
-    assert "marginal_utility.png" in text.stdout and "4 already done" in text.stderr
+    assert "Sweep results (5 points, 5 runs" in text.stdout and "dev accuracy vs HSK fraction" in text.stdout
+    assert "marginal_utility.png" in text.stdout and "5 already done" in text.stderr
+    assert "pruned, untrained" in text.stdout and "summary.csv" in text.stdout
 
 
 def test_cli_bad_sweep_file_exits_2(tmp_path):

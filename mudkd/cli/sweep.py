@@ -119,6 +119,17 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
+def _updates(row: dict[str, Any]) -> str:
+    """A point's training in a table cell: ``126 (63+63)`` (HSK + prediction), ``126 pred``, ``0 (eval)``."""
+    if row.get("kind") == "untrained":
+        return "0 (eval)"
+    total = row.get("updates")
+    if total is None:
+        return "-"
+    hsk = row.get("hsk_updates") or 0
+    return f"{total} ({hsk}+{row.get('pred_updates')})" if hsk else f"{total} pred"
+
+
 def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
     """The ``--dry-run`` output: the expanded grid with budgets and HSK fractions, and the store(s)."""
     if json_mode:
@@ -135,12 +146,19 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
     table.add_column("series", min_width=10, overflow="fold")
     table.add_column("budget", no_wrap=True)
     table.add_column("HSK", justify="right", no_wrap=True)
+    table.add_column("updates", justify="right", no_wrap=True)
     table.add_column("HSK from")
     table.add_column("done", no_wrap=True)
     for row in plan["points"]:
-        source = row["store"] or ("teacher" if row["kind"] != "no_hsk" else "-")
+        source = row["store"] or ("teacher" if row["kind"] == "full_hsk" else "-")
         table.add_row(
-            row["id"], row["series"], _budget(row), _fraction(row["hsk_fraction"]), source, "yes" if row["done"] else ""
+            row["id"],
+            row["series"],
+            _budget(row),
+            _fraction(row["hsk_fraction"]),
+            _updates(row),
+            source,
+            "yes" if row["done"] else "",
         )
     c.stdout_console().print(table)
     if plan["stores"]:
@@ -174,32 +192,50 @@ def render_result(result: Any, json_mode: bool) -> None:
     from rich.table import Table
 
     from mudkd.cli.sweep_chart import text_curve
+    from mudkd.core.sweep.summary import format_mean_std
 
     records = result.records
+    summary = result.summary
     metric = next((r["metric"] for r in records if r.get("metric")), "metric")
     table = Table(
-        title=f"Sweep results ({len(records)} points) → {result.output_dir}", title_justify="left", box=box.SIMPLE_HEAD
+        title=f"Sweep results ({len(summary)} points, {len(records)} runs; mean ± std over seeds, time per run) "
+        f"→ {result.output_dir}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
     )
     table.add_column("point", no_wrap=True)
     table.add_column("series", min_width=10, overflow="fold")
     table.add_column("budget", no_wrap=True)
-    for column in ("HSK", f"dev {metric}", "time"):
+    for column in ("HSK", f"dev {metric}", "n", "time"):
         table.add_column(column, justify="right", no_wrap=True)
-    for record in records:
+    for row in summary:  # the updates of every run are in results.csv and summary.csv (and the --dry-run table)
         table.add_row(
-            record["id"],
-            record["series"],
-            _budget(record),
-            _fraction(record["hsk_fraction"]),
-            _metric(record),
-            _seconds(record.get("seconds")),
+            row["point"],
+            row["series"],
+            _budget(row),
+            "-" if row["kind"] == "untrained" else _fraction(row["hsk_fraction"]),
+            format_mean_std(row),
+            str(row["n"]),
+            _seconds(row.get("seconds")),
         )
     console = c.stdout_console()
     console.print(table)
     for line in text_curve(records):
         console.print(line, highlight=False, markup=False)
-    for path in [*result.plots, result.results_csv, result.results_json]:
+    if any(row["kind"] == "untrained" for row in summary):
+        console.print(
+            "untrained: the student before any training (the level distillation starts from, not a result)",
+            highlight=False,
+            markup=False,
+        )
+    for path in [*result.plots, result.results_csv, result.results_json, *filter(None, [result.summary_csv])]:
         console.print(f"wrote {path}", highlight=False, markup=False)
+    if result.stale:
+        c.info(
+            f"{len(result.stale)} finished runs in {result.output_dir}/points belong to an earlier version of the "
+            f"sweep and are left out of the results: {', '.join(result.stale[:6])}"
+            f"{' ...' if len(result.stale) > 6 else ''}"
+        )
     if result.pending:
         c.info(
             f"{len(result.pending)} points are not finished in {result.output_dir} (other shards?): "

@@ -6,16 +6,20 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mudkd.core.sweep.plot import format_percent, metric_name, series_curves
+from mudkd.core.sweep.plot import UNTRAINED_LABEL, curve_stats, format_percent, metric_name
 
 
 def text_curve(records: Sequence[Mapping[str, Any]], *, width: int = 50, height: int = 10) -> list[str]:
-    """The marginal-utility curve as text lines for the terminal (one letter per series, baselines as rules).
+    """The marginal-utility curve as text lines for the terminal: each point's mean over its seeds, one letter per
+    series, the no-HSK and full-HSK means as rules; the untrained level is named below the chart (it would squash
+    the curve).
 
     Returns:
         Lines without trailing newlines; empty when nothing has finished.
     """
-    curves, baselines = series_curves(records)
+    stats, baseline_stats = curve_stats(records)
+    curves = {name: [(row["hsk_fraction"], row["mean"]) for row in rows] for name, rows in stats.items()}
+    baselines = {kind: row["mean"] for kind, row in baseline_stats.items() if kind != "untrained"}
     if not curves and not baselines:
         return []
     xs = [x for points in curves.values() for x, _ in points]
@@ -40,12 +44,14 @@ def text_curve(records: Sequence[Mapping[str, Any]], *, width: int = 50, height:
             cell = grid[row_of(y)][column]
             grid[row_of(y)][column] = letters[index % 26] if cell in " ─┄" else "*"
     metric = metric_name(records)
-    label_width = max(len(f"{low_y:.4g}"), len(f"{high_y:.4g}"))
-    lines = [f"dev {metric} vs HSK fraction (log scale)"]
+    labels = {
+        row_index: f"{high_y - row_index / (height - 1) * (high_y - low_y):.4g}"
+        for row_index in (0, height // 2, height - 1)
+    }
+    label_width = max(map(len, labels.values()))
+    lines = [f"dev {metric} vs HSK fraction (log scale; means over seeds)"]
     for row_index, row in enumerate(grid):
-        value = high_y - row_index / (height - 1) * (high_y - low_y)
-        label = f"{value:.4g}" if row_index in (0, height // 2, height - 1) else ""
-        lines.append(f"{label:>{label_width}} ┤" + "".join(row))
+        lines.append(f"{labels.get(row_index, ''):>{label_width}} ┤" + "".join(row))
     lines.append(" " * label_width + " └" + "─" * width)
     left, right = format_percent(10**low_x), format_percent(10**high_x)
     middle = format_percent(10 ** ((low_x + high_x) / 2))
@@ -57,5 +63,7 @@ def text_curve(records: Sequence[Mapping[str, Any]], *, width: int = 50, height:
         f"{'─' if kind == 'full_hsk' else '┄'} = {kind.replace('_', ' ')} ({value:.4g})"
         for kind, value in baselines.items()
     ]
+    if "untrained" in baseline_stats:
+        legend.append(f"{UNTRAINED_LABEL}: {baseline_stats['untrained']['mean']:.4g} (before any training; not drawn)")
     lines += ["  " + item for item in legend]
     return lines

@@ -506,3 +506,36 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
 def _with_index(dataset: Any) -> Any:
     """Add ``example_index`` (the row number), which addresses a teacher-free store."""
     return dataset.add_column("example_index", list(range(len(dataset))))
+
+
+def evaluate_student(recipe: Recipe, *, events: RunEvents | None = None) -> StageResult:
+    """Dev metrics of ``student.model`` as it is, without any training (a sweep's "pruned, untrained" level).
+
+    Every dev split is evaluated in order, ``training.eval_batch_size`` examples at a time; the main split's
+    metrics keep plain names, the others get a split prefix (as after training). Writes nothing.
+    """
+    events = events or RunEvents()
+    path = str(recipe.student.model)
+    read_config(path, "student")
+    check_positions(recipe.task.max_seq_length, path)
+    tokenizer = load_tokenizer(path)
+    data = load_task(recipe.task, tokenizer)
+    device = resolve_device(recipe.training)
+    model = load_classifier(path, num_labels=data.num_labels).to(device).eval()
+    collate = make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length)
+    size = recipe.training.eval_batch_size
+    from mudkd.core.metrics import compute_metrics
+
+    events.on_message(f"device: {device}; evaluating {path} on dev without training")
+    metrics: dict[str, float] = {}
+    for name, split in data.dev.items():
+        outputs, labels = [], []
+        with torch.no_grad():
+            for start in range(0, len(split), size):
+                batch = collate([split[index] for index in range(start, min(start + size, len(split)))])
+                labels.append(batch.pop("labels"))
+                inputs = {key: value.to(device) for key, value in batch.items()}
+                outputs.append(model(**inputs).logits.float().cpu())
+        values = compute_metrics(data.metrics, torch.cat(outputs).numpy(), torch.cat(labels).numpy())
+        metrics |= {(key if name == "dev" else f"{name}_{key}"): value for key, value in values.items()}
+    return StageResult(path, metrics, {"selection": data.selection, "steps": 0})

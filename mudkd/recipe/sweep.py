@@ -7,7 +7,8 @@ blocks' points are concatenated (duplicates dropped), then the baselines are add
     base = "sweep_base_sst2.toml"    # relative to this file, like every path in a recipe file
     output_dir = "runs/sst2"         # optional, relative to this file too (-o DIR: to the working
                                      # directory); unset: mudkd sweep writes to ./outputs/<sweep file name>
-    baselines = ["no_hsk", "full_hsk"]
+    baselines = ["untrained", "no_hsk", "full_hsk"]
+    seeds = [42, 43, 44]             # every point and baseline once per seed; tables show mean ± std
 
     [[grid]]                         # or a single [grid] table
     name = "length"
@@ -17,7 +18,11 @@ blocks' points are concatenated (duplicates dropped), then the baselines are add
 Every point becomes dotted recipe overrides (``hsk.keep_tokens = 8``...) applied on top of the base recipe. A
 value of ``None`` in the overrides puts a key back to "unset" (e.g. the full-HSK baseline clears the budget).
 
-A sweep has at most :data:`MAX_POINTS` points, counted from the axis lengths before any point is made.
+With ``seeds`` every point (baselines included, except ``untrained``, which only evaluates) runs once per seed;
+its runs have ids ``<point>-s<seed>`` and :attr:`Point.group` names the point they replicate. A grid block's own
+``seed`` axis (the older way) gives the same ids.
+
+A sweep has at most :data:`MAX_POINTS` runs, counted from the axis lengths before any point is made.
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ from mudkd.recipe.schema import LOCAL_PATH, MAX_LAYERS, MAX_SEED, MAX_SEQ_LENGTH
 SWEEP_SCHEMA_VERSION = 1
 #: The most points one sweep may have (each point trains a student): a larger grid is refused before it is built.
 MAX_POINTS = 10_000
-KINDS = ("hsk", "no_hsk", "full_hsk")
-BASELINES = ("no_hsk", "full_hsk")
+KINDS = ("hsk", "no_hsk", "full_hsk", "untrained")
+#: ``untrained``: the student evaluated on dev as it is (no training, no seed): the level distillation starts from.
+BASELINES = ("untrained", "no_hsk", "full_hsk")
 
 #: Grid axes, in the order they appear in point ids, and the recipe key each one sets.
 AXES: dict[str, str] = {
@@ -187,10 +193,22 @@ class Sweep(Section):
     grid: list[GridBlock] = Field(
         default_factory=list, description="A [grid] table, or several [[grid]] blocks (each a cartesian product)."
     )
-    baselines: list[Literal["no_hsk", "full_hsk"]] = Field(
+    baselines: list[Literal["untrained", "no_hsk", "full_hsk"]] = Field(
         default_factory=list,
-        description="Reference runs: 'no_hsk' (prediction distillation only) and 'full_hsk' (all layers, tokens "
-        "and width, teacher online).",
+        description="Reference runs: 'untrained' (the student evaluated as it is, no training), 'no_hsk' "
+        "(prediction distillation only, see fair_baseline) and 'full_hsk' (all layers, tokens and width, teacher "
+        "online).",
+    )
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
+        None,
+        description="Run every point and the no_hsk/full_hsk baselines once per seed (sets training.seed); "
+        "tables and plots show mean ± std over the seeds. Unset: one run per point at the base recipe's seed.",
+    )
+    fair_baseline: bool = Field(
+        True,
+        description="no_hsk trains prediction-only for as many updates as an HSK point's HSK + prediction "
+        "stages together, with a 10 % warm-up (the reference's protocol); false: the base recipe's prediction "
+        "stage as it is.",
     )
     output_dir: str | None = Field(
         None,
@@ -219,6 +237,17 @@ class Sweep(Section):
             raise ValueError(f"baselines: duplicate entries {self.baselines}")
         if not self.grid and not self.baselines:
             raise ValueError("nothing to run: give a [grid] and/or baselines")
+        if self.seeds is not None:
+            if not self.seeds:
+                raise ValueError("seeds: give at least one seed (or drop the key: one run per point)")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds: duplicate values {self.seeds}")
+            blocks = [str(index + 1) for index, block in enumerate(self.grid) if block.seed]
+            if blocks:
+                raise ValueError(
+                    f"seeds is set for the whole sweep and grid block {', '.join(blocks)} lists its own seed axis: "
+                    "keep one of them"
+                )
         return self
 
     @property
@@ -227,9 +256,11 @@ class Sweep(Section):
         return self._source
 
     def size(self) -> int:
-        """The number of points before duplicates are dropped: baselines plus every block's size. Arithmetic only,
-        so a grid of a million points is counted without being built."""
-        return len(self.baselines) + sum(block.size() for block in self.grid)
+        """The number of runs before duplicates are dropped: (replicated baselines plus every block's size) times
+        the seeds, plus ``untrained``. Arithmetic only, so a grid of a million points is counted without being
+        built."""
+        replicated = len([b for b in self.baselines if b != "untrained"]) + sum(block.size() for block in self.grid)
+        return replicated * len(self.seeds or [None]) + ("untrained" in self.baselines)
 
     def check_size(self) -> None:
         """Refuse a sweep of more than :data:`MAX_POINTS` points (before any point is built).
@@ -342,11 +373,14 @@ class Point:
     """One run of a sweep.
 
     Attributes:
-        id: Stable, filesystem-safe slug of the settings, e.g. ``k10-attnosep`` or ``1l_10t_0.1h``.
-        kind: ``hsk`` (a grid point), ``no_hsk`` or ``full_hsk`` (baselines).
+        id: Stable, filesystem-safe slug of the settings, e.g. ``k10-attnosep``, ``1l_10t_0.1h`` or, one seed of
+            a replicated point, ``1l_10t_0.1h-s42``.
+        kind: ``hsk`` (a grid point), ``no_hsk``, ``full_hsk`` or ``untrained`` (baselines).
         settings: The grid values of this point, e.g. ``{"keep_tokens": 10, "token_scheme": "attention_no_sep"}``.
         overrides: Dotted recipe keys to set on the base recipe (``None`` = unset).
         series: The curve this point belongs to in tables and plots, e.g. ``length · attention_no_sep``.
+        group: The point this run replicates (its id without the seed); tables average the runs of a group.
+        seed: The seed the sweep sets for this run (``seeds`` or a grid ``seed`` axis); None: the base's seed.
     """
 
     id: str
@@ -354,6 +388,8 @@ class Point:
     settings: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     series: str = ""
+    group: str = ""
+    seed: int | None = None
 
     @property
     def sets(self) -> list[str]:
@@ -363,11 +399,25 @@ class Point:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "point": self.group or self.id,
             "kind": self.kind,
             "series": self.series,
+            "seed": self.seed,
             "settings": dict(self.settings),
             "overrides": self.sets,
         }
+
+
+def group_id(point_id: str, kind: str, settings: Mapping[str, Any]) -> str:
+    """The point a run replicates: its id without the seed (``k4-s1`` → ``k4``, ``no_hsk-s42`` → ``no_hsk``).
+
+    Reads records written before runs carried their group too (``result.json`` of older sweeps).
+    """
+    if kind == "hsk" and "seed" in settings:
+        return _slug({axis: value for axis, value in settings.items() if axis != "seed"}) or point_id
+    if kind in BASELINES:
+        return kind
+    return point_id
 
 
 def _literal(value: Any) -> str:
@@ -417,9 +467,12 @@ FULL_HSK_OVERRIDES: dict[str, Any] = {
 
 
 def expand_grid(sweep: Sweep) -> list[Point]:
-    """Every point of the sweep, baselines first, then each grid block's cartesian product in file order.
+    """Every run of the sweep: ``untrained`` first, then, for each seed, the other baselines and each grid block's
+    cartesian product in file order.
 
-    Points with identical settings (from different blocks) are kept once, in the first block's series.
+    Points with identical settings (from different blocks) are kept once, in the first block's series. With
+    ``seeds`` the runs are seed-major (every point at the first seed, then every point at the second, ...), so an
+    interrupted sweep has whole curves, not a few points with every seed.
 
     Raises:
         RecipeError: The sweep has more than :data:`MAX_POINTS` points.
@@ -427,9 +480,9 @@ def expand_grid(sweep: Sweep) -> list[Point]:
     sweep.check_size()
     points: list[Point] = []
     if "no_hsk" in sweep.baselines:
-        points.append(Point("no_hsk", "no_hsk", {}, {}, "no HSK"))
+        points.append(Point("no_hsk", "no_hsk", {}, {}, "no HSK", "no_hsk"))
     if "full_hsk" in sweep.baselines:
-        points.append(Point("full_hsk", "full_hsk", {}, dict(FULL_HSK_OVERRIDES), "full HSK"))
+        points.append(Point("full_hsk", "full_hsk", {}, dict(FULL_HSK_OVERRIDES), "full HSK", "full_hsk"))
     seen = {point.id for point in points}
     for block in sweep.grid:
         axes = block.axes()
@@ -441,7 +494,24 @@ def expand_grid(sweep: Sweep) -> list[Point]:
             seen.add(point_id)
             schemes = [str(settings[axis]) for axis in SCHEME_AXES if axis in settings]
             series = block.series_name() + (" · " + ", ".join(schemes) if schemes else "")
-            points.append(Point(point_id, "hsk", settings, _overrides(settings), series))
+            group = group_id(point_id, "hsk", settings)
+            points.append(Point(point_id, "hsk", settings, _overrides(settings), series, group, settings.get("seed")))
+    if sweep.seeds:
+        points = [
+            Point(
+                f"{point.id}-s{seed}",
+                point.kind,
+                {**point.settings, "seed": seed},
+                {**point.overrides, "training.seed": seed},
+                point.series,
+                point.id,
+                seed,
+            )
+            for seed in sweep.seeds
+            for point in points
+        ]
+    if "untrained" in sweep.baselines:  # one dev evaluation: no training, so no seed
+        points.insert(0, Point("untrained", "untrained", {}, {}, "pruned, untrained", "untrained"))
     return points
 
 

@@ -6,12 +6,19 @@ layer pairs, the largest k, and a width that covers every point's width). Points
 (e.g. different token rankings) are grouped, one store per group. The teacher therefore runs once per store — once
 per sweep unless the grid mixes token rankings — and never while the points train (except the ``full_hsk``
 baseline, whose knowledge is as big as the teacher's and is distilled online). Nothing here writes a file.
+
+The fair-baseline protocol (:func:`fair_baseline_overrides`): the ``no_hsk`` baseline trains prediction-only for
+as many updates as an HSK point spends in its HSK and prediction stages together, with a 10 % warm-up (the
+reference's setting for prediction-only runs), so "no HSK" differs from an HSK point in the knowledge only, not in
+the training it gets. Every planned point knows its updates (:attr:`PlannedPoint.updates`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +35,14 @@ from mudkd.knowledge.serving import (
     stored_slots,
     token_key,
 )
-from mudkd.recipe.schema import Recipe
+from mudkd.recipe.schema import Recipe, TrainingStage
 from mudkd.recipe.sweep import Point, Sweep, apply_overrides, expand_grid
 from mudkd.recipe.sweep import shard as shard_points
 
 RecipeBuilder = Callable[[Mapping[str, Any]], Recipe]
+
+#: The warm-up of a prediction-only run under the fair-baseline protocol (the reference's warmup_proportion).
+FAIR_WARMUP_PROPORTION = 0.1
 
 #: Recipe keys that do not change a point's result (paths the sweep sets, devices, workers).
 _HASH_EXCLUDED = {
@@ -49,35 +59,62 @@ _HASH_EXCLUDED = {
 
 @dataclass
 class PlannedPoint:
-    """A point with its resolved recipe and knowledge budget (None for ``no_hsk``)."""
+    """A point with its resolved recipe and knowledge budget (None for ``no_hsk`` and ``untrained``).
+
+    ``updates`` are the optimiser updates of its stages, ``{"hsk": n, "pred": m}`` (None when the training set
+    cannot be read yet and a stage runs by epochs).
+    """
 
     point: Point
     recipe: Recipe
     budget: KnowledgeBudget | None
     recipe_hash: str
     store: str | None = None
+    updates: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return self.point.id
 
+    @property
+    def total_updates(self) -> int | None:
+        """Every update the point trains for (HSK + prediction); None when one stage's count is unknown."""
+        values = list(self.updates.values())
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
     def row(self) -> dict[str, Any]:
-        """The point as a plan row: id, kind, series, settings, budget and HSK fraction."""
+        """The point as a plan row: id, kind, series, seed, settings, budget, HSK fraction and updates."""
         budget = self.budget
+        kind = self.point.kind
+        if kind == "untrained":
+            description = "none (evaluated as it is, no training)"
+        else:
+            description = describe_budget(budget) if budget else "none (prediction distillation only)"
         return {
             "id": self.id,
-            "kind": self.point.kind,
+            "point": self.point.group or self.id,
+            "kind": kind,
             "series": self.point.series,
+            "seed": self.seed,
             "settings": dict(self.point.settings),
-            "budget": describe_budget(budget) if budget else "none (prediction distillation only)",
+            "budget": description,
             "hsk_fraction": budget.hsk_fraction if budget else 0.0,
             "elements_per_example": budget.elements_per_example if budget else 0,
             "keep_layers": budget.keep_layers if budget else 0,
             "keep_tokens": budget.keep_tokens if budget else 0,
             "keep_hidden": budget.keep_hidden if budget else 0.0,
+            "hsk_updates": self.updates.get("hsk", 0),
+            "pred_updates": self.updates.get("pred", 0),
+            "updates": self.total_updates,
+            "pred_warmup": self.recipe.pred.warmup_proportion if kind != "untrained" else None,
             "store": self.store,
             "overrides": self.point.sets,
         }
+
+    @property
+    def seed(self) -> int | None:
+        """The training seed of this run (None for ``untrained``, which does not train)."""
+        return None if self.point.kind == "untrained" else self.recipe.training.seed
 
 
 @dataclass
@@ -119,6 +156,7 @@ class SweepPlan:
     shard: tuple[int, int] | None = None
     notes: list[str] = field(default_factory=list)
     logits_store: str | None = None
+    num_examples: int | None = None
 
     def selected_points(self) -> list[PlannedPoint]:
         chosen = set(self.selected)
@@ -127,7 +165,7 @@ class SweepPlan:
     def needed_stores(self, points: Sequence[PlannedPoint]) -> list[PlannedStore]:
         """The stores ``points`` read: their own, and the first one for the baselines' logits."""
         names = {p.store for p in points if p.store}
-        if self.stores and any(p.point.kind != "hsk" for p in points):
+        if self.stores and any(p.point.kind in ("no_hsk", "full_hsk") for p in points):
             names.add(self.stores[0].name)
         return [store for store in self.stores if store.name in names]
 
@@ -145,7 +183,7 @@ class SweepPlan:
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
             "teacher_free": self.sweep.teacher_free,
             "points": [{**p.row(), "done": p.id in done} for p in self.selected_points()],
-            "stores": [store.row(dtype, _count_examples(self.points)) for store in self.stores],
+            "stores": [store.row(dtype, self.num_examples) for store in self.stores],
             "notes": list(self.notes),
         }
 
@@ -170,12 +208,62 @@ def _recipe_hash(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _count_examples(points: Sequence[PlannedPoint]) -> int | None:
-    if not points:
-        return None
+def _count_examples(recipe: Recipe) -> int | None:
     from mudkd.core.data import count_train_examples
 
-    return count_train_examples(points[0].recipe)
+    return count_train_examples(recipe)
+
+
+def stage_updates(stage: TrainingStage, num_examples: int | None, gradient_accumulation_steps: int = 1) -> int | None:
+    """The optimiser updates a training stage makes, as the transformers Trainer counts them.
+
+    ``max_steps`` when set; else ``ceil(epochs × updates per epoch)``, an epoch being ``ceil(examples / batch)``
+    batches, ``gradient_accumulation_steps`` of them per update. None when ``num_examples`` is unknown.
+    """
+    if stage.max_steps:
+        return stage.max_steps
+    if num_examples is None:
+        return None
+    batches = math.ceil(num_examples / stage.train_batch_size)
+    per_epoch = max(math.ceil(batches / gradient_accumulation_steps), 1)
+    return math.ceil(stage.num_train_epochs * per_epoch)
+
+
+def fair_baseline_overrides(base_recipe: Recipe, num_examples: int | None = None) -> dict[str, Any]:
+    """Recipe overrides that make a prediction-only ("no HSK") run a fair baseline for HSK + prediction runs.
+
+    The fair-baseline protocol (the reference's: "when the student is trained only with prediction, set
+    num_train_epochs to the same as HSK distillation"): the prediction stage trains for as many updates as the
+    base recipe's HSK and prediction stages together, and warms up over the first 10 % of them
+    (:data:`FAIR_WARMUP_PROPORTION`). Without it, the baseline gets a fraction of an HSK point's training and
+    measures the schedule, not the knowledge. Every other setting (learning rate, schedule, batch) stays the base's.
+
+    Args:
+        base_recipe: The recipe the HSK points start from (its ``hsk`` and ``pred`` stages set the count).
+        num_examples: Training examples; None reads the task's training set. Needed unless both stages set
+            ``max_steps`` (or both run by epochs with the same batch size: the epochs are added then).
+
+    Returns:
+        Dotted overrides, e.g. ``{"pred.max_steps": 126, "pred.warmup_proportion": 0.1}``.
+
+    Raises:
+        RecipeError: The updates cannot be counted (the training set is unreadable and the stages differ).
+    """
+    warmup = {"pred.warmup_proportion": FAIR_WARMUP_PROPORTION}
+    hsk, pred = base_recipe.hsk, base_recipe.pred
+    accumulation = base_recipe.training.gradient_accumulation_steps
+    if num_examples is None and not (hsk.max_steps and pred.max_steps):
+        num_examples = _count_examples(base_recipe)
+    hsk_updates = stage_updates(hsk, num_examples, accumulation)
+    pred_updates = stage_updates(pred, num_examples, accumulation)
+    if hsk_updates is not None and pred_updates is not None:
+        return {"pred.max_steps": hsk_updates + pred_updates, **warmup}
+    if not hsk.max_steps and not pred.max_steps and hsk.train_batch_size == pred.train_batch_size:
+        return {"pred.num_train_epochs": hsk.num_train_epochs + pred.num_train_epochs, **warmup}
+    raise RecipeError(
+        "fair baseline: cannot count the updates of the HSK and prediction stages (the training set is unreadable)",
+        hint="set hsk.max_steps and pred.max_steps, or fair_baseline = false in the sweep file",
+    )
 
 
 def _model_shapes(base: Recipe, given_store: Any) -> dict[str, ModelShape]:
@@ -228,19 +316,36 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         given_store = HskStore.open(given_path, verify=False)
     shapes = _model_shapes(base, given_store)
 
+    num_examples = _count_examples(base)
+    accumulation = base.training.gradient_accumulation_steps
     problems: list[str] = []
     planned: list[PlannedPoint] = []
+    notes: list[str] = []
+    fair: dict[str, Any] = {}
+    if sweep.fair_baseline and "no_hsk" in sweep.baselines:
+        try:
+            fair = fair_baseline_overrides(base, num_examples)
+        except RecipeError as error:
+            problems.append(f"{sweep.source}: baselines: {error.message}")
     for point in expand_grid(sweep):
+        if point.kind == "no_hsk" and fair:
+            point = dataclasses.replace(point, overrides={**point.overrides, **fair})
         try:
             recipe = base_recipe_builder(point.overrides)
-            budget = _budget(recipe, shapes) if point.kind != "no_hsk" else None
+            budget = _budget(recipe, shapes) if point.kind in ("hsk", "full_hsk") else None
         except RecipeError as error:
             problems += [f"{sweep.source}: point {point.id}: {problem}" for problem in error.problems]
             continue
         except BudgetError as error:
             problems.append(f"{sweep.source}: point {point.id}: {error.message}")
             continue
-        planned.append(PlannedPoint(point, recipe, budget, _recipe_hash(recipe)))
+        updates: dict[str, int | None] = {}
+        if point.kind in ("hsk", "full_hsk"):
+            updates["hsk"] = stage_updates(recipe.hsk, num_examples, accumulation)
+        if point.kind != "untrained":
+            updates["pred"] = stage_updates(recipe.pred, num_examples, accumulation)
+        planned.append(PlannedPoint(point, recipe, budget, _recipe_hash(recipe), updates=updates))
+    notes += _protocol_notes(planned, fair)
     if any(p.point.kind == "full_hsk" for p in planned) and not base.teacher.model:
         problems.append(f"{sweep.source}: baselines: full_hsk runs the teacher online and needs teacher.model")
     if problems:
@@ -248,11 +353,10 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
             problems[0], hint="fix the grid values, or the base recipe they start from", problems=problems
         )
 
-    notes: list[str] = []
     stores: list[PlannedStore] = []
     if sweep.teacher_free and given_store is not None:
         stores = [_given_store(given_store, planned, sweep)]
-    elif sweep.teacher_free:
+    elif sweep.teacher_free and any(p.point.kind != "untrained" for p in planned):
         stores = _plan_stores(planned, base, shapes, output_dir, notes)
     for store in stores:
         for planned_point in planned:
@@ -266,7 +370,25 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         logits_store = base.pred.logits_store or str(given_store.directory)
     elif stores:
         logits_store = str(stores[0].path)  # every store holds the teacher's logits; baselines read the first
-    return SweepPlan(sweep, output_dir, planned, selected, stores, shard, notes, logits_store)
+    return SweepPlan(sweep, output_dir, planned, selected, stores, shard, notes, logits_store, num_examples)
+
+
+def _protocol_notes(planned: Sequence[PlannedPoint], fair: Mapping[str, Any]) -> list[str]:
+    """One line on what the baselines are: the fair no-HSK schedule, the untrained level."""
+    notes = []
+    baseline = next((p for p in planned if p.point.kind == "no_hsk"), None)
+    trained = next((p for p in planned if p.point.kind in ("hsk", "full_hsk")), None)
+    if baseline is not None:
+        total = baseline.total_updates
+        updates = "its epochs" if total is None else f"{total} updates"
+        if fair and trained is not None and trained.updates.get("hsk") is not None:
+            updates += f" (= an HSK point's {trained.updates['hsk']} HSK + {trained.updates['pred']} prediction)"
+        warmup = f"{baseline.recipe.pred.warmup_proportion:.0%} warm-up"
+        how = "fair baseline" if fair else "fair_baseline = false: the base recipe's prediction stage"
+        notes.append(f"no_hsk: prediction distillation only for {updates}, {warmup} ({how})")
+    if any(p.point.kind == "untrained" for p in planned):
+        notes.append("untrained: the student evaluated on dev before any training (a floor, not a distillation result)")
+    return notes
 
 
 def _given_store(store: Any, planned: list[PlannedPoint], sweep: Sweep) -> PlannedStore:

@@ -7,8 +7,10 @@ Layout of a sweep's ``output_dir``::
     points/<id>/hsk/             the HSK-distilled student of the point
     points/<id>/pred/            its final student (prediction distillation)
     points/<id>/result.json      written atomically when the point finishes; its presence means "done"
-    results.csv, results.json    one row/record per finished point
-    marginal_utility.png         dev metric against the HSK fraction (log x), baselines as horizontal lines
+    results.csv, results.json    one row/record per finished run (a point × a seed), with its updates
+    summary.csv                  one row per point: mean ± std and n of the dev metric over its seeds
+    marginal_utility.png         dev metric against the HSK fraction (log x): means with std error bars, the
+                                 no-HSK and full-HSK baselines as bands, the untrained student as a dashed line
 
 Shards write the same layout, and :func:`merge` combines their directories.
 """
@@ -32,10 +34,12 @@ from mudkd.core.outputs import (
     write_text_atomic,
 )
 from mudkd.core.sweep.plot import write_plots
+from mudkd.core.sweep.summary import record_group, summarize, summary_csv
 from mudkd.errors import RecipeError
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
+SUMMARY_FILE = "summary.csv"
 
 
 @dataclass
@@ -47,26 +51,36 @@ class SweepResult:
     plots: list[str]
     results_csv: str
     results_json: str
+    summary_csv: str | None = None
     stores: list[dict[str, Any]] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     shard: str | None = None
     notes: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per point: mean ± std and n over its seeds (see :func:`mudkd.core.sweep.summary.summarize`)."""
+        return summarize(self.records)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output_dir": self.output_dir,
             "points": self.records,
+            "summary": self.summary,
             "plots": self.plots,
             "results_csv": self.results_csv,
             "results_json": self.results_json,
+            "summary_csv": self.summary_csv,
             "stores": self.stores,
             "ran": self.ran,
             "skipped": self.skipped,
             "pending": self.pending,
             "shard": self.shard,
             "notes": self.notes,
+            "stale": self.stale,
         }
 
 
@@ -102,8 +116,22 @@ def collect_records(output_dir: Path, order: Sequence[str] | None = None) -> lis
     return sorted(records.values(), key=lambda r: (rank.get(r["id"], len(rank)), r["id"]))
 
 
+def current_records(
+    records: Sequence[dict[str, Any]], planned: Mapping[str, str | None]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Split records into the sweep's current runs (an id it plans, finished with the planned recipe hash) and the
+    ids of stale ones (left on disk by an earlier version of the sweep file: other seeds, grid values, recipe).
+
+    Stale records stay on disk but are never averaged into a point (e.g. an old unreplicated ``no_hsk``).
+    """
+    current = [r for r in records if r["id"] in planned and planned[r["id"]] == r.get("recipe_hash")]
+    kept = {id(r) for r in current}
+    return current, [r["id"] for r in records if id(r) not in kept]
+
+
 CSV_COLUMNS = (
     "id",
+    "point",
     "kind",
     "series",
     "hsk_fraction",
@@ -115,6 +143,10 @@ CSV_COLUMNS = (
     "token_scheme",
     "hidden_scheme",
     "seed",
+    "updates",
+    "hsk_updates",
+    "pred_updates",
+    "pred_warmup",
     "metric",
     "dev_metric",
     "hsk_seconds",
@@ -133,6 +165,7 @@ def results_csv(records: Sequence[Mapping[str, Any]]) -> str:
     writer.writerow([*CSV_COLUMNS, *(f"dev_{name}" for name in metric_names)])
     for record in records:
         metrics = record.get("dev_metrics", {})
+        record = {**record, "point": record_group(record)}
         writer.writerow(
             [_csv_value(record.get(column)) for column in CSV_COLUMNS]
             + [_csv_value(metrics.get(name)) for name in metric_names]
@@ -145,12 +178,19 @@ def _csv_value(value: Any) -> Any:
 
 
 def write_results(output_dir: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write results.csv, results.json and the plot(s); returns their paths."""
+    """Write results.csv, results.json, summary.csv and the plot(s); returns their paths."""
     csv_path, json_path = output_dir / "results.csv", output_dir / "results.json"
+    summary_path = output_dir / SUMMARY_FILE
     write_text_atomic(csv_path, results_csv(records))
     write_json_atomic(json_path, records)
+    write_text_atomic(summary_path, summary_csv(summarize(records)))
     plots = write_plots(records, output_dir)
-    return {"results_csv": str(csv_path), "results_json": str(json_path), "plots": plots}
+    return {
+        "results_csv": str(csv_path),
+        "results_json": str(json_path),
+        "summary_csv": str(summary_path),
+        "plots": plots,
+    }
 
 
 def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult:
@@ -175,11 +215,14 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
         if not (source / SWEEP_FILE).is_file() and not (source / "points").is_dir():
             problems.append(f"{source}: not a sweep output directory (no {SWEEP_FILE} or points/)")
             continue
+        found = collect_records(source)
         if (source / SWEEP_FILE).is_file():
             document = json.loads((source / SWEEP_FILE).read_text())
             sweep_document = sweep_document or document
             order += [p["id"] for p in document.get("points", []) if p["id"] not in order]
-        for record in collect_records(source):
+            # runs this source's own sweep no longer plans (an earlier version of its file) are not merged
+            found = current_records(found, {p["id"]: p.get("recipe_hash") for p in document.get("points", [])})[0]
+        for record in found:
             seen = records.get(record["id"])
             if seen is not None and seen.get("recipe_hash") != record.get("recipe_hash"):
                 problems.append(
@@ -214,11 +257,14 @@ def _merge_locked(
             write_json_atomic(destination / RESULT_FILE, record)
     if sweep_document is not None:
         write_json_atomic(target / SWEEP_FILE, {**sweep_document, "merged_from": [str(s) for s in sources]})
-    merged = collect_records(target, order)
+    found = collect_records(target, order)
+    merged = [record for record in found if record["id"] in records]
+    stale = [record["id"] for record in found if record["id"] not in records]
     files = write_results(target, merged)
     return SweepResult(
         output_dir=str(target),
         records=merged,
         **files,
         pending=[point_id for point_id in order if point_id not in records],
+        stale=stale,
     )

@@ -1,8 +1,10 @@
 """Running a sweep: its store(s) first, then every unfinished point of the selected shard, then the results.
 
 A rerun skips points with a ``result.json`` whose recipe is unchanged and restarts any other point from scratch,
-so a sweep survives any interruption (``kill -9`` included). ``--shard i/n`` runs every n-th point; shards write
-the same layout (:mod:`mudkd.core.sweep.results`), and :func:`mudkd.core.sweep.results.merge` combines them.
+so a sweep survives any interruption (``kill -9`` included). Runs the sweep no longer plans (an edited grid, fewer
+seeds) stay on disk but are left out of the results (``SweepResult.stale``). ``--shard i/n`` runs every n-th
+point; shards write the same layout (:mod:`mudkd.core.sweep.results`), and
+:func:`mudkd.core.sweep.results.merge` combines them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mudkd.core.sweep.results import (
     SweepResult,
     check_sweep_dir,
     collect_records,
+    current_records,
     write_results,
 )
 from mudkd.errors import StoreError
@@ -46,7 +49,7 @@ class SweepEvents(RunEvents):
         """The points of this run (plan rows, see :meth:`PlannedPoint.row`); ``skipped`` are already done."""
 
     def on_point_start(self, point_id: str, stage: str) -> None:
-        """A point enters a stage (``hsk`` or ``pred``)."""
+        """A point enters a stage (``hsk``, ``pred``, or ``eval`` for the untrained student)."""
 
     def on_point_end(self, record: dict[str, Any]) -> None:
         """A point finished; ``record`` is its ``result.json``."""
@@ -150,7 +153,10 @@ def _check_stores(stores: list[PlannedStore], todo: list[PlannedPoint]) -> None:
 def _run_point(
     plan_: SweepPlan, planned: PlannedPoint, events: SweepEvents, stores: Mapping[str, PlannedStore]
 ) -> dict[str, Any]:
-    """Train one point (HSK then prediction distillation) from scratch and write its result.json."""
+    """Train one point (HSK then prediction distillation) from scratch and write its result.json.
+
+    The ``untrained`` baseline trains nothing: its student is evaluated on dev as it is.
+    """
     from mudkd.core import distill
 
     point_dir = plan_.output_dir / "points" / planned.id
@@ -158,6 +164,15 @@ def _run_point(
         shutil.rmtree(point_dir)
     point_dir.mkdir(parents=True)
     kind, recipe = planned.point.kind, planned.recipe
+    if kind == "untrained":
+        events.on_point_start(planned.id, "eval")
+        started = time.monotonic()
+        result = distill.evaluate_student(recipe, events=events)
+        metric = result.details.get("selection", "accuracy")
+        seconds = {"eval": time.monotonic() - started}
+        record = _record(planned, metric, result.metrics, seconds, str(recipe.student.model), None, True)
+        write_json_atomic(point_dir / RESULT_FILE, record)
+        return record
     store_path = str(stores[planned.store].path) if planned.store else None
     seconds: dict[str, float] = {}
     student = recipe.student.model
@@ -209,6 +224,7 @@ def _record(
     budget = planned.budget
     return {
         "id": planned.id,
+        "point": planned.point.group or planned.id,
         "kind": planned.point.kind,
         "series": planned.point.series,
         "settings": dict(planned.point.settings),
@@ -221,7 +237,11 @@ def _record(
         "layer_scheme": budget.layer_scheme if budget else None,
         "token_scheme": budget.token_scheme if budget else None,
         "hidden_scheme": budget.hidden_scheme if budget else None,
-        "seed": planned.recipe.training.seed,
+        "seed": planned.seed,
+        "hsk_updates": planned.updates.get("hsk", 0),
+        "pred_updates": planned.updates.get("pred", 0),
+        "updates": planned.total_updates,
+        "pred_warmup": planned.recipe.pred.warmup_proportion if planned.point.kind != "untrained" else None,
         "metric": metric,
         "dev_metric": metrics.get(metric),
         "dev_metrics": dict(metrics),
@@ -298,7 +318,8 @@ def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, e
         ran.append(planned.id)
         events.on_point_end(record)
 
-    records = collect_records(output_dir, [p.id for p in plan_.points])
+    everything = collect_records(output_dir, [p.id for p in plan_.points])
+    records, stale = current_records(everything, {p.id: p.recipe_hash for p in plan_.points})
     files = write_results(output_dir, records)
     done = {r["id"] for r in records}
     return SweepResult(
@@ -310,6 +331,7 @@ def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, e
         pending=[p.id for p in plan_.points if p.id not in done],
         shard=f"{shard[0]}/{shard[1]}" if shard else None,
         notes=plan_.notes,
+        stale=stale,
         **files,
     )
 
