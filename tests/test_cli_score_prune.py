@@ -102,7 +102,15 @@ def test_pruned_student_loads_and_params_match(pipeline):
     from mudkd.core.pruning import count_parameters
 
     root, document = pipeline["root"], pipeline["prune"]
-    assert set(document) == {"output_dir", "params", "components", "compression"}
+    assert set(document) == {
+        "output_dir",
+        "params",
+        "components",
+        "compression",
+        "student_before_training",
+        "warnings",
+    }
+    assert document["student_before_training"] is None  # no dev data given: no health check
     student_dir = root / "student"
     assert {
         "config.json",

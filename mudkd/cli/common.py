@@ -56,6 +56,17 @@ def info(text: str) -> None:
         stderr_console().print(text, highlight=False, markup=False)
 
 
+def warn(text: str) -> None:
+    """A ``Warning:`` line on stderr (suppressed by -q, and on every process but rank 0 under torchrun)."""
+    info(f"Warning: {text}")
+
+
+def print_warnings(document: dict[str, Any]) -> None:
+    """Print a stage result's ``warnings`` (flat learning curve, degenerate student), one line each, on stderr."""
+    for text in document.get("warnings") or ():
+        warn(text)
+
+
 def emit_json(document: Any) -> None:
     """Print exactly one JSON document on stdout (from the main process only, under torchrun/accelerate).
 
@@ -254,6 +265,7 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
 def render_result(stage: str, result: Any, json_mode: bool) -> None:
     """Print a stage's result: one JSON document, or a results table."""
     document = result.to_dict()
+    print_warnings(document)
     if json_mode:
         emit_json(document)
         return

@@ -38,6 +38,9 @@ def render_summary(summary: dict[str, Any]) -> None:
             c.format_value(student["metrics"].get(name, "")),
         )
     table.add_row("parameters", c.format_value(teacher["params"]), c.format_value(student["params"]))
+    before = summary.get("student_before_training")
+    if before:
+        table.add_row("student before training", "", before_training(before))
     c.stdout_console().print(table)
     rows: list[tuple[str, Any]] = [
         ("parameter ratio (teacher/student)", summary["param_ratio"]),
@@ -54,6 +57,16 @@ def render_summary(summary: dict[str, Any]) -> None:
         )
     rows += [(f"{stage} time (s)", seconds) for stage, seconds in summary["stage_seconds"].items()]
     c.print_table("Summary", rows)
+
+
+def before_training(health: dict[str, Any]) -> str:
+    """The pruned student's health before training, in one cell: dev metric, [CLS] spread and the verdict."""
+    spread = health.get("cls_spread")
+    text = f"dev {health['metric']} {c.format_value(health['value'])}"
+    if health.get("majority_rate") is not None:
+        text += f" (majority class {c.format_value(health['majority_rate'])})"
+    text += f", [CLS] spread {'-' if spread is None else c.format_value(spread)}"
+    return text + (", DEGENERATE" if health["degenerate"] else "")
 
 
 RootOpt = o.keyed(str | None, "output.dir", "--output-dir", "-o", help="Root output directory (a folder per stage).")
@@ -96,7 +109,8 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
 
 
 def render(stage: str, result: Any, json_mode: bool) -> None:
-    """The teacher-vs-student summary, or the JSON document."""
+    """The teacher-vs-student summary, or the JSON document; the stages' warnings on stderr either way."""
+    c.print_warnings(result.details["summary"])
     if json_mode:
         c.emit_json(result.to_dict())
         return

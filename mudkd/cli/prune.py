@@ -12,6 +12,8 @@ EPILOG = """Examples:
 
   $ mudkd prune --teacher-model models/teacher --scores models/scores -o models/student
 
+  $ mudkd prune --teacher-model models/teacher --scores models/scores --task-name sst-2 --data-dir glue/SST-2 -o s
+
   $ mudkd prune --teacher-model models/teacher --scores models/scores --keep-heads 4 --layers 0,2,4,6 -o models/s4
 
   $ mudkd prune recipes/glue_rosita.toml --set prune.ffn_hidden_dim=512 --dry-run
@@ -50,6 +52,10 @@ def prune_cli(
     layers: LayersOpt = None,
     ffn_hidden_dim: FfnOpt = None,
     emb_hidden_dim: EmbOpt = None,
+    task_name: o.TaskOpt = None,
+    data_dir: o.DataDirOpt = None,
+    max_seq_length: o.MaxSeqOpt = None,
+    max_eval_samples: o.MaxEvalOpt = None,
     output_dir: o.OutputDirOpt = None,
     seed: o.SeedOpt = None,
     device: o.DeviceOpt = None,
@@ -62,7 +68,9 @@ def prune_cli(
 
     Keeps the bottom layers (or --layers), the top heads and FFN neurons of each by score, and factorises the
     word embedding by SVD. The student is a save_pretrained directory that `mudkd distill` and `mudkd finetune`
-    take, and that AutoModelForSequenceClassification loads once mudkd is imported.
+    take, and that AutoModelForSequenceClassification loads once mudkd is imported. Given task data
+    (--task-name, --data-dir), the student is evaluated on the dev set before any training, with a warning when it
+    predicts one class from a near-constant [CLS].
     """
     resolved = build(prune_cli, locals(), stage="prune")
     from mudkd.core import prune
@@ -71,7 +79,9 @@ def prune_cli(
 
 
 def render_sizes(stage: str, result: Any, json_mode: bool) -> None:
-    """One JSON document, or a table of parameters per component before and after pruning."""
+    """One JSON document, or a table of parameters per component before and after pruning; then the student's
+    health before training. Warnings go to stderr either way."""
+    c.print_warnings(result.details)
     if json_mode:
         c.emit_json({"output_dir": result.output_dir, **result.details})
         return
@@ -97,3 +107,20 @@ def render_sizes(stage: str, result: Any, json_mode: bool) -> None:
             style="bold" if name == "total" else None,
         )
     c.stdout_console().print(table)
+    health = details.get("student_before_training")
+    if health:
+        c.print_table("student before training (dev set)", health_rows(health))
+
+
+def health_rows(health: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The health figures of a student before training, as table rows."""
+    rows: list[tuple[str, Any]] = [(f"dev {health['metric']}", health["value"])]
+    if health.get("majority_rate") is not None:
+        rows += [("majority-class rate", health["majority_rate"]), ("top predicted class", health["top_class_share"])]
+    spread = health.get("cls_spread")
+    rows += [
+        ("[CLS] spread (top layer)", "-" if spread is None else spread),
+        ("degenerate", "yes" if health["degenerate"] else "no"),
+        ("dev examples", health["examples"]),
+    ]
+    return rows

@@ -22,9 +22,11 @@ from mudkd.core.data import TaskData, count_train_examples, load_task
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
 from mudkd.core.models import (
+    PROJECTION_FILE,
     check_positions,
     check_same_tokenizer,
     load_classifier,
+    load_fit_dense,
     load_tokenizer,
     read_config,
     read_shape,
@@ -38,9 +40,6 @@ from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, bud
 from mudkd.knowledge.shapes import model_shape
 from mudkd.recipe.schema import Recipe
 
-PROJECTION_FILE = "hsk_projection.safetensors"
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Models, configs and budgets
 
@@ -49,10 +48,14 @@ class HskStudent(nn.Module):
     """The student plus, for a narrower (TinyBERT-style) student, a learned projection to the teacher's width.
 
     The projection (``fit_dense``, one Linear shared by all hidden states, method.md §7) is trained in the HSK
-    stage and saved beside the exported model, not inside it.
+    stage and saved beside the exported model, not inside it. It starts from ``projection`` (the trained
+    ``weight``/``bias`` a checkpoint carries, :func:`mudkd.core.models.load_fit_dense`) when given, else from
+    N(0, 0.02) weights and a zero bias.
     """
 
-    def __init__(self, student: nn.Module, teacher_hidden: int, mask_mode: str) -> None:
+    def __init__(
+        self, student: nn.Module, teacher_hidden: int, mask_mode: str, projection: dict[str, torch.Tensor] | None = None
+    ) -> None:
         super().__init__()
         self.student = student
         self.mask_mode = mask_mode
@@ -60,8 +63,11 @@ class HskStudent(nn.Module):
         self.projection: nn.Linear | None = None
         if student_hidden != teacher_hidden:
             self.projection = nn.Linear(student_hidden, teacher_hidden)
-            nn.init.normal_(self.projection.weight, std=0.02)
-            nn.init.zeros_(self.projection.bias)
+            if projection is not None:
+                self.projection.load_state_dict(projection)
+            else:
+                nn.init.normal_(self.projection.weight, std=0.02)
+                nn.init.zeros_(self.projection.bias)
 
     def forward(self, input_ids, attention_mask, token_type_ids, targets):  # noqa: ANN001, ANN201
         outputs = self.student(
@@ -327,6 +333,12 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
     check_stage_output(recipe, "hsk", resume=resume)
     budget, _ = _resolve_stage_budget(recipe, student_config, store)
+    if student_config.get("hidden_size") not in (None, budget.teacher_hidden):  # refuse a fit_dense of another shape
+        load_fit_dense(
+            recipe.student.model,  # type: ignore[arg-type]
+            student_hidden=int(student_config["hidden_size"]),
+            teacher_hidden=budget.teacher_hidden,
+        )
     num_examples = count_train_examples(recipe)
     return {
         "stage": "distill hsk",
@@ -383,6 +395,8 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
 
     Writes the HSK-distilled student (``save_pretrained`` + tokenizer), ``knowledge_budget.json``, the projection
     of a narrower student (``hsk_projection.safetensors``, beside the model), ``metrics.jsonl`` and run files.
+    A narrower student's projection starts from the trained ``fit_dense`` its checkpoint carries (General TinyBERT,
+    or a previous HSK run's ``hsk_projection.safetensors``), else fresh; ``details["projection"]`` says which.
     """
     events = events or RunEvents()
     ready = _prepare(recipe, "hsk", recipe.student.model, resume=resume)
@@ -403,7 +417,9 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
     else:
         source = KnowledgeSource(store=store, budget=budget, stored_budget=stored, exclude_padding=exclude)
         events.on_message(f"device: {device}; teacher-free: HSK read from {recipe.hsk.hsk_store}")
-    model = HskStudent(student, budget.teacher_hidden, budget.mask_mode)
+    model, projection_source = _hsk_model(recipe, student, budget)
+    if projection_source:
+        events.on_message(f"fit_dense: starting from the trained projection in {projection_source}")
 
     def save(directory: Path) -> None:
         student.save_pretrained(directory)
@@ -437,8 +453,24 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
         "hsk_loss": _recent_loss(trainer),
         "step_losses": trainer.step_losses,
         "budget": summary,
+        "projection": None if model.projection is None else (projection_source or "fresh"),
     }
     return StageResult(str(outcome.output_dir), {}, details)
+
+
+def _hsk_model(recipe: Recipe, student: nn.Module, budget: KnowledgeBudget) -> tuple[HskStudent, str | None]:
+    """The student wrapped for HSK; a narrower one's projection starts from the checkpoint's trained fit_dense
+    when it carries one (method.md §7). Returns the model and where its projection came from (None: fresh)."""
+    student_hidden = student.config.hidden_size
+    loaded = None
+    if student_hidden != budget.teacher_hidden:
+        loaded = load_fit_dense(
+            recipe.student.model,  # type: ignore[arg-type]
+            student_hidden=student_hidden,
+            teacher_hidden=budget.teacher_hidden,
+        )
+    weights, source = loaded if loaded is not None else (None, None)
+    return HskStudent(student, budget.teacher_hidden, budget.mask_mode, weights), source
 
 
 def _recent_loss(trainer: Any) -> float | None:
@@ -499,6 +531,7 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
         "teacher_free": store is not None,
         "selection": data.selection,
         "step_losses": outcome.trainer.step_losses,
+        **outcome.curve_details(),
     }
     return StageResult(str(outcome.output_dir), outcome.metrics, details)
 

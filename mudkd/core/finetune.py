@@ -78,7 +78,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         data_collator=make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length),
     )
     outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
-    details = {"steps": outcome.trainer.state.global_step, "selection": data.selection}
+    details = {"steps": outcome.trainer.state.global_step, "selection": data.selection, **outcome.curve_details()}
     return StageResult(str(outcome.output_dir), outcome.metrics, details)
 
 

@@ -189,3 +189,84 @@ def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_co
     # multiplying loss and gradients by the number of DDP ranks (and skipping the gradient-accumulation division).
     model.accepts_loss_kwargs = False
     return model
+
+
+#: mudkd's own trained projection of a narrower student, saved beside the model by ``mudkd distill hsk``.
+PROJECTION_FILE = "hsk_projection.safetensors"
+
+
+def load_fit_dense(path: str, *, student_hidden: int, teacher_hidden: int) -> tuple[dict[str, Any], str] | None:
+    """The trained ``fit_dense`` projection a student checkpoint carries, to start HSK distillation from it.
+
+    Looked up in order: mudkd's own ``hsk_projection.safetensors`` beside the model (keys ``weight``/``bias``),
+    then ``fit_dense.weight``/``fit_dense.bias`` inside the model's safetensors weights (General TinyBERT
+    checkpoints ship them there; method.md §7). Hub names are looked up in the local cache.
+
+    Returns:
+        ``({"weight": [teacher_hidden, student_hidden], "bias": [teacher_hidden]}, source)`` in float32, or None
+        when the checkpoint has no projection (the caller initialises a fresh one).
+
+    Raises:
+        CheckpointError: The projection is incomplete, or its shape does not map this student's width to this
+            teacher's.
+    """
+    from safetensors import safe_open
+
+    found: tuple[dict[str, Any], str] | None = None
+    for file in _weight_files(path):
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                keys = list(handle.keys())
+                if file.name == PROJECTION_FILE:
+                    names = {"weight": "weight", "bias": "bias"}
+                else:
+                    names = {part: _fit_dense_key(keys, part) for part in ("weight", "bias")}
+                present = {part: key for part, key in names.items() if key in keys}
+                if not present:
+                    continue
+                if len(present) < 2:
+                    raise CheckpointError(
+                        f"{file}: the fit_dense projection has no {'bias' if 'weight' in present else 'weight'}",
+                        hint="save both fit_dense.weight and fit_dense.bias, or remove fit_dense to start a fresh one",
+                    )
+                tensors = {part: handle.get_tensor(key).float() for part, key in present.items()}
+        except OSError:
+            continue
+        found = (tensors, f"{file} ({'hsk projection' if file.name == PROJECTION_FILE else 'fit_dense'})")
+        break
+    if found is None:
+        return None
+    weight, bias = found[0]["weight"], found[0]["bias"]
+    if tuple(weight.shape) != (teacher_hidden, student_hidden) or tuple(bias.shape) != (teacher_hidden,):
+        raise CheckpointError(
+            f"{found[1].split(' (')[0]}: its fit_dense projection maps width {_width(weight, 1)} to "
+            f"{_width(weight, 0)} (weight {list(weight.shape)}, bias {list(bias.shape)}); this student "
+            f"({student_hidden}) and teacher ({teacher_hidden}) need weight [{teacher_hidden}, {student_hidden}]",
+            hint="distil from a teacher of the width the checkpoint's fit_dense was trained for, "
+            "or remove fit_dense from the checkpoint to start a fresh projection",
+        )
+    return found
+
+
+def _width(weight: Any, dim: int) -> Any:
+    return weight.shape[dim] if weight.dim() == 2 else "?"
+
+
+def _fit_dense_key(keys: list[str], part: str) -> str | None:
+    """The key of ``fit_dense.<part>`` (with any prefix, e.g. ``bert.fit_dense.weight``), if exactly one."""
+    matches = [key for key in keys if key == f"fit_dense.{part}" or key.endswith(f".fit_dense.{part}")]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _weight_files(path: str) -> list[Path]:
+    """The projection file, then the model's safetensors weights, of a local directory or a cached hub model."""
+    directory = Path(path)
+    if directory.is_dir():
+        return [p for p in [directory / PROJECTION_FILE, *sorted(directory.glob("model*.safetensors"))] if p.is_file()]
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        files = [try_to_load_from_cache(path, name) for name in (PROJECTION_FILE, "model.safetensors")]
+    except Exception:  # not a hub name, or no cache: nothing to load
+        return []
+    return [Path(file) for file in files if isinstance(file, str)]

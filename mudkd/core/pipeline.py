@@ -274,6 +274,8 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         timings[stage.name] = seconds
         record = {**_compact(result.to_dict()), "seconds": seconds}
         results[stage.name] = record
+        for warning in record.get("warnings") or ():  # now, and again in the summary
+            events.on_message(f"Warning: {warning}")
         write_json_atomic(directory / STAGE_FILE, {"stage": stage.name, "key": keys[stage.name], "result": record})
         if read_marker(root) is None:  # the root is marked once it holds a result (a refused run leaves nothing)
             write_marker(root, command="pipeline", complete=True)
@@ -298,7 +300,8 @@ def _compact(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float], events: RunEvents) -> dict[str, Any]:
-    """Teacher vs student: dev metrics, parameters, CPU latency ratio, HSK fraction and training times."""
+    """Teacher vs student: dev metrics, parameters, CPU latency ratio, HSK fraction and training times; the pruned
+    student's health before training and every stage's warnings (degenerate student, flat learning curve)."""
     from mudkd.core.export import report
 
     teacher_metrics = _read_metrics(recipe.teacher.model)
@@ -327,6 +330,8 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
         "hsk_fraction": budget.get("hsk_fraction"),
         "store_bytes": results.get("cache", {}).get("bytes"),
         "stage_seconds": timings,
+        "student_before_training": results.get("prune", {}).get("student_before_training"),
+        "warnings": [text for stage in STAGES for text in results.get(stage.name, {}).get("warnings") or ()],
     }
 
 

@@ -27,6 +27,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     Validates the teacher's ``config.json``, the score file's header and the budget against them without loading
     any weights, so a budget that does not fit fails here (the score fingerprint is checked by ``run``).
     """
+    from mudkd.core.health import has_dev_data
     from mudkd.core.pruning import validate_prune_budget
 
     teacher = require_teacher(recipe, flag="--model-path")
@@ -57,6 +58,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         "keep_heads": stage.keep_heads,
         "ffn_hidden_dim": stage.ffn_hidden_dim,
         "emb_hidden_dim": stage.emb_hidden_dim,
+        "health_check": "on the dev set" if has_dev_data(recipe.task) else "skipped (no dev data)",
     }
 
 
@@ -130,10 +132,17 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.prune.output_dir``, atomically. Runs on the CPU
     unless ``training.device`` is ``cuda`` (pruning is a one-off copy plus a float64 SVD).
 
+    When the recipe names task data, the pruned student is evaluated on the dev set before it is saved
+    (:func:`mudkd.core.health.check_student`): its dev metric, the majority-class rate and the spread of its
+    top-layer [CLS] go into ``student_health.json`` beside it, and a student that predicts one class from a
+    near-constant [CLS] gets a warning with the fix.
+
     Returns:
         A :class:`StageResult` whose details hold ``params`` (``teacher``/``student`` totals), ``components``
-        (per component ``teacher``/``student`` counts) and ``compression`` (teacher / student parameters).
+        (per component ``teacher``/``student`` counts), ``compression`` (teacher / student parameters),
+        ``student_before_training`` (the health figures, None without dev data) and ``warnings``.
     """
+    from mudkd.core.health import HEALTH_FILE, check_student, degenerate_warning, has_dev_data
     from mudkd.core.pruning import count_parameters, load_scores, prune_bert, save_pruned
 
     events = events or RunEvents()
@@ -156,14 +165,27 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         emb_hidden_dim=stage.emb_hidden_dim,
     )
     before, after = count_parameters(teacher), count_parameters(student)
+    health, warnings = None, []
+    if has_dev_data(recipe.task):
+        events.on_message("checking the pruned student on the dev set (before any training)")
+        health = check_student(student, recipe, tokenizer, device=device)
+        if health["degenerate"]:
+            depth = planned["teacher_layers"]
+            warnings.append(degenerate_warning(health, kept=planned["layers"], teacher_layers=depth))
+    else:
+        events.on_message("student health check skipped: no dev data (pass --task-name and --data-dir)")
 
     with StagingDir(final, command="prune", recipe=recipe) as staging:
         save_pruned(student, tokenizer, staging.path)
         write_run_files(staging.path, recipe, metrics=None, device=device)
+        if health is not None:
+            (staging.path / HEALTH_FILE).write_text(json.dumps(health, indent=2) + "\n", encoding="utf-8")
         output = staging.commit()
     details = {
         "params": {"teacher": before["total"], "student": after["total"]},
         "components": {name: {"teacher": before[name], "student": after[name]} for name in before if name != "total"},
         "compression": before["total"] / after["total"],
+        "student_before_training": health,
+        "warnings": warnings,
     }
     return StageResult(str(output), {}, details)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mudkd.core.events import RunEvents
+from mudkd.core.health import flat_curve_warning
 from mudkd.core.outputs import StagingDir, is_main_process
 from mudkd.errors import CheckpointError, RunError
 from mudkd.recipe.load import recipe_to_toml
@@ -375,12 +376,22 @@ class TrainerStage:
 
 @dataclass
 class TrainerOutcome:
-    """What :func:`run_trainer_stage` returns: where the output went, the trained Trainer and the dev metrics."""
+    """What :func:`run_trainer_stage` returns: where the output went, the trained Trainer and the dev metrics.
+
+    ``flat_curve`` is set when the dev metric never moved from its first evaluation
+    (:func:`mudkd.core.health.flat_curve`); ``warnings`` then holds the line that says so.
+    """
 
     output_dir: Path
     trainer: Any
     metrics: dict[str, float]
     train_seconds: float | None
+    flat_curve: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def curve_details(self) -> dict[str, Any]:
+        """The ``flat_curve`` and ``warnings`` entries of the stage result's details."""
+        return {"flat_curve": self.flat_curve, "warnings": list(self.warnings)}
 
 
 def run_trainer_stage(
@@ -426,10 +437,12 @@ def run_trainer_stage(
         if checkpoint:
             events.on_message(f"resuming from {checkpoint}")
         train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        curve = _flat_curve(trainer, stage.selection) if evaluate else None  # before the final evaluation logs
+        warnings = [flat_curve_warning(stage.command, curve)] if curve else []
         metrics = evaluate_all(trainer, dev) if dev is not None else {}
         seconds = train_output.metrics.get("train_runtime")
         if not staging.main:
-            return TrainerOutcome(stage.output_dir, trainer, metrics, seconds)
+            return TrainerOutcome(stage.output_dir, trainer, metrics, seconds, curve, warnings)
         check_finite_model(stage.model, stage.command)
         if evaluate:
             log.write({"step": trainer.state.global_step, "final": True, **metrics})
@@ -438,7 +451,16 @@ def run_trainer_stage(
         file_metrics = metrics if evaluate or stage.run_metrics is None else stage.run_metrics(trainer)
         write_run_files(staging.path, recipe, metrics=file_metrics, device=device)
         output = staging.commit()
-    return TrainerOutcome(output, trainer, metrics, seconds)
+    return TrainerOutcome(output, trainer, metrics, seconds, curve, warnings)
+
+
+def _flat_curve(trainer: Any, selection: str | None) -> dict[str, Any] | None:
+    """The flat-curve record of a trained Trainer's dev evaluations of ``selection`` (None if the metric moved)."""
+    from mudkd.core.health import eval_history, flat_curve
+
+    if not selection:
+        return None
+    return flat_curve(eval_history(trainer.state.log_history, selection), selection)
 
 
 def compute_metrics_fn(names: tuple[str, ...]) -> Any:
