@@ -233,3 +233,25 @@ def test_a_training_stage_whose_dev_metric_never_moves_is_flagged(teachers, glue
     assert curve["metric"] == "accuracy" and curve["steps"] == [1, 2] and curve["first"] == curve["max"] == 0.5
     assert document["warnings"] == [flat_curve_warning("finetune", curve)]
     assert "Warning: finetune: the dev accuracy never moved (0.500 at every evaluation)" in result.stderr
+
+
+def test_pipeline_table_shows_the_student_before_training(capsys):
+    from mudkd.cli.pipeline import render_summary
+
+    health = {"metric": "accuracy", "value": 0.509, "majority_rate": 0.509, "cls_spread": 0.0012, "degenerate": True}
+    summary = {
+        "teacher": {"metrics": {"accuracy": 0.9}, "params": 1000},
+        "student": {"metrics": {"accuracy": 0.509}, "params": 100},
+        "param_ratio": 10.0,
+        "flop_ratio": 10.0,
+        "latency_spread": None,
+        "hsk_fraction": None,
+        "stage_seconds": {},
+        "student_before_training": health,
+    }
+    render_summary(summary)
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if "student before training" in line)
+    assert "accuracy 0.509 DEGENERATE" in row
+    assert any("dev majority-class rate" in line and "0.509" in line for line in lines)
+    assert any("student [CLS] spread before training" in line and "0.0012" in line for line in lines)

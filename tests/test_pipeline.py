@@ -89,6 +89,10 @@ def test_pipeline_runs_every_stage_then_skips_them(tiny_bert_dir, glue_dir, tmp_
     assert latency["verdict"] == "not measurable on this machine now"  # 1 repeat is one pair: never a measurement
     assert summary["latency_input"].startswith("dev split of sst-2:")  # real lengths, padded per batch
     assert set(summary["student"]["metrics"]) >= {"accuracy"}
+    before = summary["student_before_training"]  # the pruned student, checked on the dev set before any training
+    assert before["metric"] == "accuracy" and before["examples"] == 16 and before["majority_rate"] is not None
+    assert before == json.loads((out / "student" / "student_health.json").read_text())
+    assert ("prune: the pruned student is degenerate" in " ".join(summary["warnings"])) == before["degenerate"]
     # prediction distillation starts from the HSK-distilled student, and both train from the store
     final = (out / "final" / "recipe.resolved.toml").read_text()
     assert f'model = "{out / "hsk"}"' in final and f'logits_store = "{out / "store"}"' in final

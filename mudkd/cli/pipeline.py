@@ -39,8 +39,9 @@ def render_summary(summary: dict[str, Any]) -> None:
         )
     table.add_row("parameters", c.format_value(teacher["params"]), c.format_value(student["params"]))
     before = summary.get("student_before_training")
-    if before:
-        table.add_row("student before training", "", before_training(before))
+    if before:  # the pruned student on dev, before any training
+        value = c.format_value(before["value"]) + (" DEGENERATE" if before["degenerate"] else "")
+        table.add_row("student before training", "", f"{before['metric']} {value}")
     c.stdout_console().print(table)
     rows: list[tuple[str, Any]] = [
         ("parameter ratio (teacher/student)", summary["param_ratio"]),
@@ -49,6 +50,7 @@ def render_summary(summary: dict[str, Any]) -> None:
         ("latency input", summary.get("latency_input") or "-"),
         ("HSK fraction distilled", f"{summary['hsk_fraction']:.4%}" if summary.get("hsk_fraction") else "-"),
         ("store size (bytes)", summary.get("store_bytes") or "-"),
+        *health_rows(summary.get("student_before_training")),
     ]
     speed = summary.get("hsk_speed")
     if speed:
@@ -59,14 +61,15 @@ def render_summary(summary: dict[str, Any]) -> None:
     c.print_table("Summary", rows)
 
 
-def before_training(health: dict[str, Any]) -> str:
-    """The pruned student's health before training, in one cell: dev metric, [CLS] spread and the verdict."""
+def health_rows(health: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The Summary rows of the pruned student's health before training: majority-class rate and [CLS] spread."""
+    if not health:
+        return []
     spread = health.get("cls_spread")
-    text = f"dev {health['metric']} {c.format_value(health['value'])}"
+    rows: list[tuple[str, Any]] = []
     if health.get("majority_rate") is not None:
-        text += f" (majority class {c.format_value(health['majority_rate'])})"
-    text += f", [CLS] spread {'-' if spread is None else c.format_value(spread)}"
-    return text + (", DEGENERATE" if health["degenerate"] else "")
+        rows.append(("dev majority-class rate", health["majority_rate"]))
+    return [*rows, ("student [CLS] spread before training", "-" if spread is None else spread)]
 
 
 RootOpt = o.keyed(str | None, "output.dir", "--output-dir", "-o", help="Root output directory (a folder per stage).")

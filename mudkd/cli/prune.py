@@ -116,7 +116,10 @@ def health_rows(health: dict[str, Any]) -> list[tuple[str, Any]]:
     """The health figures of a student before training, as table rows."""
     rows: list[tuple[str, Any]] = [(f"dev {health['metric']}", health["value"])]
     if health.get("majority_rate") is not None:
-        rows += [("majority-class rate", health["majority_rate"]), ("top predicted class", health["top_class_share"])]
+        rows += [
+            ("majority-class rate", health["majority_rate"]),
+            ("predictions in its top class", f"{health['top_class_share']:.1%}"),
+        ]
     spread = health.get("cls_spread")
     rows += [
         ("[CLS] spread (top layer)", "-" if spread is None else spread),
