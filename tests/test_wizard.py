@@ -23,6 +23,7 @@ from mudkd.recipe.wizard import (
     render_commented_toml,
     split_sets,
 )
+from tests.helpers import FIXTURE_GLUE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -397,7 +398,9 @@ def test_wizard_command_through_prompts_writes_a_valid_commented_recipe(pipe, tm
         pipe,
         UP,
         ENTER,  # task: cola
-        ENTER,  # data dir: glue_data/CoLA
+        CLEAR,
+        str(FIXTURE_GLUE / "CoLA"),
+        ENTER,  # data dir: an existing CoLA folder (recipe validate checks it)
         ENTER,  # max_seq_length 128
         ENTER,  # teacher bert-base-uncased
         ENTER,  # student: pruned

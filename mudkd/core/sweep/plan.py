@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.datacheck import check_data
 from mudkd.core.sweep.results import RESULT_FILE
 from mudkd.errors import BudgetError, RecipeError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
@@ -220,6 +221,7 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         )
     output_dir = Path(sweep.output_dir)
     base = base_recipe_builder({})
+    check_data(base.task)
     given_path = base.hsk.hsk_store if sweep.teacher_free else None
     given_store = None
     if given_path:
