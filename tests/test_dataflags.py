@@ -197,6 +197,8 @@ def test_header_reads_only_the_first_record(tmp_path):
     assert header(write(tmp_path / "a.json", '[\n  {"t": "a", "l": 1}\n]\n')) == ["t", "l"]
     assert header(write(tmp_path / "b.json", '{"t": ["a"], "l": [1]}')) == ["t", "l"]
     assert header(write(tmp_path / "e.csv", "")) == []
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbftext,label\na,1\n")  # a spreadsheet's UTF-8 export
+    assert header(tmp_path / "bom.csv") == ["text", "label"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -308,4 +310,23 @@ def test_prediction_stage_reads_the_same_rule(stores):
         refused.stderr
     )
     served = runner.invoke(app, [*args[:3], str(stores[STORED]), *args[4:], "--max-train-samples", str(PREFIX)])
+    assert served.exit_code == 0, served.output
+
+
+def test_a_sweep_from_a_given_store_plans_by_the_same_rule(stores):
+    models, root = stores["models"], stores["root"]
+    base = write(
+        root / "sweep" / "base.toml",
+        f'[task]\nname = "sst-2"\ndata_dir = "{stores["data"]}"\nmax_seq_length = {SEQ}\n'
+        f'[teacher]\nmodel = "{models / "teacher"}"\n[student]\nmodel = "{models / "student"}"\n'
+        f'[hsk]\nhsk_store = "{stores[PREFIX]}"\nkeep_tokens = 8\n',
+    )
+    sweep = write(root / "sweep" / "budgets.toml", f'base = "{base.name}"\n[grid]\nkeep_tokens = [4, 8]\n')
+    args = ["sweep", str(sweep), "-o", str(root / "sweep-out"), "--dry-run", "--json"]
+    refused = runner.invoke(app, [*args, "--max-train-samples", str(STORED)])
+    assert refused.exit_code == 2
+    assert f"Error: store {stores[PREFIX]} holds {PREFIX} examples of task 'sst-2'; this run asks for {STORED}" in (
+        refused.stderr
+    )
+    served = runner.invoke(app, [*args, "--max-train-samples", str(PREFIX)])
     assert served.exit_code == 0, served.output

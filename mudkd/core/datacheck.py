@@ -112,10 +112,11 @@ def header(path: Path) -> list[str] | None:
 
     ``.csv`` is read as CSV, ``.tsv`` split on tabs with quoting off (as the loader reads them); ``.jsonl`` and a
     ``.json`` in JSON Lines form give the keys of their first record; a ``.json`` array (or table of columns) is
-    parsed whole when it is under :data:`JSON_WHOLE_LIMIT`. An empty file has no columns (``[]``).
+    parsed whole when it is under :data:`JSON_WHOLE_LIMIT`. An empty file has no columns (``[]``). A UTF-8
+    byte-order mark (spreadsheet exports) is skipped, as the loader skips it.
     """
     suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # the loader drops a byte-order mark, as here
         if suffix == ".csv":
             return next(csv.reader(handle), [])
         if suffix == ".tsv":
@@ -132,7 +133,7 @@ def header(path: Path) -> list[str] | None:
         return list(record)
     if path.stat().st_size > JSON_WHOLE_LIMIT:
         return None
-    document = json.loads(path.read_text(encoding="utf-8"))
+    document = json.loads(path.read_text(encoding="utf-8-sig"))
     if isinstance(document, list):
         return list(document[0]) if document and isinstance(document[0], dict) else []
     return list(document) if isinstance(document, dict) else []

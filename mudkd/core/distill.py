@@ -235,15 +235,12 @@ def check_store_serves(path: str, store: Any, expected: dict[str, str], wanted: 
     found = {"pad_tokens": "reference"} | store.fingerprint  # stores from before dynamic padding padded to T (Q6)
     differ = serving_mismatches(found, len(store), expected, wanted)
     held = f"{len(store):,} examples of task '{found.get('task', '?')}'"
-    if differ and differ[-1].startswith("examples ("):
-        differ.pop()
-        if not differ:
-            raise StoreError(
-                f"store {path} holds {held}; this run asks for {wanted:,}",
-                hint=f"rebuild it with 'mudkd distill cache' for this run, or set task.max_train_samples <= "
-                f"{len(store)} (--max-train-samples {len(store)})",
-            )
-        differ.append(f"examples (store {len(store):,}, run {wanted:,})")
+    if len(differ) == 1 and wanted > len(store):  # built for this run, on fewer examples than it asks for
+        raise StoreError(
+            f"store {path} holds {held}; this run asks for {wanted:,}",
+            hint=f"rebuild it with 'mudkd distill cache' for this run, or set task.max_train_samples <= "
+            f"{len(store)} (--max-train-samples {len(store)})",
+        )
     if differ:
         raise StoreError(
             f"store {path} ({held}) does not match this run: {', '.join(differ)}",
@@ -251,14 +248,16 @@ def check_store_serves(path: str, store: Any, expected: dict[str, str], wanted: 
         )
 
 
-def _expected_for_plan(recipe: Recipe) -> tuple[dict[str, str], int]:
-    """The fingerprint a run of ``recipe`` expects of a store, and its training examples, without tokenising."""
+def plan_store_check(recipe: Recipe, path: str, store: Any) -> int:
+    """A dry run's :func:`check_store_serves`: the fingerprint the run will expect, built from the data files and
+    the student's tokenizer without tokenising; returns the run's training examples."""
     from mudkd.core.cache import expected_fingerprint
     from mudkd.core.data import tokenizer_fingerprint, train_source
 
     data_key, count = train_source(recipe.task)
     tokenizer = tokenizer_fingerprint(load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
-    return expected_fingerprint(recipe, tokenizer_key=tokenizer, data_key=data_key), count
+    check_store_serves(path, store, expected_fingerprint(recipe, tokenizer_key=tokenizer, data_key=data_key), count)
+    return count
 
 
 def check_stage_output(recipe: Recipe, stage: str, *, resume: bool = False) -> None:
@@ -354,8 +353,7 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
     check_stage_output(recipe, "hsk", resume=resume)
     if store is not None:  # the training run's own check, on the fingerprint it will compute
-        expected, num_examples = _expected_for_plan(recipe)
-        check_store_serves(recipe.hsk.hsk_store, store, expected, num_examples)  # type: ignore[arg-type]
+        num_examples = plan_store_check(recipe, recipe.hsk.hsk_store, store)  # type: ignore[arg-type]
     budget, _ = _resolve_stage_budget(recipe, student_config, store)
     if store is None:
         num_examples = count_train_examples(recipe)
@@ -385,7 +383,7 @@ def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     )
     check_stage_output(recipe, "pred", resume=resume)
     if store is not None:  # the training run's own check, on the fingerprint it will compute
-        check_store_serves(recipe.pred.logits_store, store, *_expected_for_plan(recipe))  # type: ignore[arg-type]
+        plan_store_check(recipe, recipe.pred.logits_store, store)  # type: ignore[arg-type]
     stage = recipe.pred
     return {
         "stage": "distill pred",

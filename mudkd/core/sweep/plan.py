@@ -225,9 +225,11 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     given_path = base.hsk.hsk_store if sweep.teacher_free else None
     given_store = None
     if given_path:
+        from mudkd.core.distill import plan_store_check
         from mudkd.core.store import HskStore
 
         given_store = HskStore.open(given_path, verify=False)
+        plan_store_check(base, given_path, given_store)  # every point trains on the base's data, read from it
     shapes = _model_shapes(base, given_store)
 
     problems: list[str] = []
