@@ -129,7 +129,11 @@ RecipeArg = Annotated[
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", "-s", help="Override any recipe key: --set hsk.keep_tokens=10 (repeatable).", metavar="KEY=VALUE"
+        "--set",
+        "-s",
+        help="Override any recipe key: --set hsk.keep_tokens=10; a list as a,b: --set task.text_columns=a,b "
+        "(repeatable).",
+        metavar="KEY=VALUE",
     ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; write nothing.")]
