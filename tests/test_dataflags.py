@@ -176,6 +176,20 @@ def test_dry_run_reports_every_data_problem_before_any_model_is_loaded(tiny_bert
     assert "Hint: each line names the setting to fix" in result.stderr
 
 
+def test_pipeline_dry_run_checks_the_data_its_flags_name(tmp_path):
+    train, dev = reviews(tmp_path / "data")
+    recipe = write(tmp_path / "r.toml", '[teacher]\npretrained = "bert-base-uncased"\n')
+    args = ["pipeline", str(recipe), "--train-file", str(train), "--validation-file", str(dev), "--dry-run"]
+    result = runner.invoke(app, [*args, "--text-columns", "review", "-o", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert lines_of(result.stderr) == [
+        f"task.label_column: column 'label' not found in {path} (its columns: 'review', 'stars'); "
+        "pass --label-column with one of them"
+        for path in (train, dev)
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
 def test_dry_run_of_a_glue_task_checks_its_folder(tiny_bert_dir, tmp_path):
     folder = write_sst2_slice(tmp_path / "SST-2", 8, None)  # no dev.tsv
     args = ["finetune", "--model-name-or-path", str(tiny_bert_dir), "--task-name", "sst-2", "-o", str(tmp_path / "o")]
