@@ -32,7 +32,11 @@ class RecipeError(MudkdError):
 
 
 class DataError(MudkdError):
-    """A data directory or file is missing or malformed."""
+    """A data directory or file is missing or malformed. ``problems`` lists every problem found."""
+
+    def __init__(self, message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message, hint)
+        self.problems = problems or [message]
 
 
 class CheckpointError(MudkdError):

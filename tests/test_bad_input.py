@@ -37,6 +37,7 @@ def ctx(tmp_path_factory):
 
     data = write_sst2_slice(w / "SST-2", 64, 32)
     no_dev = write_sst2_slice(w / "SST-2-no-dev", 64, None)
+    more = write_sst2_slice(w / "SST-2-more", 80, 32)  # the store's 64 training rows, then 16 more
 
     make_teacher_and_student(w)  # teacher: 3 layers, 4 heads, hidden 32, FFN 64; student: 2 layers, 2 heads
 
@@ -99,6 +100,7 @@ def ctx(tmp_path_factory):
         student=w / "student",
         scores=w / "scores",
         store=w / "store",
+        more=more,
         truncated=truncated,
         bad_manifest=bad_manifest,
         no_weights=no_weights,
@@ -274,9 +276,8 @@ CASES = {
     "hsk-length-beyond-positions": Case(lambda c: hsk(c, "--max-seq-length", 256), "256 is longer"),
     # distill hsk from a store that does not match or is damaged
     "hsk-store-other-max-length": Case(lambda c: hsk_store(c, c.store, "--max-seq-length", 24), "max_seq_length"),
-    "hsk-store-other-train-samples": Case(
-        lambda c: hsk_store(c, c.store, "--max-train-samples", 31), "max_train_samples"
-    ),
+    # a store serves a prefix of its examples (--max-train-samples 31 trains), but not other data
+    "hsk-store-other-data": Case(lambda c: hsk_store(c, c.store, "--data-dir", c.more), "data (store"),
     "hsk-store-cannot-serve-budget": Case(lambda c: hsk_store(c, c.store, "--config-3d", "2l_8t_0.5h"), "cannot serve"),
     "hsk-store-truncated-chunk": Case(lambda c: hsk_store(c, c.truncated), "is truncated"),
     "hsk-store-corrupted-manifest": Case(lambda c: hsk_store(c, c.bad_manifest), "manifest.json is not valid JSON"),
@@ -408,6 +409,7 @@ def test_the_matrix_covers_every_command():
         "out",
         "data",
         "no_dev",
+        "more",
         "teacher",
         "student",
         "scores",

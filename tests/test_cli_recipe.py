@@ -30,7 +30,10 @@ def test_wizard_refuses_without_a_terminal_and_names_the_alternative(tmp_path):
 
 def test_defaults_with_3d_config_writes_a_recipe_that_validates(tmp_path):
     target = tmp_path / "recipe.toml"
-    result = runner.invoke(app, ["wizard", "--defaults", "--set", "hsk.config_3d=1l_10t_0.1h", "-o", str(target)])
+    data = ["--set", f"task.data_dir={FIXTURE_GLUE / 'SST-2'}"]  # recipe validate checks the data it names
+    result = runner.invoke(
+        app, ["wizard", "--defaults", "--set", "hsk.config_3d=1l_10t_0.1h", *data, "-o", str(target)]
+    )
     assert result.exit_code == 0, result.output
     assert f"Next: mudkd pipeline {target}" in result.stdout
     recipe = build_recipe(target)

@@ -26,7 +26,7 @@ from mudkd.recipe import build_recipe, recipe_to_toml
 from mudkd.recipe.load import read_toml
 from mudkd.recipe.schema import path_keys
 from mudkd.recipe.sweep import MAX_POINTS, Sweep, expand_grid, make_recipe_builder, read_sweep
-from tests.helpers import REPO_ROOT, SHARED_GLUE, make_teacher_and_student, snapshot
+from tests.helpers import FIXTURE_GLUE, REPO_ROOT, SHARED_GLUE, make_teacher_and_student, snapshot
 
 runner = CliRunner()
 
@@ -278,7 +278,8 @@ def test_the_issue_scenario_a_recipe_output_dir_is_relative_to_the_recipe(tmp_pa
 
 
 def test_pipeline_without_an_output_dir_writes_to_outputs_recipe_name(tmp_path, monkeypatch):
-    write(tmp_path / "recipes" / "myexp.toml", '[teacher]\npretrained = "bert-base-uncased"\n')
+    data = f'[task]\ndata_dir = "{FIXTURE_GLUE / "SST-2"}"\n'  # a dry run checks the data is there
+    write(tmp_path / "recipes" / "myexp.toml", '[teacher]\npretrained = "bert-base-uncased"\n' + data)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -290,7 +291,8 @@ def test_pipeline_without_an_output_dir_writes_to_outputs_recipe_name(tmp_path, 
     assert list(work.iterdir()) == []  # a dry run writes nothing
     # a recipe's own output dir is relative to the recipe; -o is relative to the working directory
     write(
-        tmp_path / "recipes" / "named.toml", '[teacher]\npretrained = "bert-base-uncased"\n[output]\ndir = "runs/a"\n'
+        tmp_path / "recipes" / "named.toml",
+        '[teacher]\npretrained = "bert-base-uncased"\n[output]\ndir = "runs/a"\n' + data,
     )
     named = json.loads(runner.invoke(app, ["pipeline", "../recipes/named.toml", "--dry-run", "--json"]).stdout)
     assert named["output_dir"] == str(tmp_path / "recipes" / "runs" / "a")
@@ -335,7 +337,8 @@ def tiny_models(tmp_path_factory):
 def write_sweep_files(folder: Path, models: Path, output_dir: str | None) -> Path:
     write(
         folder / "base.toml",
-        f'[task]\nname = "sst-2"\nmax_seq_length = 16\n[teacher]\nmodel = "{models / "teacher"}"\n'
+        f'[task]\nname = "sst-2"\nmax_seq_length = 16\ndata_dir = "{FIXTURE_GLUE / "SST-2"}"\n'
+        f'[teacher]\nmodel = "{models / "teacher"}"\n'
         f'[student]\nmodel = "{models / "student"}"\n',
     )
     line = f'output_dir = "{output_dir}"\n' if output_dir else ""

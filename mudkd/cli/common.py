@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from mudkd.errors import MudkdError, RecipeError
+from mudkd.errors import DataError, MudkdError, RecipeError
 
 # ---------------------------------------------------------------------------------------------------------------
 # Consoles (created lazily: importing the CLI must stay cheap and side-effect free)
@@ -127,7 +127,7 @@ def report_error(error: BaseException) -> int:
         console.print("Interrupted.", highlight=False)
         return 130
     if isinstance(error, MudkdError):
-        problems = error.problems if isinstance(error, RecipeError) else [error.message]
+        problems = error.problems if isinstance(error, RecipeError | DataError) else [error.message]
         for problem in problems:
             console.print(f"Error: {problem}", highlight=False, markup=False)
         if error.hint:

@@ -9,6 +9,8 @@ EPILOG = """Examples:
 
   $ mudkd finetune --model-name-or-path bert-base-uncased --task-name sst-2 --data-dir glue/SST-2 -o models/teacher
 
+  $ mudkd finetune --model-name-or-path MODEL --train-file train.csv --validation-file dev.csv --text-columns text -o t
+
   $ mudkd finetune recipes/glue_rosita.toml --set finetune.num_train_epochs=3
 
   $ mudkd finetune recipes/quickstart.toml --dry-run --json
@@ -20,6 +22,10 @@ def finetune_cli(
     model_name_or_path: o.PretrainedOpt = None,
     task_name: o.TaskOpt = None,
     data_dir: o.DataDirOpt = None,
+    train_file: o.TrainFileOpt = None,
+    validation_file: o.ValidationFileOpt = None,
+    text_columns: o.TextColumnsOpt = None,
+    label_column: o.LabelColumnOpt = None,
     max_seq_length: o.MaxSeqOpt = None,
     max_train_samples: o.MaxTrainOpt = None,
     max_eval_samples: o.MaxEvalOpt = None,

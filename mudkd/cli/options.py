@@ -84,6 +84,11 @@ def int_list(text: str) -> list[int]:
         raise RecipeError(f"'{text}' is not a comma-separated list of layer numbers", hint="e.g. 0,3,6") from None
 
 
+def name_list(text: str) -> list[str]:
+    """``"premise,hypothesis"`` → ``["premise", "hypothesis"]`` (column names; blanks around commas dropped)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def true_or_false(text: str) -> bool:
     """``true|false`` (also ``1|0``, ``yes|no``) → bool."""
     lowered = text.lower()
@@ -124,7 +129,11 @@ RecipeArg = Annotated[
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", "-s", help="Override any recipe key: --set hsk.keep_tokens=10 (repeatable).", metavar="KEY=VALUE"
+        "--set",
+        "-s",
+        help="Override any recipe key: --set hsk.keep_tokens=10; a list as a,b: --set task.text_columns=a,b "
+        "(repeatable).",
+        metavar="KEY=VALUE",
     ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; write nothing.")]
@@ -156,6 +165,24 @@ StudentAsModelPathOpt = keyed(str | None, "student.model", "--model-path", hidde
 
 TaskOpt = keyed(str | None, "task.name", "--task-name", help="GLUE task (sst-2, cola, ...), 'rt-snippets' or 'custom'.")
 DataDirOpt = keyed(str | None, "task.data_dir", "--data-dir", help="GLUE task directory (TSV files).")
+TrainFileOpt = keyed(
+    str | None,
+    "task.train_file",
+    "--train-file",
+    help="Your own training file (.csv, .tsv, .json, .jsonl); implies --task-name custom.",
+)
+ValidationFileOpt = keyed(
+    str | None, "task.validation_file", "--validation-file", help="Your own dev file, same columns as --train-file."
+)
+TextColumnsOpt = keyed(
+    str | None,
+    "task.text_columns",
+    "--text-columns",
+    convert=name_list,
+    metavar="A[,B]",
+    help="Text column of your files, or two comma-separated for sentence pairs.",
+)
+LabelColumnOpt = keyed(str | None, "task.label_column", "--label-column", help="Label column of your files (label).")
 MaxSeqOpt = keyed(int | None, "task.max_seq_length", "--max-seq-length", help="Tokens per example.")
 MaxTrainOpt = keyed(
     int | None, "task.max_train_samples", "--max-train-samples", help="Use the first N training examples."

@@ -78,6 +78,13 @@ RootOpt = o.keyed(str | None, "output.dir", "--output-dir", "-o", help="Root out
 def pipeline_cli(
     recipe: o.RecipeArg = None,
     output_dir: RootOpt = None,
+    task_name: o.TaskOpt = None,
+    data_dir: o.DataDirOpt = None,
+    train_file: o.TrainFileOpt = None,
+    validation_file: o.ValidationFileOpt = None,
+    text_columns: o.TextColumnsOpt = None,
+    label_column: o.LabelColumnOpt = None,
+    max_train_samples: o.MaxTrainOpt = None,
     seed: o.SeedOpt = None,
     device: o.DeviceOpt = None,
     set_: o.SetOpt = None,

@@ -163,9 +163,11 @@ def validate_cli(
 ) -> None:
     """Validate recipe files and report every problem in all of them.
 
-    Checks the TOML syntax, unknown keys, types and ranges, and the budget strings (hsk.config_3d,
-    hsk.layer_scheme). Exits with 2 if any file has a problem. Model-dependent limits (e.g. more kept layers than
-    the student has) are checked when a command loads the models.
+    Checks the TOML syntax, unknown keys, types and ranges, the budget strings (hsk.config_3d,
+    hsk.layer_scheme), and the data the recipe names: files and folders exist, the text and label columns are in
+    the header (only the first line is read; data left to the command line is checked by --dry-run). Exits with 2
+    if any file has a problem. Model-dependent limits (e.g. more kept layers than the student has) are checked
+    when a command loads the models.
     """
     problems = {str(path): _problems_of(path) for path in recipes}
     if json_:
@@ -181,10 +183,15 @@ def validate_cli(
 
 
 def _problems_of(path: Path) -> list[str]:
+    from mudkd.core.datacheck import data_problems
+
     try:
-        return recipe_problems(build_recipe(path), source=str(path))
+        recipe = build_recipe(path)
     except RecipeError as error:
         return list(error.problems)
+    return recipe_problems(recipe, source=str(path)) + [
+        f"{path}: {problem}" for problem in data_problems(recipe.task, named_only=True)
+    ]
 
 
 recipe_app.command("list", epilog=LIST_EPILOG)(list_cli)

@@ -53,6 +53,13 @@ def sweep_cli(
     output_dir: Annotated[
         str | None, typer.Option("--output-dir", "-o", help="Output directory.", show_default=False)
     ] = None,
+    task_name: o.TaskOpt = None,
+    data_dir: o.DataDirOpt = None,
+    train_file: o.TrainFileOpt = None,
+    validation_file: o.ValidationFileOpt = None,
+    text_columns: o.TextColumnsOpt = None,
+    label_column: o.LabelColumnOpt = None,
+    max_train_samples: o.MaxTrainOpt = None,
     set_: o.SetOpt = None,
     dry_run: o.DryRunOpt = False,
     json_: o.JsonOpt = False,
@@ -63,7 +70,8 @@ def sweep_cli(
     prediction distillation). Finished points are skipped on rerun, so an interrupted sweep just continues.
     --set takes sweep keys (output_dir=..., grid.keep_tokens=[...]) and base-recipe keys (hsk.max_steps=50).
     """
-    sets = [*(set_ or []), *([f"output_dir={json.dumps(output_dir)}"] if output_dir else [])]
+    flags = [f"{key}={json.dumps(value)}" for key, value in o.overrides(sweep_cli, locals()).items()]  # base keys
+    sets = [*flags, *(set_ or []), *([f"output_dir={json.dumps(output_dir)}"] if output_dir else [])]
     sweep = read_sweep(sweep_file, sets=sets)
     sweep.output_dir = sweep.output_dir or str(Path("outputs", sweep_file.stem))  # default: ./outputs/<file name>
     builder = make_recipe_builder(sweep, sets)

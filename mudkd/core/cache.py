@@ -20,6 +20,7 @@ import torch
 
 from mudkd.core.batching import example_lengths, hsk_collator, length_sorted_batches
 from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
+from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, pack_targets
 from mudkd.core.models import (
@@ -43,10 +44,24 @@ _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 def run_fingerprint(recipe: Recipe, *, tokenizer: Any, data: TaskData, teacher_path: str | None) -> dict[str, str]:
     """Everything stored knowledge depends on, except the budget (checked separately, since slicing is allowed)."""
+    # the whole training data, not the examples this run takes: a store serves any prefix of its examples
+    source = fingerprint_files(data.data_files) if data.data_files else data.source_hash
+    return expected_fingerprint(
+        recipe, tokenizer_key=tokenizer_fingerprint(tokenizer), data_key=source, teacher_path=teacher_path
+    )
+
+
+def expected_fingerprint(
+    recipe: Recipe, *, tokenizer_key: str, data_key: str, teacher_path: str | None = None
+) -> dict[str, str]:
+    """:func:`run_fingerprint` from its parts: a dry run has the tokenizer and data identity, not tokenised data.
+
+    ``data_key`` is :func:`mudkd.core.data.data_identity` of the training data.
+    """
     fingerprint = {
-        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "tokenizer": tokenizer_key,
         "task": recipe.task.name,
-        "data": fingerprint_files(data.data_files) if data.data_files else fingerprint_value(data.train.fingerprint),
+        "data": data_key,
         "max_seq_length": str(recipe.task.max_seq_length),
         "max_train_samples": str(recipe.task.max_train_samples),
         "pad_tokens": recipe.hsk.pad_tokens,  # what a token slot past an example's length holds
@@ -63,6 +78,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     teacher = read_shape(recipe.teacher.model, "teacher")
     student = read_shape(recipe.student.model, "student")
     check_positions(recipe.task.max_seq_length, recipe.teacher.model, recipe.student.model)
+    check_data(recipe.task)
     check_output_dir(
         recipe.cache.output_dir,
         overwrite=recipe.output.overwrite,
@@ -91,6 +107,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     return {
         "stage": "distill cache",
         "teacher": recipe.teacher.model,
+        "data": describe_data(recipe.task),
         "output_dir": recipe.cache.output_dir,
         "dtype": recipe.cache.dtype,
         "budget": budget_summary(budget, count_train_examples(recipe), recipe.cache.dtype),

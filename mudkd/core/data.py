@@ -88,6 +88,9 @@ class TaskData:
         metrics: Metric names reported on dev.
         selection: Metric that selects the best checkpoint.
         data_files: The files the data came from (for fingerprints), empty for hub datasets.
+        source_hash: For a hub dataset (no files), what identifies its whole training split (every example,
+            before ``max_train_samples``: :func:`data_identity`); empty when the data came from files, whose
+            contents identify it. Stores are matched on it, so a store serves any prefix of its examples.
     """
 
     train: Any
@@ -96,6 +99,7 @@ class TaskData:
     metrics: tuple[str, ...]
     selection: str
     data_files: list[Path] = field(default_factory=list)
+    source_hash: str = ""
 
     @property
     def num_labels(self) -> int:
@@ -277,7 +281,8 @@ def _load_custom(config: TaskConfig) -> tuple[dict[str, dict[str, list]], list[s
             ) from None
         if not config.text_columns:
             raise DataError(
-                "a hub dataset needs task.text_columns", hint="e.g. --set task.text_columns='[\"sentence\"]'"
+                "a hub dataset needs task.text_columns",
+                hint="e.g. --text-columns sentence (or --set task.text_columns=sentence)",
             )
         dev_name = "validation" if "validation" in raw else "test"
         splits = {"train": _columns_from_dataset(raw["train"], config, config.dataset_name)}
@@ -460,9 +465,31 @@ def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
         _save_atomically(dataset, cached)
         return dataset
 
+    source = "" if files else data_identity(files, splits["train"])  # files are hashed when a store needs it
     train = build(splits.pop("train"), config.max_train_samples)
     dev = {name: build(columns, config.max_eval_samples) for name, columns in splits.items()}
-    return TaskData(train=train, dev=dev, labels=labels, metrics=metrics, selection=selection, data_files=files)
+    return TaskData(
+        train=train, dev=dev, labels=labels, metrics=metrics, selection=selection, data_files=files, source_hash=source
+    )
+
+
+def data_identity(files: list[Path], train: dict[str, list]) -> str:
+    """A hash of the whole training data, however many examples a run takes: the data files' contents, or (a hub
+    dataset, which has no files) every training example before ``max_train_samples``."""
+    if files:
+        from mudkd.core.store.fingerprint import fingerprint_files
+
+        return fingerprint_files(files)
+    from datasets.fingerprint import Hasher
+
+    return str(Hasher.hash(train))
+
+
+def train_source(config: TaskConfig) -> tuple[str, int]:
+    """``(data_identity, training examples a run uses)``, read without tokenising (a dry run's view of the data)."""
+    splits, _, _, _, files = load_raw(config)
+    count = len(splits["train"]["text_a"])
+    return data_identity(files, splits["train"]), min(count, config.max_train_samples or count)
 
 
 def count_train_examples(recipe: Any) -> int | None:

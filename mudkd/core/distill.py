@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from mudkd.core.batching import hsk_collator, make_collator
 from mudkd.core.data import TaskData, count_train_examples, load_task
+from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
 from mudkd.core.models import (
@@ -33,7 +34,7 @@ from mudkd.core.models import (
     teacher_fingerprint,
 )
 from mudkd.core.outputs import check_output_dir, recipe_inputs
-from mudkd.core.store import fingerprint_mismatches
+from mudkd.core.store import fingerprint_mismatches, serving_mismatches
 from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
 from mudkd.errors import CheckpointError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
@@ -227,23 +228,48 @@ def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) ->
     expected = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
     explicit = "dtype" in recipe.cache.model_fields_set  # a store's own dtype is trusted unless the run names one
     store = HskStore.open(path, expect_dtype=recipe.cache.dtype if explicit else None)
-    found = {"pad_tokens": "reference"} | store.fingerprint  # stores from before dynamic padding padded to T (Q6)
-    differ = fingerprint_mismatches(found, expected)
-    if differ:
-        raise StoreError(
-            f"HSK store {path} does not match this run: {', '.join(differ)}",
-            hint="rebuild it with 'mudkd distill cache' for this run, or pass the settings it was built with",
-        )
-    if len(store) != len(data.train):
-        raise StoreError(
-            f"{path}: the store holds {len(store)} examples, the training set has {len(data.train)}",
-            hint="use the same --max-train-samples as when the store was built",
-        )
+    check_store_serves(path, store, expected, len(data.train))
     return store
 
 
+def check_store_serves(path: str, store: Any, expected: dict[str, str], wanted: int) -> None:
+    """Refuse a store that cannot serve a run training on ``wanted`` examples (the rule: ``serving_mismatches``).
+
+    The training run and its dry run both ask this, with the same ``expected`` fingerprint (the dry run builds it
+    from the data files and the tokenizer, without tokenising), so they accept and refuse the same stores.
+    """
+    found = {"pad_tokens": "reference"} | store.fingerprint  # stores from before dynamic padding padded to T (Q6)
+    differ = serving_mismatches(found, len(store), expected, wanted)
+    held = f"{len(store):,} examples of task '{found.get('task', '?')}'"
+    if len(differ) == 1 and wanted > len(store):  # built for this run, on fewer examples than it asks for
+        raise StoreError(
+            f"store {path} holds {held}; this run asks for {wanted:,}",
+            hint=f"rebuild it with 'mudkd distill cache' for this run, or set task.max_train_samples <= "
+            f"{len(store)} (--max-train-samples {len(store)})",
+        )
+    if differ:
+        raise StoreError(
+            f"store {path} ({held}) does not match this run: {', '.join(differ)}",
+            hint="rebuild it with 'mudkd distill cache' for this run, or pass the settings it was built with",
+        )
+
+
+def plan_store_check(recipe: Recipe, path: str, store: Any) -> int:
+    """A dry run's :func:`check_store_serves`: the fingerprint the run will expect, built from the data files and
+    the student's tokenizer without tokenising; returns the run's training examples."""
+    from mudkd.core.cache import expected_fingerprint
+    from mudkd.core.data import tokenizer_fingerprint, train_source
+
+    data_key, count = train_source(recipe.task)
+    tokenizer = tokenizer_fingerprint(load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
+    check_store_serves(path, store, expected_fingerprint(recipe, tokenizer_key=tokenizer, data_key=data_key), count)
+    return count
+
+
 def check_stage_output(recipe: Recipe, stage: str, *, resume: bool = False) -> None:
-    """Refuse an output directory the HSK or prediction stage may not write (read-only; see mudkd.core.outputs)."""
+    """Refuse data that is not there (:func:`check_data`) and an output directory the HSK or prediction stage may
+    not write (read-only; see mudkd.core.outputs)."""
+    check_data(recipe.task)
     stage_config = recipe.hsk if stage == "hsk" else recipe.pred
     store_path = recipe.hsk.hsk_store if stage == "hsk" else recipe.pred.logits_store
     store_flag = "--hsk-store" if stage == "hsk" else "--logits-store"
@@ -332,6 +358,8 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         read_config(recipe.teacher.model, "teacher")
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
     check_stage_output(recipe, "hsk", resume=resume)
+    if store is not None:  # the training run's own check, on the fingerprint it will compute
+        num_examples = plan_store_check(recipe, recipe.hsk.hsk_store, store)  # type: ignore[arg-type]
     budget, _ = _resolve_stage_budget(recipe, student_config, store)
     if student_config.get("hidden_size") not in (None, budget.teacher_hidden):  # refuse a fit_dense of another shape
         load_fit_dense(
@@ -339,12 +367,14 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
             student_hidden=int(student_config["hidden_size"]),
             teacher_hidden=budget.teacher_hidden,
         )
-    num_examples = count_train_examples(recipe)
+    if store is None:
+        num_examples = count_train_examples(recipe)
     return {
         "stage": "distill hsk",
         "teacher": None if store is not None else recipe.teacher.model,
         "hsk_store": recipe.hsk.hsk_store,
         "student": recipe.student.model,
+        "data": describe_data(recipe.task),
         "output_dir": recipe.hsk.output_dir,
         "budget": budget_summary(budget, num_examples, _value_dtype(recipe, store)),
     }
@@ -353,22 +383,26 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
 def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The prediction stage's plan (validates models and paths; writes nothing)."""
     read_config(recipe.student.model, "student")
+    store = None
     if recipe.pred.logits_store:
         from mudkd.core.store import HskStore
 
-        HskStore.open(recipe.pred.logits_store, verify=False)
+        store = HskStore.open(recipe.pred.logits_store, verify=False)
     else:
         read_config(recipe.teacher.model, "teacher")
     check_positions(
         recipe.task.max_seq_length, recipe.student.model, None if recipe.pred.logits_store else recipe.teacher.model
     )
     check_stage_output(recipe, "pred", resume=resume)
+    if store is not None:  # the training run's own check, on the fingerprint it will compute
+        plan_store_check(recipe, recipe.pred.logits_store, store)  # type: ignore[arg-type]
     stage = recipe.pred
     return {
         "stage": "distill pred",
         "teacher": None if recipe.pred.logits_store else recipe.teacher.model,
         "logits_store": recipe.pred.logits_store,
         "student": recipe.student.model,
+        "data": describe_data(recipe.task),
         "output_dir": stage.output_dir,
         "temperature": stage.temperature,
         "learning_rate": stage.learning_rate,

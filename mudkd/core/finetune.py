@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer
 from mudkd.core.outputs import check_output_dir, recipe_inputs
@@ -18,6 +19,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     model = recipe.teacher.pretrained
     if not model:
         raise CheckpointError("no model to fine-tune", hint="pass --model-name-or-path MODEL")
+    check_data(recipe.task)
     check_positions(recipe.task.max_seq_length, model)
     check_output_dir(
         recipe.finetune.output_dir,
@@ -30,6 +32,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         "stage": "finetune",
         "model": model,
         "task": recipe.task.name,
+        "data": describe_data(recipe.task),
         "output_dir": stage.output_dir,
         "learning_rate": stage.learning_rate,
         "epochs": stage.num_train_epochs,

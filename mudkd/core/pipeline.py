@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.datacheck import check_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.outputs import (
     check_no_overlap,
@@ -155,6 +156,7 @@ def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
 def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The pipeline plan: which stages run and where, plus the knowledge budget when it can be resolved."""
     recipe, not_needed = resolve_paths(recipe)
+    check_data(recipe.task)
     check_root(recipe)
     stages = stage_status(recipe, not_needed)
     foreign = [row["output_dir"] for row in stages if row["status"] == "not mudkd's"]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
@@ -23,6 +24,7 @@ from mudkd.recipe.schema import Recipe
 def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """What ``run`` would do, for ``--dry-run`` (validates paths, touches nothing)."""
     teacher = require_teacher(recipe, flag="--model-name-or-path")
+    check_data(recipe.task)
     check_positions(recipe.task.max_seq_length, teacher)
     check_output_dir(
         recipe.score.output_dir,
@@ -33,6 +35,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         "stage": "score",
         "teacher": teacher,
         "task": recipe.task.name,
+        "data": describe_data(recipe.task),
         "output_dir": recipe.score.output_dir,
         "train_batch_size": recipe.score.train_batch_size,
         "epochs": recipe.score.num_train_epochs,

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mudkd.errors import RecipeError
-from mudkd.recipe.schema import Recipe, path_keys
+from mudkd.recipe.schema import Recipe, list_keys, path_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,6 +85,19 @@ def parse_override(text: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return key, value
+
+
+def as_list(value: Any) -> Any:
+    """A ``--set`` value of a list-typed key: ``text`` → ``["text"]``, ``a,b`` → ``["a", "b"]``, ``3`` → ``[3]``.
+
+    A TOML list (``'["a", "b"]'``) is kept as it is; items of a comma list are stripped (pydantic then converts
+    ``"3"`` to 3 for a list of layer numbers).
+    """
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | dict):
+        return value
+    return [value]
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -192,6 +205,8 @@ def build_recipe(
 
     Relative paths in the file resolve against its folder; those in ``flags``, ``sets`` and ``base`` are left as
     given (the working directory). A file may not set ``output.overwrite``: only the command line may.
+    ``--set`` takes a list-typed key as a comma list (``task.text_columns=a,b``) or a TOML list. A training file
+    (``task.train_file``) with no ``task.name`` given anywhere means ``task.name = "custom"``.
 
     Raises:
         RecipeError: With every problem found, one per line.
@@ -211,9 +226,13 @@ def build_recipe(
     for key, value in (flags or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
+    listed = list_keys()
     for text in sets or []:
         key, value = parse_override(text)
-        _set_dotted(data, key, value)
+        _set_dotted(data, key, as_list(value) if key in listed else value)
+    task = data.get("task")
+    if isinstance(task, dict) and task.get("train_file") and "name" not in task:
+        task["name"] = "custom"  # your own training file means your own task, unless a task is named
     problems = list(command_line_only)
     try:
         recipe = Recipe.model_validate(data)

@@ -7,6 +7,7 @@ pure Python: it must not import torch, transformers or datasets.
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -99,6 +100,12 @@ class TaskConfig(Section):
         object.__setattr__(self, "name", name)
         if name == "custom" and not (self.train_file or self.dataset_name):
             raise ValueError("a 'custom' task needs train_file (and validation_file) or dataset_name")
+        if name != "custom" and (self.train_file or self.validation_file):
+            key = "train_file" if self.train_file else "validation_file"
+            raise ValueError(
+                f"{key} is read only by task 'custom', but the task is '{name}' "
+                "(leave task.name out, or set it to custom, to train on your own files)"
+            )
         if name == "custom" and self.train_file and not self.text_columns:
             raise ValueError("a 'custom' task needs text_columns (one or two column names)")
         if len(self.text_columns) > 2:
@@ -416,6 +423,20 @@ def path_keys() -> dict[str, str]:
             extra = field.json_schema_extra
             if isinstance(extra, dict) and isinstance(extra.get("path"), str):
                 keys[f"{section_name}.{name}"] = str(extra["path"])
+    return keys
+
+
+def list_keys() -> set[str]:
+    """Every recipe key whose value is a list (``task.text_columns``, ``hsk.student_layers``, ...)."""
+    keys: set[str] = set()
+    for section_name, section_field in Recipe.model_fields.items():
+        annotation = section_field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            continue
+        for name, field in annotation.model_fields.items():
+            kinds = typing.get_args(field.annotation) or (field.annotation,)
+            if any(typing.get_origin(kind) is list or kind is list for kind in (field.annotation, *kinds)):
+                keys.add(f"{section_name}.{name}")
     return keys
 
 

@@ -9,10 +9,16 @@ times by training. The package has one module per concern:
   resumes, and :func:`check_chunk_bytes`, the bound on its memory.
 - :mod:`~mudkd.core.store.reader`: :class:`HskStore`, memory-mapped random reads with a bounded RSS.
 - :mod:`~mudkd.core.store.fingerprint`: hashes of what a store was built from, and
-  :func:`fingerprint_mismatches`, the one rule for whether a store was built for a run.
+  :func:`fingerprint_mismatches`, the one rule for whether a store was built for a run, and
+  :func:`serving_mismatches`, that rule for training: a store serves any prefix of its examples.
 """
 
-from mudkd.core.store.fingerprint import fingerprint_files, fingerprint_mismatches, fingerprint_value
+from mudkd.core.store.fingerprint import (
+    fingerprint_files,
+    fingerprint_mismatches,
+    fingerprint_value,
+    serving_mismatches,
+)
 from mudkd.core.store.format import (
     DEFAULT_CHUNK_SIZE,
     FORMAT,
@@ -47,5 +53,6 @@ __all__ = [
     "fingerprint_mismatches",
     "fingerprint_value",
     "read_manifest",
+    "serving_mismatches",
     "store_nbytes",
 ]

@@ -50,6 +50,37 @@ def fingerprint_mismatches(stored: Mapping[str, str], expected: Mapping[str, str
     ]
 
 
+#: Fingerprint keys that say how many training examples a store was built on, not which: a reader compares the
+#: number of examples instead (:func:`serving_mismatches`), since a store serves any prefix of its examples.
+COUNT_KEYS = frozenset({"max_train_samples"})
+
+
+def serving_mismatches(
+    stored: Mapping[str, str], stored_examples: int, expected: Mapping[str, str], wanted_examples: int
+) -> list[str]:
+    """What stops a store from serving a run that trains on ``wanted_examples`` examples: empty when it serves.
+
+    The rule of :func:`fingerprint_mismatches` for every key but :data:`COUNT_KEYS`, and the store must hold at least
+    the examples the run trains on: the run reads the store's first ``wanted_examples`` rows. That prefix is the
+    run's own examples because the ``data`` key hashes the whole source (every data file, or a hub dataset's training
+    split before any limit), the loader reads it in a fixed order and ``max_train_samples = N`` keeps its first N
+    examples; with the same data, tokenizer and length (also compared), example i is the same in both.
+
+    Args:
+        stored: The store's fingerprint.
+        stored_examples: The examples the store holds.
+        expected: The run's fingerprint (its :data:`COUNT_KEYS` are ignored).
+        wanted_examples: The training examples of the run.
+
+    Returns:
+        The :func:`fingerprint_mismatches` lines, then ``"examples (store N, run M)"`` when M > N.
+    """
+    differ = fingerprint_mismatches(stored, {k: v for k, v in expected.items() if k not in COUNT_KEYS})
+    if wanted_examples > stored_examples:
+        differ.append(f"examples (store {stored_examples:,}, run {wanted_examples:,})")
+    return differ
+
+
 def fingerprint_files(paths: Iterable[str | os.PathLike[str]]) -> str:
     """A sha256 over the names and contents of files, e.g. the teacher weights or the training data.
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.datacheck import check_data
 from mudkd.core.sweep.results import RESULT_FILE
 from mudkd.errors import BudgetError, RecipeError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
@@ -308,12 +309,15 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         )
     output_dir = Path(sweep.output_dir)
     base = base_recipe_builder({})
+    check_data(base.task)
     given_path = base.hsk.hsk_store if sweep.teacher_free else None
     given_store = None
     if given_path:
+        from mudkd.core.distill import plan_store_check
         from mudkd.core.store import HskStore
 
         given_store = HskStore.open(given_path, verify=False)
+        plan_store_check(base, given_path, given_store)  # every point trains on the base's data, read from it
     shapes = _model_shapes(base, given_store)
 
     num_examples = _count_examples(base)
