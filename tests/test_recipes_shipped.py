@@ -20,7 +20,7 @@ else:  # pragma: no cover
 
 RECIPES = sorted((REPO_ROOT / "mudkd" / "recipes").glob("*.toml"))
 KEY_LINE = re.compile(r"^\s*(?P<key>[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)\s*=")
-SHIPPED = {"quickstart", "glue_rosita", "glue_rosita_3d", "glue_tinybert", "sweep_base_sst2", "sweep_sst2_minilm"}
+SHIPPED = {"quickstart", "glue_rosita", "glue_rosita_3d", "glue_tinybert", "sweep_base_sst2", "sweep_sst2_minilm", "sweep_findings_sst2"}
 
 
 def test_recipes_ship_inside_the_package_and_the_checkout_links_them():
@@ -154,3 +154,17 @@ def test_shipped_sweep_by_name_finds_its_base_and_takes_paths_from_the_command_l
     base = make_recipe_builder(sweep, sets)({})
     assert Path(base.teacher.model) == Path("outputs/quickstart/teacher")  # --set: relative to the working dir
     assert Path(base.task.data_dir) == Path("glue/SST-2")
+
+
+def test_shipped_findings_sweep_has_one_point_per_claim_and_three_seeds():
+    """docs/findings.md is regenerated from this sweep: its points must stay the ones the report discusses."""
+    from mudkd.recipe.sweep import expand_grid, read_sweep
+
+    sweep = read_sweep(SHIPPED_RECIPES / "sweep_findings_sst2.toml")
+    points = expand_grid(sweep)
+    runs = {point.id for point in points}
+    kinds = sorted({point.kind for point in points})
+    assert "untrained" in runs and {"no_hsk-s42", "no_hsk-s43", "no_hsk-s44", "full_hsk-s44"} <= runs
+    hsk = [point for point in points if point.kind not in {"untrained", "no_hsk", "full_hsk"}]
+    assert len(hsk) == 9 * 3, kinds  # 4 budgets + 2 rankings + 2 width masks + 1 depth mapping, 3 seeds each
+    assert {point.id.rsplit("-s", 1)[1] for point in hsk} == {"42", "43", "44"}
