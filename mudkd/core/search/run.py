@@ -12,8 +12,11 @@ Layout of a search's output directory::
     search.png           the measured points against the HSK fraction (log x), with the tolerance band
     final/{hsk,pred}/    with --train-final: the student distilled at the chosen budget
 
-Every run goes through :func:`mudkd.core.sweep.run` as a one-point sweep (so baselines and budgets get the sweep's
-protocol); a kill loses at most the run in progress, which restarts from scratch.
+Every run goes through :func:`mudkd.core.sweep.run` as a one-point sweep, so baselines and budgets get the sweep's
+protocol (the fair no-HSK baseline, the run records); a kill loses at most the run in progress, which restarts from
+scratch. The seed is the base recipe's ``training.seed`` of that sweep, one sweep directory per seed, rather than
+the sweep's ``seeds``: those replicate every planned point at every seed, while the search picks one (point, seed)
+at a time; ``runs/s<seed>/points/<point>`` keeps the point ids equal to the search's labels.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from mudkd.core.search.plan import (
     search_sweep,
 )
 from mudkd.core.search.plot import PLOT_FILE, write_plot
-from mudkd.core.sweep import SweepEvents, describe_budget, ensure_store
+from mudkd.core.sweep import SweepEvents, base_inputs, describe_budget, ensure_store
 from mudkd.errors import RecipeError, RunError
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.sweep import FULL_HSK_OVERRIDES, apply_overrides
@@ -232,14 +235,7 @@ def check_search_dir(directory: Path, inputs: Mapping[str, str | None]) -> None:
 
 
 def _inputs(recipe: Recipe) -> dict[str, str | None]:
-    return {
-        "teacher.model": recipe.teacher.model,
-        "student.model": recipe.student.model,
-        "hsk.hsk_store": recipe.hsk.hsk_store,
-        "task.data_dir": recipe.task.data_dir,
-        "task.train_file": recipe.task.train_file,
-        "task.validation_file": recipe.task.validation_file,
-    }
+    return {**base_inputs(recipe), "hsk.hsk_store": recipe.hsk.hsk_store}
 
 
 def run(

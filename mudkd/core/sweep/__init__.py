@@ -40,7 +40,7 @@ from mudkd.core.sweep.results import (
     results_csv,
     write_results,
 )
-from mudkd.core.sweep.run import SweepEvents, run
+from mudkd.core.sweep.run import SweepEvents, base_inputs, run
 from mudkd.core.sweep.stores import ensure_store, store_state
 from mudkd.core.sweep.summary import summarize
 
@@ -57,6 +57,7 @@ __all__ = [
     "SweepEvents",
     "SweepPlan",
     "SweepResult",
+    "base_inputs",
     "check_sweep_dir",
     "collect_records",
     "describe_budget",

@@ -219,12 +219,13 @@ def run(
     plan_ = plan(sweep, base_recipe_builder, shard=shard)
     output_dir = plan_.output_dir
     base = base_recipe_builder({})
-    check_sweep_dir(output_dir, inputs=_base_inputs(base))
+    check_sweep_dir(output_dir, inputs=base_inputs(base))
     with output_lock(output_dir):
         return _run_locked(plan_, base, shard, events)
 
 
-def _base_inputs(base: Recipe) -> dict[str, str | None]:
+def base_inputs(base: Recipe) -> dict[str, str | None]:
+    """The models and data a sweep (or a search) reads: its output directory may not overlap them."""
     return {
         "teacher.model": base.teacher.model,
         "student.model": base.student.model,
