@@ -196,25 +196,35 @@ def test_recipe_validate_checks_budget_strings(tmp_path):
     assert "hsk.config_3d: cannot parse" in entry["problems"][0] and "hsk.layer_scheme" in entry["problems"][1]
 
 
-SHIPPED_BASE = Path(__file__).resolve().parents[1] / "mudkd" / "recipes" / "sweep_base_sst2.toml"
+SHIPPED = Path(__file__).resolve().parents[1] / "mudkd" / "recipes"
 
 
 def write_sweep(directory: Path, body: str) -> Path:
-    """A sweep file next to a copy of the shipped sweep base recipe (max_seq_length 64)."""
-    (directory / "base.toml").write_text(SHIPPED_BASE.read_text())
+    """A sweep file next to a copy of the shipped sweep base recipe (max_seq_length 64), on the SST-2 fixture."""
+    base = SHIPPED.joinpath("sweep_base_sst2.toml").read_text()
+    base = base.replace('data_dir = "../../shared/data/glue/SST-2"', f'data_dir = "{FIXTURE_GLUE / "SST-2"}"')
+    assert str(FIXTURE_GLUE) in base
+    (directory / "base.toml").write_text(base)
     path = directory / "sweep.toml"
     path.write_text(f'base = "base.toml"\n{body}')
     return path
 
 
-def test_recipe_validate_checks_the_shipped_sweep_as_a_sweep():
-    result = runner.invoke(app, ["recipe", "validate", "sweep_sst2_minilm", "--json"])
+def test_recipe_validate_checks_the_shipped_sweep_as_a_sweep(tmp_path):
+    shipped = SHIPPED.joinpath("sweep_sst2_minilm.toml").read_text()
+    path = write_sweep(tmp_path, shipped.replace('base = "sweep_base_sst2.toml"', ""))
+    result = runner.invoke(app, ["recipe", "validate", str(path), "--json"])
     assert result.exit_code == 0, result.output
     [entry] = json.loads(result.stdout)["recipes"]
     # untrained once + 3 seeds x (no_hsk, full_hsk + 6 3D budgets + 2x2 length + 2x2 width + 2x2 depth) = 1 + 3 x 20
     assert entry["kind"] == "sweep" and entry["valid"] is True and entry["problems"] == [] and entry["runs"] == 61
-    text = runner.invoke(app, ["recipe", "validate", "sweep_sst2_minilm"])
-    assert text.exit_code == 0 and "sweep_sst2_minilm: ok (sweep, 61 runs)" in text.stdout
+    text = runner.invoke(app, ["recipe", "validate", str(path)])
+    assert text.exit_code == 0 and f"{path}: ok (sweep, 61 runs)" in text.stdout
+    (tmp_path / "base.toml").write_text(
+        (tmp_path / "base.toml").read_text().replace(str(FIXTURE_GLUE / "SST-2"), str(tmp_path / "none"))
+    )
+    missing = runner.invoke(app, ["recipe", "validate", str(path)])
+    assert missing.exit_code == 2 and f"Error: {path}: base: task.data_dir: " in missing.stderr
 
 
 @pytest.mark.parametrize(

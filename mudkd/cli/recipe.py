@@ -191,7 +191,9 @@ def validate_cli(
         for name, check in checks.items():
             if not check.problems:
                 what = {"sweep": f" (sweep, {check.runs} runs)", "search": " (recipe with a [search] table)"}
-                c.stdout_console().print(f"{name}: ok{what.get(check.kind, '')}", highlight=False, markup=False)
+                c.stdout_console().print(
+                    f"{name}: ok{what.get(check.kind, '')}", highlight=False, markup=False, soft_wrap=True
+                )
     every = [problem for found in problems.values() for problem in found]
     if every:
         invalid = sum(1 for found in problems.values() if found)
