@@ -196,6 +196,90 @@ def test_recipe_validate_checks_budget_strings(tmp_path):
     assert "hsk.config_3d: cannot parse" in entry["problems"][0] and "hsk.layer_scheme" in entry["problems"][1]
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "mudkd" / "recipes"
+
+
+def write_sweep(directory: Path, body: str) -> Path:
+    """A sweep file next to a copy of the shipped sweep base recipe (max_seq_length 64), on the SST-2 fixture."""
+    base = SHIPPED.joinpath("sweep_base_sst2.toml").read_text()
+    base = base.replace('data_dir = "../../shared/data/glue/SST-2"', f'data_dir = "{FIXTURE_GLUE / "SST-2"}"')
+    assert str(FIXTURE_GLUE) in base
+    (directory / "base.toml").write_text(base)
+    path = directory / "sweep.toml"
+    path.write_text(f'base = "base.toml"\n{body}')
+    return path
+
+
+def test_recipe_validate_checks_the_shipped_sweep_as_a_sweep(tmp_path):
+    shipped = SHIPPED.joinpath("sweep_sst2_minilm.toml").read_text()
+    path = write_sweep(tmp_path, shipped.replace('base = "sweep_base_sst2.toml"', ""))
+    result = runner.invoke(app, ["recipe", "validate", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.stdout)["recipes"]
+    # untrained once + 3 seeds x (no_hsk, full_hsk + 6 3D budgets + 2x2 length + 2x2 width + 2x2 depth) = 1 + 3 x 20
+    assert entry["kind"] == "sweep" and entry["valid"] is True and entry["problems"] == [] and entry["runs"] == 61
+    text = runner.invoke(app, ["recipe", "validate", str(path)])
+    assert text.exit_code == 0 and f"{path}: ok (sweep, 61 runs)" in text.stdout
+    (tmp_path / "base.toml").write_text(
+        (tmp_path / "base.toml").read_text().replace(str(FIXTURE_GLUE / "SST-2"), str(tmp_path / "none"))
+    )
+    missing = runner.invoke(app, ["recipe", "validate", str(path)])
+    assert missing.exit_code == 2 and f"Error: {path}: base: task.data_dir: " in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected"),
+    [
+        ("[1, 1]", "(top level): seeds: duplicate values [1, 1]"),
+        ("[1, -3]", "seeds.1: must be greater than or equal to 0 (got -3)"),
+    ],
+    ids=["duplicate", "negative"],
+)
+def test_recipe_validate_reports_a_bad_seed_list_of_a_sweep(tmp_path, seeds, expected):
+    path = write_sweep(tmp_path, f'baselines = ["no_hsk"]\nseeds = {seeds}\n[[grid]]\nkeep_tokens = [4]\n')
+    result = runner.invoke(app, ["recipe", "validate", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [f"Error: {path}: {expected}"]
+    assert "unknown key" not in result.stderr  # read as a sweep, not as a recipe
+
+
+def test_recipe_validate_checks_every_sweep_point_against_the_base_once_per_point(tmp_path):
+    path = write_sweep(tmp_path, "seeds = [1, 2]\n[[grid]]\nkeep_tokens = [4, 65, 99]\n")
+    result = runner.invoke(app, ["recipe", "validate", str(path), "--json"])
+    assert result.exit_code == 2
+    [entry] = json.loads(result.stdout)["recipes"]
+    # the base keeps 64 positions: k = 65 and 99 do not fit, each said once (not once per seed)
+    assert entry["kind"] == "sweep" and entry["runs"] == 6
+    assert entry["problems"] == [
+        f"{path}: point k65: hsk.keep_tokens: must be <= task.max_seq_length = 64 (got 65)",
+        f"{path}: point k99: hsk.keep_tokens: must be <= task.max_seq_length = 64 (got 99)",
+    ]
+
+
+def test_recipe_validate_names_the_problems_of_a_sweeps_base(tmp_path):
+    path = write_sweep(tmp_path, "[[grid]]\nkeep_tokens = [4]\n")
+    (tmp_path / "base.toml").write_text("[hsk]\nkeep_tokenz = 4\n")
+    result = runner.invoke(app, ["recipe", "validate", str(path)])
+    assert result.exit_code == 2
+    assert f"Error: {path}: base: {tmp_path / 'base.toml'}: hsk.keep_tokenz: unknown key" in result.stderr
+
+
+def test_recipe_validate_checks_a_search_table(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('[hsk]\nconfig_3d = "1l_10t_0.1h"\n[search]\ntolerance = 1.0\nseeds = 2\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[search]\ntolerance = -1\nladder = ["1l_4t"]\nsteps = 3\n')
+    result = runner.invoke(app, ["recipe", "validate", str(good), str(bad), "--json"])
+    assert result.exit_code == 2
+    entries = {e["path"]: e for e in json.loads(result.stdout)["recipes"]}
+    assert entries[str(good)] == {"path": str(good), "kind": "search", "valid": True, "problems": []}
+    problems = entries[str(bad)]["problems"]
+    assert len(problems) == 3 and all(p.startswith(f"{bad}: search.") for p in problems)
+    assert "search.tolerance: must be greater than or equal to 0" in problems[0] and "ladder" in problems[1]
+    assert "search.steps: unknown key" in problems[2]
+
+
 def test_recipe_group_shows_help_without_arguments():
     result = runner.invoke(app, ["recipe"])
     assert "show" in result.output and "validate" in result.output

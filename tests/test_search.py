@@ -279,6 +279,9 @@ def test_a_killed_search_resumes_without_rerunning_a_recorded_run(tmp_path, mode
     assert third.calls == [] and again.chosen["point"] == "2l_4t_0.5h"
     store_files = list((tmp_path / "out" / "store").iterdir())
     assert store_files and (tmp_path / "out" / "store.json").is_file()  # built once, then reused
+    built = json.loads((tmp_path / "out" / "store.json").read_text())
+    assert result.store["action"] == again.store["action"] == "reused" and built["seconds"] > 0
+    assert again.compute["store_seconds"] == pytest.approx(built["seconds"])  # the build still counts
 
 
 def test_a_changed_recipe_does_not_reuse_old_runs(tmp_path, models):
@@ -297,6 +300,27 @@ def test_a_foreign_output_dir_is_refused(tmp_path, models):
     with pytest.raises(Exception, match="holds no search"):
         core.run(plan, runner=fake)
     assert fake.calls == [] and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["precious.txt"]
+
+
+def test_the_no_hsk_run_trains_under_the_sweeps_fair_baseline_protocol(tmp_path, models):
+    """The search's baseline is planned by the sweep, so it trains as long as an HSK run (the fair protocol)."""
+    from mudkd.core.search.run import sweep_runner
+    from mudkd.core.sweep import ensure_store, fair_baseline_overrides
+    from mudkd.recipe import build_recipe
+
+    plan = make_plan(tmp_path, models, f"ladder = {json.dumps(LADDER[:1])}\nseeds = 1")
+    ensure_store(plan.store, plan.recipe, core.SearchEvents())
+    # hand-derived: the recipe's HSK stage (2 steps) + prediction stage (2 steps), a 10 % warm-up
+    fair = fair_baseline_overrides(plan.recipe)
+    assert fair == {"pred.max_steps": 4, "pred.warmup_proportion": 0.1}
+    record = sweep_runner(plan, "no_hsk", "no_hsk", 7, core.SearchEvents())
+    assert record["kind"] == "no_hsk" and record["seed"] == 7 and record["teacher_free"] is True
+    assert record["pred_updates"] == fair["pred.max_steps"] and record["pred_warmup"] == fair["pred.warmup_proportion"]
+    trained = build_recipe(Path(record["model_dir"]) / "recipe.resolved.toml")  # what the student trained with
+    assert trained.pred.max_steps == 4 and trained.pred.warmup_proportion == 0.1 and trained.training.seed == 7
+    logged = [json.loads(line) for line in (Path(record["model_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    assert max(entry["step"] for entry in logged) == 4  # 4 optimiser updates, not the base's 2
+    assert record["model_dir"] == str(tmp_path / "out" / "runs" / "s7" / "points" / "no_hsk" / "pred")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -180,6 +180,54 @@ def status_text(logs: dict[str, float], last_metric: str) -> str:
     return " ".join([*first, *([f"| {last_metric} |"] if last_metric else []), *rest])
 
 
+class LiveDisplay:
+    """Progress of a many-run command (sweep, search) on stderr: a live view re-drawn twice a second on a terminal,
+    else plain lines (none with -q).
+
+    A subclass sets ``events`` and gives :meth:`render`; ``with display as events:`` stops the live view on exit.
+    """
+
+    def __init__(self) -> None:
+        self.quiet = is_quiet()  # -q: no live view either
+        self.animate = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not self.quiet
+        self.started = time.monotonic()
+        self.live: Any = None
+        self.events: Any = None
+
+    def __enter__(self) -> Any:
+        return self.events
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.live is not None:
+            self.live.refresh()
+            self.live.stop()
+            self.live = None
+
+    def start_live(self) -> bool:
+        """Start the live view on a terminal (re-rendered on every refresh: the clock ticks); False elsewhere."""
+        if not self.animate:
+            return False
+        from rich.live import Live
+
+        self.live = Live(console=stderr_console(), refresh_per_second=2, transient=False, get_renderable=self.render)
+        self.live.start()
+        return True
+
+    def render(self) -> Any:
+        """What the live view shows."""
+        raise NotImplementedError
+
+    def message(self, text: str) -> None:
+        if self.live is not None:
+            self.live.console.print(text, highlight=False, markup=False)
+        else:
+            info(text)
+
+    def refresh(self) -> None:
+        if self.live is not None:
+            self.live.refresh()
+
+
 def make_events(json_mode: bool = False) -> Any:
     """The progress display for a long stage: animated on a terminal, plain lines otherwise."""
     from mudkd.core.events import RunEvents

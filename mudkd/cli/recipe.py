@@ -12,7 +12,7 @@ from mudkd.cli import options as o
 from mudkd.errors import RecipeError
 from mudkd.recipe import Recipe, build_recipe, recipe_fields
 from mudkd.recipe.load import flatten, shipped_recipes
-from mudkd.recipe.wizard import recipe_problems
+from mudkd.recipe.validate import FileCheck, check_file
 
 LIST_EPILOG = """Examples:
 
@@ -37,6 +37,8 @@ VALIDATE_EPILOG = """Examples:
   $ mudkd recipe validate recipe.toml
 
   $ mudkd recipe validate recipes/*.toml
+
+  $ mudkd recipe validate sweep_sst2_minilm --json
 """
 
 recipe_app = typer.Typer(
@@ -158,23 +160,40 @@ def _escape(text: str) -> str:
 
 
 def validate_cli(
-    recipes: Annotated[list[Path], typer.Argument(help="Recipe files to check.", show_default=False)],
+    recipes: Annotated[
+        list[Path], typer.Argument(help="Recipe or sweep files (or shipped names) to check.", show_default=False)
+    ],
     json_: o.JsonOpt = False,
 ) -> None:
-    """Validate recipe files and report every problem in all of them.
+    """Validate recipe and sweep files and report every problem in all of them.
 
     Checks the TOML syntax, unknown keys, types and ranges, the budget strings (hsk.config_3d,
     hsk.layer_scheme), and the data the recipe names: files and folders exist, the text and label columns are in
-    the header (only the first line is read; data left to the command line is checked by --dry-run). Exits with 2
-    if any file has a problem. Model-dependent limits (e.g. more kept layers than the student has) are checked
-    when a command loads the models.
+    the header (only the first line is read; data left to the command line is checked by --dry-run). A recipe's
+    [search] table is checked as mudkd search reads it. A sweep file (base and [[grid]] or baselines) is checked
+    as a sweep: its keys and seeds, its base recipe (and its data), and every point applied to the base. Exits
+    with 2 if any file has a problem. Model-dependent limits (e.g. more kept layers than the student has) are
+    checked when a command loads the models.
     """
-    problems = {str(path): _problems_of(path) for path in recipes}
+    checks = {str(path): _check(path) for path in recipes}
+    problems = {name: check.problems for name, check in checks.items()}
     if json_:
-        c.emit_json({"recipes": [{"path": p, "valid": not found, "problems": found} for p, found in problems.items()]})
+        c.emit_json(
+            {
+                "recipes": [
+                    {"path": p, "kind": check.kind, "valid": not check.problems, "problems": check.problems}
+                    | ({"runs": check.runs} if check.runs is not None else {})
+                    for p, check in checks.items()
+                ]
+            }
+        )
     else:
-        for name in (name for name, found in problems.items() if not found):
-            c.stdout_console().print(f"{name}: ok", highlight=False, markup=False)
+        for name, check in checks.items():
+            if not check.problems:
+                what = {"sweep": f" (sweep, {check.runs} runs)", "search": " (recipe with a [search] table)"}
+                c.stdout_console().print(
+                    f"{name}: ok{what.get(check.kind, '')}", highlight=False, markup=False, soft_wrap=True
+                )
     every = [problem for found in problems.values() for problem in found]
     if every:
         invalid = sum(1 for found in problems.values() if found)
@@ -182,16 +201,15 @@ def validate_cli(
         raise RecipeError(every[0], hint=hint, problems=every)
 
 
-def _problems_of(path: Path) -> list[str]:
+def _check(path: Path) -> FileCheck:
+    """The file's own checks (:func:`check_file`), then the data its recipe (a sweep's base) names."""
     from mudkd.core.datacheck import data_problems
 
-    try:
-        recipe = build_recipe(path)
-    except RecipeError as error:
-        return list(error.problems)
-    return recipe_problems(recipe, source=str(path)) + [
-        f"{path}: {problem}" for problem in data_problems(recipe.task, named_only=True)
-    ]
+    check = check_file(path)
+    if check.recipe is not None:
+        where = f"{path}: base" if check.kind == "sweep" else str(path)
+        check.problems += [f"{where}: {problem}" for problem in data_problems(check.recipe.task, named_only=True)]
+    return check
 
 
 recipe_app.command("list", epilog=LIST_EPILOG)(list_cli)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -204,19 +202,15 @@ def render_result(result: Any, json_mode: bool) -> None:
 # Progress
 
 
-class SearchDisplay:
+class SearchDisplay(c.LiveDisplay):
     """Search progress on stderr: a live table of the measured points (terminal), else one line per run."""
 
     def __init__(self, plan: Any) -> None:
         from mudkd.core.search import SearchEvents
 
-        quiet = c.is_quiet()
-        self.animate = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not quiet
-        self.quiet = quiet
+        super().__init__()
         self.rows: list[dict[str, Any]] = []
         self.status = ""
-        self.started = time.monotonic()
-        self.live: Any = None
         display = self
 
         class Events(SearchEvents):
@@ -246,41 +240,25 @@ class SearchDisplay:
         self.run_label = ""
         self.stage_name = ""
 
-    def __enter__(self) -> Any:
-        return self.events
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.live is not None:
-            self.live.refresh()
-            self.live.stop()
-            self.live = None
-
     def start(self, rows: list[dict[str, Any]], recorded: int) -> None:
         self.rows = rows
-        if self.animate:
-            from rich.live import Live
-
-            self.live = Live(
-                console=c.stderr_console(), refresh_per_second=2, transient=False, get_renderable=self._render
-            )
-            self.live.start()
-        elif not self.quiet:
+        if not self.start_live() and not self.quiet:
             c.info(f"search: {recorded} runs recorded earlier")
 
     def run_start(self, label: str) -> None:
         self.run_label, self.status = label, label
         if not self.animate and not self.quiet:
             c.info(label)
-        self._refresh()
+        self.refresh()
 
     def stage(self, stage: str) -> None:
         self.stage_name = stage
         self.status = f"{self.run_label}: distill {stage}"
-        self._refresh()
+        self.refresh()
 
     def step(self, step: int) -> None:
         self.status = f"{self.run_label}: distill {self.stage_name} step {step}/{self.total}"
-        self._refresh()
+        self.refresh()
 
     def run_end(self, record: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         self.rows, self.status = rows, ""
@@ -288,19 +266,9 @@ class SearchDisplay:
             value = record.get("dev_metric")
             shown = "-" if value is None else f"{value:.4f}"
             c.info(f"  {record['point']} seed {record['seed']}: dev {record.get('metric')}={shown}")
-        self._refresh()
+        self.refresh()
 
-    def message(self, text: str) -> None:
-        if self.live is not None:
-            self.live.console.print(text, highlight=False, markup=False)
-        else:
-            c.info(text)
-
-    def _refresh(self) -> None:
-        if self.live is not None:
-            self.live.refresh()
-
-    def _render(self) -> Any:
+    def render(self) -> Any:
         from rich.console import Group
         from rich.text import Text
 

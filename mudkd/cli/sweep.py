@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -256,14 +254,13 @@ def render_result(result: Any, json_mode: bool) -> None:
 # Progress
 
 
-class SweepDisplay:
+class SweepDisplay(c.LiveDisplay):
     """Sweep progress on stderr: a live table filling in as points finish (terminal), else one line per event."""
 
     def __init__(self, json_mode: bool) -> None:
         from mudkd.core.sweep import SweepEvents
 
-        quiet = c.is_quiet()  # -q: no live table either
-        animate = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not quiet
+        super().__init__()
         display = self
 
         class Events(SweepEvents):
@@ -286,37 +283,18 @@ class SweepDisplay:
                 display.message(text)
 
         self.events = Events()
-        self.animate, self.quiet = animate, quiet
         self.rows: dict[str, dict[str, Any]] = {}
         self.status: dict[str, str] = {}
         self.current: str | None = None
         self.stage = ""
         self.order: list[str] = []
         self.stage_total = 0
-        self.started = time.monotonic()
-        self.live: Any = None
-
-    def __enter__(self) -> Any:
-        return self.events
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.live is not None:
-            self.live.refresh()
-            self.live.stop()
-            self.live = None
 
     def start(self, rows: list[dict[str, Any]], skipped: list[str]) -> None:
         self.rows = {row["id"]: row for row in rows}
         self.status = {row["id"]: ("done earlier" if row["id"] in skipped else "waiting") for row in rows}
         self.order = [row["id"] for row in rows]
-        if self.animate:
-            from rich.live import Live
-
-            self.live = Live(
-                console=c.stderr_console(), refresh_per_second=2, transient=False, get_renderable=self._table
-            )  # re-rendered on every refresh: the clock ticks
-            self.live.start()
-        elif not self.quiet:
+        if not self.start_live() and not self.quiet:
             c.info(f"sweep: {len(rows)} points, {len(skipped)} already done")
 
     def _position(self, point_id: str) -> str:
@@ -327,12 +305,12 @@ class SweepDisplay:
         self.status[point_id] = stage
         if not self.animate and not self.quiet:
             c.info(f"{self._position(point_id)} {point_id}: distill {stage}")
-        self._refresh()
+        self.refresh()
 
     def step(self, step: int) -> None:
         if self.current is not None and self.status.get(self.current) != "done":
             self.status[self.current] = f"{self.stage} step {step}/{self.stage_total}"
-            self._refresh()
+            self.refresh()
 
     def finish(self, record: dict[str, Any]) -> None:
         self.rows[record["id"]] = {**self.rows.get(record["id"], {}), **record}
@@ -342,19 +320,9 @@ class SweepDisplay:
                 f"{self._position(record['id'])} {record['id']}: dev {record['metric']}={_metric(record)} "
                 f"(HSK {_fraction(record['hsk_fraction'])}, {record['seconds']:.1f}s)"
             )
-        self._refresh()
+        self.refresh()
 
-    def message(self, text: str) -> None:
-        if self.live is not None:
-            self.live.console.print(text, highlight=False, markup=False)
-        else:
-            c.info(text)
-
-    def _refresh(self) -> None:
-        if self.live is not None:
-            self.live.refresh()
-
-    def _table(self) -> Any:
+    def render(self) -> Any:
         from rich import box
         from rich.table import Table
 

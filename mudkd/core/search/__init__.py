@@ -1,14 +1,14 @@
 """Search for the minimum knowledge: the smallest budget within a tolerance of full HSK, from one store.
 
-The package, importing one way (``decide``, ``ladder`` ← ``plan`` ← ``store``, ``plot`` ← ``run``):
+The package, importing one way (``decide``, ``ladder`` ← ``plan``, ``plot`` ← ``run``):
 
 - :mod:`~mudkd.core.search.decide`: the pure, deterministic bisection over the ordered ladder (seeds added where
   a decision is close, a run cap), replayed from the recorded runs;
 - :mod:`~mudkd.core.search.ladder`: the default ladders (3D, depth, length, width) for a student's shape;
 - :mod:`~mudkd.core.search.plan`: the ladder resolved through the sweep planner, its one store, the run cap and
   the CPU estimate (dry run);
-- :mod:`~mudkd.core.search.store`: the store built, resumed or reused;
-- :mod:`~mudkd.core.search.run`: the search itself, its records (``runs.jsonl``), result and final student;
+- :mod:`~mudkd.core.search.run`: the search itself (its store built, resumed or reused as a sweep's, by
+  :func:`mudkd.core.sweep.ensure_store`), its records (``runs.jsonl``), result and final student;
 - :mod:`~mudkd.core.search.plot`: ``search.png``.
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from mudkd.core.search.decide import grid_runs, max_runs_needed
 from mudkd.core.search.ladder import build_ladder
-from mudkd.core.sweep import PlannedStore, describe_budget
+from mudkd.core.sweep import PlannedStore, describe_budget, stage_updates
 from mudkd.core.sweep import plan as plan_sweep
 from mudkd.errors import RecipeError
 from mudkd.knowledge import KnowledgeBudget, parse_config_3d
@@ -155,6 +155,7 @@ def search_sweep(
             "baselines": baselines,
             "output_dir": str(output_dir),
             "teacher_free": True,
+            "fair_baseline": True,  # no_hsk trains as long as an HSK run (the sweep's protocol), said explicitly
         }
     )
 
@@ -220,15 +221,12 @@ def plan(recipe: Recipe, settings: SearchSettings, *, recipe_path: str, output_d
 
 
 def stage_steps(recipe: Recipe, num_examples: int | None) -> dict[str, int]:
-    """Updates of the HSK and prediction stages of one run (``max_steps``, else epochs × batches)."""
-    steps = {}
-    for name, stage in (("hsk", recipe.hsk), ("pred", recipe.pred)):
-        if stage.max_steps:
-            steps[name] = stage.max_steps
-        else:
-            batches = math.ceil((num_examples or 0) / stage.train_batch_size)
-            steps[name] = math.ceil(stage.num_train_epochs * batches)
-    return steps
+    """Updates of the HSK and prediction stages of one run, as the sweep counts them (:func:`stage_updates`)."""
+    accumulation = recipe.training.gradient_accumulation_steps
+    return {
+        name: stage_updates(stage, num_examples, accumulation) or 0
+        for name, stage in (("hsk", recipe.hsk), ("pred", recipe.pred))
+    }
 
 
 def measured_seconds(records: list[Mapping[str, Any]]) -> dict[str, float]:

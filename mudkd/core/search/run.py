@@ -5,14 +5,18 @@ Layout of a search's output directory::
 
     search.json          the plan: recipe, tolerance, seeds, ladder, store
     store/               the one teacher-free store (unless the recipe's hsk.hsk_store is used)
+    store.json           beside it: its build's seconds and bytes (:func:`mudkd.core.sweep.ensure_store`)
     runs/s<seed>/        a sweep directory per seed: points/<id>/{hsk,pred,result.json}
     runs.jsonl           one line per finished run (point, seed, dev metric, seconds): a rerun skips these
     result.json          the chosen budget, every measured point, the compute spent vs the full grid
     search.png           the measured points against the HSK fraction (log x), with the tolerance band
     final/{hsk,pred}/    with --train-final: the student distilled at the chosen budget
 
-Every run goes through :func:`mudkd.core.sweep.run` as a one-point sweep (so baselines and budgets get the sweep's
-protocol); a kill loses at most the run in progress, which restarts from scratch.
+Every run goes through :func:`mudkd.core.sweep.run` as a one-point sweep, so baselines and budgets get the sweep's
+protocol (the fair no-HSK baseline, the run records); a kill loses at most the run in progress, which restarts from
+scratch. The seed is the base recipe's ``training.seed`` of that sweep, one sweep directory per seed, rather than
+the sweep's ``seeds``: those replicate every planned point at every seed, while the search picks one (point, seed)
+at a time; ``runs/s<seed>/points/<point>`` keeps the point ids equal to the search's labels.
 """
 
 from __future__ import annotations
@@ -37,8 +41,7 @@ from mudkd.core.search.plan import (
     search_sweep,
 )
 from mudkd.core.search.plot import PLOT_FILE, write_plot
-from mudkd.core.search.store import ensure_store
-from mudkd.core.sweep import SweepEvents, describe_budget
+from mudkd.core.sweep import SweepEvents, base_inputs, describe_budget, ensure_store
 from mudkd.errors import RecipeError, RunError
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.sweep import FULL_HSK_OVERRIDES, apply_overrides
@@ -232,14 +235,7 @@ def check_search_dir(directory: Path, inputs: Mapping[str, str | None]) -> None:
 
 
 def _inputs(recipe: Recipe) -> dict[str, str | None]:
-    return {
-        "teacher.model": recipe.teacher.model,
-        "student.model": recipe.student.model,
-        "hsk.hsk_store": recipe.hsk.hsk_store,
-        "task.data_dir": recipe.task.data_dir,
-        "task.train_file": recipe.task.train_file,
-        "task.validation_file": recipe.task.validation_file,
-    }
+    return {**base_inputs(recipe), "hsk.hsk_store": recipe.hsk.hsk_store}
 
 
 def run(
@@ -274,7 +270,7 @@ def run(
 def _run_locked(plan_: SearchPlan, events: SearchEvents, runner: Runner, train_final: bool) -> SearchResult:
     output_dir = plan_.output_dir
     write_json_atomic(output_dir / SEARCH_FILE, plan_.to_dict())
-    store_row = ensure_store(plan_.store, plan_.recipe, output_dir, events)
+    store_row = ensure_store(plan_.store, plan_.recipe, events)
     digest = settings_hash(plan_.recipe)
     records = read_runs(output_dir)
     step = _step(plan_, records, digest)
@@ -374,7 +370,7 @@ def _compute(
         + per_kind.get("no_hsk", fallback)
         + len(plan_.ladder) * per_kind.get("hsk", fallback)
     )
-    store_seconds = float(store_row.get("seconds") or 0.0)
+    store_seconds = float(store_row.get("build_seconds") or 0.0)  # also when an earlier run built it
     return {
         "runs": outcome.runs,
         "runs_recorded": len(records),

@@ -1,9 +1,11 @@
 """Budget sweeps: many HSK budgets, one teacher pass, one results table and the marginal-utility curve.
 
-The package splits a sweep into its jobs, importing one way (``plan`` ← ``run``; ``plot`` ← ``results``):
+The package splits a sweep into its jobs, importing one way (``plan`` ← ``stores`` ← ``run``; ``plot`` ←
+``results``):
 
 - :mod:`~mudkd.core.sweep.plan`: the grid → planned points (recipe, budget) and the store(s) that serve them;
-- :mod:`~mudkd.core.sweep.run`: stores built or reused, points trained or skipped (resume, shards);
+- :mod:`~mudkd.core.sweep.stores`: a planned store built, resumed or reused (also ``mudkd search``'s store);
+- :mod:`~mudkd.core.sweep.run`: the stores ensured, points trained or skipped (resume, shards);
 - :mod:`~mudkd.core.sweep.results`: the directory layout, records, ``results.csv``/``results.json``, merge;
 - :mod:`~mudkd.core.sweep.summary`: each point's runs (seeds) reduced to mean ± std and n, ``summary.csv``;
 - :mod:`~mudkd.core.sweep.plot`: the matplotlib marginal-utility plot.
@@ -38,7 +40,8 @@ from mudkd.core.sweep.results import (
     results_csv,
     write_results,
 )
-from mudkd.core.sweep.run import SweepEvents, run
+from mudkd.core.sweep.run import SweepEvents, base_inputs, run
+from mudkd.core.sweep.stores import ensure_store, store_state
 from mudkd.core.sweep.summary import summarize
 
 __all__ = [
@@ -54,9 +57,11 @@ __all__ = [
     "SweepEvents",
     "SweepPlan",
     "SweepResult",
+    "base_inputs",
     "check_sweep_dir",
     "collect_records",
     "describe_budget",
+    "ensure_store",
     "fair_baseline_overrides",
     "merge",
     "plan",
@@ -64,6 +69,7 @@ __all__ = [
     "results_csv",
     "run",
     "stage_updates",
+    "store_state",
     "summarize",
     "write_plots",
     "write_results",

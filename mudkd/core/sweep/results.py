@@ -4,6 +4,7 @@ Layout of a sweep's ``output_dir``::
 
     sweep.json                   the sweep, its points (in order) and stores
     store[-group]/               the teacher-free store(s), reused when the sweep is rerun
+    store[-group].json           beside each store: its build's seconds and bytes
     points/<id>/hsk/             the HSK-distilled student of the point
     points/<id>/pred/            its final student (prediction distillation)
     points/<id>/result.json      written atomically when the point finishes; its presence means "done"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mudkd.core.events import RunEvents
-from mudkd.core.outputs import output_lock, staging_path, write_json_atomic, write_marker
+from mudkd.core.outputs import output_lock, write_json_atomic, write_marker
 from mudkd.core.sweep.plan import (
     PlannedPoint,
     PlannedStore,
@@ -36,6 +36,7 @@ from mudkd.core.sweep.results import (
     current_records,
     write_results,
 )
+from mudkd.core.sweep.stores import ensure_store
 from mudkd.errors import StoreError
 from mudkd.knowledge import KnowledgeBudget, can_serve
 from mudkd.recipe.schema import Recipe
@@ -62,70 +63,6 @@ def _finished(output_dir: Path, planned: PlannedPoint) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(record, dict) and record.get("recipe_hash") == planned.recipe_hash
-
-
-def _store_matches(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
-    """``complete``, ``partial`` (same budget, resumable), or ``stale``/``missing`` (rebuild)."""
-    from mudkd.core.store import MANIFEST_NAME, fingerprint_mismatches
-
-    manifest_file = path / MANIFEST_NAME
-    if not manifest_file.is_file() and (staging_path(path) / MANIFEST_NAME).is_file():
-        manifest_file = staging_path(path) / MANIFEST_NAME  # an interrupted build, resumable
-    if not manifest_file.is_file():
-        return "stale" if path.exists() and any(path.iterdir()) else "missing"
-    try:
-        manifest = json.loads(manifest_file.read_text())
-        same_budget = json.dumps(manifest["meta"]["budget"], sort_keys=True) == json.dumps(
-            json.loads(json.dumps(budget.to_dict())), sort_keys=True
-        )
-        fingerprint = manifest["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "stale"
-    from mudkd.core.models import teacher_fingerprint
-
-    same_run = same_budget and not fingerprint_mismatches(
-        fingerprint,
-        {
-            "task": recipe.task.name,
-            "max_seq_length": str(recipe.task.max_seq_length),
-            "max_train_samples": str(recipe.task.max_train_samples),
-            "dtype": recipe.cache.dtype,
-            "teacher": teacher_fingerprint(recipe.teacher.model),  # type: ignore[arg-type]
-        },
-    )
-    if not same_run:
-        return "stale"
-    return "complete" if manifest.get("complete") else "partial"
-
-
-def _ensure_store(store: PlannedStore, base: Recipe, events: SweepEvents) -> dict[str, Any]:
-    """Build the store (one teacher pass), resume a partial build, or reuse a finished one."""
-    from mudkd.core import cache
-
-    row = store.row(base.cache.dtype)
-    if store.given:
-        return {**row, "action": "given"}
-    recipe = apply_overrides(
-        base, {**store.overrides, "cache.output_dir": str(store.path), "output.overwrite": True}, where="sweep store"
-    )
-    state = _store_matches(store.path, store.budget, recipe)
-    if state == "complete":
-        events.on_message(f"{store.name}: reusing the store at {store.path}")
-        return {**row, "action": "reused", "seconds": 0.0}
-    if state == "stale":
-        events.on_message(f"{store.name}: the store at {store.path} was built for other settings: rebuilding it")
-    events.on_message(f"{store.name}: running the teacher once over the training set ({describe_budget(store.budget)})")
-    started = time.monotonic()
-    result = cache.run(recipe, events=events, resume=state == "partial")
-    built = KnowledgeBudget.from_dict(result.details["budget"])
-    if built.to_dict() != store.budget.to_dict():
-        raise StoreError(f"{store.path}: the store was built for another budget than planned")
-    return {
-        **row,
-        "action": "resumed" if state == "partial" else "built",
-        "seconds": time.monotonic() - started,
-        "bytes": result.details.get("bytes"),
-    }
 
 
 def _check_stores(stores: list[PlannedStore], todo: list[PlannedPoint]) -> None:
@@ -282,12 +219,13 @@ def run(
     plan_ = plan(sweep, base_recipe_builder, shard=shard)
     output_dir = plan_.output_dir
     base = base_recipe_builder({})
-    check_sweep_dir(output_dir, inputs=_base_inputs(base))
+    check_sweep_dir(output_dir, inputs=base_inputs(base))
     with output_lock(output_dir):
         return _run_locked(plan_, base, shard, events)
 
 
-def _base_inputs(base: Recipe) -> dict[str, str | None]:
+def base_inputs(base: Recipe) -> dict[str, str | None]:
+    """The models and data a sweep (or a search) reads: its output directory may not overlap them."""
     return {
         "teacher.model": base.teacher.model,
         "student.model": base.student.model,
@@ -310,7 +248,7 @@ def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, e
 
     stores = {store.name: store for store in plan_.stores}
     needed = plan_.needed_stores(todo)
-    store_rows = [_ensure_store(store, base, events) for store in needed]
+    store_rows = [ensure_store(store, base, events) for store in needed]
     _check_stores(needed, todo)  # before any training
     ran = []
     for planned in todo:
