@@ -111,3 +111,17 @@ def test_resolved_recipe_round_trips(tmp_path):
     path.write_text(recipe_to_toml(recipe))
     again = build_recipe(path)
     assert again.model_dump() == recipe.model_dump()  # the values; only the private _source (the file) differs
+
+
+def test_explicit_prune_layers_survive_a_dump_and_reload():
+    """The pipeline resolves a recipe by dumping and re-validating it; `layers` must not come back with the default
+    `num_layers` beside it (which prune refuses as "give either, not both")."""
+    from mudkd.recipe.schema import Recipe
+
+    recipe = build_recipe(sets=["prune.layers=[0,4,5]"])
+    dumped = recipe.model_dump()
+    assert dumped["prune"]["layers"] == [0, 4, 5] and "num_layers" not in dumped["prune"]
+    again = Recipe.model_validate(dumped)
+    assert again.prune.layers == [0, 4, 5] and "num_layers" not in again.prune.model_fields_set
+    assert "num_layers" not in recipe_to_toml(recipe)
+    assert build_recipe(sets=["prune.num_layers=3"]).model_dump()["prune"]["num_layers"] == 3

@@ -8,9 +8,9 @@ pure Python: it must not import torch, transformers or datasets.
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_serializer, model_validator
 
 from mudkd.knowledge.schemes import HiddenScheme, MagScope, MaskMode, StoreDtype, TokenScheme
 
@@ -234,6 +234,15 @@ class PruneConfig(Section):
         if value == 0:
             raise ValueError("must be -1 (keep the embedding whole) or at least 1")
         return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Dump ``layers`` or ``num_layers``, never both: a dumped recipe (the pipeline's resolved recipe,
+        recipe.resolved.toml) must load again, and giving both is refused."""
+        data = handler(self)
+        if self.layers is not None:
+            data.pop("num_layers", None)
+        return data
 
 
 class HskConfig(TrainingStage):
