@@ -177,3 +177,15 @@ def test_task_metric_is_checked_in_a_finetune_plan(tiny_bert_dir, glue_dir, tmp_
     refused = runner.invoke(app, [*args, "--set", "task.metric=f1[1]"])
     assert refused.exit_code == 2
     assert "it reports: mcc, accuracy, macro_f1" in refused.stderr
+
+
+def test_progress_shows_a_binary_tasks_positive_f1_and_a_multiclass_macro_f1(capsys):
+    from mudkd.cli.common import make_events
+
+    events = make_events()
+    events.on_start("finetune", 4)
+    events.on_eval(2, {"loss": 0.69, "accuracy": 0.73, "f1[spam]": 0.5, "macro_f1": 0.6})
+    events.on_eval(4, {"loss": 0.5, "accuracy": 0.8, "macro_f1": 0.7, "f1[a]": 0.9, "f1[b]": 0.0})
+    lines = capsys.readouterr().err.splitlines()
+    assert "finetune step 2: dev accuracy=0.7300 dev f1[spam]=0.5000 dev loss=0.6900" in lines
+    assert "finetune step 4: dev accuracy=0.8000 dev macro_f1=0.7000 dev loss=0.5000" in lines

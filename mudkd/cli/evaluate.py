@@ -16,7 +16,7 @@ from mudkd.errors import DataError
 
 EVALUATE_EPILOG = """Examples:
 
-  $ mudkd evaluate models/final --recipe recipes/glue_rosita.toml --teacher models/teacher
+  $ mudkd evaluate models/final --recipe recipes/glue_rosita.toml --data-dir glue/SST-2 --teacher models/teacher
 
   $ mudkd evaluate models/final --task-name sst-2 --data-dir glue/SST-2 --json
 
