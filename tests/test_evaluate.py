@@ -189,3 +189,19 @@ def test_progress_shows_a_binary_tasks_positive_f1_and_a_multiclass_macro_f1(cap
     lines = capsys.readouterr().err.splitlines()
     assert "finetune step 2: dev accuracy=0.7300 dev f1[spam]=0.5000 dev loss=0.6900" in lines
     assert "finetune step 4: dev accuracy=0.8000 dev macro_f1=0.7000 dev loss=0.5000" in lines
+
+
+def test_evaluate_names_the_positive_class_from_the_training_labels(models, tmp_path):
+    """spam is the minority in training (2 of 7) but the majority of the evaluated file (3 of 4): f1[spam]."""
+    (tmp_path / "train.csv").write_text("text,label\n" + "hi,ham\n" * 5 + "win cash,spam\n" * 2)
+    (tmp_path / "test.csv").write_text("text,label\nhi,ham\n" + "win cash,spam\n" * 3)
+    base = ["evaluate", str(models / "model"), "--task-name", "custom", "--text-columns", "text", "--json"]
+    base += ["--validation-file", str(tmp_path / "test.csv")]
+    with_train = runner.invoke(app, [*base, "--set", f"task.train_file={tmp_path / 'train.csv'}"])
+    assert with_train.exit_code == 0, with_train.output
+    assert list(json.loads(with_train.stdout)["splits"]["dev"]["metrics"]) == ["accuracy", "f1[spam]", "macro_f1"]
+    file_only = runner.invoke(app, base)  # no training file: the file's own minority class
+    assert file_only.exit_code == 0, file_only.output
+    assert list(json.loads(file_only.stdout)["splits"]["dev"]["metrics"]) == ["accuracy", "f1[ham]", "macro_f1"]
+    chosen = runner.invoke(app, [*base, "--positive-label", "spam", "--metric", "f1[spam]"])
+    assert json.loads(chosen.stdout)["metric"] == "f1[spam]"

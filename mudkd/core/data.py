@@ -571,7 +571,7 @@ def load_eval_data(
     with it, that one file in the task's format (a GLUE task's TSV layout, or a custom task's columns). Labels are
     encoded in the model's order (``model_labels``, from its ``id2label``) when they are the model's label names,
     else in the task's order. A binary task's positive class, when not ``task.positive_label``, is the minority of
-    the training labels, or of ``validation_file``'s labels when only that is read.
+    the training labels, or of ``validation_file``'s labels when the task has no training file.
 
     Raises:
         DataError: A gold label the model does not know, or a file that cannot be read.
@@ -596,6 +596,8 @@ def load_eval_data(
         regression = config.task_type == "regression" if glue is None else glue.labels is None
         task_labels = None if regression else list(glue.labels) if glue else sorted({str(v) for v in columns["label"]})
         train_labels = [str(v) for v in columns["label"]]
+        if config.name == "custom" and config.train_file and Path(config.train_file).resolve() != path.resolve():
+            train_labels = [str(v) for v in _load_custom_file(Path(config.train_file), config)["label"]]
     labels = _eval_labels(task_labels, model_labels, splits)
     official = GLUE[config.name].metrics if config.name in GLUE else None
     metrics = task_metrics(config, labels, train_labels, official)
