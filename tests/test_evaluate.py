@@ -205,3 +205,28 @@ def test_evaluate_names_the_positive_class_from_the_training_labels(models, tmp_
     assert list(json.loads(file_only.stdout)["splits"]["dev"]["metrics"]) == ["accuracy", "f1[ham]", "macro_f1"]
     chosen = runner.invoke(app, [*base, "--positive-label", "spam", "--metric", "f1[spam]"])
     assert json.loads(chosen.stdout)["metric"] == "f1[spam]"
+
+
+def test_a_sweeps_untrained_level_reports_the_same_task_metrics_as_evaluate(models, tmp_path):
+    """distill.evaluate_student (a sweep's "untrained" point) on a custom binary task: the named positive class,
+    and the same values `mudkd evaluate` prints for the same model and data."""
+    from mudkd.core import distill
+    from mudkd.recipe import build_recipe
+
+    (tmp_path / "train.csv").write_text("text,label\n" + "the film,ham\n" * 5 + "win cash,spam\n" * 2)
+    (tmp_path / "dev.csv").write_text("text,label\ngood fun,ham\nawful plot,ham\nwin cash now,spam\nthe day,ham\n")
+    sets = [
+        "task.name=custom",
+        f"task.train_file={tmp_path / 'train.csv'}",
+        f"task.validation_file={tmp_path / 'dev.csv'}",
+        'task.text_columns=["text"]',
+        "task.metric=f1[spam]",
+    ]
+    recipe = build_recipe(None, flags={"student.model": str(models / "model")}, sets=sets)
+    result = distill.evaluate_student(recipe)
+    assert result.details["selection"] == "f1[spam]"
+    evaluated = runner.invoke(app, ["evaluate", str(models / "model"), "--json", *(f"--set={s}" for s in sets)])
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)["splits"]["dev"]["metrics"]
+    assert list(metrics) == ["accuracy", "f1[spam]", "macro_f1"]
+    assert {k: v for k, v in result.metrics.items() if k != "loss"} == pytest.approx(metrics)

@@ -148,6 +148,8 @@ def test_task_metric_must_be_one_the_task_reports(tmp_path):
     assert "accuracy, macro_f1, f1[x], f1[y], f1[z]" in error.value.message
     with pytest.raises(RecipeError, match="positive_label"):
         load_raw(_custom_task(folder, positive_label="x"))  # three classes: no positive class
+    with pytest.raises(RecipeError, match=r"f1\[spam\]' is not a metric of task 'custom'"):
+        check_task_metric(_custom_task(folder, metric="f1[spam]"))  # a plan reads a custom task's labels
     check_task_metric(TaskConfig(name="cola", metric="mcc"))
     with pytest.raises(RecipeError, match=r"'mcc' is not a metric of task 'sst-2' \(it reports: accuracy, macro_f1\)"):
         check_task_metric(TaskConfig(name="sst-2", metric="mcc"))

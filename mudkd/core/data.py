@@ -406,15 +406,19 @@ def glue_metrics(name: str) -> tuple[tuple[str, ...], str] | None:
 
 
 def check_task_metric(config: TaskConfig) -> None:
-    """Refuse a ``task.metric`` a GLUE task does not report, without reading data (for plans). A custom task's
-    metrics depend on its labels: they are checked when its data is read.
+    """Refuse a ``task.metric`` (or ``task.positive_label``) the task does not have, before anything runs (plans).
+
+    A GLUE task's metrics are known without data; a custom task's depend on its labels, so its data is read, only
+    when one of the two keys is set.
 
     Raises:
-        RecipeError: ``task.metric`` is not one of the task's metrics.
+        RecipeError: ``task.metric`` is not one of the task's metrics, or ``task.positive_label`` not a class.
     """
     known = glue_metrics(config.name)
     if known is not None:
         selection_metric(config.metric, known[1], known[0], config.name)
+    elif config.metric is not None or config.positive_label is not None:
+        load_raw(config)
 
 
 def _truncate_pair(a: list[int], b: list[int], budget: int) -> None:

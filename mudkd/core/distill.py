@@ -605,6 +605,6 @@ def evaluate_student(recipe: Recipe, *, events: RunEvents | None = None) -> Stag
                 labels.append(batch.pop("labels"))
                 inputs = {key: value.to(device) for key, value in batch.items()}
                 outputs.append(model(**inputs).logits.float().cpu())
-        values = compute_metrics(data.metrics, torch.cat(outputs).numpy(), torch.cat(labels).numpy())
+        values = compute_metrics(data.metrics, torch.cat(outputs).numpy(), torch.cat(labels).numpy(), data.labels)
         metrics |= {(key if name == "dev" else f"{name}_{key}"): value for key, value in values.items()}
     return StageResult(path, metrics, {"selection": data.selection, "steps": 0})
