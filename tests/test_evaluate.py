@@ -197,7 +197,7 @@ def test_evaluate_names_the_positive_class_from_the_training_labels(models, tmp_
     (tmp_path / "test.csv").write_text("text,label\nhi,ham\n" + "win cash,spam\n" * 3)
     base = ["evaluate", str(models / "model"), "--task-name", "custom", "--text-columns", "text", "--json"]
     base += ["--validation-file", str(tmp_path / "test.csv")]
-    with_train = runner.invoke(app, [*base, "--set", f"task.train_file={tmp_path / 'train.csv'}"])
+    with_train = runner.invoke(app, [*base, "--train-file", str(tmp_path / "train.csv")])
     assert with_train.exit_code == 0, with_train.output
     assert list(json.loads(with_train.stdout)["splits"]["dev"]["metrics"]) == ["accuracy", "f1[spam]", "macro_f1"]
     file_only = runner.invoke(app, base)  # no training file: the file's own minority class

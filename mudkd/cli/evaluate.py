@@ -39,18 +39,6 @@ RecipeOpt = Annotated[
 EvalTeacherOpt = Annotated[
     str | None, typer.Option("--teacher", help="A second model evaluated side by side (the teacher).")
 ]
-ValidationFileOpt = Annotated[
-    str | None,
-    typer.Option("--validation-file", help="Evaluate on this file (the task's format) instead of the dev split."),
-]
-TextColumnsOpt = o.keyed(
-    str | None,
-    "task.text_columns",
-    "--text-columns",
-    convert=lambda text: [part.strip() for part in text.split(",") if part.strip()],
-    help="Custom data: the text column, or two comma-separated for pairs.",
-)
-LabelColumnOpt = o.keyed(str | None, "task.label_column", "--label-column", help="Custom data: the label column.")
 MetricOpt = o.keyed(
     str | None, "task.metric", "--metric", help="The headline metric: accuracy, macro_f1, f1[LABEL], mcc, corr, ..."
 )
@@ -66,9 +54,10 @@ def evaluate_cli(
     teacher: EvalTeacherOpt = None,
     task_name: o.TaskOpt = None,
     data_dir: o.DataDirOpt = None,
-    validation_file: ValidationFileOpt = None,
-    text_columns: TextColumnsOpt = None,
-    label_column: LabelColumnOpt = None,
+    train_file: o.TrainFileOpt = None,
+    validation_file: o.ValidationFileOpt = None,
+    text_columns: o.TextColumnsOpt = None,
+    label_column: o.LabelColumnOpt = None,
     metric: MetricOpt = None,
     positive_label: PositiveOpt = None,
     max_seq_length: o.MaxSeqOpt = None,
@@ -80,12 +69,12 @@ def evaluate_cli(
 ) -> None:
     """Evaluate a model on dev data: metrics, per-class precision/recall/F1, confusion matrix.
 
-    The data is the recipe's (or the task flags') dev split, or --validation-file; it is read, tokenised, batched
-    and scored exactly as training does. With --teacher, a second model is scored on the same examples. Writes
-    nothing.
+    The data is the recipe's (or the task flags') dev split, or the --validation-file given here (in the task's
+    format; --train-file, when given, only names the classes); it is read, tokenised, batched and scored exactly as
+    training does. With --teacher, a second model is scored on the same examples. Writes nothing.
     """
     values = dict(locals())
-    if validation_file and task_name == "custom" and not _recipe_sets_train_file(recipe):
+    if validation_file and not train_file and task_name == "custom" and not _recipe_sets_train_file(recipe):
         # A custom task is declared with its training file; evaluating one file needs none: the file stands in.
         values["set_"] = [f"task.train_file={_toml_string(validation_file)}", *(set_ or [])]
     resolved = build(evaluate_cli, values)

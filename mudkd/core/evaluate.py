@@ -125,6 +125,10 @@ def evaluate(
     from mudkd.core.models import check_positions
     from mudkd.core.training import resolve_device
 
+    if validation_file is None:
+        from mudkd.core.datacheck import check_data
+
+        check_data(recipe.task)  # every problem with the task's files at once, before a model loads
     check_positions(recipe.task.max_seq_length, model_dir, teacher_dir)
     device = resolve_device(recipe.training)
     model, tokenizer = _load(model_dir, "model")
