@@ -189,3 +189,22 @@ def test_selection_by_task_metric_changes_the_kept_checkpoint(tmp_path):
             trainer._determine_best_metric({f"eval_{k}": v for k, v in metrics.items()}, trial=None)
         kept[selection] = trainer.state.best_global_step
     assert kept == {"accuracy": 1, "f1[spam]": 2}
+
+
+def test_the_pruned_students_health_check_reports_a_named_class_f1():
+    """mudkd prune's health figures use the task's metrics, f1[LABEL] included."""
+    import torch
+
+    from mudkd.core.health import health_record
+
+    predicted = np.array([0, 0, 1, 1, 0])
+    gold = np.array([0, 1, 1, 0, 0])  # spam: TP 1, FP 1, FN 1 -> F1 1/2
+    record = health_record(
+        np.eye(2)[predicted],
+        gold,
+        torch.randn(5, 4),
+        metric_names=("accuracy", "f1[spam]", "macro_f1"),
+        selection="f1[spam]",
+        label_names=["ham", "spam"],
+    )
+    assert record["metric"] == "f1[spam]" and record["value"] == pytest.approx(0.5)
