@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from mudkd import __version__
 from mudkd.cli import common
 from mudkd.cli.distill import distill_app
+from mudkd.cli.evaluate import EVALUATE_EPILOG, PREDICT_EPILOG, evaluate_cli, predict_cli
 from mudkd.cli.export import EXPORT_EPILOG, REPORT_EPILOG, export_cli, report_cli
 from mudkd.cli.finetune import EPILOG as FINETUNE_EPILOG
 from mudkd.cli.finetune import finetune_cli
@@ -147,6 +148,8 @@ def _main(
 app.command("finetune", epilog=FINETUNE_EPILOG)(finetune_cli)
 app.command("score", epilog=SCORE_EPILOG)(score_cli)
 app.command("prune", epilog=PRUNE_EPILOG)(prune_cli)
+app.command("evaluate", epilog=EVALUATE_EPILOG)(evaluate_cli)
+app.command("predict", epilog=PREDICT_EPILOG)(predict_cli)
 app.command("export", epilog=EXPORT_EPILOG)(export_cli)
 app.command("report", epilog=REPORT_EPILOG)(report_cli)
 app.add_typer(distill_app, name="distill")

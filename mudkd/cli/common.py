@@ -93,13 +93,14 @@ def print_table(title: str, rows: list[tuple[str, Any]], columns: tuple[str, str
     """A two-column results table on stdout (from the main process only, under torchrun/accelerate)."""
     if os.environ.get("RANK", "0") != "0":
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     table.add_column(columns[0], style="bold")
     table.add_column(columns[1], justify="right")
-    for key, value in rows:
-        table.add_row(str(key), format_value(value))
+    for key, value in rows:  # escaped: a key such as "dev f1[spam]" is not rich markup
+        table.add_row(escape(str(key)), escape(format_value(value)))
     stdout_console().print(table)
 
 
@@ -265,7 +266,9 @@ def make_events(json_mode: bool = False) -> Any:
         def on_step(self, step: int, logs: dict[str, float]) -> None:
             rate, status = self._status(step, logs)
             if self.progress is not None:
-                self.progress.update(self.task, completed=step, rate=rate, status=status)
+                from rich.markup import escape  # "dev f1[spam]=…" is not markup
+
+                self.progress.update(self.task, completed=step, rate=rate, status=escape(status))
             elif not quiet and (step >= self.total or time.monotonic() - self.last_plain >= PLAIN_EVERY_SECONDS):
                 # Plain lines (not a terminal): at most one every few seconds, and always the last step.
                 self.last_plain = time.monotonic()
@@ -273,9 +276,11 @@ def make_events(json_mode: bool = False) -> Any:
                 info(f"{self.stage} step {step}/{self.total} {rate} eta {eta:.0f}s {status}")
 
         def on_eval(self, step: int, metrics: dict[str, float]) -> None:
-            names = ("accuracy", "mcc", "f1", "corr", "pearson", "loss")
-            picked = [f"dev {k}={v:.4f}" for k, v in metrics.items() if k in names]
-            self.last_metric = " ".join(picked[:2])
+            names = ("accuracy", "mcc", "f1", "corr", "pearson", "macro_f1")
+            one_class = sum(k.startswith("f1[") for k in metrics) == 1  # a binary task's f1[POSITIVE], not per class
+            shown = [k for k in metrics if k in names or (one_class and k.startswith("f1["))][:2]
+            shown += ["loss"] if "loss" in metrics else []  # the task's first two metrics, then the dev loss
+            self.last_metric = " ".join(f"dev {k}={metrics[k]:.4f}" for k in shown)
             if self.progress is None and not quiet:
                 info(f"{self.stage} step {step}: {self.last_metric}")
 

@@ -22,6 +22,7 @@ EPILOG = """Examples:
 
 def render_summary(summary: dict[str, Any]) -> None:
     """The final table: teacher vs student side by side, and the teacher-free speed check."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Teacher vs student", title_justify="left")
@@ -33,7 +34,7 @@ def render_summary(summary: dict[str, Any]) -> None:
         if name == "loss":
             continue
         table.add_row(
-            f"dev {name}",
+            escape(f"dev {name}"),
             c.format_value(teacher["metrics"].get(name, "")),
             c.format_value(student["metrics"].get(name, "")),
         )

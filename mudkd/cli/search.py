@@ -163,9 +163,12 @@ def render_result(result: Any, json_mode: bool) -> None:
     if json_mode:
         c.emit_json(result.to_dict())
         return
+    from rich.markup import escape
+
     document = result.to_dict()
     console = c.stdout_console()
-    console.print(_table(result.points, f"Search ({document['metric']}) → {result.output_dir}"))
+    title = f"Search ({document['metric']}) → {result.output_dir}"
+    console.print(_table(result.points, escape(title)))  # a metric such as f1[spam] is not rich markup
     if document["reference"] is not None:
         console.print(
             f"full HSK {document['reference']:.4f}; within {document['tolerance']:g} points means ≥ "

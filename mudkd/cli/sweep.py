@@ -195,6 +195,7 @@ def render_result(result: Any, json_mode: bool) -> None:
         c.emit_json(result.to_dict())
         return
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from mudkd.cli.sweep_chart import text_curve
@@ -212,7 +213,7 @@ def render_result(result: Any, json_mode: bool) -> None:
     table.add_column("point", no_wrap=True)
     table.add_column("series", min_width=10, overflow="fold")
     table.add_column("budget", no_wrap=True)
-    for column in ("HSK", f"dev {metric}", "n", "time"):
+    for column in ("HSK", escape(f"dev {metric}"), "n", "time"):  # f1[spam] is not rich markup
         table.add_column(column, justify="right", no_wrap=True)
     for row in summary:  # the updates of every run are in results.csv and summary.csv (and the --dry-run table)
         table.add_row(

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mudkd.errors import DataError
+from mudkd.core.metrics import minority_label, selection_metric, task_metric_names
+from mudkd.errors import DataError, RecipeError
 from mudkd.recipe.schema import TaskConfig
 
 
@@ -341,19 +342,83 @@ def _load_rt_snippets() -> tuple[dict[str, dict[str, list]], list[Path]]:
 def load_raw(
     config: TaskConfig,
 ) -> tuple[dict[str, dict[str, list]], list[str] | None, tuple[str, ...], str, list[Path]]:
-    """Untokenised splits, label names, metric names, selection metric and source files of a task."""
+    """Untokenised splits, label names, metric names, selection metric and source files of a task.
+
+    The metrics are the task's (:func:`mudkd.core.metrics.task_metric_names`); the selection metric is
+    ``task.metric`` when set, else the task's primary metric.
+
+    Raises:
+        RecipeError: ``task.metric`` is not one of the task's metrics, or ``task.positive_label`` not a class.
+    """
     if config.name == "custom":
         splits, labels, files = _load_custom(config)
-        metrics: tuple[str, ...] = ("pearson", "spearman", "corr") if labels is None else ("accuracy", "f1")
-        if labels is not None and len(labels) != 2:
-            metrics = ("accuracy",)
-        selection = "corr" if labels is None else "accuracy"
-        return splits, labels, metrics, selection, files
-    if config.name == "rt-snippets":
+        default = "corr" if labels is None else "accuracy"
+        official = None
+    elif config.name == "rt-snippets":
         splits, files = _load_rt_snippets()
-        return splits, ["negative", "positive"], ("accuracy", "f1"), "accuracy", files
-    splits, task, files = _load_glue(config)
-    return splits, list(task.labels) if task.labels else None, task.metrics, task.selection, files
+        labels, default, official = ["negative", "positive"], "accuracy", None
+    else:
+        splits, task, files = _load_glue(config)
+        labels = list(task.labels) if task.labels else None
+        default, official = task.selection, task.metrics
+    train_labels = [labels[i] for i in splits["train"]["label"]] if labels else []
+    metrics = task_metrics(config, labels, train_labels, official)
+    return splits, labels, metrics, selection_metric(config.metric, default, metrics, config.name), files
+
+
+def task_metrics(
+    config: TaskConfig, labels: list[str] | None, train_labels: list[str], official: tuple[str, ...] | None = None
+) -> tuple[str, ...]:
+    """The metrics a task reports, its binary positive class picked from ``train_labels`` (see
+    :mod:`mudkd.core.metrics`); ``official``: a GLUE task's metrics."""
+    positive = None
+    if labels is not None and len(labels) == 2 and official is None:
+        if config.positive_label is not None:
+            positive = _check_positive(config.positive_label, labels)
+        elif config.name == "rt-snippets":
+            positive = "positive"
+        else:
+            positive = minority_label(labels, train_labels)
+    elif config.positive_label is not None:
+        raise RecipeError(
+            f"task.positive_label: task '{config.name}' is not a binary classification "
+            f"({'regression' if labels is None else f'{len(labels)} classes'})",
+            hint="positive_label names the positive class of a two-class task; leave it unset here",
+        )
+    return task_metric_names(official, labels, positive)
+
+
+def _check_positive(positive: str, labels: list[str]) -> str:
+    if positive not in labels:
+        raise RecipeError(
+            f"task.positive_label: '{positive}' is not a class of the task (classes: {', '.join(labels)})",
+            hint="name one of the classes of the label column",
+        )
+    return positive
+
+
+def glue_metrics(name: str) -> tuple[tuple[str, ...], str] | None:
+    """A GLUE task's metrics and default selection metric (with ``macro_f1`` for classification), or None."""
+    task = GLUE.get(name)
+    if task is None:
+        return None
+    return task_metric_names(task.metrics, list(task.labels) if task.labels else None, None), task.selection
+
+
+def check_task_metric(config: TaskConfig) -> None:
+    """Refuse a ``task.metric`` (or ``task.positive_label``) the task does not have, before anything runs (plans).
+
+    A GLUE task's metrics are known without data; a custom task's depend on its labels, so its data is read, only
+    when one of the two keys is set.
+
+    Raises:
+        RecipeError: ``task.metric`` is not one of the task's metrics, or ``task.positive_label`` not a class.
+    """
+    known = glue_metrics(config.name)
+    if known is not None:
+        selection_metric(config.metric, known[1], known[0], config.name)
+    elif config.metric is not None or config.positive_label is not None:
+        load_raw(config)
 
 
 def _truncate_pair(a: list[int], b: list[int], budget: int) -> None:
@@ -432,6 +497,38 @@ def _save_atomically(dataset: Any, target: Path) -> None:
 _ENCODING = "unpadded"
 
 
+def tokenize_split(
+    columns: dict[str, list], tokenizer: Any, max_length: int, limit: int | None = None, *, cache: bool = True
+) -> Any:
+    """One split's ``text_a``/``text_b``/``label`` columns as an unpadded tokenised ``datasets.Dataset``.
+
+    With ``cache`` the split is read from / written to the tokenised-split cache (keyed by the tokenizer, the text,
+    ``max_length`` and the encoding); without it nothing is written (read-only commands).
+    """
+    from datasets import Dataset, load_from_disk
+    from datasets.fingerprint import Hasher
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        encoded = encode_texts(tokenizer, batch["text_a"], batch.get("text_b"), max_length, pad_to_max_length=False)
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    if limit is not None:
+        columns = {name: values[:limit] for name, values in columns.items()}
+    cached = None
+    if cache:
+        key = Hasher.hash([tokenizer_fingerprint(tokenizer), max_length, _ENCODING, columns])
+        cached = cache_root() / "tokenized" / key
+        if cached.is_dir():
+            return load_from_disk(str(cached))
+    dataset = Dataset.from_dict(columns)
+    text_columns = [c for c in ("text_a", "text_b", "label") if c in dataset.column_names]
+    dataset = dataset.map(tokenize, batched=True, remove_columns=text_columns, keep_in_memory=not cache)
+    if cached is not None:
+        _save_atomically(dataset, cached)
+    return dataset
+
+
 def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
     """Load, tokenise and cache a task's train and dev splits.
 
@@ -439,35 +536,12 @@ def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
     are cached under a hash of the tokenizer, the text, ``max_seq_length`` and the encoding (``unpadded``), so a
     changed tokenizer, length or encoding never reuses a stale cache.
     """
-    from datasets import Dataset, load_from_disk
-    from datasets.fingerprint import Hasher
-
     splits, labels, metrics, selection, files = load_raw(config)
-    max_length = config.max_seq_length
-
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        encoded = encode_texts(tokenizer, batch["text_a"], batch.get("text_b"), max_length, pad_to_max_length=False)
-        encoded["labels"] = batch["label"]
-        return encoded
-
-    tokenizer_key = tokenizer_fingerprint(tokenizer)
-
-    def build(columns: dict[str, list], limit: int | None) -> Any:
-        if limit is not None:
-            columns = {name: values[:limit] for name, values in columns.items()}
-        key = Hasher.hash([tokenizer_key, max_length, _ENCODING, columns])
-        cached = cache_root() / "tokenized" / key
-        if cached.is_dir():
-            return load_from_disk(str(cached))
-        dataset = Dataset.from_dict(columns)
-        text_columns = [c for c in ("text_a", "text_b", "label") if c in dataset.column_names]
-        dataset = dataset.map(tokenize, batched=True, remove_columns=text_columns)
-        _save_atomically(dataset, cached)
-        return dataset
-
+    length = config.max_seq_length
     source = "" if files else data_identity(files, splits["train"])  # files are hashed when a store needs it
-    train = build(splits.pop("train"), config.max_train_samples)
-    dev = {name: build(columns, config.max_eval_samples) for name, columns in splits.items()}
+    train = tokenize_split(splits.pop("train"), tokenizer, length, config.max_train_samples)
+    limit = config.max_eval_samples
+    dev = {name: tokenize_split(columns, tokenizer, length, limit) for name, columns in splits.items()}
     return TaskData(
         train=train, dev=dev, labels=labels, metrics=metrics, selection=selection, data_files=files, source_hash=source
     )
@@ -490,6 +564,77 @@ def train_source(config: TaskConfig) -> tuple[str, int]:
     splits, _, _, _, files = load_raw(config)
     count = len(splits["train"]["text_a"])
     return data_identity(files, splits["train"]), min(count, config.max_train_samples or count)
+
+
+def load_eval_data(
+    config: TaskConfig, tokenizer: Any, model_labels: list[str] | None, validation_file: str | None = None
+) -> TaskData:
+    """The dev split(s) a trained model is evaluated on, read and tokenised as training does (nothing cached).
+
+    Without ``validation_file`` these are the task's dev splits (the training file is read too, for its labels);
+    with it, that one file in the task's format (a GLUE task's TSV layout, or a custom task's columns). Labels are
+    encoded in the model's order (``model_labels``, from its ``id2label``) when they are the model's label names,
+    else in the task's order. A binary task's positive class, when not ``task.positive_label``, is the minority of
+    the training labels, or of ``validation_file``'s labels when the task has no training file.
+
+    Raises:
+        DataError: A gold label the model does not know, or a file that cannot be read.
+    """
+    if validation_file is None:
+        splits, task_labels, _, _, files = load_raw(config)
+        splits = {name: _decode(columns, task_labels) for name, columns in splits.items()}
+        train_labels = [str(v) for v in splits.pop("train")["label"]]
+    else:
+        path = Path(validation_file)
+        if config.name in GLUE:
+            columns = read_glue_split(config.name, path)
+        elif config.name == "custom":
+            columns = _load_custom_file(path, config)
+        else:
+            raise DataError(
+                f"task '{config.name}' has no file format of its own",
+                hint="describe the file: --task-name custom --text-columns COLUMN --label-column COLUMN",
+            )
+        splits, files = {"dev": columns}, [path]
+        glue = GLUE.get(config.name)
+        regression = config.task_type == "regression" if glue is None else glue.labels is None
+        task_labels = None if regression else list(glue.labels) if glue else sorted({str(v) for v in columns["label"]})
+        train_labels = [str(v) for v in columns["label"]]
+        if config.name == "custom" and config.train_file and Path(config.train_file).resolve() != path.resolve():
+            train_labels = [str(v) for v in _load_custom_file(Path(config.train_file), config)["label"]]
+    labels = _eval_labels(task_labels, model_labels, splits)
+    official = GLUE[config.name].metrics if config.name in GLUE else None
+    metrics = task_metrics(config, labels, train_labels, official)
+    default = glue_metrics(config.name)[1] if config.name in GLUE else "accuracy" if labels else "corr"  # type: ignore[index]
+    selection = selection_metric(config.metric, default, metrics, config.name)
+    dev = {}
+    for name, columns in splits.items():
+        columns["label"] = _encode_labels(columns["label"], labels, f"{config.name} {name} split")
+        dev[name] = tokenize_split(columns, tokenizer, config.max_seq_length, config.max_eval_samples, cache=False)
+    return TaskData(train=None, dev=dev, labels=labels, metrics=metrics, selection=selection, data_files=files)
+
+
+def _decode(columns: dict[str, list], labels: list[str] | None) -> dict[str, list]:
+    """A split with class ids turned back into class names (regression targets stay)."""
+    return columns if labels is None else {**columns, "label": [labels[i] for i in columns["label"]]}
+
+
+def _eval_labels(
+    task_labels: list[str] | None, model_labels: list[str] | None, splits: dict[str, dict[str, list]]
+) -> list[str] | None:
+    """The label order to evaluate in: the model's names when they cover every gold label, else the task's."""
+    if task_labels is None:
+        return None
+    gold = {str(value) for columns in splits.values() for value in columns["label"]}
+    if model_labels and gold <= set(model_labels):
+        return list(model_labels)
+    if model_labels and len(model_labels) != len(task_labels):
+        raise DataError(
+            f"the model has {len(model_labels)} labels ({', '.join(model_labels)}), the data "
+            f"{len(task_labels)} ({', '.join(task_labels)})",
+            hint="evaluate the model on the task it was trained for",
+        )
+    return task_labels
 
 
 def count_train_examples(recipe: Any) -> int | None:

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mudkd.core.batching import hsk_collator, make_collator
-from mudkd.core.data import TaskData, count_train_examples, load_task
+from mudkd.core.data import TaskData, check_task_metric, count_train_examples, load_task
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
@@ -393,6 +393,7 @@ def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     check_positions(
         recipe.task.max_seq_length, recipe.student.model, None if recipe.pred.logits_store else recipe.teacher.model
     )
+    check_task_metric(recipe.task)
     check_stage_output(recipe, "pred", resume=resume)
     if store is not None:  # the training run's own check, on the fingerprint it will compute
         plan_store_check(recipe, recipe.pred.logits_store, store)  # type: ignore[arg-type]
@@ -550,6 +551,7 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
         dev=data.dev,
         selection=data.selection,
         metric_names=data.metrics,
+        labels=data.labels,
         trainer_class=_make_trainer_class(),
         trainer_options={
             "source": source,
@@ -603,6 +605,6 @@ def evaluate_student(recipe: Recipe, *, events: RunEvents | None = None) -> Stag
                 labels.append(batch.pop("labels"))
                 inputs = {key: value.to(device) for key, value in batch.items()}
                 outputs.append(model(**inputs).logits.float().cpu())
-        values = compute_metrics(data.metrics, torch.cat(outputs).numpy(), torch.cat(labels).numpy())
+        values = compute_metrics(data.metrics, torch.cat(outputs).numpy(), torch.cat(labels).numpy(), data.labels)
         metrics |= {(key if name == "dev" else f"{name}_{key}"): value for key, value in values.items()}
     return StageResult(path, metrics, {"selection": data.selection, "steps": 0})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.data import check_task_metric
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer
@@ -21,6 +22,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         raise CheckpointError("no model to fine-tune", hint="pass --model-name-or-path MODEL")
     check_data(recipe.task)
     check_positions(recipe.task.max_seq_length, model)
+    check_task_metric(recipe.task)
     check_output_dir(
         recipe.finetune.output_dir,
         overwrite=recipe.output.overwrite,
@@ -78,6 +80,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         dev=data.dev,
         selection=data.selection,
         metric_names=data.metrics,
+        labels=data.labels,
         data_collator=make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length),
     )
     outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)

@@ -81,7 +81,13 @@ def is_degenerate(record: dict[str, Any]) -> bool:
 
 
 def health_record(
-    logits: Any, labels: Any, cls_states: Any, *, metric_names: Sequence[str], selection: str
+    logits: Any,
+    labels: Any,
+    cls_states: Any,
+    *,
+    metric_names: Sequence[str],
+    selection: str,
+    label_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The figures of one evaluated student: its dev metric, the majority-class rate, the [CLS] spread, the verdict.
 
@@ -90,13 +96,14 @@ def health_record(
         labels: Gold labels, [N].
         cls_states: The top-layer [CLS] hidden states, [N, hidden].
         metric_names: The task's metrics; ``selection`` is the one reported as ``metric``.
+        label_names: The task's class names in id order (for ``f1[LABEL]``).
     """
     import numpy as np
 
     from mudkd.core.metrics import compute_metrics
 
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-    metrics = compute_metrics(metric_names, logits, labels)
+    metrics = compute_metrics(metric_names, logits, labels, label_names)
     record: dict[str, Any] = {"metric": selection, "value": metrics[selection], "examples": int(len(labels))}
     regression = logits.ndim == 1 or logits.shape[-1] == 1
     if regression:
@@ -162,7 +169,9 @@ def check_student(model: Any, recipe: Recipe, tokenizer: Any, *, device: str) ->
     logits, labels, cls = predict(
         model, data.dev["dev"], collator=collator, batch_size=recipe.training.eval_batch_size, device=device
     )
-    return health_record(logits, labels, cls, metric_names=data.metrics, selection=data.selection)
+    return health_record(
+        logits, labels, cls, metric_names=data.metrics, selection=data.selection, label_names=data.labels
+    )
 
 
 def suggest_layers(teacher_layers: int, kept: Sequence[int]) -> list[int] | None:

@@ -171,6 +171,9 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
             f"stage output(s) {', '.join(stale)} exist but were made from different settings",
             hint="pass --overwrite to re-run them, or choose another --output-dir",
         )
+    from mudkd.core.data import check_task_metric
+
+    check_task_metric(recipe.task)
     budget = _check_budget(recipe, not_needed)
     return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages, "budget": budget}
 

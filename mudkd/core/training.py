@@ -351,6 +351,7 @@ class TrainerStage:
             evaluation, the last model is kept.
         selection: The dev metric that picks the best checkpoint.
         metric_names: The task's metrics (for ``compute_metrics``).
+        labels: The task's class names in id order (for ``f1[LABEL]``), None for regression.
         trainer_class: A Trainer subclass (distillation); default ``transformers.Trainer``.
         trainer_options: Extra keyword arguments for it.
         files: ``{name: text}`` written into the output before training (e.g. ``knowledge_budget.json``).
@@ -367,6 +368,7 @@ class TrainerStage:
     dev: dict[str, Any] | None = None
     selection: str | None = None
     metric_names: tuple[str, ...] = ()
+    labels: list[str] | None = None
     trainer_class: Any = None
     trainer_options: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
@@ -428,7 +430,7 @@ def run_trainer_stage(
             args=arguments,
             train_dataset=train_dataset,
             eval_dataset=dev["dev"] if dev is not None else None,
-            compute_metrics=compute_metrics_fn(stage.metric_names) if evaluate else None,
+            compute_metrics=compute_metrics_fn(stage.metric_names, stage.labels) if evaluate else None,
             data_collator=stage.data_collator,
             **stage.trainer_options,
         )
@@ -463,13 +465,13 @@ def _flat_curve(trainer: Any, selection: str | None) -> dict[str, Any] | None:
     return flat_curve(eval_history(trainer.state.log_history, selection), selection)
 
 
-def compute_metrics_fn(names: tuple[str, ...]) -> Any:
-    """A Trainer ``compute_metrics`` returning plain GLUE metric names."""
+def compute_metrics_fn(names: tuple[str, ...], labels: list[str] | None = None) -> Any:
+    """A Trainer ``compute_metrics`` returning the task's metrics by their plain names (``f1[spam]``, ...)."""
     from mudkd.core.metrics import compute_metrics
 
     def compute(prediction: Any) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return compute_metrics(names, logits, prediction.label_ids)
+        return compute_metrics(names, logits, prediction.label_ids, labels)
 
     return compute
 

@@ -7,6 +7,7 @@ pure Python: it must not import torch, transformers or datasets.
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,9 @@ LayerIndex = Annotated[int, Field(ge=0, le=MAX_LAYERS)]
 
 GLUE_TASKS = ("cola", "sst-2", "mrpc", "sts-b", "qqp", "mnli", "mnli-mm", "qnli", "rte", "wnli")
 TASK_NAMES = (*GLUE_TASKS, "rt-snippets", "custom")
+#: Metric names ``task.metric`` may take besides ``f1[LABEL]`` (which tasks report which: mudkd.core.metrics).
+METRIC_NAMES = ("accuracy", "macro_f1", "f1", "acc_and_f1", "mcc", "pearson", "spearman", "corr")
+_CLASS_METRIC = re.compile(r"^f1\[.+\]$")
 
 
 class Section(BaseModel):
@@ -89,6 +93,17 @@ class TaskConfig(Section):
         None, ge=1, le=MAX_STEPS, description="Use only the first N training examples."
     )
     max_eval_samples: int | None = Field(None, ge=1, le=MAX_STEPS, description="Use only the first N dev examples.")
+    metric: str | None = Field(
+        None,
+        description="Dev metric that selects the best checkpoint (finetune, distill pred) and that sweeps report: "
+        "one the task reports, e.g. accuracy, macro_f1, f1[spam] (the F1 of class 'spam'), mcc, corr. "
+        "Default: the task's primary metric (CoLA mcc, STS-B corr, regression corr, else accuracy).",
+    )
+    positive_label: str | None = Field(
+        None,
+        description="Custom binary task: the positive class its f1[LABEL] reports. Default: the minority class of "
+        "the training labels.",
+    )
 
     @model_validator(mode="after")
     def _check_task(self) -> TaskConfig:
@@ -110,6 +125,12 @@ class TaskConfig(Section):
             raise ValueError("a 'custom' task needs text_columns (one or two column names)")
         if len(self.text_columns) > 2:
             raise ValueError(f"text_columns takes one or two columns (got {len(self.text_columns)})")
+        if self.metric is not None and not (self.metric in METRIC_NAMES or _CLASS_METRIC.match(self.metric)):
+            raise ValueError(
+                f"unknown metric '{self.metric}' (allowed: {', '.join(METRIC_NAMES)}, or f1[LABEL] for one class)"
+            )
+        if self.positive_label is not None and name not in ("custom", "rt-snippets"):
+            raise ValueError(f"positive_label applies to custom binary tasks, not to '{name}' (its metrics are GLUE's)")
         return self
 
 

@@ -308,8 +308,11 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
             hint="set output_dir in the sweep file or pass --output-dir DIR",
         )
     output_dir = Path(sweep.output_dir)
+    from mudkd.core.data import check_task_metric
+
     base = base_recipe_builder({})
     check_data(base.task)
+    check_task_metric(base.task)
     given_path = base.hsk.hsk_store if sweep.teacher_free else None
     given_store = None
     if given_path:
