@@ -176,7 +176,16 @@ def validate_cli(
     checked when a command loads the models.
     """
     checks = {str(path): _check(path) for path in recipes}
-    problems = {name: check.problems for name, check in checks.items()}
+    _render_checks(checks, json_)
+    every = [problem for check in checks.values() for problem in check.problems]
+    if every:
+        invalid = sum(1 for check in checks.values() if check.problems)
+        hint = f"{invalid} of {len(checks)} recipe(s) invalid; 'mudkd recipe show' lists every key"
+        raise RecipeError(every[0], hint=hint, problems=every)
+
+
+def _render_checks(checks: dict[str, FileCheck], json_: bool) -> None:
+    """One JSON document, or an 'ok' line per valid file (problems go to stderr through the raised error)."""
     if json_:
         c.emit_json(
             {
@@ -187,18 +196,13 @@ def validate_cli(
                 ]
             }
         )
-    else:
-        for name, check in checks.items():
-            if not check.problems:
-                what = {"sweep": f" (sweep, {check.runs} runs)", "search": " (recipe with a [search] table)"}
-                c.stdout_console().print(
-                    f"{name}: ok{what.get(check.kind, '')}", highlight=False, markup=False, soft_wrap=True
-                )
-    every = [problem for found in problems.values() for problem in found]
-    if every:
-        invalid = sum(1 for found in problems.values() if found)
-        hint = f"{invalid} of {len(problems)} recipe(s) invalid; 'mudkd recipe show' lists every key"
-        raise RecipeError(every[0], hint=hint, problems=every)
+        return
+    for name, check in checks.items():
+        if not check.problems:
+            what = {"sweep": f" (sweep, {check.runs} runs)", "search": " (recipe with a [search] table)"}
+            c.stdout_console().print(
+                f"{name}: ok{what.get(check.kind, '')}", highlight=False, markup=False, soft_wrap=True
+            )
 
 
 def _check(path: Path) -> FileCheck:
