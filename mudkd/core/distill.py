@@ -361,10 +361,11 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     if store is not None:  # the training run's own check, on the fingerprint it will compute
         num_examples = plan_store_check(recipe, recipe.hsk.hsk_store, store)  # type: ignore[arg-type]
     budget, _ = _resolve_stage_budget(recipe, student_config, store)
-    if student_config.get("hidden_size") not in (None, budget.teacher_hidden):  # refuse a fit_dense of another shape
+    student_hidden = model_shape(student_config, f"{recipe.student.model} (student)").hidden
+    if student_hidden != budget.teacher_hidden:  # refuse a fit_dense of another shape before any work
         load_fit_dense(
             recipe.student.model,  # type: ignore[arg-type]
-            student_hidden=int(student_config["hidden_size"]),
+            student_hidden=student_hidden,
             teacher_hidden=budget.teacher_hidden,
         )
     if store is None:
