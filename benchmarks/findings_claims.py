@@ -79,9 +79,20 @@ def claims_table(rows: dict[str, dict]) -> list[dict]:
             continue
         difference, se, result = verdict(rows[left], rows[right], relation)
         table.append(
-            {"claim": claim, "a": left, "b": right, "relation": relation, "a_mean": rows[left]["mean"],
-             "a_std": rows[left]["std"], "b_mean": rows[right]["mean"], "b_std": rows[right]["std"],
-             "n": min(rows[left]["n"], rows[right]["n"]), "difference": difference, "se": se, "verdict": result}
+            {
+                "claim": claim,
+                "a": left,
+                "b": right,
+                "relation": relation,
+                "a_mean": rows[left]["mean"],
+                "a_std": rows[left]["std"],
+                "b_mean": rows[right]["mean"],
+                "b_std": rows[right]["std"],
+                "n": min(rows[left]["n"], rows[right]["n"]),
+                "difference": difference,
+                "se": se,
+                "verdict": result,
+            }
         )
     return table
 

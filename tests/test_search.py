@@ -100,6 +100,25 @@ def test_seeds_are_added_only_where_the_decision_is_close():
     assert outcome.statuses[9].decision == "reached" and outcome.statuses[8].decision == "short"
 
 
+def test_decisions_within_the_seed_noise_are_reported_as_not_resolved():
+    _, clean = drive(staircase, rungs=15, seeds=3)  # no noise at all: every decision is clear
+    assert clean.unresolved == [] and clean.caveat == "" and clean.to_dict()["caveat"] == ""
+    # noisy: rung 11 (mean 0.900) and rung 9 (mean 0.900) end 0.005 above the threshold 0.895 with all 3 seeds
+    # spent, inside the pooled std (~0.008): both decisions are coin tosses at this noise level
+    _, close = drive(noisy, rungs=15, seeds=3)
+    assert close.unresolved == [11, 9] and "not resolved: rung 11, rung 9" in close.caveat
+
+
+def test_the_real_sst2_search_answer_is_flagged_as_within_the_noise():
+    """The MiniLM / SST-2 search of the README: full HSK 0.7317, 0.7546, 0.7351 (mean 0.7405, threshold 0.7355 at
+    0.5 points); no HSK 0.7477, 0.7385, 0.7397 (mean 0.7420). Pooled std sqrt((3.05e-4 + 5.0e-5) / 4) = 0.0094 >
+    0.7420 - 0.7355 = 0.0065: 'no HSK needed' is within the seed noise, and must say so."""
+    values = {4: (0.7317, 0.7546, 0.7351), NO_HSK: (0.7477, 0.7385, 0.7397)}
+    _, outcome = drive(lambda i, s: values[i][s], rungs=4, seeds=3)
+    assert outcome.chosen == NO_HSK and outcome.noise == pytest.approx(0.0094, abs=2e-4)
+    assert outcome.unresolved == [NO_HSK] and "no HSK decided within the seed noise" in outcome.caveat
+
+
 def test_non_monotone_noise_is_averaged_out_with_seeds_and_misleads_a_single_seed():
     _, with_seeds = drive(noisy, rungs=15, seeds=3)
     assert with_seeds.chosen == 9

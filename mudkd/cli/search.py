@@ -177,6 +177,8 @@ def render_result(result: Any, json_mode: bool) -> None:
             markup=False,
         )
     console.print(document["reason"] + ("" if document["converged"] else " (not converged)"), highlight=False)
+    if document.get("caveat"):
+        console.print(f"Warning: {document['caveat']}", highlight=False, markup=False)
     chosen = result.chosen
     if chosen is not None:
         console.print(

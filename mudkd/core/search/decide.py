@@ -20,6 +20,11 @@ Every measured point starts with one seed; while its mean ± std straddles ``θ`
 added, up to ``seeds``. The std is pooled over every point measured so far (the reference's seeds give it from the
 start), so a one-seed point has a noise estimate too. A point is "reached" when its mean is ≥ ``θ``.
 
+A decision taken with every seed spent while the point's mean is still within one pooled std of ``θ`` is a coin
+toss at this noise level: the outcome lists such points in ``unresolved`` and says so in ``caveat`` (the fix is
+more seeds, or a tolerance wider than the seed noise), so a search never presents a decision the seeds cannot
+support as a finding.
+
 Why not a library: a 1-D threshold search over an ordered ladder is a bisection; Optuna's samplers and pruners
 optimise a value (or prune by intermediate values) and would have to be bent into this shape, losing the
 guarantee on the number of runs and the determinism a resume relies on. The function below is short, pure and
@@ -92,10 +97,24 @@ class Outcome:
     runs: int
     reason: str
     statuses: dict[int, Status] = field(default_factory=dict)
+    unresolved: list[int] = field(default_factory=list)
+
+    @property
+    def caveat(self) -> str:
+        """One line when a decision is within the seed noise (empty otherwise)."""
+        if not self.unresolved:
+            return ""
+        points = ", ".join("no HSK" if i == NO_HSK else f"rung {i}" for i in self.unresolved)
+        return (
+            f"not resolved: {points} decided within the seed noise (pooled std {100 * self.noise:.2f} points, "
+            f"every seed spent); rerun with more seeds or a tolerance wider than the noise"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "chosen": self.chosen,
+            "unresolved": list(self.unresolved),
+            "caveat": self.caveat,
             "converged": self.converged,
             "threshold": self.threshold,
             "reference": self.reference,
@@ -150,6 +169,7 @@ class _Walk:
         self.seeds, self.max_runs = seeds, max_runs
         self.used: dict[int, int] = {}
         self.statuses: dict[int, Status] = {}
+        self.unresolved: list[int] = []
 
     @property
     def runs(self) -> int:
@@ -205,6 +225,8 @@ class _Walk:
         assert status.mean is not None
         reached = status.mean >= threshold - EPSILON
         status.decision = "reached" if reached else "short"
+        if abs(status.mean - threshold) < self.noise() and len(status.values) >= self.seeds:
+            self.unresolved.append(index)  # every seed spent, still within the noise of the threshold
         return reached
 
 
@@ -236,7 +258,15 @@ def next_step(
     def outcome(converged: bool, reason: str) -> Outcome:
         chosen = state["hi"] if state["reference"] is not None else None
         return Outcome(
-            chosen, converged, state["threshold"], state["reference"], walk.noise(), walk.runs, reason, walk.statuses
+            chosen,
+            converged,
+            state["threshold"],
+            state["reference"],
+            walk.noise(),
+            walk.runs,
+            reason,
+            walk.statuses,
+            walk.unresolved,
         )
 
     try:

@@ -83,7 +83,7 @@ class SearchResult:
         return {
             "output_dir": self.output_dir,
             "metric": self.metric,
-            **{k: self.outcome[k] for k in ("converged", "reason", "reference", "threshold", "noise")},
+            **{k: self.outcome.get(k) for k in ("converged", "reason", "reference", "threshold", "noise", "caveat")},
             "tolerance": self.outcome["tolerance"],
             "chosen": self.chosen,
             "points": self.points,
