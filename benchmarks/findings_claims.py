@@ -27,6 +27,8 @@ from pathlib import Path
 #: (claim, point A, relation, point B): point names as the findings sweep names them.
 CLAIMS = (
     ("HSK helps: the smallest budget (0.2 %) beats prediction-only distillation", "1l_5t_0.1h", ">=", "no_hsk"),
+    ("HSK helps: 0.4 % beats prediction-only distillation", "1l_10t_0.1h", ">=", "no_hsk"),
+    ("full HSK beats prediction-only distillation", "full_hsk", ">=", "no_hsk"),
     ("~0.4 % of HSK is as good as full HSK", "1l_10t_0.1h", "~", "full_hsk"),
     ("~3 % of HSK is as good as full HSK", "2l_20t_0.2h", "~", "full_hsk"),
     ("marginal utility: 0.4 % beats 0.2 %", "1l_10t_0.1h", ">=", "1l_5t_0.1h"),
@@ -42,20 +44,34 @@ CLAIMS = (
 SAME = 0.005  # "comparable": half a point of the dev metric
 
 
-def read_summary(sweep_dir: Path) -> dict[str, dict[str, float | int | None]]:
-    """Point name → mean, std (0 for one run), n, hsk_fraction from ``summary.csv``."""
+def read_summary(sweep_dir: Path) -> dict[str, dict[str, float | int | str | None]]:
+    """Point name → series, mean, std (0 for one run), n, min, max, hsk_fraction from ``summary.csv``."""
     rows = {}
     with (sweep_dir / "summary.csv").open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             if not row["mean"]:
                 continue
             rows[row["point"]] = {
+                "series": row["series"],
                 "mean": float(row["mean"]),
                 "std": float(row["std"]) if row["std"] else 0.0,
                 "n": int(row["n"]),
+                "min": float(row["min"]),
+                "max": float(row["max"]),
                 "hsk_fraction": float(row["hsk_fraction"] or 0.0),
             }
     return rows
+
+
+def points_table(rows: dict[str, dict]) -> str:
+    """Every point of the sweep as a Markdown table: HSK share, mean ± std, range and n."""
+    lines = ["| point | block | HSK | dev metric, mean ± std | min – max | n |", "|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['series']} | {100 * row['hsk_fraction']:.3g} % | {row['mean']:.4f} ± {row['std']:.4f} "
+            f"| {row['min']:.4f} – {row['max']:.4f} | {row['n']} |"
+        )
+    return "\n".join(lines)
 
 
 def verdict(a: dict, b: dict, relation: str) -> tuple[float, float, str]:
@@ -116,8 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.sweep_dir / "summary.csv").is_file():
         print(f"Error: {args.sweep_dir / 'summary.csv'} not found: run the findings sweep first", file=sys.stderr)
         return 2
-    table = claims_table(read_summary(args.sweep_dir))
-    print(json.dumps(table, indent=2) if args.json else markdown(table))
+    rows = read_summary(args.sweep_dir)
+    table = claims_table(rows)
+    if args.json:
+        print(json.dumps({"points": rows, "claims": table}, indent=2))
+    else:
+        print(points_table(rows) + "\n\n" + markdown(table))
     return 0
 
 
