@@ -311,7 +311,7 @@ def test_shipped_recipes_embed_no_working_directory_paths(tmp_path, monkeypatch)
             section, _, name = key.partition(".")
             value = getattr(getattr(recipe, section), name)
             assert value is None or os.path.isabs(value) or kind == "model", (path.name, key, value)
-    for name in ("sweep_sst2_minilm.toml", "sweep_findings_sst2.toml", "sweep_findings_cola.toml"):
+    for name in ("sweep_sst2_minilm.toml", "sweep_findings_sst2.toml"):
         sweep = read_sweep(REPO_ROOT / "recipes" / name)
         assert sweep.output_dir is None, f"{name}: the command chooses outputs/<sweep name>"
         base = make_recipe_builder(sweep)({})
