@@ -20,7 +20,15 @@ else:  # pragma: no cover
 
 RECIPES = sorted((REPO_ROOT / "mudkd" / "recipes").glob("*.toml"))
 KEY_LINE = re.compile(r"^\s*(?P<key>[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)\s*=")
-SHIPPED = {"quickstart", "glue_rosita", "glue_rosita_3d", "glue_tinybert", "sweep_base_sst2", "sweep_sst2_minilm", "sweep_findings_sst2"}
+SHIPPED = {
+    "quickstart",
+    "glue_rosita",
+    "glue_rosita_3d",
+    "glue_tinybert",
+    "sweep_base_sst2",
+    "sweep_sst2_minilm",
+    "sweep_findings_sst2",
+}
 
 
 def test_recipes_ship_inside_the_package_and_the_checkout_links_them():
