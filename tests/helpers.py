@@ -128,19 +128,20 @@ def make_tiny_bert(
     return model
 
 
-def make_teacher_and_student(root: Path) -> Path:
-    """A tiny teacher (3 layers, hidden 32) in ``root/teacher`` and its ROSITA-style pruned student (2 layers,
-    2 heads, FFN 32, embedding rank 16, from fixed random scores) in ``root/student``."""
+def make_teacher_and_student(root: Path, *, layers: int = 3, seed: int = 1, score_dtype: str = "float32") -> Path:
+    """A tiny teacher (``layers`` layers, hidden 32, initialised from ``seed``) in ``root/teacher`` and its
+    ROSITA-style pruned student (2 layers, 2 heads, FFN 32, embedding rank 16, from fixed random scores drawn as
+    ``score_dtype``) in ``root/student``."""
     import torch
     from transformers import AutoTokenizer
 
     from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
 
-    teacher = make_tiny_bert(root / "teacher", layers=3, seed=1)
+    teacher = make_tiny_bert(root / "teacher", layers=layers, seed=seed)
     generator = torch.Generator().manual_seed(0)
     scores = TaylorScores(
-        [torch.rand(4, generator=generator) for _ in range(3)],
-        [torch.rand(64, generator=generator) for _ in range(3)],
+        [torch.rand(4, generator=generator, dtype=getattr(torch, score_dtype)) for _ in range(layers)],
+        [torch.rand(64, generator=generator, dtype=getattr(torch, score_dtype)) for _ in range(layers)],
         num_batches=1,
         num_examples=1,
         head_size=8,

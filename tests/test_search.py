@@ -14,7 +14,7 @@ from mudkd.core import search as core
 from mudkd.core.search.decide import NO_HSK, max_runs_needed, next_step
 from mudkd.core.search.ladder import build_ladder
 from mudkd.recipe.search import read_search
-from tests.helpers import FIXTURE_GLUE, make_tiny_bert
+from tests.helpers import FIXTURE_GLUE, make_teacher_and_student
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -185,24 +185,7 @@ def test_one_axis_ladders_keep_the_recipes_other_two_axes():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A tiny teacher (2 layers, hidden 32) and a pruned 2-layer student (as in test_sweep)."""
-    import torch
-    from transformers import AutoTokenizer
-
-    from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
-
-    root = tmp_path_factory.mktemp("search_models")
-    teacher = make_tiny_bert(root / "teacher")
-    generator = torch.Generator().manual_seed(0)
-    scores = TaylorScores(
-        head_scores=[torch.rand(4, generator=generator, dtype=torch.float64) for _ in range(2)],
-        ffn_scores=[torch.rand(64, generator=generator, dtype=torch.float64) for _ in range(2)],
-        num_batches=1,
-        num_examples=4,
-        head_size=8,
-        hidden_size=32,
-    )
-    student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
-    save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
+    root = make_teacher_and_student(tmp_path_factory.mktemp("search_models"), layers=2, seed=0, score_dtype="float64")
     return root / "teacher", root / "student"
 
 
