@@ -258,10 +258,9 @@ def build_store(
         ``build_s`` and ``inference_s``: seconds per full batch, back to back (entry i of both is batch i), the
         build's also charged its share of create/close (last chunk write, fsync, manifest).
     """
-    import numpy as np
     import torch
 
-    from mudkd.core.hsk import build_targets, pack_targets
+    from mudkd.core.cache import store_arrays
     from mudkd.core.store import StoreWriter
 
     num_examples = len(dataset["labels"])
@@ -272,21 +271,11 @@ def build_store(
             teacher(**inputs, output_hidden_states=True)
 
     def build_batch(inputs: dict, writer: StoreWriter) -> None:
-        # The body of mudkd.core.cache.run's loop, verbatim apart from its progress event.
+        # What mudkd.core.cache.run does per batch (the same function), minus its progress event.
         with torch.no_grad():
-            outputs = teacher(**inputs, output_hidden_states=True)
-            targets = build_targets(
-                teacher,
-                [s.float() for s in outputs.hidden_states],
-                inputs["input_ids"],
-                inputs["attention_mask"],
-                budget,
-                sep_token_id=sep_id,
+            writer.append(
+                store_arrays(teacher, inputs, budget=budget, dtype="float16", exclude_padding=True, sep_token_id=sep_id)
             )
-            packed = pack_targets(targets, budget, value_dtype=torch.float16)
-            arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
-            arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
-        writer.append(arrays)
 
     fields: dict[str, Any] = budget.store_fields("float16", with_logits=True)
     infer({name: dataset[name][:batch_size] for name in columns})  # warm-up

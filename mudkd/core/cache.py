@@ -318,6 +318,29 @@ def _teacher_batch(
     rows = data.train[indices]
     batch = collator([{name: rows[name][i] for name in _COLUMNS} for i in range(len(indices))])
     inputs = {name: tensor.to(device) for name, tensor in batch.items()}
+    arrays = store_arrays(
+        teacher, inputs, budget=budget, dtype=dtype, exclude_padding=exclude_padding, sep_token_id=sep_token_id
+    )
+    if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+        raise RunError(
+            f"distill cache: the teacher gave non-finite values for examples among {min(indices)}..{max(indices)}",
+            hint="check the teacher (mudkd finetune); nothing was committed",
+        )
+    return arrays
+
+
+def store_arrays(
+    teacher: Any,
+    inputs: dict[str, torch.Tensor],
+    *,
+    budget: Any,
+    dtype: str,
+    exclude_padding: bool,
+    sep_token_id: int,
+) -> dict[str, np.ndarray]:
+    """One teacher forward pass over a padded batch, turned into the store's arrays: the packed knowledge of
+    ``budget`` in ``dtype`` and the logits (float32). The one definition of what a store row holds; the store
+    build and ``benchmarks/distill_speed.py`` both call it."""
     outputs = teacher(**inputs, output_hidden_states=True)
     targets = build_targets(
         teacher,
@@ -331,11 +354,6 @@ def _teacher_batch(
     packed = pack_targets(targets, budget, value_dtype=_TORCH_DTYPES[dtype])
     arrays = {name: tensor.cpu().numpy() for name, tensor in packed.items()}
     arrays["logits"] = outputs.logits.float().cpu().numpy().astype(np.float32)
-    if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
-        raise RunError(
-            f"distill cache: the teacher gave non-finite values for examples among {min(indices)}..{max(indices)}",
-            hint="check the teacher (mudkd finetune); nothing was committed",
-        )
     return arrays
 
 
