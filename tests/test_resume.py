@@ -16,9 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,35 +112,17 @@ def run_json(args: list) -> dict:
     return json.loads(result.stdout)
 
 
-def complete_checkpoint(partial: Path) -> Callable[[], bool]:
-    """True once a checkpoint is whole: the Trainer writes ``trainer_state.json`` last."""
-
-    def check() -> bool:
-        for state in (partial / "checkpoints").glob("checkpoint-*/trainer_state.json"):
-            try:
-                json.loads(state.read_text())
-                return True
-            except (OSError, ValueError):  # being written right now
-                pass
-        return False
-
-    return check
-
-
-def committed_chunk(store: Path) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return json.loads((store / "manifest.json").read_text())["committed"] > 0
-        except (OSError, ValueError, KeyError):
-            return False
-
-    return check
+KILLPOINT = Path(__file__).with_name("killpoint.py")
 
 
 class KilledRun:
-    """``python -m mudkd ARGS`` in a subprocess, sent SIGKILL by a watcher thread as soon as ``trigger()``."""
+    """``python tests/killpoint.py POINT ARGS``: mudkd in a subprocess that SIGKILLs itself at ``POINT``.
 
-    def __init__(self, args: list, trigger: Callable[[], bool], cwd: Path) -> None:
+    The kill comes from inside, right after the first complete checkpoint or committed chunk, so it cannot miss
+    the window between that point and the end of a short run (a watcher polling the disk did, on a loaded machine).
+    """
+
+    def __init__(self, args: list, point: str, cwd: Path) -> None:
         env = {
             **os.environ,
             "OMP_NUM_THREADS": "1",
@@ -151,35 +130,25 @@ class KilledRun:
             "HF_DATASETS_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(KILLPOINT.parent.parent), os.environ.get("PYTHONPATH")])),
         }
         self.stderr = cwd / f"killed-{len(list(cwd.glob('killed-*')))}.err"
         with self.stderr.open("w") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mudkd", *map(str, args)],
+                [sys.executable, str(KILLPOINT), point, *map(str, args)],
                 cwd=cwd,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
             )
-        self.killed = False
-        self.thread = threading.Thread(target=self._watch, args=(trigger,), daemon=True)
-        self.thread.start()
-
-    def _watch(self, trigger: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + KILL_TIMEOUT
-        while self.process.poll() is None and time.monotonic() < deadline:
-            if trigger():
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.killed = True
-                break
-            time.sleep(0.002)
-        if self.process.poll() is None and not self.killed:
-            self.process.kill()
 
     def wait(self) -> None:
-        self.thread.join(KILL_TIMEOUT + 10)
-        self.process.wait(timeout=30)
-        assert self.killed and self.process.returncode == -signal.SIGKILL, (
+        try:
+            self.process.wait(timeout=KILL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        assert self.process.returncode == -signal.SIGKILL, (
             f"the run was not killed mid-way (exit {self.process.returncode}):\n{self.stderr.read_text()[-2000:]}"
         )
 
@@ -189,11 +158,9 @@ def killed(work, tiny_bert_dir, glue_dir):
     """Start the three runs to be killed at once; each test waits for its own."""
     models = build_models(work / "models")
     runs = {
-        "finetune": KilledRun(
-            finetune_args(tiny_bert_dir, glue_dir, work / "ft"), complete_checkpoint(work / "ft.partial"), work
-        ),
-        "hsk": KilledRun(hsk_args(models, glue_dir, work / "hsk"), complete_checkpoint(work / "hsk.partial"), work),
-        "cache": KilledRun(cache_args(models, glue_dir, work / "store"), committed_chunk(work / "store.partial"), work),
+        "finetune": KilledRun(finetune_args(tiny_bert_dir, glue_dir, work / "ft"), "checkpoint", work),
+        "hsk": KilledRun(hsk_args(models, glue_dir, work / "hsk"), "checkpoint", work),
+        "cache": KilledRun(cache_args(models, glue_dir, work / "store"), "chunk", work),
     }
     yield {"models": models, **runs}
     for run in runs.values():
