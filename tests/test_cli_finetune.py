@@ -93,6 +93,26 @@ def test_end_to_end_tiny_finetune_reloads_with_same_logits(tiny_bert_dir, glue_d
     assert model.config.id2label == {0: "0", 1: "1"}
 
 
+def test_reported_metrics_are_those_of_the_committed_model(tiny_bert_dir, glue_dir, tmp_path):
+    """The finetune's metrics (taken from the best checkpoint's logged evaluation, on length-sorted dev batches)
+    equal a fresh ``mudkd evaluate`` of the model it wrote, on the same dev rows in file order."""
+    out = tmp_path / "teacher"
+    result = runner.invoke(app, [*tiny_args(tiny_bert_dir, glue_dir, out), "--learning-rate", "1e-3", "--json"])
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.stdout)["metrics"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [r for r in records if "eval_accuracy" in r and not r.get("final")]
+    assert len(evaluations) == 2  # steps 2 and 4; the final record repeats the best one, without a third pass
+    assert records[-1]["final"] and records[-1]["accuracy"] in {r["eval_accuracy"] for r in evaluations}
+
+    data = ["--task-name", "sst-2", "--data-dir", str(glue_dir / "SST-2"), "--max-eval-samples", "24"]
+    result = runner.invoke(app, ["evaluate", str(out), *data, "--max-seq-length", "24", "--batch-size", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    fresh = json.loads(result.stdout)["splits"]["dev"]
+    assert fresh["examples"] == 24
+    assert reported["accuracy"] == pytest.approx(fresh["metrics"]["accuracy"])
+
+
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_a_folder_mudkd_did_not_make_is_refused_even_with_overwrite(tiny_bert_dir, glue_dir, tmp_path, overwrite):
     out = tmp_path / "taken"

@@ -143,6 +143,14 @@ class KnowledgeSource:
         return torch.from_numpy(arrays["logits"]).to(inputs["input_ids"].device).float()
 
 
+def hsk_batch_loss(
+    model: HskStudent, source: KnowledgeSource, inputs: dict[str, torch.Tensor], index: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """One batch's HSK loss: the source's targets for the batch, then the student's forward against them."""
+    targets = source.hsk_targets(inputs, index)
+    return model(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"), targets)
+
+
 def soft_cross_entropy(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, reference: bool = False
 ) -> torch.Tensor:
@@ -190,8 +198,7 @@ def _make_trainer_class() -> type:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             labels = inputs.pop("labels")
             if self.stage == "hsk":
-                targets = self.source.hsk_targets(inputs, index)
-                outputs = model(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"), targets)
+                outputs = hsk_batch_loss(model, self.source, inputs, index)
                 loss = outputs["loss"]
                 for position, term in enumerate(outputs["per_layer"].tolist()):
                     self._terms[f"loss_layer_{self.source.budget.student_layers[position]}"].append(term)
@@ -492,6 +499,77 @@ def run_hsk(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = F
         "projection": None if model.projection is None else (projection_source or "fresh"),
     }
     return StageResult(str(outcome.output_dir), {}, details)
+
+
+def time_hsk_updates(recipe: Recipe, *, steps: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``steps`` HSK updates with the teacher online and from ``hsk.hsk_store``, in interleaved pairs.
+
+    Everything is loaded once (student, data, store, teacher); then each repetition runs the same ``steps``
+    batches (the stage's length-grouped or random batches, drawn with the recipe's seed) through a full update
+    (targets, student forward and backward, clipping, AdamW) once per source, the order rotating every repetition
+    (:func:`mudkd.core.measure.interleaved`), after one untimed warm-up batch per source. Only the updates are
+    timed, so the ratio is the speed-up of training itself, not of loading. Writes nothing.
+
+    Returns:
+        ``{"online": [seconds per repetition], "store": [...]}``.
+    """
+    from mudkd.core.measure import interleaved
+
+    tokenizer = load_tokenizer(recipe.student.model)  # type: ignore[arg-type]
+    data = load_task(recipe.task, tokenizer)
+    store = _open_store(recipe.hsk.hsk_store, tokenizer=tokenizer, recipe=recipe, data=data)  # type: ignore[arg-type]
+    budget, stored = _resolve_stage_budget(recipe, read_config(recipe.student.model, "student"), store)
+    device = resolve_device(recipe.training)
+    set_seed(recipe.training.seed)
+    exclude = recipe.hsk.pad_tokens == "exclude"
+    sources = {
+        "online": KnowledgeSource(
+            teacher=_load_teacher(recipe, device),
+            budget=budget,
+            sep_token_id=tokenizer.sep_token_id,
+            exclude_padding=exclude,
+        ),
+        "store": KnowledgeSource(store=store, budget=budget, stored_budget=stored, exclude_padding=exclude),
+    }
+    model, _ = _hsk_model(recipe, load_classifier(recipe.student.model), budget)  # type: ignore[arg-type]
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.hsk.learning_rate)
+    batches = _first_batches(recipe, data.train, tokenizer, steps + 1)
+    batches = [{name: value.to(device) for name, value in batch.items()} for batch in batches]
+
+    def update(source: KnowledgeSource, batch: dict[str, torch.Tensor]) -> None:
+        inputs = {name: value for name, value in batch.items() if name not in ("example_index", "labels")}
+        hsk_batch_loss(model, source, inputs, batch["example_index"])["loss"].backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for source in sources.values():  # warm-up: first-call allocations and lazy initialisation, untimed
+        update(source, batches[0])
+    variants = {
+        name: lambda source=source: [update(source, batch) for batch in batches[1:]] for name, source in sources.items()
+    }
+    return interleaved(variants, repeats=repeats)
+
+
+def _first_batches(recipe: Recipe, train: Any, tokenizer: Any, count: int) -> list[dict[str, torch.Tensor]]:
+    """The first ``count`` training batches of the HSK stage's sampler (length-grouped or random, seeded)."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from mudkd.core.batching import example_lengths
+
+    dataset = _with_index(train)
+    size = recipe.hsk.train_batch_size
+    generator = torch.Generator().manual_seed(recipe.training.seed)
+    if recipe.training.group_by_length:
+        order = list(LengthGroupedSampler(size, lengths=example_lengths(dataset), generator=generator))
+    else:
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+    while len(order) < count * size:  # a tiny training set: cycle through it
+        order += order[: count * size - len(order)]
+    collate = hsk_collator(recipe, tokenizer)
+    starts = range(0, count * size, size)
+    return [collate([dataset[index] for index in order[start : start + size]]) for start in starts]
 
 
 def _hsk_model(recipe: Recipe, student: nn.Module, budget: KnowledgeBudget) -> tuple[HskStudent, str | None]:

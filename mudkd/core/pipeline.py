@@ -341,32 +341,19 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
 
 
 def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
-    """Time the same HSK updates online (teacher loaded and run) and from the store, in interleaved pairs.
+    """Time the same HSK updates online (teacher run on every batch) and from the store, in interleaved pairs.
 
-    Each pair runs the online stage, then the store stage, back to back, so both share the machine's load of the
-    moment; the result is the median of the pairs' ratios with their range (:func:`mudkd.core.measure.paired_ratios`),
-    and "measurable" only when every pair agrees on which side of 1.0 the speed-up lies.
+    Both sources are loaded once and each pair runs the online updates and the store updates back to back
+    (:func:`mudkd.core.distill.time_hsk_updates`), so both share the machine's load of the moment; the result is
+    the median of the pairs' ratios with their range (:func:`mudkd.core.measure.paired_ratios`), and "measurable"
+    only when every pair agrees on which side of 1.0 the speed-up lies.
     """
-    import tempfile
-
-    from mudkd.core.distill import run_hsk
+    from mudkd.core.distill import time_hsk_updates
     from mudkd.core.measure import paired_ratios
 
     steps, repeats = recipe.pipeline.speed_check_steps, recipe.pipeline.speed_check_repeats
     events.on_message(f"pipeline: timing {steps} HSK updates online and from the store, {repeats} interleaved pairs")
-    seconds: dict[str, list[float]] = {"online": [], "store": []}
-    with tempfile.TemporaryDirectory(prefix="mudkd-speed-") as scratch:
-        for repeat in range(repeats):
-            for mode in ("online", "store"):
-                hsk = recipe.hsk.model_copy(
-                    update={
-                        "max_steps": steps,
-                        "output_dir": str(Path(scratch, f"{mode}-{repeat}")),
-                        "hsk_store": recipe.hsk.hsk_store if mode == "store" else None,
-                    }
-                )
-                trial = recipe.model_copy(update={"hsk": hsk})
-                seconds[mode].append(run_hsk(trial).details["train_seconds"])
+    seconds = time_hsk_updates(recipe, steps=steps, repeats=repeats)
     spread = paired_ratios(seconds["online"], seconds["store"])
     return {
         "steps": steps,

@@ -416,7 +416,7 @@ def run_trainer_stage(
     evaluate = stage.dev is not None
     grouped = recipe.training.group_by_length
     train_dataset = with_lengths(stage.train_dataset) if grouped else stage.train_dataset
-    dev = {name: with_lengths(split) for name, split in stage.dev.items()} if grouped and stage.dev else stage.dev
+    dev = {name: eval_order(split, recipe.training.padding) for name, split in stage.dev.items()} if stage.dev else None
     with StagingDir(stage.output_dir, command=stage.command, resume=resume, recipe=recipe) as staging:
         if staging.main:
             for name, text in stage.files.items():
@@ -476,14 +476,43 @@ def compute_metrics_fn(names: tuple[str, ...], labels: list[str] | None = None) 
     return compute
 
 
+def eval_order(split: Any, padding: str) -> Any:
+    """A dev split in the order it is evaluated: longest first when batches are padded to their longest example.
+
+    Metrics, and the loss (a mean over examples), do not depend on the order of the examples, while batches of
+    similar lengths carry almost no padding (issue 12); with static padding the order is kept.
+    """
+    from mudkd.core.batching import example_lengths
+
+    if padding != "longest" or split is None:
+        return split
+    lengths = example_lengths(split)
+    return split.select(sorted(range(len(lengths)), key=lambda index: -lengths[index]))  # a stable sort
+
+
 def evaluate_all(trainer: Any, dev: dict[str, Any]) -> dict[str, float]:
-    """Evaluate on every dev split; the main split's metrics keep plain names, others get a split prefix."""
+    """Evaluate on every dev split; the main split's metrics keep plain names, others get a split prefix.
+
+    The main split's metrics are those logged when the best checkpoint was evaluated, when there is one: the Trainer
+    has just reloaded exactly those weights (``load_best_model_at_end``), so a new pass would repeat the numbers.
+    """
     results: dict[str, float] = {}
     for name, dataset in dev.items():
-        metrics = trainer.evaluate(dataset, metric_key_prefix="eval")
+        metrics = (name == "dev" and _best_evaluation(trainer)) or trainer.evaluate(dataset, metric_key_prefix="eval")
         for key, value in metrics.items():
             plain = key.removeprefix("eval_")
             if plain in {"runtime", "samples_per_second", "steps_per_second", "epoch"}:
                 continue
             results[plain if name == "dev" else f"{name}_{plain}"] = float(value)
     return results
+
+
+def _best_evaluation(trainer: Any) -> dict[str, float] | None:
+    """The ``eval_*`` metrics logged at the best checkpoint's step, or None (no best checkpoint, nothing logged)."""
+    step = trainer.state.best_global_step
+    if not trainer.args.load_best_model_at_end or step is None:
+        return None
+    for record in reversed(trainer.state.log_history):
+        if record.get("step") == step and "eval_loss" in record:
+            return {key: value for key, value in record.items() if key.startswith("eval_")}
+    return None
