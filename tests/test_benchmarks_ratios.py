@@ -84,3 +84,28 @@ def test_findings_claims_verdicts_follow_the_stated_rule(tmp_path):
     (row,) = claims.claims_table(rows)
     assert row["a"] == "1l_5t_0.1h" and row["verdict"] == "reproduces"
     assert "| 1l_5t_0.1h | 3D | 0.195 % | 0.7600 ± 0.0100 |" in claims.points_table(rows)
+
+
+def test_quickstart_cpu_reads_each_runs_own_cpu_time_and_summary(tmp_path):
+    """``finish`` takes one child's CPU time from ``wait4`` (not the wall clock, not the other run's) and its
+    accuracies from the pipeline's ``--json`` summary; a failed run stops the benchmark with its stderr."""
+    module = _load("quickstart_cpu")
+    processes = {}
+    for seconds, accuracy in ((0.3, 0.7), (0.9, 0.8)):  # two runs side by side, as the benchmark starts them
+        summary = {
+            "summary": {"teacher": {"metrics": {"accuracy": 0.9}}, "student": {"metrics": {"accuracy": accuracy}}}
+        }
+        code = f"import json, time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
+        code += f"print(json.dumps({summary!r}))\n"
+        work = tmp_path / str(seconds)
+        work.mkdir()
+        with (work / "stdout.json").open("w") as out:
+            processes[seconds] = (subprocess.Popen([sys.executable, "-c", code], stdout=out), work)
+    short, long = (module.finish(*processes[seconds]) for seconds in (0.3, 0.9))
+    assert 0.3 <= short["cpu_seconds"] < 0.8 and 0.9 <= long["cpu_seconds"] < 1.4
+    assert (short["teacher_accuracy"], short["student_accuracy"], long["student_accuracy"]) == (0.9, 0.7, 0.8)
+
+    (tmp_path / "stderr.txt").write_text("Error: something broke\n")
+    failing = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(SystemExit, match="exit 3"):
+        module.finish(failing, tmp_path)
