@@ -13,13 +13,15 @@ first, since two multi-threaded runs at once would spend CPU time waiting for ea
   quickstart of another mudkd checkout instead (e.g. ``git worktree add ../old 99f1908^``, the code the issue was
   filed against), run with that checkout's own recipe.
 
-Prints the ratio new / old of CPU time (the issue's target: at most 0.5), each run's stage seconds and the dev
-accuracy of teacher and student, which should agree within seed noise. ``--json`` prints one document.
+``--pairs`` such pairs run one after another (default 3); the ratio new / old of CPU time (the issue's target: at
+most 0.5) is printed as the median and range of the pairs with a verdict (mudkd.core.measure), then each run's
+CPU time, stage seconds and the dev accuracy of teacher and student, which should agree within seed noise (every
+run trains with the same seed). ``--json`` prints one document.
 
 Usage::
 
-    python benchmarks/quickstart_cpu.py                       # ~6 minutes on 2 cores
-    python benchmarks/quickstart_cpu.py --old-checkout ../old
+    python benchmarks/quickstart_cpu.py                       # 3 pairs, ~20 minutes on 2 cores
+    python benchmarks/quickstart_cpu.py --pairs 1 --old-checkout ../old
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 STATIC = ["--set", "training.padding=max_length", "--set", "training.group_by_length=false"]
 
 
@@ -72,41 +75,55 @@ def finish(process: subprocess.Popen, work: Path) -> dict[str, Any]:
     }
 
 
+def run_pair(old: tuple[Path, list[str]], threads: int, scratch: Path) -> dict[str, dict[str, Any]]:
+    """One old and one new quickstart: started together at 1 thread; with more threads, old first, then new."""
+    plans = {"old": old, "new": (ROOT, [])}
+    results, running = {}, {}
+    for name, (checkout, extra) in plans.items():
+        work = scratch / name
+        running[name] = (start(checkout, extra, work, threads), work)
+        if threads > 1:  # one multi-threaded run at a time
+            results[name] = finish(*running.pop(name))
+    return results | {name: finish(process, work) for name, (process, work) in running.items()}
+
+
 def main() -> None:
+    from mudkd.core.measure import describe, paired_ratios
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old-checkout", type=Path, help="compare with this mudkd checkout's own quickstart")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (> 1: one run at a time)")
+    parser.add_argument("--pairs", type=int, default=3, help="old/new pairs behind the ratio (3+ for a verdict)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mudkd-quickstart-cpu-") as scratch:
-        old_checkout = (args.old_checkout or ROOT).resolve()
-        plans = {"old": (old_checkout, [] if args.old_checkout else STATIC), "new": (ROOT, [])}
-        results, running = {}, {}
-        for name, (checkout, extra) in plans.items():
-            work = Path(scratch, name)
-            running[name] = (start(checkout, extra, work, args.threads), work)
-            if args.threads > 1:  # one multi-threaded run at a time
-                results[name] = finish(*running.pop(name))
-        results |= {name: finish(process, work) for name, (process, work) in running.items()}
+    old_checkout = (args.old_checkout or ROOT).resolve()
+    old = (old_checkout, [] if args.old_checkout else STATIC)
+    pairs = []
+    for pair in range(args.pairs):
+        with tempfile.TemporaryDirectory(prefix=f"mudkd-quickstart-cpu-{pair}-") as scratch:
+            pairs.append(run_pair(old, args.threads, Path(scratch)))
+    spread = paired_ratios([p["new"]["cpu_seconds"] for p in pairs], [p["old"]["cpu_seconds"] for p in pairs])
     result = {
         "threads": args.threads,
         "old": "checkout " + str(old_checkout) if args.old_checkout else "static padding, no length grouping",
-        "ratio": results["new"]["cpu_seconds"] / results["old"]["cpu_seconds"],
-        **results,
+        "ratio": spread["median"],
+        "spread": spread,
+        "pairs": pairs,
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
     how = "1 thread each, run side by side" if args.threads == 1 else f"{args.threads} threads each, one at a time"
     print(f"quickstart CPU time (user+sys, {how}); old = {result['old']}")
-    print(f"  new / old: {result['ratio']:.2f}  (target <= 0.50)")
-    for name in ("new", "old"):
-        run = results[name]
-        stages = ", ".join(f"{stage} {seconds:.0f}" for stage, seconds in (run["stage_seconds"] or {}).items())
-        print(
-            f"  {name}: {run['cpu_seconds']:.1f} s; dev accuracy teacher {run['teacher_accuracy']:.3f}, "
-            f"student {run['student_accuracy']:.3f}; stage wall seconds: {stages}"
-        )
+    print(f"  new / old: {describe(spread)}  (target <= 0.50)")
+    for index, pair in enumerate(pairs):
+        for name in ("new", "old"):
+            run = pair[name]
+            stages = ", ".join(f"{stage} {seconds:.0f}" for stage, seconds in (run["stage_seconds"] or {}).items())
+            print(
+                f"  pair {index + 1} {name}: {run['cpu_seconds']:.1f} CPU s; dev accuracy teacher "
+                f"{run['teacher_accuracy']:.3f}, student {run['student_accuracy']:.3f}; stage wall s: {stages}"
+            )
 
 
 if __name__ == "__main__":

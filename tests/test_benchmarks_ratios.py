@@ -16,6 +16,7 @@ from tests.helpers import REPO_ROOT
 SCRIPTS = {
     "distill_speed": "--steps",
     "padding_speed": "--repeats",
+    "quickstart_cpu": "--pairs",
     "prune_latency": "--repeats",
     "store_io": "--pairs",
     "student_report": "--repeats",
