@@ -246,7 +246,7 @@ def _take(dataset: dict, index: Any) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Store build (the loop of mudkd.core.cache.run) against pure teacher inference
+# Store build (the loop of mudkd.core.stages.cache.run) against pure teacher inference
 
 
 def build_store(
@@ -260,7 +260,7 @@ def build_store(
     """
     import torch
 
-    from mudkd.core.cache import store_arrays
+    from mudkd.core.stages.cache import store_arrays
     from mudkd.core.store import StoreWriter
 
     num_examples = len(dataset["labels"])
@@ -271,7 +271,7 @@ def build_store(
             teacher(**inputs, output_hidden_states=True)
 
     def build_batch(inputs: dict, writer: StoreWriter) -> None:
-        # What mudkd.core.cache.run does per batch (the same function), minus its progress event.
+        # What mudkd.core.stages.cache.run does per batch (the same function), minus its progress event.
         with torch.no_grad():
             writer.append(
                 store_arrays(teacher, inputs, budget=budget, dtype="float16", exclude_padding=True, sep_token_id=sep_id)
@@ -348,7 +348,7 @@ def make_steps(case: dict, budget: Any, store: Any, learning_rate: float = 1e-4)
     import torch
     import torch.nn.functional as F
 
-    from mudkd.core.distill import HskStudent, KnowledgeSource
+    from mudkd.core.stages.distill import HskStudent, KnowledgeSource
 
     teacher, student = case["teacher"], case["student"]
     student.train()

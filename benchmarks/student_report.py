@@ -3,7 +3,7 @@
 The teacher is all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads of 32, FFN 1536) with a random 2-class head; the
 student is cut from it by :func:`mudkd.core.pruning.prune_bert` with random importance scores (the scores change
 which heads survive, not the student's size or speed). Both are saved as ``save_pretrained`` directories in a
-temporary folder and handed to :func:`mudkd.core.export.report`, exactly what ``mudkd report --model-path STUDENT
+temporary folder and handed to :func:`mudkd.core.stages.export.report`, exactly what ``mudkd report --model-path STUDENT
 --teacher-model TEACHER`` does. Latency is measured side by side (warm-up, interleaved repetitions) and reported as
 the teacher/student ratio: median [low, high] over the interleaved pairs with the load average (mudkd.core.measure),
 "not measurable on this machine now" when the pairs straddle 1.0; the absolute medians are for context only.
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import BertForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    from mudkd.core.export import report
+    from mudkd.core.stages.export import report
     from mudkd.core.measure import describe
     from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
 

@@ -210,7 +210,7 @@ def test_evaluate_names_the_positive_class_from_the_training_labels(models, tmp_
 def test_a_sweeps_untrained_level_reports_the_same_task_metrics_as_evaluate(models, tmp_path):
     """distill.evaluate_student (a sweep's "untrained" point) on a custom binary task: the named positive class,
     and the same values `mudkd evaluate` prints for the same model and data."""
-    from mudkd.core import distill
+    from mudkd.core.stages import distill
     from mudkd.recipe import build_recipe
 
     (tmp_path / "train.csv").write_text("text,label\n" + "the film,ham\n" * 5 + "win cash,spam\n" * 2)

@@ -10,8 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
-from mudkd.core import export
-from mudkd.core.export import export_onnx, flops_per_example
+from mudkd.core.stages import export
+from mudkd.core.stages.export import export_onnx, flops_per_example
 from mudkd.core.modeling_pruned_bert import PrunedBertConfig
 from mudkd.core.models import load_classifier
 from mudkd.core.pruning import TaylorScores, count_parameters, prune_bert, save_pruned

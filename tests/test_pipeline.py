@@ -98,7 +98,7 @@ def test_pipeline_runs_every_stage_then_skips_them(tiny_bert_dir, glue_dir, tmp_
     assert f'model = "{out / "hsk"}"' in final and f'logits_store = "{out / "store"}"' in final
 
     # A second run finds every stage done and trains nothing.
-    from mudkd.core import finetune
+    from mudkd.core.stages import finetune
 
     monkeypatch.setattr(finetune, "run", lambda *a, **k: pytest.fail("finetune re-ran"))
     again = runner.invoke(app, ["pipeline", str(recipe), "--dry-run", "--json"])

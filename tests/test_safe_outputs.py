@@ -265,7 +265,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(w, tmp_path, command):
 
 def test_pipeline_recognises_a_stage_committed_just_before_a_kill(tmp_path):
     """A kill after a stage's commit but before its stage.json: the marker's key still marks the stage done."""
-    from mudkd.core import pipeline
+    from mudkd.core.stages import pipeline
     from mudkd.recipe.load import build_recipe
 
     recipe = build_recipe(flags={"output.dir": str(tmp_path / "run"), "teacher.pretrained": str(tmp_path / "m")})

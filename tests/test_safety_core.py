@@ -436,7 +436,7 @@ def test_prune_refuses_scores_with_non_finite_values(tmp_path):
 
 
 def test_export_of_a_missing_model_dir_is_exit_2_even_without_onnx(tmp_path, monkeypatch):
-    from mudkd.core import export
+    from mudkd.core.stages import export
 
     def no_onnx():
         raise RunError("ONNX export needs onnx and onnxruntime (onnx is not installed)")
@@ -467,7 +467,7 @@ def test_overwrite_replaces_only_an_onnx_file_mudkd_exported(tiny_bert_dir, tmp_
     import onnx
     from onnx import TensorProto, helper
 
-    from mudkd.core.export import MADE_BY
+    from mudkd.core.stages.export import MADE_BY
 
     precious = tmp_path / "precious.onnx"
     precious.write_bytes(b"my thesis")

@@ -106,8 +106,8 @@ def finished(models, tmp_path_factory):
     no_hsk baseline gets 2 + 2 = 4 prediction updates."""
     import torch
 
-    import mudkd.core.cache as cache_module
-    import mudkd.core.distill as distill_module
+    import mudkd.core.stages.cache as cache_module
+    import mudkd.core.stages.distill as distill_module
 
     teacher, student = models
     root = tmp_path_factory.mktemp("sweep_run")
@@ -465,7 +465,7 @@ def test_the_fair_no_hsk_baseline_trains_as_long_as_an_hsk_point(finished):
 def test_the_untrained_row_evaluates_the_student_as_it_is(finished):
     """The untrained record is the student's own dev accuracy (no training, no model written); the evaluation
     agrees with the Trainer's evaluation of a trained student."""
-    from mudkd.core import distill
+    from mudkd.core.stages import distill
 
     out = finished["out"]
     untrained = finished["result"].records[0]
@@ -494,8 +494,8 @@ def test_plot_is_a_png_and_the_text_curve_has_every_series(finished):
 
 
 def test_rerun_skips_finished_points_and_retrains_only_a_missing_one(finished, monkeypatch):
-    import mudkd.core.cache as cache_module
-    import mudkd.core.distill as distill_module
+    import mudkd.core.stages.cache as cache_module
+    import mudkd.core.stages.distill as distill_module
 
     out = finished["out"]
     (out / "points" / "2l_8t_0.25h" / "result.json").unlink()
@@ -520,7 +520,7 @@ def test_rerun_skips_finished_points_and_retrains_only_a_missing_one(finished, m
 @pytest.fixture
 def fake_stages(monkeypatch):
     """Replace the training stages by instant fakes whose dev accuracy depends on the point's budget."""
-    import mudkd.core.distill as distill_module
+    import mudkd.core.stages.distill as distill_module
 
     calls = []
 
@@ -859,7 +859,7 @@ def test_cli_dry_run_table(finished):
 
 
 def test_cli_rerun_of_a_finished_sweep_renders_results(finished, monkeypatch):
-    import mudkd.core.distill as distill_module
+    import mudkd.core.stages.distill as distill_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished point was retrained")

@@ -95,7 +95,7 @@ def hsk_cli(
     --keep-hidden) can be compressed alone or jointly (--config-3d). The budget table is printed first.
     """
     resolved = build(hsk_cli, locals(), stage="hsk")
-    from mudkd.core import distill
+    from mudkd.core.stages import distill
 
     run_stage("distill hsk", resolved, locals(), plan=distill.plan_hsk, run=distill.run_hsk)
 
@@ -136,7 +136,7 @@ def pred_cli(
     Regression tasks (STS-B) train on the gold labels with MSE, as the reference does.
     """
     resolved = build(pred_cli, locals(), stage="pred")
-    from mudkd.core import distill
+    from mudkd.core.stages import distill
 
     run_stage("distill pred", resolved, locals(), plan=distill.plan_pred, run=distill.run_pred)
 
@@ -183,6 +183,6 @@ def cache_cli(
     also serves smaller budgets of the same schemes.
     """
     resolved = build(cache_cli, locals(), stage="cache")
-    from mudkd.core import cache
+    from mudkd.core.stages import cache
 
     run_stage("distill cache", resolved, locals(), plan=cache.plan, run=cache.run)

@@ -78,7 +78,7 @@ def evaluate_cli(
         # A custom task is declared with its training file; evaluating one file needs none: the file stands in.
         values["set_"] = [f"task.train_file={_toml_string(validation_file)}", *(set_ or [])]
     resolved = build(evaluate_cli, values)
-    from mudkd.core.evaluate import evaluate
+    from mudkd.core.stages.evaluate import evaluate
 
     c.quiet_libraries()
     document = evaluate(resolved, model, teacher_dir=teacher, validation_file=validation_file)
@@ -187,7 +187,7 @@ def predict_cli(
     Labels are the model's id2label names. With --json, one JSON document holds every prediction. Reads only the
     model and the input; writes nothing else.
     """
-    from mudkd.core.evaluate import check_model_dir, predict
+    from mudkd.core.stages.evaluate import check_model_dir, predict
 
     check_model_dir(model)  # before waiting for stdin
     rows = _input_rows(input_file, format_, text_columns, pairs)
@@ -198,7 +198,7 @@ def predict_cli(
 
 
 def _input_rows(input_file: str, format_: str | None, text_columns: str | None, pairs: bool) -> list:
-    from mudkd.core.evaluate import read_inputs
+    from mudkd.core.stages.evaluate import read_inputs
 
     columns = [part.strip() for part in (text_columns or "").split(",") if part.strip()]
     return read_inputs(

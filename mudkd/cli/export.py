@@ -56,7 +56,7 @@ def export_cli(
     within 1e-4 on two other input shapes; the file is written atomically and never replaced without --overwrite.
     --overwrite replaces only an ONNX file mudkd exported; the output may not be a link or sit inside --model-path.
     """
-    from mudkd.core.export import export_onnx
+    from mudkd.core.stages.export import export_onnx
 
     c.quiet_libraries()
     student = _student(student_model, model_path)
@@ -106,7 +106,7 @@ def report_cli(
     the timed input is dev batches padded to their own longest example and FLOPs are counted at the mean real
     length; otherwise a synthetic --seq-length batch, and the output says so.
     """
-    from mudkd.core.export import report
+    from mudkd.core.stages.export import report
 
     c.quiet_libraries()
     timing = {"seq_length": seq_length, "batch_size": batch_size, "repeats": repeats, "threads": threads}

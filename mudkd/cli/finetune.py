@@ -50,6 +50,6 @@ def finetune_cli(
     resolved recipe. Training uses the transformers Trainer, so `accelerate launch` / `torchrun` scale it out.
     """
     resolved = build(finetune_cli, locals(), stage="finetune")
-    from mudkd.core import finetune
+    from mudkd.core.stages import finetune
 
     run_stage("finetune", resolved, locals(), plan=finetune.plan, run=finetune.run)

@@ -102,7 +102,7 @@ def pipeline_cli(
     # a recipe that names no output directory writes to ./outputs/<recipe name>, like the quickstart
     default_dir = {"output.dir": str(Path("outputs", recipe.stem))} if recipe else None
     resolved = build(pipeline_cli, locals(), base=default_dir)
-    from mudkd.core import pipeline
+    from mudkd.core.stages import pipeline
 
     stage = {"plan": pipeline.plan, "run": pipeline.run, "render": render, "render_plan": render_plan}
     run_stage("pipeline", resolved, locals(), **stage)

@@ -73,7 +73,7 @@ def prune_cli(
     predicts one class from a near-constant [CLS].
     """
     resolved = build(prune_cli, locals(), stage="prune")
-    from mudkd.core import prune
+    from mudkd.core.stages import prune
 
     run_stage("prune", resolved, locals(), plan=prune.plan, run=prune.run, render=render_sizes)
 

@@ -54,7 +54,7 @@ def score_cli(
     head scores of each layer spread.
     """
     resolved = build(score_cli, locals(), stage="score")
-    from mudkd.core import score
+    from mudkd.core.stages import score
 
     run_stage("score", resolved, locals(), plan=score.plan, run=score.run, render=render_scores)
 

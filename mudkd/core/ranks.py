@@ -1,7 +1,7 @@
 """The processes of a distributed launch (``torchrun``/``accelerate launch``) for passes mudkd splits by hand.
 
 The Trainer stages get their process group from ``transformers``; the store's teacher pass
-(:mod:`mudkd.core.cache`) has no Trainer, so it joins the launch here: a gloo group (the ranks exchange CPU
+(:mod:`mudkd.core.stages.cache`) has no Trainer, so it joins the launch here: a gloo group (the ranks exchange CPU
 numpy arrays, whatever device the teacher runs on) when ``WORLD_SIZE > 1``, nothing at all on one process.
 
 Every collective here also carries failures: a rank that failed tells the others, and every rank then raises

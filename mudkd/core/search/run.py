@@ -416,7 +416,7 @@ def final_overrides(plan_: SearchPlan, chosen: Mapping[str, Any]) -> dict[str, A
 
 def train_final_student(plan_: SearchPlan, chosen: Mapping[str, Any], events: SearchEvents) -> dict[str, Any]:
     """``final/hsk`` and ``final/pred``: the student distilled at the chosen budget (skipped when done earlier)."""
-    from mudkd.core import distill
+    from mudkd.core.stages import distill
 
     final = plan_.output_dir / "final"
     final.mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
 A fingerprint is a flat ``{str: str}`` dict, e.g. ``{"teacher": <sha256 of the weights>, "task": "sst-2",
 "max_seq_length": "64", "budget": <sha256 of the budget>}``. ``mudkd distill cache`` builds one per store
-(:func:`mudkd.core.cache.run_fingerprint`), the manifest keeps it, and every reader compares it with
+(:func:`mudkd.core.stages.cache.run_fingerprint`), the manifest keeps it, and every reader compares it with
 :func:`fingerprint_mismatches`, so "matches" means the same thing to training, sweeps and resumed builds.
 """
 
@@ -35,7 +35,7 @@ def fingerprint_mismatches(stored: Mapping[str, str], expected: Mapping[str, str
 
     Args:
         stored: The store's fingerprint (its manifest's ``fingerprint``).
-        expected: What this run was given, e.g. :func:`mudkd.core.cache.run_fingerprint`.
+        expected: What this run was given, e.g. :func:`mudkd.core.stages.cache.run_fingerprint`.
         exact: Also count keys only the store has.
 
     Returns:

@@ -94,7 +94,7 @@ def _run_point(
 
     The ``untrained`` baseline trains nothing: its student is evaluated on dev as it is.
     """
-    from mudkd.core import distill
+    from mudkd.core.stages import distill
 
     point_dir = plan_.output_dir / "points" / planned.id
     if point_dir.exists():  # a point interrupted earlier restarts from scratch

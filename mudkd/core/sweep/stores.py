@@ -74,7 +74,7 @@ def ensure_store(store: PlannedStore, base: Recipe, events: RunEvents) -> dict[s
     Raises:
         StoreError: The built store holds another budget than planned.
     """
-    from mudkd.core import cache
+    from mudkd.core.stages import cache
 
     row = store.row(base.cache.dtype)
     if store.given:

@@ -15,7 +15,7 @@ from typing import Any
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.models import load_classifier, load_tokenizer
 from mudkd.core.outputs import StagingDir, check_output_dir
-from mudkd.core.score import require_teacher
+from mudkd.core.stages.score import require_teacher
 from mudkd.core.training import resolve_device, write_run_files
 from mudkd.errors import BudgetError, CheckpointError
 from mudkd.recipe.schema import Recipe

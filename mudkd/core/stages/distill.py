@@ -3,7 +3,7 @@
 Both stages run on the transformers Trainer (so resume, DDP via ``accelerate launch``/``torchrun``, mixed
 precision and TensorBoard come from the library). The teacher's knowledge comes either from the teacher itself,
 run in eval mode on every batch ("online"), or from a teacher-free store written once by ``mudkd distill cache``
-(:mod:`mudkd.core.cache`); in store mode the teacher is never constructed.
+(:mod:`mudkd.core.stages.cache`); in store mode the teacher is never constructed.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _make_trainer_class() -> type:
 
 def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) -> Any:
     """Open a teacher-free store and check it was built for this tokenizer, task, data and length."""
-    from mudkd.core.cache import run_fingerprint
+    from mudkd.core.stages.cache import run_fingerprint
     from mudkd.core.store import HskStore
 
     expected = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
@@ -264,7 +264,7 @@ def check_store_serves(path: str, store: Any, expected: dict[str, str], wanted: 
 def plan_store_check(recipe: Recipe, path: str, store: Any) -> int:
     """A dry run's :func:`check_store_serves`: the fingerprint the run will expect, built from the data files and
     the student's tokenizer without tokenising; returns the run's training examples."""
-    from mudkd.core.cache import expected_fingerprint
+    from mudkd.core.stages.cache import expected_fingerprint
     from mudkd.core.data import tokenizer_fingerprint, train_source
 
     data_key, count = train_source(recipe.task)

@@ -240,7 +240,7 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
 
 
 def _runner(name: str) -> Callable[..., StageResult]:
-    from mudkd.core import cache, distill, finetune, prune, score
+    from mudkd.core.stages import cache, distill, finetune, prune, score
 
     return {
         "finetune": finetune.run,
@@ -307,7 +307,7 @@ def _compact(document: dict[str, Any]) -> dict[str, Any]:
 def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float], events: RunEvents) -> dict[str, Any]:
     """Teacher vs student: dev metrics, parameters, CPU latency ratio, HSK fraction and training times; the pruned
     student's health before training and every stage's warnings (degenerate student, flat learning curve)."""
-    from mudkd.core.export import report
+    from mudkd.core.stages.export import report
 
     teacher_metrics = _read_metrics(recipe.teacher.model)
     student_metrics = _read_metrics(recipe.pred.output_dir)
@@ -344,11 +344,11 @@ def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
     """Time the same HSK updates online (teacher run on every batch) and from the store, in interleaved pairs.
 
     Both sources are loaded once and each pair runs the online updates and the store updates back to back
-    (:func:`mudkd.core.distill.time_hsk_updates`), so both share the machine's load of the moment; the result is
+    (:func:`mudkd.core.stages.distill.time_hsk_updates`), so both share the machine's load of the moment; the result is
     the median of the pairs' ratios with their range (:func:`mudkd.core.measure.paired_ratios`), and "measurable"
     only when every pair agrees on which side of 1.0 the speed-up lies.
     """
-    from mudkd.core.distill import time_hsk_updates
+    from mudkd.core.stages.distill import time_hsk_updates
     from mudkd.core.measure import paired_ratios
 
     steps, repeats = recipe.pipeline.speed_check_steps, recipe.pipeline.speed_check_repeats
