@@ -118,8 +118,8 @@ def make_workloads(models: dict[str, Any], encoded: dict[str, list], max_len: in
     import torch.nn.functional as F
 
     from mudkd.core.batching import PaddingCollator
-    from mudkd.core.stages.distill import HskStudent
     from mudkd.core.hsk import build_targets, pack_targets, unpack_targets
+    from mudkd.core.stages.distill import HskStudent
     from mudkd.knowledge import resolve_budget
 
     teacher, student, tokenizer = models["teacher"], models["student"], models["tokenizer"]

@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import BertForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    from mudkd.core.stages.export import report
     from mudkd.core.measure import describe
     from mudkd.core.pruning import TaylorScores, prune_bert, save_pruned
+    from mudkd.core.stages.export import report
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

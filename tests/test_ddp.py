@@ -248,8 +248,8 @@ def full_hsk_loss(student: Path, store_dir: Path, glue_dir: Path) -> float:
     """The HSK loss of ``student`` over all 64 stored examples at once (eval mode: no dropout, no batch noise)."""
     from mudkd.core.batching import hsk_collator
     from mudkd.core.data import load_task
-    from mudkd.core.stages.distill import HskStudent, KnowledgeSource
     from mudkd.core.models import load_classifier, load_tokenizer
+    from mudkd.core.stages.distill import HskStudent, KnowledgeSource
     from mudkd.core.store import HskStore
     from mudkd.knowledge import KnowledgeBudget
     from mudkd.recipe import build_recipe

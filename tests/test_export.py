@@ -10,11 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
-from mudkd.core.stages import export
-from mudkd.core.stages.export import export_onnx, flops_per_example
 from mudkd.core.modeling_pruned_bert import PrunedBertConfig
 from mudkd.core.models import load_classifier
 from mudkd.core.pruning import TaylorScores, count_parameters, prune_bert, save_pruned
+from mudkd.core.stages import export
+from mudkd.core.stages.export import export_onnx, flops_per_example
 from tests.helpers import make_tiny_bert
 
 runner = CliRunner()

@@ -58,8 +58,8 @@ def hsk(teacher, student, out, glue_dir, *extra):
 def test_load_fit_dense_reads_the_checkpoint_projection_exactly(tmp_path):
     import torch
 
-    from mudkd.core.stages.distill import HskStudent
     from mudkd.core.models import load_classifier, load_fit_dense
+    from mudkd.core.stages.distill import HskStudent
 
     weight, bias = known_projection()
     student_dir = narrow_student(tmp_path / "tinybert", weight=weight, bias=bias)

@@ -297,7 +297,12 @@ def test_budget_regexes_and_byte_constants_live_only_in_mudkd_knowledge():
 
 def test_no_module_outside_knowledge_reads_a_model_shape_from_config_keys():
     """Depth, width and labels come from mudkd.knowledge.shapes (prune's per-layer head/FFN shape is its own)."""
-    allowed = {"mudkd/core/stages/prune.py", "mudkd/cli/wizard.py", "mudkd/core/stages/export.py", "mudkd/core/pruning.py"}
+    allowed = {
+        "mudkd/core/stages/prune.py",
+        "mudkd/cli/wizard.py",
+        "mudkd/core/stages/export.py",
+        "mudkd/core/pruning.py",
+    }
     found = []
     for path in _outside_knowledge():
         relative = path.relative_to(REPO_ROOT).as_posix()

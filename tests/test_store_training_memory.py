@@ -53,9 +53,9 @@ def work(tmp_path):
 
 def write_store(work: Path) -> tuple[Path, int]:
     """The store ``mudkd distill cache`` would write (full HSK, fp16), filled with random values."""
-    from mudkd.core.stages.cache import run_fingerprint
     from mudkd.core.data import load_task
     from mudkd.core.models import load_tokenizer
+    from mudkd.core.stages.cache import run_fingerprint
     from mudkd.core.store import StoreWriter, fingerprint_value
     from mudkd.knowledge import budget_from_recipe
     from mudkd.recipe import build_recipe

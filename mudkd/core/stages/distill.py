@@ -264,8 +264,8 @@ def check_store_serves(path: str, store: Any, expected: dict[str, str], wanted: 
 def plan_store_check(recipe: Recipe, path: str, store: Any) -> int:
     """A dry run's :func:`check_store_serves`: the fingerprint the run will expect, built from the data files and
     the student's tokenizer without tokenising; returns the run's training examples."""
-    from mudkd.core.stages.cache import expected_fingerprint
     from mudkd.core.data import tokenizer_fingerprint, train_source
+    from mudkd.core.stages.cache import expected_fingerprint
 
     data_key, count = train_source(recipe.task)
     tokenizer = tokenizer_fingerprint(load_tokenizer(recipe.student.model))  # type: ignore[arg-type]

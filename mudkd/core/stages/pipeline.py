@@ -348,8 +348,8 @@ def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
     the median of the pairs' ratios with their range (:func:`mudkd.core.measure.paired_ratios`), and "measurable"
     only when every pair agrees on which side of 1.0 the speed-up lies.
     """
-    from mudkd.core.stages.distill import time_hsk_updates
     from mudkd.core.measure import paired_ratios
+    from mudkd.core.stages.distill import time_hsk_updates
 
     steps, repeats = recipe.pipeline.speed_check_steps, recipe.pipeline.speed_check_repeats
     events.on_message(f"pipeline: timing {steps} HSK updates online and from the store, {repeats} interleaved pairs")
