@@ -19,63 +19,8 @@ from typing import Any
 
 from mudkd.core.metrics import minority_label, selection_metric, task_metric_names
 from mudkd.errors import DataError, RecipeError
+from mudkd.knowledge.tasks import GLUE, GlueTask
 from mudkd.recipe.schema import TaskConfig
-
-
-@dataclass(frozen=True)
-class GlueTask:
-    """The layout of one GLUE task in the original release (method.md §18).
-
-    Attributes:
-        train_file: Training file name inside the task directory.
-        dev_files: Dev split name → file name (MNLI has matched and mismatched).
-        header: Whether the files start with a header row.
-        text_columns: Column positions of text_a (and text_b) in the dev/train files.
-        label_column: Column position of the label (-1 = last).
-        labels: Label strings in index order; None for regression.
-        metrics: Metric names reported on dev.
-        selection: The metric that selects the best checkpoint.
-    """
-
-    train_file: str
-    dev_files: dict[str, str]
-    header: bool
-    text_columns: tuple[int, ...]
-    label_column: int
-    labels: tuple[str, ...] | None
-    metrics: tuple[str, ...]
-    selection: str
-
-
-GLUE: dict[str, GlueTask] = {
-    "cola": GlueTask("train.tsv", {"dev": "dev.tsv"}, False, (3,), 1, ("0", "1"), ("mcc", "accuracy"), "mcc"),
-    "sst-2": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (0,), 1, ("0", "1"), ("accuracy",), "accuracy"),
-    "mrpc": GlueTask(
-        "train.tsv", {"dev": "dev.tsv"}, True, (3, 4), 0, ("0", "1"), ("accuracy", "f1", "acc_and_f1"), "accuracy"
-    ),
-    "sts-b": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (7, 8), -1, None, ("pearson", "spearman", "corr"), "corr"),
-    "qqp": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (3, 4), 5, ("0", "1"), ("accuracy", "f1"), "accuracy"),
-    "mnli": GlueTask(
-        "train.tsv",
-        {"dev": "dev_matched.tsv", "dev_mismatched": "dev_mismatched.tsv"},
-        True,
-        (8, 9),
-        -1,
-        ("contradiction", "entailment", "neutral"),
-        ("accuracy",),
-        "accuracy",
-    ),
-    "qnli": GlueTask(
-        "train.tsv", {"dev": "dev.tsv"}, True, (1, 2), -1, ("entailment", "not_entailment"), ("accuracy",), "accuracy"
-    ),
-    "rte": GlueTask(
-        "train.tsv", {"dev": "dev.tsv"}, True, (1, 2), -1, ("entailment", "not_entailment"), ("accuracy",), "accuracy"
-    ),
-    "wnli": GlueTask("train.tsv", {"dev": "dev.tsv"}, True, (1, 2), -1, ("0", "1"), ("accuracy",), "accuracy"),
-}
-GLUE["mnli-mm"] = GlueTask(
-    "train.tsv", {"dev": "dev_mismatched.tsv"}, True, (8, 9), -1, GLUE["mnli"].labels, ("accuracy",), "accuracy"
-)
 
 
 @dataclass

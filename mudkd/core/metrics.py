@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mudkd.recipe.schema import METRIC_NAMES as PLAIN_METRICS  # names that do not name a class (else f1[LABEL])
+from mudkd.knowledge.tasks import METRIC_NAMES as PLAIN_METRICS  # names that do not name a class (else f1[LABEL])
 
 __all__ = ["PLAIN_METRICS", "compute_metrics", "task_metric_names", "selection_metric"]
 REGRESSION_METRICS = ("pearson", "spearman", "corr")

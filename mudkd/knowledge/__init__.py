@@ -14,6 +14,7 @@ Modules:
     serving: :func:`can_serve` (which store serves which budget) and the covering budget of a sweep.
     layout: the store's fields, dtypes and bytes.
     shapes: model depth, width and label count from a config dict.
+    tasks: the GLUE task table (files, columns, labels, metrics, sizes) and every task name a recipe may use.
     summary: :func:`budget_summary`, the one budget document, and :func:`format_bytes`.
 """
 

@@ -19,23 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mudkd.errors import CheckpointError
+from mudkd.knowledge.tasks import GLUE
 
 #: transformers' default number of labels of a config that names none.
 DEFAULT_NUM_LABELS = 2
-#: Classes of each GLUE task (a test checks them against the label names in :mod:`mudkd.core.data`); STS-B is a
-#: regression task: one output.
-GLUE_NUM_LABELS = {
-    "cola": 2,
-    "sst-2": 2,
-    "mrpc": 2,
-    "sts-b": 1,
-    "qqp": 2,
-    "mnli": 3,
-    "mnli-mm": 3,
-    "qnli": 2,
-    "rte": 2,
-    "wnli": 2,
-}
 
 
 @dataclass(frozen=True)
@@ -90,6 +77,6 @@ def task_num_labels(task_name: str, task_type: str = "classification") -> int:
 
     A custom classification task's classes are only known from its data; 2 is assumed.
     """
-    if task_name in GLUE_NUM_LABELS:
-        return GLUE_NUM_LABELS[task_name]
+    if task_name in GLUE:
+        return GLUE[task_name].num_labels
     return 1 if task_type == "regression" else DEFAULT_NUM_LABELS

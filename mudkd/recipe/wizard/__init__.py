@@ -23,19 +23,16 @@ from mudkd.recipe.wizard.answers import (
     recipe_problems,
     split_sets,
 )
-from mudkd.recipe.wizard.checks import TRAIN_SIZES
 from mudkd.recipe.wizard.fields import Answers
 from mudkd.recipe.wizard.models import SUGGESTED_TEACHER, ModelFacts, model_facts, suggested_teacher
 from mudkd.recipe.wizard.question import Choice, Kind, Question
-from mudkd.recipe.wizard.questions import GLUE_DIRS, QUESTION_KEYS, QUESTIONS
+from mudkd.recipe.wizard.questions import QUESTION_KEYS, QUESTIONS
 from mudkd.recipe.wizard.render import render_commented_toml
 
 __all__ = [
-    "GLUE_DIRS",
     "QUESTIONS",
     "QUESTION_KEYS",
     "SUGGESTED_TEACHER",
-    "TRAIN_SIZES",
     "Answers",
     "Choice",
     "Kind",

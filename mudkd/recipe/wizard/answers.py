@@ -12,9 +12,10 @@ from typing import Any
 
 from mudkd.errors import RecipeError
 from mudkd.knowledge import budget_from_recipe, budget_string_problems, budget_summary, task_num_labels
+from mudkd.knowledge.tasks import TRAIN_SIZES
 from mudkd.recipe.load import build_recipe, flatten, parse_override
 from mudkd.recipe.schema import Recipe, path_keys
-from mudkd.recipe.wizard.checks import TRAIN_SIZES, chosen_layer_scheme, is_custom, is_pruned
+from mudkd.recipe.wizard.checks import chosen_layer_scheme, is_custom, is_pruned
 from mudkd.recipe.wizard.fields import Answers
 from mudkd.recipe.wizard.questions import QUESTION_KEYS, QUESTIONS, QUESTIONS_BY_KEY
 

