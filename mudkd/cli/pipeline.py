@@ -73,7 +73,7 @@ def health_rows(health: dict[str, Any] | None) -> list[tuple[str, Any]]:
     return [*rows, ("student [CLS] spread before training", "-" if spread is None else spread)]
 
 
-RootOpt = o.keyed(str | None, "output.dir", "--output-dir", "-o", help="Root output directory (a folder per stage).")
+RootOpt = o.output_dir("output.dir", note="A folder per stage.")
 
 
 def pipeline_cli(

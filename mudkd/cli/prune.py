@@ -20,26 +20,12 @@ EPILOG = """Examples:
 """
 
 
-ScoresOpt = o.keyed(
-    str | None, "prune.scores", "--scores", help="Directory written by 'mudkd score' (default: score.output_dir)."
-)
-KeepHeadsOpt = o.keyed(int | None, "prune.keep_heads", "--keep-heads", help="Attention heads kept per layer.")
-NumLayersOpt = o.keyed(int | None, "prune.num_layers", "--num-layers", help="Keep the bottom N teacher layers.")
-LayersOpt = o.keyed(
-    str | None,
-    "prune.layers",
-    "--layers",
-    convert=o.int_list,
-    metavar="I,J,...",
-    help="Explicit 0-based teacher layers to keep, e.g. 0,2,4.",
-)
-FfnOpt = o.keyed(int | None, "prune.ffn_hidden_dim", "--ffn-hidden-dim", help="FFN neurons kept per layer.")
-EmbOpt = o.keyed(
-    int | None,
-    "prune.emb_hidden_dim",
-    "--emb-hidden-dim",
-    help="Rank of the factorised word embedding (-1 = no factorisation).",
-)
+ScoresOpt = o.keyed(str | None, "prune.scores", "--scores")
+KeepHeadsOpt = o.keyed(int | None, "prune.keep_heads", "--keep-heads")
+NumLayersOpt = o.keyed(int | None, "prune.num_layers", "--num-layers")
+LayersOpt = o.keyed(str | None, "prune.layers", "--layers", convert=o.int_list, metavar="I,J,...", note="E.g. 0,2,4.")
+FfnOpt = o.keyed(int | None, "prune.ffn_hidden_dim", "--ffn-hidden-dim")
+EmbOpt = o.keyed(int | None, "prune.emb_hidden_dim", "--emb-hidden-dim")
 
 
 def prune_cli(

@@ -17,12 +17,7 @@ EPILOG = """Examples:
   $ mudkd score recipes/quickstart.toml --dry-run --json
 """
 
-ScoreEpochsOpt = o.keyed(
-    float | None,
-    "score.num_train_epochs",
-    "--num-train-epochs",
-    help="Passes over the training data (0.5 = half the batches).",
-)
+ScoreEpochsOpt = o.keyed(float | None, "score.num_train_epochs", "--num-train-epochs", note="0.5 = half the batches.")
 
 
 def score_cli(

@@ -11,6 +11,7 @@ import typer
 from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.knowledge.summary import format_bytes
+from mudkd.recipe.search import SearchSettings, read_search
 
 EPILOG = """Examples:
 
@@ -22,33 +23,26 @@ EPILOG = """Examples:
 """
 
 
+ToleranceOpt = o.keyed(float | None, "search.tolerance", "--tolerance", schema=SearchSettings)
+SeedsOpt = o.keyed(int | None, "search.seeds", "--seeds", schema=SearchSettings)
+MaxRunsOpt = o.keyed(int | None, "search.max_runs", "--max-runs", schema=SearchSettings)
+AxesOpt = o.keyed(str | None, "search.axes", "--axes", schema=SearchSettings, metavar="3d|depth|length|width")
+SearchDirOpt = o.output_dir(
+    "search.output_dir", schema=SearchSettings, note="From -o: relative to the working directory; resumed when rerun."
+)
+TrainFinalOpt = Annotated[
+    bool, typer.Option("--train-final", help="Distil the student at the chosen budget into OUT/final.")
+]
+
+
 def search_cli(
     recipe: Annotated[Path, typer.Argument(help="Recipe (TOML) of the student to distil.", show_default=False)],
-    tolerance: Annotated[
-        float | None,
-        typer.Option(
-            "--tolerance", help="Points (dev metric x 100) a budget may fall short of full HSK. (default 0.5)"
-        ),
-    ] = None,
-    seeds: Annotated[
-        int | None,
-        typer.Option("--seeds", help="Seeds of the reference, and the most per budget when close. (default 3)"),
-    ] = None,
-    max_runs: Annotated[
-        int | None,
-        typer.Option("--max-runs", help="The most trainings in all. (default: what the search can need)"),
-    ] = None,
-    axes: Annotated[
-        str | None,
-        typer.Option("--axes", help="Default ladder: 3d, depth, length or width. (default 3d)", metavar="AXES"),
-    ] = None,
-    output_dir: Annotated[
-        str | None,
-        typer.Option("--output-dir", "-o", help="Output directory (resumed when rerun).", show_default=False),
-    ] = None,
-    train_final: Annotated[
-        bool, typer.Option("--train-final", help="Distil the student at the chosen budget into OUT/final.")
-    ] = False,
+    tolerance: ToleranceOpt = None,
+    seeds: SeedsOpt = None,
+    max_runs: MaxRunsOpt = None,
+    axes: AxesOpt = None,
+    output_dir: SearchDirOpt = None,
+    train_final: TrainFinalOpt = False,
     set_: o.SetOpt = None,
     dry_run: o.DryRunOpt = False,
     json_: o.JsonOpt = False,
@@ -60,11 +54,8 @@ def search_cli(
     seeds where a decision is close. Every finished run is recorded, so an interrupted search just continues.
     A \\[search] table in the recipe sets defaults (tolerance, seeds, max_runs, axes, ladder, output_dir).
     """
-    from mudkd.recipe.search import read_search
-
-    flags = {"tolerance": tolerance, "seeds": seeds, "max_runs": max_runs, "axes": axes}
-    base, settings = read_search(recipe, sets=set_, flags=flags)
-    out = output_dir or settings.output_dir or str(Path("outputs", f"{recipe.stem}-search"))
+    base, settings = read_search(recipe, sets=set_, flags=o.overrides(search_cli, locals()))
+    out = settings.output_dir or str(Path("outputs", f"{recipe.stem}-search"))
     from mudkd.core import search as core
 
     plan = core.plan(base, settings, recipe_path=str(recipe), output_dir=out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ import typer
 from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.knowledge.summary import format_bytes
-from mudkd.recipe.sweep import make_recipe_builder, parse_shard, read_sweep
+from mudkd.recipe.sweep import Sweep, make_recipe_builder, parse_shard, read_sweep
 
 EPILOG = """Examples:
 
@@ -29,9 +28,7 @@ MERGE_EPILOG = """Examples:
   $ mudkd sweep-merge outputs/sweep_* -o outputs/sweep --json
 """
 
-SweepDirOpt = Annotated[
-    str | None, typer.Option("--output-dir", "-o", help="Where points, stores and results go.", show_default=False)
-]
+SweepDirOpt = o.output_dir("output_dir", schema=Sweep, note="From -o: relative to the working directory.")
 ShardOpt = Annotated[
     str | None,
     typer.Option(
@@ -48,9 +45,7 @@ def sweep_cli(
         Path, typer.Argument(help="Sweep recipe (TOML): a base recipe plus a grid.", show_default=False)
     ],
     shard: ShardOpt = None,
-    output_dir: Annotated[
-        str | None, typer.Option("--output-dir", "-o", help="Output directory.", show_default=False)
-    ] = None,
+    output_dir: SweepDirOpt = None,
     task_name: o.TaskOpt = None,
     data_dir: o.DataDirOpt = None,
     train_file: o.TrainFileOpt = None,
@@ -68,11 +63,10 @@ def sweep_cli(
     prediction distillation). Finished points are skipped on rerun, so an interrupted sweep just continues.
     --set takes sweep keys (output_dir=..., grid.keep_tokens=[...]) and base-recipe keys (hsk.max_steps=50).
     """
-    flags = [f"{key}={json.dumps(value)}" for key, value in o.overrides(sweep_cli, locals()).items()]  # base keys
-    sets = [*flags, *(set_ or []), *([f"output_dir={json.dumps(output_dir)}"] if output_dir else [])]
-    sweep = read_sweep(sweep_file, sets=sets)
+    flags = o.overrides(sweep_cli, locals())  # -o sets the sweep; the data flags set its base recipe
+    sweep = read_sweep(sweep_file, sets=set_, flags=flags)
     sweep.output_dir = sweep.output_dir or str(Path("outputs", sweep_file.stem))  # default: ./outputs/<file name>
-    builder = make_recipe_builder(sweep, sets)
+    builder = make_recipe_builder(sweep, set_, flags)
     shard_range = parse_shard(shard) if shard else None
     from mudkd.core import sweep as core
 
@@ -88,7 +82,7 @@ def sweep_cli(
 def sweep_merge_cli(
     directories: Annotated[list[Path], typer.Argument(help="Output directories of sweep shards.", show_default=False)],
     output_dir: Annotated[
-        Path, typer.Option("--output-dir", "-o", help="Directory of the merged results.", show_default=False)
+        Path, typer.Option(*o.OUTPUT_DIR, help="Directory of the merged results.", show_default=False)
     ],
     json_: o.JsonOpt = False,
 ) -> None:

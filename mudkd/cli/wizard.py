@@ -19,12 +19,12 @@ from mudkd.cli import common as c
 from mudkd.cli import options as o
 from mudkd.errors import MudkdError, RecipeError
 from mudkd.recipe import Recipe
-from mudkd.recipe.load import flatten, parse_override
+from mudkd.recipe.load import flatten
+from mudkd.recipe.overrides import Overrides, apply_overrides, parse_override
 from mudkd.recipe.wizard import (
     QUESTIONS,
     Question,
     answers_to_recipe,
-    apply_overrides,
     complete_answers,
     model_facts,
     package_references,
@@ -83,15 +83,15 @@ def wizard_cli(
     _write_recipe(output, recipe, overwrite, package_references(answers, overrides))
 
 
-def _recipe_from_defaults(presets: dict[str, Any], overrides: list[str], references: dict[str, str]) -> Recipe:
+def _recipe_from_defaults(presets: dict[str, Any], overrides: Overrides, references: dict[str, str]) -> Recipe:
     """The recipe of the preset answers and every other default, each checked as if it had been typed."""
-    recipe = apply_overrides(answers_to_recipe(presets, check_defaults=True), overrides)
+    recipe = apply_overrides(answers_to_recipe(presets, check_defaults=True), overrides, where="command line")
     _show_summary(recipe, strict=True, references=references)
     return recipe
 
 
 def _ask(
-    answers: dict[str, Any], presets: dict[str, Any], overrides: list[str], output: Path
+    answers: dict[str, Any], presets: dict[str, Any], overrides: Overrides, output: Path
 ) -> tuple[Recipe, dict[str, Any]]:
     """Ask the questions (presets answered already), show the summary and confirm writing (default: yes).
 
@@ -102,7 +102,7 @@ def _ask(
     except WizardAborted as aborted:
         _abort(output, aborted, overrides)
     try:
-        recipe = apply_overrides(answers_to_recipe(answers), overrides)
+        recipe = apply_overrides(answers_to_recipe(answers), overrides, where="command line")
     except MudkdError:
         draft = write_draft(output, answers, list(answers), overrides)
         if draft is not None:
@@ -119,7 +119,7 @@ def _ask(
     return recipe, answers
 
 
-def _abort(output: Path, aborted: WizardAborted, overrides: list[str]) -> typing.NoReturn:
+def _abort(output: Path, aborted: WizardAborted, overrides: Overrides) -> typing.NoReturn:
     """Say that the wizard was aborted and where the answers given so far were saved (exit 130)."""
     console = c.stderr_console()
     if not aborted.asked:
@@ -157,7 +157,7 @@ def _write_recipe(output: Path, recipe: Recipe, overwrite: bool, references: dic
     console.print(f"Next: mudkd pipeline {shlex.quote(str(output))}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _check_sets(presets: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def _check_sets(presets: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
     """Validate the preset answers and the recipe overrides together; return the completed default answers."""
     problems: list[str] = []
     answers: dict[str, Any] = {}
@@ -166,7 +166,7 @@ def _check_sets(presets: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     except RecipeError as error:
         problems += error.problems
     try:
-        apply_overrides(Recipe.model_validate({}), overrides)
+        apply_overrides(Recipe.model_validate({}), overrides, where="command line")
     except RecipeError as error:
         problems += error.problems
     if problems:
@@ -434,18 +434,18 @@ def _set_value(value: Any) -> str:
     return tomli_w.dumps({"v": value}).removeprefix("v = ").strip()
 
 
-def resume_command(output: Path, answers: Mapping[str, Any], asked: Iterable[str], overrides: list[str]) -> str:
+def resume_command(output: Path, answers: Mapping[str, Any], asked: Iterable[str], overrides: Overrides) -> str:
     """The ``mudkd wizard`` command that asks again with the given answers as the defaults."""
     parts = ["mudkd", "wizard", "-o", str(output)]
     for key in asked:
         if answers.get(key) is not None:
             parts += ["--set", f"{key}={_set_value(answers[key])}"]
-    for text in overrides:
-        parts += ["--set", text]
+    for key, value in overrides.items():
+        parts += ["--set", f"{key}={_set_value(value)}"]
     return shlex.join(parts)
 
 
-def write_draft(output: Path, answers: dict[str, Any], asked: list[str], overrides: list[str]) -> Path | None:
+def write_draft(output: Path, answers: dict[str, Any], asked: list[str], overrides: Overrides) -> Path | None:
     """Save the answers of an interrupted wizard next to ``output``; the draft's path, or None if none is free.
 
     The draft is the recipe of the answers given so far and the defaults of the rest (commented like a finished
@@ -461,7 +461,7 @@ def write_draft(output: Path, answers: dict[str, Any], asked: list[str], overrid
         f"Resume the questions with them: {resume_command(output, answers, asked, overrides)}"
     )
     try:
-        recipe = apply_overrides(answers_to_recipe(answers), overrides)
+        recipe = apply_overrides(answers_to_recipe(answers), overrides, where="command line")
         text = render_commented_toml(
             recipe, header=header, folder=path.parent, references=package_references(answers, overrides)
         )

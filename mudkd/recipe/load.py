@@ -1,7 +1,8 @@
 """Read, override, validate and write recipes.
 
 Precedence, lowest first: schema defaults, the recipe file, command-line flags, ``--set key=value``. Every
-problem is collected and reported at once as ``file: section.key: problem (got value)``.
+problem is collected and reported at once as ``file: section.key: problem (got value)``
+(:mod:`mudkd.recipe.overrides` parses ``--set`` and words the problems, for every reader of settings).
 
 Relative paths in a recipe file resolve against the file's folder, like every config system; paths given as flags
 or ``--set`` resolve against the working directory. Destructive settings (``output.overwrite``) come from the
@@ -10,17 +11,17 @@ command line only: a recipe file that sets one is refused, so a file alone can n
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from mudkd.errors import RecipeError
-from mudkd.recipe.schema import Recipe, list_keys, path_keys
+from mudkd.recipe.overrides import apply_sets, parse_sets, set_dotted, validate
+from mudkd.recipe.schema import Recipe, path_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,55 +74,6 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise RecipeError(f"{path}: malformed TOML: {error}", hint="fix the syntax at the line shown") from None
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``section.key=value`` and parse the value as a TOML literal, falling back to a plain string."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise RecipeError(f"--set {text!r}: expected KEY=VALUE, e.g. --set hsk.keep_tokens=10")
-    raw = raw.strip()
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
-
-
-def as_list(value: Any) -> Any:
-    """A ``--set`` value of a list-typed key: ``text`` → ``["text"]``, ``a,b`` → ``["a", "b"]``, ``3`` → ``[3]``.
-
-    A TOML list (``'["a", "b"]'``) is kept as it is; items of a comma list are stripped (pydantic then converts
-    ``"3"`` to 3 for a list of layer numbers).
-    """
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, list | dict):
-        return value
-    return [value]
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
-
-
-def _known_keys(model: type[BaseModel], location: tuple[str | int, ...]) -> list[str]:
-    """The field names allowed at ``location`` (used for "did you mean" hints)."""
-    for part in location[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None) if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
-
-
 #: Recipe keys a recipe file may not set (to true): they can destroy data, so only the command line sets them.
 COMMAND_LINE_ONLY = ("output.overwrite",)
 
@@ -169,28 +121,11 @@ def _command_line_only(file_data: dict[str, Any], source: str) -> list[str]:
     return problems
 
 
-def _describe(error: dict[str, Any]) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = _known_keys(Recipe, error["loc"])
-        close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
-        return f"{location}: unknown key ({hint})"
-    message = error["msg"]
-    message = message.removeprefix("Value error, ")
-    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}:
-        message = message.replace("Input should be", "must be")
-    if "input" in error and kind != "missing" and not isinstance(error["input"], dict):
-        message = f"{message} (got {error['input']!r})"
-    return f"{location}: {message}"
-
-
 def build_recipe(
     path: str | Path | None = None,
     *,
-    flags: dict[str, Any] | None = None,
-    sets: list[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    sets: Iterable[str] | Mapping[str, Any] | None = None,
     base: dict[str, Any] | None = None,
     ignore: tuple[str, ...] = (),
 ) -> Recipe:
@@ -199,7 +134,8 @@ def build_recipe(
     Args:
         path: TOML recipe file, or the name of a shipped recipe (:func:`locate_recipe`), or None for defaults only.
         flags: Dotted keys from command-line flags; None values are ignored (flag not given).
-        sets: Raw ``KEY=VALUE`` strings from ``--set``.
+        sets: ``--set`` overrides: raw ``KEY=VALUE`` strings, or already typed ``{dotted key: value}``
+            (:func:`mudkd.recipe.overrides.parse_sets`).
         base: Extra defaults applied below the file (e.g. a command's own stage defaults).
         ignore: Top-level tables of the file that belong to a command, not to the recipe (``search``).
 
@@ -216,28 +152,22 @@ def build_recipe(
     data: dict[str, Any] = {}
     command_line_only: list[str] = []
     for key, value in (base or {}).items():
-        _set_dotted(data, key, value)
+        set_dotted(data, key, value)
     if path:
         file_data = {k: v for k, v in read_toml(path).items() if k not in ignore}
         command_line_only = _command_line_only(file_data, source)
         _resolve_file_paths(file_data, Path(path).parent)
         for key, value in flatten(file_data, keep_empty=True).items():
-            _set_dotted(data, key, value)
+            set_dotted(data, key, value)
     for key, value in (flags or {}).items():
         if value is not None:
-            _set_dotted(data, key, value)
-    listed = list_keys()
-    for text in sets or []:
-        key, value = parse_override(text)
-        _set_dotted(data, key, as_list(value) if key in listed else value)
+            set_dotted(data, key, value)
+    apply_sets(data, parse_sets(sets))
     task = data.get("task")
     if isinstance(task, dict) and task.get("train_file") and "name" not in task:
         task["name"] = "custom"  # your own training file means your own task, unless a task is named
-    problems = list(command_line_only)
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as error:
-        problems += [f"{source}: {_describe(item)}" for item in error.errors()]
+    recipe, invalid = validate(Recipe, data, source)
+    problems = [*command_line_only, *invalid]
     if problems:
         hint = "see 'mudkd recipe show' for every key, its default and allowed values"
         if problems == command_line_only:

@@ -16,14 +16,16 @@ Flags and ``--set search.KEY=VALUE`` override the table; ``--set`` with any othe
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from mudkd.errors import BudgetError, RecipeError
 from mudkd.knowledge.schemes import CONFIG_3D_HINT, parse_config_3d
-from mudkd.recipe.load import build_recipe, locate_recipe, parse_override, read_toml, resolve_path
+from mudkd.recipe.load import build_recipe, locate_recipe, read_toml, resolve_path
+from mudkd.recipe.overrides import parse_sets, set_dotted, split_overrides, validate
 from mudkd.recipe.schema import LOCAL_PATH, MAX_SEED, Recipe, Section
 
 #: The most seeds per point (each seed is a training run).
@@ -82,15 +84,21 @@ def seeds_of(recipe: Recipe, count: int) -> list[int]:
     return [(first_seed(recipe) + i) % (MAX_SEED + 1) for i in range(count)]
 
 
+def owns_search_key(key: str) -> bool:
+    """Whether a dotted override sets the search (``search.tolerance``) rather than the recipe."""
+    return key.startswith("search.")
+
+
 def read_search(
-    path: str | Path, *, sets: list[str] | None = None, flags: dict[str, Any] | None = None
+    path: str | Path, *, sets: Iterable[str] | Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None
 ) -> tuple[Recipe, SearchSettings]:
     """The recipe (without its ``[search]`` table) and the validated search settings.
 
     Args:
         path: The recipe file, or a shipped recipe's name.
-        sets: ``--set`` strings: ``search.KEY=VALUE`` set the search, the others the recipe.
-        flags: Search keys from the command's flags (None: not given); they win over the table and ``--set``.
+        sets: ``--set`` overrides (strings or typed): ``search.KEY`` sets the search, the others the recipe.
+        flags: Typed ``search.KEY`` overrides from the command's flags (None: not given); they win over the table
+            and ``--set``.
 
     Raises:
         RecipeError: Every problem of the recipe or of the search settings.
@@ -103,26 +111,11 @@ def read_search(
     table = dict(table)
     if isinstance(table.get("output_dir"), str) and table["output_dir"]:
         table["output_dir"] = resolve_path(table["output_dir"], "local", located.parent)
-    recipe_sets = []
-    for text in sets or []:
-        key, value = parse_override(text)
-        if key.startswith("search."):
-            table[key.removeprefix("search.")] = value
-        else:
-            recipe_sets.append(text)
-    table.update({key: value for key, value in (flags or {}).items() if value is not None})
-    problems: list[str] = []
-    settings = None
-    try:
-        settings = SearchSettings.model_validate(table)
-    except ValidationError as error:
-        for item in error.errors():
-            where = ".".join(str(part) for part in ("search", *item["loc"]))
-            message = str(item["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
-            given = f" (got {item['input']!r})" if "input" in item and "got" not in message else ""
-            if item["type"] == "extra_forbidden":
-                message, given = f"unknown key (allowed: {', '.join(SearchSettings.model_fields)})", ""
-            problems.append(f"{located}: {where}: {message}{given}")
+    search_sets, recipe_sets = split_overrides(parse_sets(sets), owns_search_key)
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    for key, value in {**search_sets, **given}.items():
+        set_dotted(table, key.removeprefix("search."), value)
+    settings, problems = validate(SearchSettings, table, str(located), prefix=("search",))
     try:
         recipe = build_recipe(located, sets=recipe_sets, ignore=("search",))
     except RecipeError as error:

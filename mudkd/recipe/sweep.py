@@ -27,17 +27,16 @@ A sweep has at most :data:`MAX_POINTS` runs, counted from the axis lengths befor
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from mudkd.errors import BudgetError, RecipeError
 from mudkd.knowledge.schemes import (
@@ -48,7 +47,8 @@ from mudkd.knowledge.schemes import (
     parse_config_3d,
     parse_layer_scheme,
 )
-from mudkd.recipe.load import build_recipe, locate_recipe, parse_override, read_toml, resolve_path
+from mudkd.recipe.load import build_recipe, locate_recipe, read_toml, resolve_path
+from mudkd.recipe.overrides import apply_overrides, parse_sets, set_dotted, split_overrides, validate
 from mudkd.recipe.schema import LOCAL_PATH, MAX_LAYERS, MAX_SEED, MAX_SEQ_LENGTH, Recipe, Section
 
 SWEEP_SCHEMA_VERSION = 1
@@ -280,55 +280,20 @@ class Sweep(Section):
 # Reading
 
 
-def split_sets(sets: list[str] | None) -> tuple[list[str], list[str]]:
-    """Split ``--set`` strings into sweep keys (``output_dir=...``, ``grid.keep_tokens=[...]``) and recipe keys."""
-    sweep_sets: list[str] = []
-    recipe_sets: list[str] = []
-    for text in sets or []:
-        key = text.partition("=")[0].strip()
-        (sweep_sets if key.split(".")[0] in Sweep.model_fields else recipe_sets).append(text)
-    return sweep_sets, recipe_sets
+def owns_sweep_key(key: str) -> bool:
+    """Whether a dotted override sets the sweep (``output_dir``, ``grid.keep_tokens``) rather than its base recipe."""
+    return key.split(".")[0] in Sweep.model_fields
 
 
-def _set_dotted(data: Any, key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            node = node.setdefault(part, {})
-        else:
-            raise RecipeError(f"--set {key}: cannot set inside {part!r}", hint="edit the sweep file instead")
-    if isinstance(node, list):
-        raise RecipeError(f"--set {key}: grid is a list of [[grid]] blocks", hint="use grid.0.keep_tokens=[...]")
-    node[parts[-1]] = value
-
-
-def _describe(error: Mapping[str, Any], grid_was_table: bool) -> str:
-    location = [str(part) for part in error["loc"]]
-    if grid_was_table and location[:2] == ["grid", "0"]:
-        location = ["grid", *location[2:]]
-    where = ".".join(location) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        model = GridBlock if location and location[0] == "grid" else Sweep
-        allowed = list(model.model_fields)
-        close = difflib.get_close_matches(location[-1], allowed, n=1)
-        return f"{where}: unknown key ({f'did you mean {close[0]!r}?' if close else 'allowed: ' + ', '.join(allowed)})"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}:
-        message = message.replace("Input should be", "must be")
-    if "input" in error and error["type"] != "missing" and not isinstance(error["input"], dict):
-        message = f"{message} (got {error['input']!r})"
-    return f"{where}: {message}"
-
-
-def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
+def read_sweep(
+    path: str | Path, *, sets: Iterable[str] | Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None
+) -> Sweep:
     """Read and validate a sweep file; ``base`` is resolved relative to the file.
 
     Args:
         path: The sweep TOML file, or the name of a shipped sweep (``sweep_sst2_minilm``).
-        sets: ``--set`` strings; only sweep keys are applied (see :func:`split_sets`).
+        sets: ``--set`` overrides (strings or typed); only sweep keys are applied (:func:`owns_sweep_key`).
+        flags: Typed overrides from the command's flags (None: not given); sweep keys win over ``sets``.
 
     Raises:
         RecipeError: With every problem found, one per line, each naming the file and the key.
@@ -338,16 +303,13 @@ def read_sweep(path: str | Path, *, sets: list[str] | None = None) -> Sweep:
     if isinstance(data.get("output_dir"), str) and data["output_dir"]:
         # a path in the file is relative to the file; one from --set / -o stays relative to the working directory
         data["output_dir"] = resolve_path(data["output_dir"], "local", path.parent)
-    for text in split_sets(sets)[0]:
-        key, value = parse_override(text)
-        _set_dotted(data, key, value)
+    given = {**parse_sets(sets), **{key: value for key, value in (flags or {}).items() if value is not None}}
+    for key, value in split_overrides(given, owns_sweep_key)[0].items():
+        set_dotted(data, key, value)
     grid_was_table = isinstance(data.get("grid"), dict)
-    problems: list[str] = []
-    sweep: Sweep | None = None
-    try:
-        sweep = Sweep.model_validate(data)
-    except ValidationError as error:
-        problems = [f"{path}: {_describe(item, grid_was_table)}" for item in error.errors()]
+    sweep, problems = validate(Sweep, data, str(path))
+    if grid_was_table:  # a single [grid] table is block 0 of the list: name it as the file does
+        problems = [re.sub(r": grid\.0(?=[.:])", ": grid", problem, count=1) for problem in problems]
     base_value = data.get("base")
     base_path = path.parent / os.path.expanduser(base_value) if isinstance(base_value, str) else path
     if isinstance(base_value, str) and not base_path.is_file():
@@ -540,47 +502,19 @@ def shard(points: list[Point], index: int, count: int) -> list[Point]:
 # Point recipes
 
 
-def _expand_config_3d(hsk: dict[str, Any]) -> None:
-    """Replace the base's ``config_3d`` by the three keys it stands for (so a grid can vary one of them)."""
-    try:
-        hsk["keep_layers"], hsk["keep_tokens"], hsk["keep_hidden"] = parse_config_3d(str(hsk.get("config_3d") or ""))
-    except BudgetError:
-        return
-    hsk["config_3d"] = None
-
-
-def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any], *, where: str = "sweep point") -> Recipe:
-    """A copy of ``recipe`` with dotted ``overrides`` set (``None`` = unset), validated.
-
-    When the base sets ``hsk.config_3d`` and a point varies one of keep_layers/keep_tokens/keep_hidden, the base's
-    3D string is first expanded into the three keys, so the other two keep the base's values.
-
-    Raises:
-        RecipeError: With every problem, each prefixed by ``where``.
-    """
-    data = recipe.model_dump()
-    budget_keys = {"hsk.keep_layers", "hsk.keep_tokens", "hsk.keep_hidden"}
-    if data["hsk"].get("config_3d") and budget_keys & set(overrides) and "hsk.config_3d" not in overrides:
-        _expand_config_3d(data["hsk"])
-    for key, value in overrides.items():
-        section, _, name = key.partition(".")
-        if section not in data or not isinstance(data[section], dict) or not name:
-            raise RecipeError(f"{where}: {key}: unknown recipe key")
-        data[section][name] = value
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as error:
-        problems = [f"{where}: {'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()]
-        raise RecipeError(problems[0], problems=problems) from None
-
-
-def make_recipe_builder(sweep: Sweep, sets: list[str] | None = None) -> Callable[[Mapping[str, Any]], Recipe]:
-    """Validate the base recipe (with the recipe keys of ``sets``) and return ``overrides -> Recipe``.
+def make_recipe_builder(
+    sweep: Sweep, sets: Iterable[str] | Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None
+) -> Callable[[Mapping[str, Any]], Recipe]:
+    """Validate the base recipe (with the recipe keys of ``flags`` and ``sets``) and return ``overrides -> Recipe``.
 
     Raises:
         RecipeError: If the base recipe is invalid (every problem, naming the base file).
     """
-    base = build_recipe(sweep.base, sets=split_sets(sets)[1])
+    base = build_recipe(
+        sweep.base,
+        flags=split_overrides(flags or {}, owns_sweep_key)[1],
+        sets=split_overrides(parse_sets(sets), owns_sweep_key)[1],
+    )
 
     def build(overrides: Mapping[str, Any]) -> Recipe:
         return apply_overrides(base, overrides)

@@ -14,7 +14,6 @@ The terminal side (prompts, tables, writing the file) lives in :mod:`mudkd.cli.w
 
 from mudkd.recipe.wizard.answers import (
     answers_to_recipe,
-    apply_overrides,
     budget_preview,
     complete_answers,
     num_labels_for,
@@ -39,7 +38,6 @@ __all__ = [
     "ModelFacts",
     "Question",
     "answers_to_recipe",
-    "apply_overrides",
     "budget_preview",
     "complete_answers",
     "model_facts",

@@ -8,12 +8,14 @@ recipe keys (``hsk.keep_tokens``) and go into the recipe as given; keys without 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import Any
 
 from mudkd.errors import RecipeError
 from mudkd.knowledge import budget_from_recipe, budget_string_problems, budget_summary, task_num_labels
 from mudkd.knowledge.tasks import TRAIN_SIZES
-from mudkd.recipe.load import build_recipe, flatten, parse_override
+from mudkd.recipe.load import build_recipe
+from mudkd.recipe.overrides import Overrides, parse_sets, split_overrides
 from mudkd.recipe.schema import Recipe, path_keys
 from mudkd.recipe.wizard.checks import chosen_layer_scheme, is_custom, is_pruned
 from mudkd.recipe.wizard.fields import Answers
@@ -125,16 +127,13 @@ def recipe_problems(recipe: Recipe, source: str = "recipe") -> list[str]:
     return budget_string_problems(recipe.hsk, recipe.task.max_seq_length, source)
 
 
-def package_references(answers: Answers, overrides: list[str]) -> dict[str, str]:
+def package_references(answers: Answers, overrides: Mapping[str, Any]) -> dict[str, str]:
     """The ``package:NAME`` model references among the answers and ``--set`` overrides, by recipe key.
 
     A recipe resolves them to the installed package's directory; the file the wizard writes keeps the reference
     (:func:`mudkd.recipe.wizard.render.render_commented_toml`), so it works in any environment with the package.
     """
-    found = {key: value for key, value in answers.items() if "." in key and isinstance(value, str)}
-    for text in overrides:
-        key, value = parse_override(text)
-        found[key] = value
+    found = {key: value for key, value in answers.items() if "." in key and isinstance(value, str)} | dict(overrides)
     return {
         key: value.strip()
         for key, value in found.items()
@@ -142,25 +141,12 @@ def package_references(answers: Answers, overrides: list[str]) -> dict[str, str]
     }
 
 
-def split_sets(sets: list[str] | None) -> tuple[dict[str, Any], list[str]]:
-    """Split ``--set KEY=VALUE`` strings into wizard answers (question keys) and recipe overrides (the rest)."""
-    presets: dict[str, Any] = {}
-    overrides: list[str] = []
-    for text in sets or []:
-        key, value = parse_override(text)
-        if key in QUESTIONS_BY_KEY:
-            presets[key] = value
-        else:
-            overrides.append(text)
-    return presets, overrides
+def split_sets(sets: list[str] | None) -> tuple[dict[str, Any], Overrides]:
+    """Split ``--set KEY=VALUE`` strings into wizard answers (question keys) and typed recipe overrides (the rest).
 
-
-def apply_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
-    """The recipe with ``--set`` overrides of keys the wizard does not ask about (validated, all problems)."""
-    if not overrides:
-        return recipe
-    flags = flatten(recipe.model_dump())
-    return build_recipe(None, flags=flags, sets=overrides)
+    The overrides go to :func:`mudkd.recipe.overrides.apply_overrides` once the answers make a recipe.
+    """
+    return split_overrides(parse_sets(sets), lambda key: key in QUESTIONS_BY_KEY)
 
 
 # -- budget preview ----------------------------------------------------------------------------------------------------
