@@ -424,18 +424,17 @@ def run_case(name: str, args: argparse.Namespace, cache: dict[str, Any]) -> dict
     import torch
 
     from mudkd.core.store import HskStore, store_nbytes
-    from mudkd.knowledge import resolve_budget
+    from mudkd.knowledge import ModelShape, resolve_budget
+    from mudkd.recipe.schema import HskConfig
 
     _log(f"[{name}] building models")
     case = build_case(name, args.seed, cache)
     teacher, student = case["teacher"], case["student"]
     budget = resolve_budget(
-        num_student_layers=student.config.num_hidden_layers,
-        num_teacher_layers=teacher.config.num_hidden_layers,
-        teacher_hidden=teacher.config.hidden_size,
+        HskConfig(config_3d=args.config_3d),
+        student_layers=student.config.num_hidden_layers,
+        teacher=ModelShape(teacher.config.num_hidden_layers, teacher.config.hidden_size, teacher.config.num_labels),
         max_seq_length=args.seq_length,
-        config_3d=args.config_3d,
-        num_labels=teacher.config.num_labels,
     )
     dataset = make_dataset(
         args.examples, args.seq_length, case["vocab_size"], case["cls_id"], case["sep_id"], args.seed

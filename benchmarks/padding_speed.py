@@ -120,15 +120,15 @@ def make_workloads(models: dict[str, Any], encoded: dict[str, list], max_len: in
     from mudkd.core.batching import PaddingCollator
     from mudkd.core.hsk import build_targets, pack_targets, unpack_targets
     from mudkd.core.stages.distill import HskStudent
-    from mudkd.knowledge import resolve_budget
+    from mudkd.knowledge import ModelShape, resolve_budget
+    from mudkd.recipe.schema import HskConfig
 
     teacher, student, tokenizer = models["teacher"], models["student"], models["tokenizer"]
     budget = resolve_budget(
-        num_student_layers=student.config.num_hidden_layers,
-        num_teacher_layers=teacher.config.num_hidden_layers,
-        teacher_hidden=teacher.config.hidden_size,
+        HskConfig(config_3d="1l_10t_0.1h"),
+        student_layers=student.config.num_hidden_layers,
+        teacher=ModelShape(teacher.config.num_hidden_layers, teacher.config.hidden_size, 2),
         max_seq_length=max_len,
-        config_3d="1l_10t_0.1h",
     )
     collators = {v: PaddingCollator(tokenizer.pad_token_id, max_len if v == "static" else None) for v in VARIANTS}
     labels = torch.tensor([i % 2 for i in range(len(encoded["input_ids"]))])

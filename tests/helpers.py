@@ -150,3 +150,30 @@ def make_teacher_and_student(root: Path, *, layers: int = 3, seed: int = 1, scor
     student = prune_bert(teacher, scores, keep_heads=2, num_layers=2, ffn_hidden_dim=32, emb_hidden_dim=16)
     save_pruned(student, AutoTokenizer.from_pretrained(root / "teacher"), root / "student")
     return root
+
+
+def budget_of(
+    *,
+    num_student_layers: int,
+    num_teacher_layers: int,
+    teacher_hidden: int,
+    max_seq_length: int,
+    seed: int = 42,
+    num_labels: int = 2,
+    **settings: object,
+):
+    """:func:`mudkd.knowledge.resolve_budget` of shapes and ``[hsk]`` settings given as keywords.
+
+    The settings are not validated by the schema (``HskConfig.model_construct``), so a test can hand
+    resolve_budget the raw values it must refuse; unset settings take the schema's defaults.
+    """
+    from mudkd.knowledge import ModelShape, resolve_budget
+    from mudkd.recipe.schema import HskConfig
+
+    return resolve_budget(
+        HskConfig.model_construct(**settings),
+        student_layers=num_student_layers,
+        teacher=ModelShape(layers=num_teacher_layers, hidden=teacher_hidden, num_labels=num_labels),
+        max_seq_length=max_seq_length,
+        seed=seed,
+    )

@@ -15,9 +15,9 @@ from mudkd.knowledge import (
     parse_config_3d,
     parse_layer_scheme,
     rand_mask_dims,
-    resolve_budget,
     uniform_mask_dims,
 )
+from tests.helpers import budget_of
 
 # method.md §9, "Full mapping lists g(0..L_S)".
 MAPPING_TABLE = {
@@ -32,12 +32,12 @@ MAPPING_TABLE = {
 
 def rosita(**kwargs) -> KnowledgeBudget:
     kwargs.setdefault("max_seq_length", 128)
-    return resolve_budget(num_student_layers=6, num_teacher_layers=12, teacher_hidden=768, **kwargs)
+    return budget_of(num_student_layers=6, num_teacher_layers=12, teacher_hidden=768, **kwargs)
 
 
 def tinybert(**kwargs) -> KnowledgeBudget:
     kwargs.setdefault("max_seq_length", 128)
-    return resolve_budget(num_student_layers=4, num_teacher_layers=12, teacher_hidden=768, **kwargs)
+    return budget_of(num_student_layers=4, num_teacher_layers=12, teacher_hidden=768, **kwargs)
 
 
 # -- depth --------------------------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def test_layer_mapping_uses_bankers_rounding():
 def test_every_keep_layers_picks_the_top_student_layers(students, top):
     table = MAPPING_TABLE[(students, top)]
     for keep in range(1, students + 2):
-        budget = resolve_budget(
+        budget = budget_of(
             num_student_layers=students,
             num_teacher_layers=12,
             teacher_hidden=768,
@@ -104,22 +104,22 @@ def test_defaults_are_full_hsk_with_standard_mapping():
 
 
 def test_explicit_layer_indices_override():
-    budget = rosita(student_layer_indices=[2, 6], teacher_layer_indices=[3, 11])
+    budget = rosita(student_layers=[2, 6], teacher_layers=[3, 11])
     assert (budget.student_layers, budget.teacher_layers) == ([2, 6], [3, 11])
     assert budget.attention_layers == [2, 10]
     # Students only: teachers follow the scheme's mapping.
-    budget = rosita(student_layer_indices=[0, 3], layer_scheme="t_top10")
+    budget = rosita(student_layers=[0, 3], layer_scheme="t_top10")
     assert budget.teacher_layers == [0, 5]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"student_layer_indices": [2, 6], "teacher_layer_indices": [3]}, "teacher layer indices"),
-        ({"student_layer_indices": [7]}, "student_layer_indices"),
-        ({"student_layer_indices": []}, "student_layer_indices"),
-        ({"teacher_layer_indices": [13] * 7}, "teacher_layer_indices"),
-        ({"student_layer_indices": [5, 6], "keep_layers": 3}, "keep_layers"),
+        ({"student_layers": [2, 6], "teacher_layers": [3]}, "teacher layer indices"),
+        ({"student_layers": [7]}, "student_layer_indices"),
+        ({"student_layers": []}, "student_layer_indices"),
+        ({"teacher_layers": [13] * 7}, "teacher_layer_indices"),
+        ({"student_layers": [5, 6], "keep_layers": 3}, "keep_layers"),
     ],
 )
 def test_explicit_layer_indices_are_checked(kwargs, match):
@@ -145,7 +145,7 @@ def test_attention_layers_own():
 
 def test_attention_layers_ttop12_for_a_non_multiple_depth():
     # "the layer that produces g(l; L_T)": L_T = 10, L_S = 4 -> g = 0, 2, 5, 8, 10 -> layers 1, 2, 5, 8, 10.
-    budget = resolve_budget(
+    budget = budget_of(
         num_student_layers=4, num_teacher_layers=10, teacher_hidden=64, max_seq_length=16, att_ttop12=True
     )
     assert budget.attention_layers == [0, 1, 4, 7, 9]

@@ -19,7 +19,8 @@ from mudkd.core.hsk import (
     unpack_targets,
 )
 from mudkd.errors import BudgetError, StoreError
-from mudkd.knowledge import resolve_budget, uniform_mask_dims
+from mudkd.knowledge import uniform_mask_dims
+from tests.helpers import budget_of
 
 CLS, SEP, PAD = 2, 3, 0  # the tiny vocabulary of 100 ids has no 101/102
 SEQ = 8
@@ -63,7 +64,7 @@ def teacher_batch():
 
 def tiny_budget(**kwargs):
     kwargs.setdefault("num_student_layers", 2)
-    return resolve_budget(num_teacher_layers=2, teacher_hidden=HIDDEN, max_seq_length=SEQ, **kwargs)
+    return budget_of(num_teacher_layers=2, teacher_hidden=HIDDEN, max_seq_length=SEQ, **kwargs)
 
 
 def assert_same_targets(actual: list[LayerTarget], expected: list[LayerTarget]) -> None:
@@ -318,7 +319,7 @@ def test_build_targets_without_selection_keeps_everything(teacher_batch):
 
 def test_build_targets_checks_the_teacher(teacher_batch):
     teacher, output, input_ids, attention_mask = teacher_batch
-    budget = resolve_budget(num_student_layers=2, num_teacher_layers=3, teacher_hidden=HIDDEN, max_seq_length=SEQ)
+    budget = budget_of(num_student_layers=2, num_teacher_layers=3, teacher_hidden=HIDDEN, max_seq_length=SEQ)
     with pytest.raises(BudgetError, match="hidden states"):
         build_targets(teacher, output.hidden_states, input_ids, attention_mask, budget, sep_token_id=SEP)
 
@@ -398,7 +399,7 @@ def test_magnitude_slice_is_checked_per_example(large_tokens, ok):
     attention_mask = torch.ones(1, 4, dtype=torch.long)
 
     def budget(**kwargs):
-        return resolve_budget(
+        return budget_of(
             num_student_layers=2,
             num_teacher_layers=2,
             teacher_hidden=HIDDEN,

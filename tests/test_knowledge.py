@@ -27,14 +27,13 @@ from mudkd.knowledge import (
     budget_summary,
     config_num_labels,
     model_shape,
-    resolve_budget,
     summary_rows,
     task_num_labels,
 )
 from mudkd.knowledge.layout import INT16_MAX
 from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.wizard import answers_to_recipe, recipe_budget
-from tests.helpers import REPO_ROOT, make_teacher_and_student, write_sst2_slice
+from tests.helpers import REPO_ROOT, budget_of, make_teacher_and_student, write_sst2_slice
 
 runner = CliRunner()
 PACKAGE = REPO_ROOT / "mudkd"
@@ -208,7 +207,7 @@ def test_budget_validation_reports_every_problem_at_once():
     from mudkd.errors import BudgetError
 
     with pytest.raises(BudgetError) as info:
-        resolve_budget(
+        budget_of(
             num_student_layers=6,
             num_teacher_layers=12,
             teacher_hidden=768,
@@ -229,7 +228,7 @@ def test_budget_validation_reports_every_problem_at_once():
 
 
 def test_summary_rows_show_the_summary_bytes():
-    budget = resolve_budget(
+    budget = budget_of(
         num_student_layers=6, num_teacher_layers=12, teacher_hidden=768, max_seq_length=128, config_3d="1l_10t_0.1h"
     )
     summary = budget_summary(budget, 67349)

@@ -15,7 +15,7 @@ import torch
 
 from mudkd.core.batching import PaddingCollator, length_sorted_batches
 from mudkd.core.hsk import build_targets, hsk_loss, pack_targets, select_tokens, unpack_targets
-from mudkd.knowledge import resolve_budget
+from tests.helpers import budget_of
 
 CLS, SEP, PAD = 2, 3, 0
 SEQ, HIDDEN = 16, 32
@@ -45,7 +45,7 @@ def teacher():
 
 def budget(**kwargs):
     kwargs.setdefault("num_student_layers", 2)
-    return resolve_budget(num_teacher_layers=2, teacher_hidden=HIDDEN, max_seq_length=SEQ, **kwargs)
+    return budget_of(num_teacher_layers=2, teacher_hidden=HIDDEN, max_seq_length=SEQ, **kwargs)
 
 
 BUDGETS = {

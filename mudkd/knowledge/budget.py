@@ -12,7 +12,9 @@ attention index ``a`` (0-based) belongs to layer ``a + 1``, whose input is hidde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import types
+import typing
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from mudkd.errors import BudgetError
@@ -221,61 +223,52 @@ class KnowledgeBudget:
         return num_examples * self.example_bytes(value_dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary: the budget table's content plus what :meth:`from_dict` needs to rebuild it."""
+        """A JSON-ready summary: the budget table's content plus what :meth:`from_dict` needs to rebuild it.
+
+        Every field (:func:`dataclasses.asdict`), with s_j, t_j and a_j as one ``layers`` row per pair and L_top as
+        its scheme name, plus the amounts a summary shows (:data:`SUMMARY_AMOUNTS`).
+        """
+        data = asdict(self)
+        pairs = zip(*(data.pop(name) for name in LAYER_PAIR_KEYS), strict=True)
+        del data["layer_top"]  # written as its name, layer_scheme
         return {
-            "layers": [
-                {"student": student, "teacher": teacher, "attention": attention}
-                for student, teacher, attention in zip(
-                    self.student_layers, self.teacher_layers, self.attention_layers, strict=True
-                )
-            ],
-            "keep_tokens": self.keep_tokens,
-            "max_seq_length": self.max_seq_length,
-            "keep_hidden": self.keep_hidden,
-            "kept_width": self.kept_width,
-            "token_scheme": self.token_scheme,
-            "hidden_scheme": self.hidden_scheme,
-            "mag_scope": self.mag_scope,
-            "mask_mode": self.mask_mode,
-            "hsk_fraction": self.hsk_fraction,
-            "elements_per_example": self.elements_per_example,
-            "bytes_per_example": self.bytes_per_example,
-            "layer_scheme": self.layer_scheme,
-            "att_ttop12": self.att_ttop12,
-            "num_student_layers": self.num_student_layers,
-            "num_teacher_layers": self.num_teacher_layers,
-            "teacher_hidden": self.teacher_hidden,
-            "width_dims": None if self.width_dims is None else list(self.width_dims),
-            "seed": self.seed,
-            "num_labels": self.num_labels,
+            "layers": [dict(zip(LAYER_PAIR_KEYS.values(), pair, strict=True)) for pair in pairs],
+            **data,
+            **{name: getattr(self, name) for name in SUMMARY_AMOUNTS},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KnowledgeBudget:
-        """Rebuild a budget from :meth:`to_dict` output (e.g. a store's metadata)."""
+        """Rebuild a budget from :meth:`to_dict` output (e.g. a store's metadata), each value of its field's type."""
+        hints = typing.get_type_hints(cls)
         try:
-            layers = data["layers"]
-            return cls(
-                num_student_layers=int(data["num_student_layers"]),
-                num_teacher_layers=int(data["num_teacher_layers"]),
-                teacher_hidden=int(data["teacher_hidden"]),
-                max_seq_length=int(data["max_seq_length"]),
-                layer_top=parse_layer_scheme(data["layer_scheme"]),
-                student_layers=[int(layer["student"]) for layer in layers],
-                teacher_layers=[int(layer["teacher"]) for layer in layers],
-                attention_layers=[int(layer["attention"]) for layer in layers],
-                att_ttop12=bool(data["att_ttop12"]),
-                keep_tokens=int(data["keep_tokens"]),
-                token_scheme=str(data["token_scheme"]),
-                keep_hidden=float(data["keep_hidden"]),
-                hidden_scheme=str(data["hidden_scheme"]),
-                mag_scope=str(data["mag_scope"]),
-                mask_mode=str(data["mask_mode"]),
-                width_dims=None if data["width_dims"] is None else [int(dim) for dim in data["width_dims"]],
-                seed=int(data["seed"]),
-                num_labels=int(data["num_labels"]),
-            )
+            values = {
+                field.name: _typed(hints[field.name], data[field.name])
+                for field in fields(cls)
+                if field.name not in LAYER_PAIR_KEYS and field.name != "layer_top"
+            }
+            for name, key in LAYER_PAIR_KEYS.items():
+                values[name] = [int(pair[key]) for pair in data["layers"]]
+            return cls(layer_top=parse_layer_scheme(data["layer_scheme"]), **values)
         except (KeyError, TypeError, ValueError) as error:
             raise BudgetError(
                 f"budget metadata is incomplete or malformed ({error!r})", "rebuild it with KnowledgeBudget.to_dict()"
             ) from error
+
+
+#: The per-pair fields of a budget and their key in a ``layers`` row of :meth:`KnowledgeBudget.to_dict`.
+LAYER_PAIR_KEYS = {"student_layers": "student", "teacher_layers": "teacher", "attention_layers": "attention"}
+#: Derived amounts :meth:`KnowledgeBudget.to_dict` adds to the fields (a summary shows them; rebuilding ignores them).
+SUMMARY_AMOUNTS = ("kept_width", "hsk_fraction", "elements_per_example", "bytes_per_example", "layer_scheme")
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """``value`` as the type ``hint`` names (``int``, ``float``, ``bool``, ``str``, ``list[int] | None``)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    kind = next(option for option in options if option is not type(None))
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        return [item(entry) for entry in value]
+    return kind(value)

@@ -7,12 +7,15 @@ Two levels of checks live here, so that no other module restates them:
   the wizard).
 * :func:`resolve_budget` — everything, once the shapes of teacher and student are known (from their configs, see
   :mod:`mudkd.knowledge.shapes`): ranges of K, k and ρ, explicit layer lists, scheme names, masks that keep nothing.
+  One helper per axis (:func:`_depth`, :func:`_length`, :func:`_width`) returns its value and its problems, so every
+  problem of every axis is reported at once.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from mudkd.errors import BudgetError
 from mudkd.knowledge.arithmetic import attention_layer_list, layer_mapping, rand_mask_dims, uniform_mask_dims
@@ -26,6 +29,7 @@ from mudkd.knowledge.schemes import (
     parse_config_3d,
     parse_layer_scheme,
 )
+from mudkd.knowledge.shapes import ModelShape
 
 Problem = tuple[str, str]  # (message, hint)
 
@@ -66,49 +70,162 @@ def _parse(parser: Any, text: str, problems: list[Problem]) -> Any:
         return None
 
 
-def resolve_budget(
-    *,
-    num_student_layers: int,
-    num_teacher_layers: int,
-    teacher_hidden: int,
-    max_seq_length: int,
-    keep_layers: int | None = None,
-    layer_scheme: str | None = None,
-    student_layer_indices: list[int] | None = None,
-    teacher_layer_indices: list[int] | None = None,
-    keep_tokens: int | None = None,
-    token_scheme: str = TokenScheme.ATTENTION_NO_SEP.value,
-    att_ttop12: bool = False,
-    keep_hidden: float = 1.0,
-    hidden_scheme: str = HiddenScheme.IMPORTANCE_MASK_DYNAMIC.value,
-    mag_scope: str = MagScope.EXAMPLE.value,
-    mask_mode: str = MaskMode.BOTH.value,
-    config_3d: str | None = None,
-    seed: int = 42,
-    num_labels: int = 2,
-) -> KnowledgeBudget:
-    """Validate the budget settings against the models and resolve every index (method.md §9–§12).
+class BudgetSettings(Protocol):
+    """The budget settings a recipe's ``[hsk]`` table holds (:class:`mudkd.recipe.schema.HskConfig`, whose fields
+    carry the defaults and descriptions); the knowledge layer reads them without importing the recipe layer.
 
-    Args:
-        num_student_layers: L_S.
-        num_teacher_layers: L_T.
-        teacher_hidden: Teacher width d.
-        max_seq_length: T.
-        keep_layers: K, the top student layers that get HSK (embeddings = layer 0); default L_S + 1.
-        layer_scheme: ``t_topN``; default ``t_top{L_T}``, the standard mapping.
-        student_layer_indices: Explicit s_j, overriding the top-K choice.
-        teacher_layer_indices: Explicit t_j (same length as s_j), overriding the mapping.
-        keep_tokens: k; default T (all tokens).
+    Attributes:
+        keep_layers: K, the top student layers that get HSK (embeddings = layer 0); None: L_S + 1.
+        layer_scheme: ``t_topN``; None: ``t_top{L_T}``, the standard mapping.
+        student_layers: Explicit s_j, overriding the top-K choice.
+        teacher_layers: Explicit t_j (same length as s_j), overriding the mapping.
+        keep_tokens: k; None: T (all tokens).
         token_scheme: A :class:`~mudkd.knowledge.schemes.TokenScheme`.
-        att_ttop12: Rank tokens with the attention of the layer producing g(l; L_T) (reference default) instead
-            of the layer producing the target, max(t_j − 1, 0).
+        att_ttop12: Rank tokens with the attention of the layer producing g(l; L_T) (reference default) instead of
+            the layer producing the target, max(t_j − 1, 0).
         keep_hidden: ρ in (0, 1].
         hidden_scheme: A :class:`~mudkd.knowledge.schemes.HiddenScheme`.
         mag_scope: ``example`` or ``batch`` (Mag Mask only).
         mask_mode: ``both`` or ``teacher_only``.
         config_3d: ``{K}l_{k}t_{ρ}h``; overrides keep_layers, keep_tokens and keep_hidden.
+    """
+
+    keep_layers: int | None
+    layer_scheme: str | None
+    student_layers: list[int] | None
+    teacher_layers: list[int] | None
+    keep_tokens: int | None
+    token_scheme: str
+    att_ttop12: bool
+    keep_hidden: float
+    hidden_scheme: str
+    mag_scope: str
+    mask_mode: str
+    config_3d: str | None
+
+
+@dataclass(frozen=True)
+class _Depth:
+    layer_top: int
+    student_layers: list[int]
+    teacher_layers: list[int]
+    attention_layers: list[int]
+
+
+def _student_layers(hsk: BudgetSettings, keep_layers: int | None, depth: int) -> tuple[list[int], list[Problem]]:
+    """s_j: the explicit list, or the top K of the student's ``depth`` layers + embeddings."""
+    if hsk.student_layers is not None:
+        hint = f"use student hidden-state indices 0..{depth} (0 = embeddings)"
+        problems = _indices_problems("student_layer_indices", hsk.student_layers, depth, hint)
+        layers = [] if problems else list(hsk.student_layers)
+        if layers and keep_layers is not None and keep_layers != len(layers):
+            problems.append(
+                (
+                    f"keep_layers = {keep_layers} disagrees with {len(layers)} student_layer_indices",
+                    "drop keep_layers or make it match the explicit index list",
+                )
+            )
+        return layers, problems
+    count = depth + 1 if keep_layers is None else keep_layers
+    if problem := _int_problem("keep_layers", count, 1, depth + 1, f"the student has {depth} layers + embeddings"):
+        return [], [problem]
+    return list(range(depth - count + 1, depth + 1)), []
+
+
+def _depth(
+    hsk: BudgetSettings, keep_layers: int | None, student_depth: int, teacher_depth: int
+) -> tuple[_Depth | None, list[Problem]]:
+    """Depth (method.md §9): which student layers learn from which teacher layers, and the ranking attention."""
+    problems: list[Problem] = []
+    scheme = hsk.layer_scheme if hsk.layer_scheme is not None else layer_scheme_name(teacher_depth)
+    l_top = _parse(parse_layer_scheme, scheme, problems)
+    if l_top is not None and l_top > teacher_depth:
+        problems.append(
+            (
+                f"layer_scheme t_top{l_top} maps beyond the teacher's {teacher_depth} layers",
+                f"use t_topN with N <= {teacher_depth}",
+            )
+        )
+    students, found = _student_layers(hsk, keep_layers, student_depth)
+    problems += found
+    teachers: list[int] = []
+    if hsk.teacher_layers is not None:
+        hint = f"use teacher hidden-state indices 0..{teacher_depth} (0 = embeddings)"
+        found = _indices_problems("teacher_layer_indices", hsk.teacher_layers, teacher_depth, hint)
+        problems += found
+        teachers = [] if found else list(hsk.teacher_layers)
+        if teachers and students and len(teachers) != len(students):
+            problems.append(
+                (
+                    f"{len(teachers)} teacher layer indices for {len(students)} student layers",
+                    "give one teacher index per distilled student layer",
+                )
+            )
+    if not isinstance(hsk.att_ttop12, bool):
+        problems.append((f"att_ttop12 must be true or false (got {hsk.att_ttop12!r})", "use a boolean"))
+    if problems or l_top is None:
+        return None, problems
+    if hsk.teacher_layers is None:
+        mapping = layer_mapping(student_depth, l_top)
+        teachers = [mapping[layer] for layer in students]
+    if hsk.att_ttop12:
+        attention_list = attention_layer_list(student_depth, teacher_depth)
+        attention = [attention_list[layer] for layer in students]
+    else:
+        attention = [max(layer - 1, 0) for layer in teachers]
+    return _Depth(l_top, students, teachers, attention), []
+
+
+def _length(hsk: BudgetSettings, keep_tokens: int | None, max_seq_length: int) -> tuple[int, list[Problem]]:
+    """Length (method.md §10): k tokens per example (default T, all), and the scheme that picks them."""
+    count = max_seq_length if keep_tokens is None else keep_tokens
+    hint = f"keep at most max_seq_length = {max_seq_length} tokens"
+    found = [
+        _int_problem("keep_tokens", count, 1, max_seq_length, hint),
+        _choice_problem("token_scheme", hsk.token_scheme, TokenScheme.values()),
+    ]
+    return count, [problem for problem in found if problem]
+
+
+def _width(
+    hsk: BudgetSettings, keep_hidden: float, teacher_hidden: int, seed: int
+) -> tuple[list[int] | None, list[Problem]]:
+    """Width (method.md §11): the kept dims of a static mask (None for the Mag Mask or ρ = 1)."""
+    found = [
+        _choice_problem("hidden_scheme", hsk.hidden_scheme, HiddenScheme.values()),
+        _choice_problem("mag_scope", hsk.mag_scope, MagScope.values()),
+        _choice_problem("mask_mode", hsk.mask_mode, MaskMode.values()),
+    ]
+    problems = [problem for problem in found if problem]
+    if isinstance(keep_hidden, bool) or not isinstance(keep_hidden, (int, float)) or not 0 < keep_hidden <= 1:
+        problems.append((f"keep_hidden must be in (0, 1] (got {keep_hidden!r})", "e.g. 0.1 keeps 10% of the width"))
+    if not _is_int(seed):
+        problems.append((f"seed must be an integer (got {seed!r})", "use an integer seed, e.g. 42"))
+    if problems or keep_hidden >= 1.0:
+        return None, problems
+    dims = None
+    if hsk.hidden_scheme == HiddenScheme.UNIFORM_MASK:
+        dims = uniform_mask_dims(teacher_hidden, keep_hidden)
+    elif hsk.hidden_scheme == HiddenScheme.RAND_MASK:
+        dims = rand_mask_dims(teacher_hidden, keep_hidden, seed)
+    if dims is not None and not dims:
+        message = f"keep_hidden = {keep_hidden} keeps no dimension of width {teacher_hidden}"
+        return None, [(message, f"use keep_hidden >= {1 / teacher_hidden:.2g}")]
+    return dims, []
+
+
+def resolve_budget(
+    hsk: BudgetSettings, *, student_layers: int, teacher: ModelShape, max_seq_length: int, seed: int = 42
+) -> KnowledgeBudget:
+    """Validate the budget settings against the models and resolve every index (method.md §9–§12).
+
+    Args:
+        hsk: The settings (a recipe's ``[hsk]`` table; raw values are checked here too, as the wizard passes them).
+        student_layers: L_S, the student's transformer layers.
+        teacher: The teacher's L_T (``layers``), width d (``hidden``) and the logits a store keeps per example
+            (``num_labels``; see :mod:`mudkd.knowledge.shapes`).
+        max_seq_length: T.
         seed: Seed of ``rand_mask``.
-        num_labels: Teacher logits per example (for storage sizes; see :mod:`mudkd.knowledge.shapes`).
 
     Returns:
         The resolved, validated budget.
@@ -117,137 +234,52 @@ def resolve_budget(
         BudgetError: Naming the first problem (with a hint); ``problems`` lists every problem found.
     """
     shape_checks = [
-        _int_problem("num_student_layers", num_student_layers, 1, None, "check the student config"),
-        _int_problem("num_teacher_layers", num_teacher_layers, 1, None, "check the teacher config"),
-        _int_problem("teacher_hidden", teacher_hidden, 1, None, "check the teacher config"),
+        _int_problem("num_student_layers", student_layers, 1, None, "check the student config"),
+        _int_problem("num_teacher_layers", teacher.layers, 1, None, "check the teacher config"),
+        _int_problem("teacher_hidden", teacher.hidden, 1, None, "check the teacher config"),
         _int_problem("max_seq_length", max_seq_length, 1, None, "set a positive max_seq_length"),
-        _int_problem("num_labels", num_labels, 0, None, "use the number of teacher logits (0 for none)"),
+        _int_problem("num_labels", teacher.num_labels, 0, None, "use the number of teacher logits (0 for none)"),
     ]
     _raise([problem for problem in shape_checks if problem])  # every other check needs the shapes
 
     problems: list[Problem] = []
-    if config_3d is not None:
-        parsed = _parse(parse_config_3d, config_3d, problems)
+    keep_layers, keep_tokens, keep_hidden = hsk.keep_layers, hsk.keep_tokens, hsk.keep_hidden
+    if hsk.config_3d is not None:
+        parsed = _parse(parse_config_3d, hsk.config_3d, problems)
         if parsed is not None:
             keep_layers, keep_tokens, keep_hidden = parsed
-
-    l_top = _parse(
-        parse_layer_scheme,
-        layer_scheme if layer_scheme is not None else layer_scheme_name(num_teacher_layers),
-        problems,
-    )
-    if l_top is not None and l_top > num_teacher_layers:
-        problems.append(
-            (
-                f"layer_scheme t_top{l_top} maps beyond the teacher's {num_teacher_layers} layers",
-                f"use t_topN with N <= {num_teacher_layers}",
-            )
-        )
-        l_top = None
-
-    max_k = num_student_layers + 1
-    student_layers: list[int] = []
-    if student_layer_indices is not None:
-        hint = f"use student hidden-state indices 0..{num_student_layers} (0 = embeddings)"
-        found = _indices_problems("student_layer_indices", student_layer_indices, num_student_layers, hint)
-        problems += found
-        student_layers = [] if found else list(student_layer_indices)
-        if student_layers and keep_layers is not None and keep_layers != len(student_layers):
-            problems.append(
-                (
-                    f"keep_layers = {keep_layers} disagrees with {len(student_layers)} student_layer_indices",
-                    "drop keep_layers or make it match the explicit index list",
-                )
-            )
-    else:
-        k_layers = max_k if keep_layers is None else keep_layers
-        hint = f"the student has {num_student_layers} layers + embeddings"
-        if found_k := _int_problem("keep_layers", k_layers, 1, max_k, hint):
-            problems.append(found_k)
-        else:
-            student_layers = list(range(num_student_layers - k_layers + 1, num_student_layers + 1))
-
-    teacher_layers: list[int] = []
-    if teacher_layer_indices is not None:
-        hint = f"use teacher hidden-state indices 0..{num_teacher_layers} (0 = embeddings)"
-        found = _indices_problems("teacher_layer_indices", teacher_layer_indices, num_teacher_layers, hint)
-        problems += found
-        teacher_layers = [] if found else list(teacher_layer_indices)
-        if teacher_layers and student_layers and len(teacher_layers) != len(student_layers):
-            problems.append(
-                (
-                    f"{len(teacher_layers)} teacher layer indices for {len(student_layers)} student layers",
-                    "give one teacher index per distilled student layer",
-                )
-            )
-    elif l_top is not None:
-        mapping = layer_mapping(num_student_layers, l_top)
-        teacher_layers = [mapping[layer] for layer in student_layers]
-
-    if not isinstance(att_ttop12, bool):
-        problems.append((f"att_ttop12 must be true or false (got {att_ttop12!r})", "use a boolean"))
-
-    k_tokens = max_seq_length if keep_tokens is None else keep_tokens
-    hint = f"keep at most max_seq_length = {max_seq_length} tokens"
-    problems += [
-        p
-        for p in (
-            _int_problem("keep_tokens", k_tokens, 1, max_seq_length, hint),
-            _choice_problem("token_scheme", token_scheme, TokenScheme.values()),
-            _choice_problem("hidden_scheme", hidden_scheme, HiddenScheme.values()),
-            _choice_problem("mag_scope", mag_scope, MagScope.values()),
-            _choice_problem("mask_mode", mask_mode, MaskMode.values()),
-        )
-        if p
-    ]
-    if isinstance(keep_hidden, bool) or not isinstance(keep_hidden, (int, float)) or not 0 < keep_hidden <= 1:
-        problems.append((f"keep_hidden must be in (0, 1] (got {keep_hidden!r})", "e.g. 0.1 keeps 10% of the width"))
-    if not _is_int(seed):
-        problems.append((f"seed must be an integer (got {seed!r})", "use an integer seed, e.g. 42"))
+    depth, found = _depth(hsk, keep_layers, student_layers, teacher.layers)
+    problems += found
+    tokens, found = _length(hsk, keep_tokens, max_seq_length)
+    problems += found
+    width_dims, found = _width(hsk, keep_hidden, teacher.hidden, seed)
+    problems += found
     _raise(problems)
-    assert l_top is not None  # for the type checker: a missing l_top was reported above
-
-    if att_ttop12:
-        attention_list = attention_layer_list(num_student_layers, num_teacher_layers)
-        attention_layers = [attention_list[layer] for layer in student_layers]
-    else:
-        attention_layers = [max(layer - 1, 0) for layer in teacher_layers]
-
-    rho = float(keep_hidden)
-    width_dims: list[int] | None = None
-    if rho < 1.0 and hidden_scheme == HiddenScheme.UNIFORM_MASK:
-        width_dims = uniform_mask_dims(teacher_hidden, rho)
-    elif rho < 1.0 and hidden_scheme == HiddenScheme.RAND_MASK:
-        width_dims = rand_mask_dims(teacher_hidden, rho, seed)
-    if width_dims is not None and not width_dims:
-        raise BudgetError(
-            f"keep_hidden = {rho} keeps no dimension of width {teacher_hidden}",
-            f"use keep_hidden >= {1 / teacher_hidden:.2g}",
-        )
+    assert depth is not None  # for the type checker: a depth problem was raised above
 
     budget = KnowledgeBudget(
-        num_student_layers=num_student_layers,
-        num_teacher_layers=num_teacher_layers,
-        teacher_hidden=teacher_hidden,
+        num_student_layers=student_layers,
+        num_teacher_layers=teacher.layers,
+        teacher_hidden=teacher.hidden,
         max_seq_length=max_seq_length,
-        layer_top=l_top,
-        student_layers=student_layers,
-        teacher_layers=teacher_layers,
-        attention_layers=attention_layers,
-        att_ttop12=att_ttop12,
-        keep_tokens=k_tokens,
-        token_scheme=str(token_scheme),
-        keep_hidden=rho,
-        hidden_scheme=str(hidden_scheme),
-        mag_scope=str(mag_scope),
-        mask_mode=str(mask_mode),
+        layer_top=depth.layer_top,
+        student_layers=depth.student_layers,
+        teacher_layers=depth.teacher_layers,
+        attention_layers=depth.attention_layers,
+        att_ttop12=hsk.att_ttop12,
+        keep_tokens=tokens,
+        token_scheme=str(hsk.token_scheme),
+        keep_hidden=float(keep_hidden),
+        hidden_scheme=str(hsk.hidden_scheme),
+        mag_scope=str(hsk.mag_scope),
+        mask_mode=str(hsk.mask_mode),
         width_dims=width_dims,
         seed=seed,
-        num_labels=num_labels,
+        num_labels=teacher.num_labels,
     )
     if budget.magnitude_mask and budget.magnitude_count < 1:
         raise BudgetError(
-            f"keep_hidden = {rho} keeps no value of {k_tokens} tokens x {teacher_hidden} dims",
+            f"keep_hidden = {keep_hidden} keeps no value of {tokens} tokens x {teacher.hidden} dims",
             "raise keep_hidden or keep_tokens",
         )
     return budget
@@ -268,26 +300,12 @@ def budget_from_recipe(
     Raises:
         BudgetError: If the budget does not fit the models (``problems`` lists every problem).
     """
-    hsk = recipe.hsk
     return resolve_budget(
-        num_student_layers=num_student_layers,
-        num_teacher_layers=num_teacher_layers,
-        teacher_hidden=teacher_hidden,
+        recipe.hsk,
+        student_layers=num_student_layers,
+        teacher=ModelShape(layers=num_teacher_layers, hidden=teacher_hidden, num_labels=num_labels),
         max_seq_length=recipe.task.max_seq_length,
-        keep_layers=hsk.keep_layers,
-        layer_scheme=hsk.layer_scheme,
-        student_layer_indices=hsk.student_layers,
-        teacher_layer_indices=hsk.teacher_layers,
-        keep_tokens=hsk.keep_tokens,
-        token_scheme=hsk.token_scheme,
-        att_ttop12=hsk.att_ttop12,
-        keep_hidden=hsk.keep_hidden,
-        hidden_scheme=hsk.hidden_scheme,
-        mag_scope=hsk.mag_scope,
-        mask_mode=hsk.mask_mode,
-        config_3d=hsk.config_3d,
         seed=recipe.training.seed,
-        num_labels=num_labels,
     )
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from mudkd.errors import MudkdError
 from mudkd.knowledge import HiddenScheme, KnowledgeBudget, parse_config_3d, parse_layer_scheme, resolve_budget
+from mudkd.knowledge.shapes import DEFAULT_NUM_LABELS, ModelShape
 from mudkd.knowledge.tasks import GLUE_TASKS, TRAIN_SIZES
+from mudkd.recipe.schema import HskConfig
 from mudkd.recipe.wizard.fields import Answers, schema_bounds, schema_default, schema_problem, within
 from mudkd.recipe.wizard.models import ASSUMED_TEACHER, ModelFacts, model_facts, model_problem, suggested_teacher
 
@@ -192,7 +194,7 @@ def chosen_layer_scheme(answers: Answers) -> str | None:
 
 
 def budget_settings(answers: Answers) -> dict[str, Any]:
-    """The answered budget as :func:`mudkd.knowledge.resolve_budget` keywords (unanswered keys: its defaults)."""
+    """The answered budget as ``[hsk]`` keys (unanswered keys: the schema's defaults)."""
     mode = budget_mode(answers)
     settings: dict[str, Any] = {}
     if mode == "full":
@@ -208,13 +210,10 @@ def budget_settings(answers: Answers) -> dict[str, Any]:
 
 
 def _resolve(answers: Answers, teacher: ModelFacts, depth: int) -> KnowledgeBudget:
-    return resolve_budget(
-        num_student_layers=depth,
-        num_teacher_layers=teacher.layers,
-        teacher_hidden=teacher.hidden,
-        max_seq_length=max_tokens(answers),
-        **budget_settings(answers),
-    )
+    # unvalidated on purpose: resolve_budget checks the raw answers and words every problem for the prompt
+    settings = HskConfig.model_construct(**budget_settings(answers))
+    shape = ModelShape(layers=teacher.layers, hidden=teacher.hidden, num_labels=DEFAULT_NUM_LABELS)
+    return resolve_budget(settings, student_layers=depth, teacher=shape, max_seq_length=max_tokens(answers))
 
 
 def budget_problem(answers: Answers) -> str | None:
