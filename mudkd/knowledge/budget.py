@@ -272,3 +272,24 @@ def _typed(hint: Any, value: Any) -> Any:
         (item,) = typing.get_args(kind)
         return [item(entry) for entry in value]
     return kind(value)
+
+
+#: The budget columns of sweep and search records and tables (``results.csv``, ``summary.csv``), in order: its size,
+#: its three axes K, k and ρ, then its three schemes.
+BUDGET_SIZE_COLUMNS = ("hsk_fraction", "elements_per_example")
+BUDGET_AXIS_COLUMNS = ("keep_layers", "keep_tokens", "keep_hidden")
+BUDGET_SCHEME_COLUMNS = ("layer_scheme", "token_scheme", "hidden_scheme")
+
+
+def budget_columns(budget: KnowledgeBudget | None, *, schemes: bool = True) -> dict[str, Any]:
+    """A run's budget columns (:data:`BUDGET_AXIS_COLUMNS`...); a run without HSK has size 0 and no schemes."""
+    columns: dict[str, Any] = {
+        "hsk_fraction": budget.hsk_fraction if budget else 0.0,
+        "elements_per_example": budget.elements_per_example if budget else 0,
+        "keep_layers": budget.keep_layers if budget else 0,
+        "keep_tokens": budget.keep_tokens if budget else 0,
+        "keep_hidden": budget.keep_hidden if budget else 0.0,
+    }
+    if schemes:
+        columns |= {name: getattr(budget, name) if budget else None for name in BUDGET_SCHEME_COLUMNS}
+    return columns

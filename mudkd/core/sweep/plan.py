@@ -28,6 +28,7 @@ from mudkd.core.datacheck import check_data
 from mudkd.core.sweep.results import RESULT_FILE
 from mudkd.errors import BudgetError, RecipeError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
+from mudkd.knowledge.budget import budget_columns
 from mudkd.knowledge.schemes import SHORT_NAMES, StoreDtype
 from mudkd.knowledge.serving import (
     LOGITS_ONLY_OVERRIDES,
@@ -99,11 +100,7 @@ class PlannedPoint:
             "seed": self.seed,
             "settings": dict(self.point.settings),
             "budget": description,
-            "hsk_fraction": budget.hsk_fraction if budget else 0.0,
-            "elements_per_example": budget.elements_per_example if budget else 0,
-            "keep_layers": budget.keep_layers if budget else 0,
-            "keep_tokens": budget.keep_tokens if budget else 0,
-            "keep_hidden": budget.keep_hidden if budget else 0.0,
+            **budget_columns(budget, schemes=False),
             "hsk_updates": self.updates.get("hsk", 0),
             "pred_updates": self.updates.get("pred", 0),
             "updates": self.total_updates,

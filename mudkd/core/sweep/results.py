@@ -37,6 +37,7 @@ from mudkd.core.outputs import (
 from mudkd.core.sweep.plot import write_plots
 from mudkd.core.sweep.summary import record_group, summarize, summary_csv
 from mudkd.errors import RecipeError
+from mudkd.knowledge.budget import BUDGET_AXIS_COLUMNS, BUDGET_SCHEME_COLUMNS, BUDGET_SIZE_COLUMNS
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
@@ -135,14 +136,9 @@ CSV_COLUMNS = (
     "point",
     "kind",
     "series",
-    "hsk_fraction",
-    "elements_per_example",
-    "keep_layers",
-    "keep_tokens",
-    "keep_hidden",
-    "layer_scheme",
-    "token_scheme",
-    "hidden_scheme",
+    *BUDGET_SIZE_COLUMNS,
+    *BUDGET_AXIS_COLUMNS,
+    *BUDGET_SCHEME_COLUMNS,
     "seed",
     "updates",
     "hsk_updates",

@@ -39,6 +39,7 @@ from mudkd.core.sweep.results import (
 from mudkd.core.sweep.stores import ensure_store
 from mudkd.errors import StoreError
 from mudkd.knowledge import KnowledgeBudget, can_serve
+from mudkd.knowledge.budget import budget_columns
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.sweep import Sweep, apply_overrides
 
@@ -166,14 +167,7 @@ def _record(
         "series": planned.point.series,
         "settings": dict(planned.point.settings),
         "budget": describe_budget(budget) if budget else None,
-        "hsk_fraction": budget.hsk_fraction if budget else 0.0,
-        "elements_per_example": budget.elements_per_example if budget else 0,
-        "keep_layers": budget.keep_layers if budget else 0,
-        "keep_tokens": budget.keep_tokens if budget else 0,
-        "keep_hidden": budget.keep_hidden if budget else 0.0,
-        "layer_scheme": budget.layer_scheme if budget else None,
-        "token_scheme": budget.token_scheme if budget else None,
-        "hidden_scheme": budget.hidden_scheme if budget else None,
+        **budget_columns(budget),
         "seed": planned.seed,
         "hsk_updates": planned.updates.get("hsk", 0),
         "pred_updates": planned.updates.get("pred", 0),

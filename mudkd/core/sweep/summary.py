@@ -14,19 +14,21 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mudkd.knowledge.budget import BUDGET_AXIS_COLUMNS, budget_columns
 from mudkd.recipe.sweep import group_id
 
 #: Baselines in the order tables and plots list them; ``untrained`` is the student before any training.
 BASELINE_KINDS = ("untrained", "no_hsk", "full_hsk")
+
+#: The budget columns of a run without HSK (what a record lacking them stands for).
+NO_BUDGET = budget_columns(None)
 
 SUMMARY_COLUMNS = (
     "point",
     "kind",
     "series",
     "hsk_fraction",
-    "keep_layers",
-    "keep_tokens",
-    "keep_hidden",
+    *BUDGET_AXIS_COLUMNS,
     "metric",
     "n",
     "mean",
@@ -75,9 +77,7 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "kind": first.get("kind"),
                 "series": first.get("series") or "",
                 "hsk_fraction": first.get("hsk_fraction", 0.0),
-                "keep_layers": first.get("keep_layers", 0),
-                "keep_tokens": first.get("keep_tokens", 0),
-                "keep_hidden": first.get("keep_hidden", 0.0),
+                **{name: first.get(name, NO_BUDGET[name]) for name in BUDGET_AXIS_COLUMNS},
                 "metric": first.get("metric"),
                 "n": len(values),
                 "mean": statistics.fmean(values) if values else None,
