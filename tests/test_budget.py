@@ -434,3 +434,51 @@ def test_can_serve_token_cases():
     assert not can_serve(
         rosita(keep_tokens=20, token_scheme="attention"), rosita(keep_tokens=10, token_scheme="left_first")
     )[0]
+
+
+# -- the settings object and the axis helpers ---------------------------------------------------------------------
+
+
+def test_a_recipe_hsk_table_is_the_budget_settings():
+    from mudkd.knowledge import ModelShape, budget_from_recipe, resolve_budget
+    from mudkd.recipe.schema import Recipe
+
+    recipe = Recipe.model_validate(
+        {"hsk": {"config_3d": "1l_10t_0.1h", "hidden_scheme": "rand_mask"}, "training": {"seed": 7}}
+    )
+    teacher = ModelShape(layers=12, hidden=768, num_labels=3)
+    budget = resolve_budget(recipe.hsk, student_layers=6, teacher=teacher, max_seq_length=128, seed=7)
+    assert budget == budget_from_recipe(
+        recipe, num_student_layers=6, num_teacher_layers=12, teacher_hidden=768, num_labels=3
+    )
+    assert (budget.keep_layers, budget.keep_tokens, budget.keep_hidden) == (1, 10, 0.1)
+    assert (budget.num_labels, budget.seed) == (3, 7)
+    assert budget.width_dims == rand_mask_dims(768, 0.1, 7)  # the recipe's training.seed draws the mask
+
+
+def test_depth_length_and_width_problems_are_reported_together():
+    with pytest.raises(BudgetError) as info:
+        rosita(layer_scheme="t_top20", keep_tokens=0, hidden_scheme="nope", mask_mode="all", keep_hidden=0.0)
+    assert [problem.split(" ")[0].rstrip(":") for problem in info.value.problems] == [
+        "layer_scheme",  # depth
+        "keep_tokens",  # length
+        "hidden_scheme",  # width
+        "mask_mode",
+        "keep_hidden",
+    ]
+
+
+def test_a_width_that_keeps_no_dimension_is_a_problem_of_its_own():
+    with pytest.raises(BudgetError, match="keeps no dimension of width 768") as info:
+        rosita(keep_hidden=0.001, hidden_scheme="uniform_mask")
+    assert info.value.hint == "use keep_hidden >= 0.0013"
+
+
+def test_from_dict_types_each_field_and_refuses_malformed_metadata():
+    budget = rosita(keep_hidden=0.5, hidden_scheme="rand_mask", keep_tokens=16)
+    data = budget.to_dict()
+    assert KnowledgeBudget.from_dict({**data, "keep_tokens": "16", "seed": 42.0}) == budget  # JSON-ish values typed
+    with pytest.raises(BudgetError, match="metadata"):
+        KnowledgeBudget.from_dict({**data, "width_dims": "x"})
+    with pytest.raises(BudgetError, match="metadata"):
+        KnowledgeBudget.from_dict({key: value for key, value in data.items() if key != "mask_mode"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,7 +150,15 @@ def test_command_bodies_are_a_few_lines():
 def test_every_recipe_option_is_declared_once():
     """No module but cli/options.py spells a recipe-key option that every command shares."""
     source = Path(o.__file__).parent
-    shared = ["--teacher-model", "--student-model", "--task-name", "--data-dir", "--learning-rate", "--seed"]
+    shared = [
+        "--teacher-model",
+        "--student-model",
+        "--task-name",
+        "--data-dir",
+        "--learning-rate",
+        "--seed",
+        "--output-dir",
+    ]
     for path in source.glob("*.py"):
         if path.name == "options.py":
             continue
@@ -157,3 +166,65 @@ def test_every_recipe_option_is_declared_once():
         for flag in shared:
             assert f'"{flag}"' not in text, f"{path.name} declares {flag} again"
     assert inspect.getsource(o).count('"--teacher-model"') == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Help text: the schema's descriptions and defaults, one source
+
+
+def _keyed_options():
+    """Every option of every command that carries a recipe key: ``(command, parameter, Key, typer OptionInfo)``."""
+    import typing
+
+    from mudkd.cli import app as app_module
+
+    del app_module  # imported for its side effect: every command module is loaded
+    for name, module in sorted(sys.modules.items()):
+        if not name.startswith("mudkd.cli.") or name == "mudkd.cli.options":
+            continue
+        for attribute in vars(module).values():
+            if not (inspect.isfunction(attribute) and attribute.__name__.endswith("_cli")):
+                continue
+            hints = typing.get_type_hints(attribute, include_extras=True)
+            for parameter, hint in hints.items():
+                metadata = getattr(hint, "__metadata__", ())
+                key = next((m for m in metadata if isinstance(m, o.Key)), None)
+                option = next((m for m in metadata if hasattr(m, "param_decls")), None)
+                if key is not None and option is not None:
+                    yield attribute.__name__, parameter, key, option
+
+
+def test_every_keyed_option_takes_its_help_from_the_schema():
+    """An option's help is its field's description (plus the flag's own note): never a second wording."""
+    from mudkd.recipe.schema import Recipe
+    from mudkd.recipe.search import SearchSettings
+    from mudkd.recipe.sweep import Sweep
+
+    seen = 0
+    for command, parameter, key, option in _keyed_options():
+        schema = SearchSettings if key.name.startswith("search.") else Sweep if "." not in key.name else Recipe
+        description = next(iter(o.schema_fields(key.name, schema).values())).description
+        assert description and option.help.startswith(description), (command, parameter, option.help)
+        seen += 1
+    assert seen > 100  # every stage command, search and sweep
+
+
+def test_help_shows_each_default_from_the_schema():
+    assert o.schema_help("task.max_seq_length") == ("Tokens per example after padding/truncation.", "128")
+    assert o.schema_help("hsk.token_scheme")[1] == "attention_no_sep"
+    assert o.schema_help("hsk.keep_tokens")[1] is False  # no default (None = all tokens): none shown
+    # an option of the command's stage lists every stage's default where they differ
+    assert o.schema_help("{stage}.learning_rate")[1] == "finetune 2e-05, hsk 5e-05, pred 2e-05"
+    assert o.schema_help("{stage}.train_batch_size")[1] == "32"
+    result = runner.invoke(app, ["finetune", "--help"], env={"COLUMNS": "200"})
+    assert "Tokens per example after padding/truncation. [default: (128)]" in result.stdout
+
+
+def test_search_and_sweep_flags_are_keyed_options():
+    from mudkd.cli.search import search_cli
+    from mudkd.cli.sweep import sweep_cli
+
+    given = {"tolerance": 1.0, "seeds": 2, "output_dir": "out", "train_final": True}
+    assert o.overrides(search_cli, given) == {"search.tolerance": 1.0, "search.seeds": 2, "search.output_dir": "out"}
+    flags = o.overrides(sweep_cli, {"output_dir": "out", "text_columns": "a,b", "max_train_samples": 8})
+    assert flags == {"output_dir": "out", "task.text_columns": ["a", "b"], "task.max_train_samples": 8}

@@ -161,6 +161,25 @@ def test_the_summary_counts_what_the_store_really_holds(setup):
 # -- one rule per fact ---------------------------------------------------------------------------------------------
 
 
+def test_the_task_table_is_the_one_source_of_task_facts():
+    from mudkd.core.data import GLUE as LOADER_TABLE
+    from mudkd.knowledge.tasks import GLUE, TASK_NAMES, TASK_TITLES, TRAIN_SIZES
+    from mudkd.recipe.schema import TaskConfig
+    from mudkd.recipe.wizard.questions import TASK_CHOICES, glue_dir
+
+    assert LOADER_TABLE is GLUE  # the loader reads the table itself, not a copy
+    assert GLUE["mnli-mm"].dev_files == {"dev": "dev_mismatched.tsv"} and GLUE["mnli-mm"].labels == GLUE["mnli"].labels
+    assert (GLUE["sts-b"].num_labels, GLUE["mnli"].num_labels, GLUE["cola"].selection) == (1, 3, "mcc")
+    assert TRAIN_SIZES["sst-2"] == 67349 and TRAIN_SIZES["rt-snippets"] == 9544 and "custom" not in TRAIN_SIZES
+    assert [choice.value for choice in TASK_CHOICES] == list(TASK_NAMES) and list(TASK_TITLES) == list(TASK_NAMES)
+    assert (
+        glue_dir({"task.name": "mnli-mm"}) == "glue_data/MNLI"
+        and glue_dir({"task.name": "custom"}) == "glue_data/SST-2"
+    )
+    assert all(TaskConfig(name=name).name == name for name in TASK_NAMES if name != "custom")  # custom needs files
+    assert "cola, sst-2, mrpc" in TaskConfig.model_fields["name"].description
+
+
 def test_label_count_rules_of_tasks_and_configs():
     assert task_num_labels("sst-2") == 2 and task_num_labels("mnli") == task_num_labels("mnli-mm") == 3
     assert task_num_labels("sts-b") == 1  # regression: one output
