@@ -14,9 +14,9 @@ from mudkd.cli.sweep_chart import text_curve
 from mudkd.core import sweep as core
 from mudkd.core.events import StageResult
 from mudkd.errors import RecipeError
+from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.sweep import (
     Sweep,
-    apply_overrides,
     expand_grid,
     make_recipe_builder,
     parse_shard,

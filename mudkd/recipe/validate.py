@@ -16,9 +16,10 @@ from typing import Any
 
 from mudkd.errors import RecipeError
 from mudkd.recipe.load import build_recipe, locate_recipe, read_toml
+from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.search import read_search
-from mudkd.recipe.sweep import apply_overrides, expand_grid, read_sweep
+from mudkd.recipe.sweep import expand_grid, read_sweep
 from mudkd.recipe.wizard import recipe_problems
 
 

@@ -23,9 +23,10 @@ from mudkd.core.sweep import plan as plan_sweep
 from mudkd.errors import RecipeError
 from mudkd.knowledge import KnowledgeBudget, parse_config_3d
 from mudkd.knowledge.schemes import HiddenScheme, TokenScheme
+from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.search import SearchSettings, seeds_of
-from mudkd.recipe.sweep import Sweep, apply_overrides
+from mudkd.recipe.sweep import Sweep
 
 _POINT = re.compile(r"^[^:]*: point ([^\s:]+?)(?:-s\d+)?: ")
 

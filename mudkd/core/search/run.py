@@ -43,8 +43,9 @@ from mudkd.core.search.plan import (
 from mudkd.core.search.plot import PLOT_FILE, write_plot
 from mudkd.core.sweep import SweepEvents, base_inputs, describe_budget, ensure_store
 from mudkd.errors import RecipeError, RunError
+from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
-from mudkd.recipe.sweep import FULL_HSK_OVERRIDES, apply_overrides
+from mudkd.recipe.sweep import FULL_HSK_OVERRIDES
 
 
 class SearchEvents(SweepEvents):

@@ -37,8 +37,9 @@ from mudkd.knowledge.serving import (
     stored_slots,
     token_key,
 )
+from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe, TrainingStage
-from mudkd.recipe.sweep import Point, Sweep, apply_overrides, expand_grid
+from mudkd.recipe.sweep import Point, Sweep, expand_grid
 from mudkd.recipe.sweep import shard as shard_points
 
 RecipeBuilder = Callable[[Mapping[str, Any]], Recipe]

@@ -40,8 +40,9 @@ from mudkd.core.sweep.stores import ensure_store
 from mudkd.errors import StoreError
 from mudkd.knowledge import KnowledgeBudget, can_serve
 from mudkd.knowledge.budget import budget_columns
+from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
-from mudkd.recipe.sweep import Sweep, apply_overrides
+from mudkd.recipe.sweep import Sweep
 
 
 class SweepEvents(RunEvents):

@@ -17,8 +17,8 @@ from mudkd.core.outputs import staging_path, write_json_atomic
 from mudkd.core.sweep.plan import PlannedStore, describe_budget
 from mudkd.errors import StoreError
 from mudkd.knowledge import KnowledgeBudget
+from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
-from mudkd.recipe.sweep import apply_overrides
 
 
 def build_file(store_path: Path) -> Path:
