@@ -23,7 +23,7 @@ from __future__ import annotations
 from mudkd.knowledge.arithmetic import kept_count, layer_mapping, rand_mask_dims, uniform_mask_dims
 from mudkd.knowledge.budget import KnowledgeBudget
 from mudkd.knowledge.layout import INT16_MAX, VALUE_DTYPE_BYTES
-from mudkd.knowledge.resolve import budget_from_recipe, budget_string_problems, resolve_budget
+from mudkd.knowledge.resolve import BudgetSettings, budget_from_recipe, budget_string_problems, resolve_budget
 from mudkd.knowledge.schemes import (
     HiddenScheme,
     MagScope,
@@ -38,6 +38,7 @@ from mudkd.knowledge.shapes import ModelShape, config_num_labels, model_shape, t
 from mudkd.knowledge.summary import budget_summary, format_bytes, summary_rows
 
 __all__ = [
+    "BudgetSettings",
     "INT16_MAX",
     "VALUE_DTYPE_BYTES",
     "HiddenScheme",

@@ -168,7 +168,7 @@ def build_recipe(
         task["name"] = "custom"  # your own training file means your own task, unless a task is named
     recipe, invalid = validate(Recipe, data, source)
     problems = [*command_line_only, *invalid]
-    if problems:
+    if problems or recipe is None:
         hint = "see 'mudkd recipe show' for every key, its default and allowed values"
         if problems == command_line_only:
             hint = "delete it from the recipe file and pass --overwrite on the command line"

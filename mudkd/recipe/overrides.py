@@ -13,7 +13,7 @@ import difflib
 import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +28,7 @@ else:  # pragma: no cover
 
 #: Dotted key → value, the one form overrides travel in (``None``: unset the key).
 Overrides = dict[str, Any]
+Model = TypeVar("Model", bound=BaseModel)
 
 #: pydantic error kinds whose "Input should be" reads better as "must be".
 _BOUND_KINDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
@@ -143,8 +144,8 @@ def describe(error: Mapping[str, Any], model: type[BaseModel], *, prefix: tuple[
 
 
 def validate(
-    model: type[BaseModel], data: Mapping[str, Any], source: str, *, prefix: tuple[str, ...] = ()
-) -> tuple[Any, list[str]]:
+    model: type[Model], data: Mapping[str, Any], source: str, *, prefix: tuple[str, ...] = ()
+) -> tuple[Model | None, list[str]]:
     """``model`` validated from ``data``: ``(instance, [])``, or ``(None, every problem as "source: key: ...")``."""
     try:
         return model.model_validate(data), []
@@ -187,8 +188,8 @@ def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any], *, where: str 
             raise RecipeError(f"{where}: {key}: unknown recipe key", hint="'mudkd recipe show' lists every key")
     apply_sets(data, overrides)
     applied, problems = validate(Recipe, data, where)
-    if problems:
+    if problems or applied is None:
         raise RecipeError(
             problems[0], hint="see 'mudkd recipe show' for every key, its default and allowed values", problems=problems
         )
-    return applied  # type: ignore[no-any-return]
+    return applied
