@@ -191,23 +191,32 @@ def test_a_mudkd_output_is_replaced_only_with_overwrite_and_carries_its_marker(w
     assert marker is not None and marker["command"] == "finetune" and marker["complete"] is True
     assert len(marker["recipe_hash"]) == 16
     refused(runner.invoke(app, finetune_args(w, out)), "exists")
-    (out / "stray.txt").write_text("from an earlier run")
+    # A file a user adds inside a mudkd output (issue 23: NOTES.md was deleted without a word) is never deleted.
+    (out / "NOTES.md").write_text("my notes on this run")
+    refused(runner.invoke(app, finetune_args(w, out, "--overwrite")), "files mudkd did not write: NOTES.md (1)")
+    assert (out / "NOTES.md").read_text() == "my notes on this run"
+    (out / "NOTES.md").unlink()
     assert runner.invoke(app, finetune_args(w, out, "--overwrite")).exit_code == 0
-    assert not (out / "stray.txt").exists() and (out / "model.safetensors").is_file()
+    assert (out / "model.safetensors").is_file() and read_marker(out)["owner"]["path"] == str(out.resolve())
     assert not list(tmp_path.glob(".teacher-ft.old-*"))
 
 
 def test_leftovers_of_a_killed_commit_are_cleaned_only_when_they_are_mudkds(tmp_path):
     final = tmp_path / "out"
+    with StagingDir(final, command="finetune") as staging:  # a real commit, renamed aside as a killed commit would
+        (staging.path / "model.safetensors").write_text("x")
+        staging.commit()
     ours = tmp_path / ".out.old-12345"
-    ours.mkdir()
-    (ours / MARKER).write_text(json.dumps({"made_by": "mudkd", "command": "finetune"}))
-    (ours / "model.safetensors").write_text("x")
+    final.rename(ours)
     theirs = tmp_path / ".out.old-999"
     theirs.mkdir()
     (theirs / "keep.txt").write_text("not mudkd's")
+    forged = tmp_path / ".out.old-777"  # a bare marker proves nothing (issue 23)
+    forged.mkdir()
+    (forged / MARKER).write_text(json.dumps({"made_by": "mudkd", "command": "finetune"}))
+    (forged / "model.safetensors").write_text("x")
     assert clean_leftovers(final) == [ours]
-    assert not ours.exists() and (theirs / "keep.txt").is_file()
+    assert not ours.exists() and (theirs / "keep.txt").is_file() and (forged / "model.safetensors").is_file()
 
 
 def test_a_foreign_partial_directory_is_refused(tmp_path):
@@ -222,7 +231,7 @@ def test_a_failed_run_commits_nothing_and_keeps_the_old_output(tmp_path):
     with StagingDir(final, command="test") as staging:
         (staging.path / "a.txt").write_text("first")
         staging.commit()
-    with pytest.raises(RuntimeError), StagingDir(final, command="test") as staging:
+    with pytest.raises(RuntimeError), StagingDir(final, command="test", overwrite=True) as staging:
         (staging.path / "a.txt").write_text("second, half written")
         raise RuntimeError("killed")
     assert (final / "a.txt").read_text() == "first"
@@ -232,10 +241,10 @@ def test_a_failed_run_commits_nothing_and_keeps_the_old_output(tmp_path):
 # The lock
 
 
-def _hold_lock(final: Path) -> subprocess.Popen:
+def _hold_lock(final: Path, command: str = "finetune") -> subprocess.Popen:
     code = (
         "import sys, time\nfrom pathlib import Path\nfrom mudkd.core.outputs import StagingDir\n"
-        f"with StagingDir(Path({str(final)!r}), command='finetune'):\n"
+        f"with StagingDir(Path({str(final)!r}), command={command!r}):\n"
         "    print('locked', flush=True)\n    time.sleep(60)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
@@ -246,7 +255,7 @@ def _hold_lock(final: Path) -> subprocess.Popen:
 @pytest.mark.parametrize("command", ["finetune", "cache"])
 def test_a_second_writer_is_refused_with_the_holders_pid(w, tmp_path, command):
     out = tmp_path / "busy"
-    holder = _hold_lock(out)
+    holder = _hold_lock(out, "finetune" if command == "finetune" else "distill cache")
     try:
         if command == "finetune":
             args = finetune_args(w, out, "--resume")
