@@ -95,28 +95,77 @@ def add_owned_file(directory: Path, name: str, document: Any) -> None:
     write_text_atomic(directory / MARKER, json.dumps(marker, indent=2) + "\n")
 
 
-def adopt(directory: Path) -> list[Path]:
-    """Re-record ``directory`` (and every mudkd output inside it) as mudkd's at its current path, as it is now.
+def adoption(directory: Path) -> dict[str, Any]:
+    """What ``mudkd outputs adopt DIR`` would own: every marked directory in it, its files and bytes (read-only).
 
-    For ``mudkd outputs adopt``: a folder moved on purpose, or made by an earlier mudkd. Returns the directories
-    re-recorded, innermost first. A folder written in place (sweep, search, pipeline) gets an in-place record; a
-    ``.partial`` a staging record; anything else a record of every file it now holds.
+    Raises:
+        CheckpointError: ``directory`` is missing, has no marker (mudkd adopts only what it made, e.g. an output
+            moved on purpose or written by an earlier mudkd), or is a folder written in place that holds files its
+            command never writes.
     """
-    from mudkd.core.ownership import layout, nested_outputs
+    from mudkd.core.ownership import layout, layout_strangers, nested_outputs, walk_files
 
-    adopted = []
-    for path in [*nested_outputs(directory), Path(directory)]:
-        marker = read_marker(path) or {"made_by": "mudkd", "command": "unknown", "complete": True}
+    directory = canonical_output(directory)
+    if not directory.is_dir() or directory.is_symlink():
+        raise CheckpointError(f"{directory}: no such directory", hint="pass the folder to adopt")
+    marker = read_marker(directory)
+    if marker is None:
+        raise CheckpointError(
+            f"{directory}: has no {MARKER}: mudkd adopts only folders it made (moved, or from an earlier mudkd)",
+            hint="mudkd never takes over a folder it did not make",
+        )
+    command = str(marker.get("command"))
+    strangers = layout_strangers(directory, command, lambda entry: True) if layout(command) else []
+    if strangers:
+        more = f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
+        raise CheckpointError(
+            f"{directory}: a '{command}' folder holds files it never writes: {', '.join(strangers[:5])}{more}",
+            hint="move them out of the folder first",
+        )
+    rows = []
+    for path in [*nested_outputs(directory), directory]:
+        in_place = layout(str((read_marker(path) or {}).get("command"))) is not None
+        names = [] if in_place else list(walk_files(path))
+        size = sum((path / name).lstat().st_size for name in names)
+        rows.append(
+            {
+                "directory": str(path),
+                "command": (read_marker(path) or {}).get("command"),
+                "in_place": in_place,
+                "files": len(names),
+                "bytes": size,
+            }
+        )
+    return {
+        "directory": str(directory),
+        "command": command,
+        "outputs": rows,
+        "files": sum(r["files"] for r in rows),
+        "bytes": sum(r["bytes"] for r in rows),
+    }
+
+
+def adopt(directory: Path) -> dict[str, Any]:
+    """Re-record ``directory`` (and every mudkd output inside it) as mudkd's, at its current path, as it is now.
+
+    A folder written in place (sweep, search, pipeline) gets an in-place record; a ``.partial`` a staging record;
+    anything else a record of every file it holds now (those files are then mudkd's to replace). Returns
+    :func:`adoption`'s summary.
+    """
+    from mudkd.core.ownership import layout
+
+    summary = adoption(directory)
+    for row in summary["outputs"]:  # innermost first: an output's record must not change after its parent's
+        path = Path(row["directory"])
+        marker = read_marker(path) or {}
         if layout(str(marker.get("command"))) is not None:
             marker["owner"] = new_owner(path, in_place=True)
         elif marker.get("complete") is False and path.name.endswith(PARTIAL_SUFFIX):
             marker["owner"] = new_owner(path)
         else:
             marker["owner"] = new_owner(path, files=record_files(path))
-            marker["complete"] = True
         write_text_atomic(path / MARKER, json.dumps(marker, indent=2) + "\n")
-        adopted.append(path)
-    return adopted
+    return summary
 
 
 _NOTES: dict[str, Any] = {}

@@ -31,7 +31,7 @@ import importlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -269,9 +269,21 @@ def _matches(relative: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _verify_layout(directory: Path, marker: dict[str, Any], deep: bool) -> Proof:
-    known = layout(str(marker.get("command")))
-    if known is None:
+    unexpected = layout_strangers(directory, str(marker.get("command")), lambda entry: _nested_owned(entry, deep))
+    if unexpected is None:
         return Proof(directory, marker, "no record")
+    reason = "changed" if unexpected else "owned"
+    return Proof(directory, marker, reason, unexpected=unexpected, recorded_path=marker["owner"]["path"])
+
+
+def layout_strangers(directory: Path, command: str, nested_ok: Callable[[Path], bool]) -> list[str] | None:
+    """The entries of an in-place folder its command's layout does not allow (None: no such layout).
+
+    ``nested_ok`` decides about a sub-directory that carries a marker (a nested output).
+    """
+    known = layout(command)
+    if known is None:
+        return None
     files, folders = known
     unexpected: list[str] = []
     pending = [directory]
@@ -283,21 +295,15 @@ def _verify_layout(directory: Path, marker: dict[str, Any], deep: bool) -> Proof
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 if read_marker(entry) is not None:
-                    if not _nested_owned(entry, deep):
+                    if not nested_ok(entry):
                         unexpected.append(relative + "/")
                 elif _matches(relative, folders):
                     pending.append(entry)
                 else:
                     unexpected.append(relative + "/")
-            elif not (
-                _matches(relative, files)
-                or fnmatchcase(entry.name, _WORKING_FILES[0])
-                or fnmatchcase(entry.name, _WORKING_FILES[1])
-            ):
+            elif not (_matches(relative, files) or any(fnmatchcase(entry.name, p) for p in _WORKING_FILES)):
                 unexpected.append(relative)
-    unexpected.sort()
-    reason = "changed" if unexpected else "owned"
-    return Proof(directory, marker, reason, unexpected=unexpected, recorded_path=marker["owner"]["path"])
+    return sorted(unexpected)
 
 
 def _nested_owned(entry: Path, deep: bool) -> bool:
@@ -316,4 +322,4 @@ def nested_outputs(directory: Path) -> list[Path]:
         for name in list(folders):
             if read_marker(base / name) is not None and not (base / name).is_symlink():
                 found.append(base / name)
-    return sorted(found)
+    return sorted(found, key=lambda path: (-len(path.parts), str(path)))  # innermost first
