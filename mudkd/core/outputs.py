@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mudkd.core.ownership import MARKER, Proof, new_owner, read_marker, record_files, verify
+from mudkd.core.ownership import MARKER, Proof, file_entry, new_owner, read_marker, record_files, verify
 from mudkd.errors import CheckpointError, MudkdError
 
 __all__ = ["MARKER", "read_marker"]  # re-exported: the marker's home is mudkd.core.ownership
@@ -91,7 +91,7 @@ def add_owned_file(directory: Path, name: str, document: Any) -> None:
     owner = (marker or {}).get("owner")
     if marker is None or not isinstance(owner, dict) or not isinstance(owner.get("files"), dict):
         return  # not a proved output (e.g. an older one): nothing to record into
-    owner["files"][name] = record_files(directory).get(name)
+    owner["files"][name] = file_entry(directory / name)  # this file alone: a store's GBs are not re-hashed
     write_text_atomic(directory / MARKER, json.dumps(marker, indent=2) + "\n")
 
 
