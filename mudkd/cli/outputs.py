@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -82,36 +82,40 @@ def adopt_cli(directory: DirArg, yes: YesOpt = False, json_: o.JsonOpt = False) 
     from mudkd.core.outputs import adopt, adoption
 
     summary = adoption(directory)
-    lines = [
-        f"{row['directory']}: {row['command']} "
-        + (
-            "(a folder written in place: proved by its layout)"
-            if row["in_place"]
-            else f"{row['files']} files, {_size(row['bytes'])}"
-        )
-        for row in summary["outputs"]
-    ]
     if not json_:
-        c.stderr_console().print(
-            f"mudkd will own {summary['files']} files ({_size(summary['bytes'])}) in {summary['directory']}:",
-            highlight=False,
-            markup=False,
-        )
-        for line in lines:
-            c.stderr_console().print(f"  {line}", highlight=False, markup=False)
+        _print_adoption(summary)
     if not yes:
-        if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise MudkdError(
-                "adopting needs a confirmation and there is no terminal",
-                hint=f"pass --yes: mudkd outputs adopt {directory} --yes",
-            )
-        if not typer.confirm("Adopt? --overwrite may then replace all of it", default=False, err=True):
-            raise typer.Exit(1)
+        _confirm(directory)
     adopt(directory)
     if json_:
         c.emit_json({**summary, "adopted": True})
     else:
         c.stdout_console().print(f"adopted {summary['directory']}", highlight=False, markup=False)
+
+
+def _print_adoption(summary: dict[str, Any]) -> None:
+    """What adopting will own, on stderr: the total, then one line per output in the folder."""
+    console = c.stderr_console()
+    total = f"mudkd will own {summary['files']} files ({_size(summary['bytes'])}) in {summary['directory']}:"
+    console.print(total, highlight=False, markup=False)
+    for row in summary["outputs"]:
+        what = (
+            "a folder written in place, proved by its layout"
+            if row["in_place"]
+            else (f"{row['files']} files, {_size(row['bytes'])}")
+        )
+        console.print(f"  {row['directory']}: {row['command']} ({what})", highlight=False, markup=False)
+
+
+def _confirm(directory: Path) -> None:
+    """Ask on a terminal; refuse without one (a script must say --yes)."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise MudkdError(
+            "adopting needs a confirmation and there is no terminal",
+            hint=f"pass --yes: mudkd outputs adopt {directory} --yes",
+        )
+    if not typer.confirm("Adopt? --overwrite may then replace all of it", default=False, err=True):
+        raise typer.Exit(1)
 
 
 outputs_app.command("check", epilog=CHECK_EPILOG)(check_cli)
