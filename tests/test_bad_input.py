@@ -198,6 +198,39 @@ CASES = {
     "finetune-output-inside-the-data": Case(lambda c: [*finetune(c), "-o", c.data / "out"], "is inside an input"),
     "finetune-output-contains-the-data": Case(lambda c: [*finetune(c), "-o", c.w], "contains an input"),
     "finetune-output-symlink": Case(lambda c: [*finetune(c), "-o", c.w / "link"], "symbolic link"),
+    # issue 23: paths resolved and checked before anything runs (each was a bare OSError or got past the guard)
+    "finetune-output-below-a-file": Case(
+        lambda c: [*finetune(c), "-o", c.w / "existing.toml" / "out"], "existing.toml is a file, not a folder"
+    ),
+    "finetune-output-dot-dot": Case(lambda c: [*finetune(c), "-o", c.out / "new" / ".."], "names no folder of its own"),
+    "finetune-output-named-partial": Case(lambda c: [*finetune(c), "-o", c.w / "run.partial"], "mudkd's working files"),
+    "score-output-named-old": Case(lambda c: [*score(c), "-o", c.w / ".run.old-123"], "mudkd's working files"),
+    "prune-output-named-lock": Case(
+        lambda c: [
+            "prune",
+            "--model-path",
+            c.teacher,
+            "--scores",
+            c.scores,
+            "--num-layers",
+            2,
+            "--keep-heads",
+            2,
+            "--ffn-hidden-dim",
+            32,
+            "--emb-hidden-dim",
+            16,
+            "-o",
+            c.w / ".run.lock",
+        ],
+        "mudkd's working files",
+    ),  # fmt: skip
+    # A folder nobody may write into. As root (as here) chmod does not stop writes, so this is /sys, where even root
+    # cannot create a file: the guard's os.access check passes for root and the lock's creation is what refuses
+    # (tests/test_safe_outputs.py covers the os.access branch a normal user meets).
+    "finetune-output-in-an-unwritable-folder": Case(
+        lambda c: [*finetune(c), "-o", Path("/sys/mudkd-out")], "/sys/mudkd-out"
+    ),
     "score-output-is-the-teacher": Case(lambda c: [*score(c), "-o", c.teacher, "--overwrite"], "is an input"),
     "prune-output-is-the-scores": Case(lambda c: [*prune(c)[:-1], c.scores, "--overwrite"], "is an input"),
     "finetune-no-output-dir": Case(

@@ -595,8 +595,10 @@ def test_an_interrupted_point_restarts_and_a_changed_recipe_retrains(tmp_path, m
     core.run(sweep, make_recipe_builder(sweep))
     point = tmp_path / "out" / "points" / "k4-s1"
     (point / "result.json").unlink()  # as after kill -9 in the middle of the point
-    (point / "hsk.partial").mkdir()
-    (point / "hsk.partial" / "junk").write_text("half a checkpoint")
+    from mudkd.core.outputs import StagingDir
+
+    with StagingDir(point / "hsk", command="distill hsk") as staging:  # a real (marked) staging dir, then the kill
+        (staging.path / "junk").write_text("half a checkpoint")
     fake_stages.clear()
     result = core.run(sweep, make_recipe_builder(sweep))
     assert result.ran == ["k4-s1"] and not (point / "hsk.partial").exists() and (point / "result.json").is_file()

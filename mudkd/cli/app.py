@@ -16,6 +16,7 @@ from mudkd.cli.evaluate import EVALUATE_EPILOG, PREDICT_EPILOG, evaluate_cli, pr
 from mudkd.cli.export import EXPORT_EPILOG, REPORT_EPILOG, export_cli, report_cli
 from mudkd.cli.finetune import EPILOG as FINETUNE_EPILOG
 from mudkd.cli.finetune import finetune_cli
+from mudkd.cli.outputs import outputs_app
 from mudkd.cli.pipeline import EPILOG as PIPELINE_EPILOG
 from mudkd.cli.pipeline import pipeline_cli
 from mudkd.cli.prune import EPILOG as PRUNE_EPILOG
@@ -160,6 +161,7 @@ app.command("search", epilog=SEARCH_EPILOG)(search_cli)
 
 app.command("wizard", epilog=WIZARD_EPILOG)(wizard_cli)
 app.add_typer(recipe_app, name="recipe")
+app.add_typer(outputs_app, name="outputs")
 
 
 def main() -> None:

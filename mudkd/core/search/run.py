@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mudkd.core.outputs import check_no_overlap, output_lock, read_marker, write_json_atomic, write_marker
+from mudkd.core.outputs import check_folder, check_no_overlap, mark_folder, output_lock, read_marker, write_json_atomic
+from mudkd.core.ownership import register_layout
 from mudkd.core.search.decide import NO_HSK, Outcome, Step, next_step
 from mudkd.core.search.plan import (
     RESULT_FILE,
@@ -46,6 +47,14 @@ from mudkd.errors import RecipeError, RunError
 from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.sweep import FULL_HSK_OVERRIDES
+
+# What a search folder may hold besides mudkd outputs with their own markers (the store, runs/s<seed> sweeps,
+# final/hsk and final/pred): the layout above.
+register_layout(
+    "search",
+    files=(SEARCH_FILE, "store*.json", RUNS_FILE, RESULT_FILE, PLOT_FILE, "final/metrics.json"),
+    folders=("runs", "final", "final/hsk", "final/pred"),
+)
 
 
 class SearchEvents(SweepEvents):
@@ -225,13 +234,7 @@ def check_search_dir(directory: Path, inputs: Mapping[str, str | None]) -> None:
         raise RecipeError(f"{directory}: output_dir is a symbolic link", hint="pass the real directory")
     if directory.exists() and not directory.is_dir():
         raise RecipeError(f"{directory}: exists and is not a directory", hint="choose another output directory")
-    marker = read_marker(directory)
-    ours = (directory / SEARCH_FILE).is_file() or (marker is not None and marker.get("command") == "search")
-    if directory.is_dir() and any(directory.iterdir()) and not ours:
-        raise RecipeError(
-            f"{directory}: the output directory exists, is not empty and holds no search",
-            hint="choose another -o DIR (a search's own directory is resumed)",
-        )
+    check_folder(directory, commands=("search",), what="the output directory", kind="search", error=RecipeError)
     check_no_overlap(directory, inputs, what="search directory")
 
 
@@ -261,10 +264,10 @@ def run(
     output_dir = plan_.output_dir
     check_search_dir(output_dir, _inputs(plan_.recipe))
     with output_lock(output_dir):
-        if not output_dir.is_dir():
-            output_dir.mkdir(parents=True)
-        if read_marker(output_dir) is None:
-            write_marker(output_dir, command="search", complete=True)
+        check_search_dir(output_dir, {})  # again under the lock: another process may have acted since
+        if read_marker(output_dir) is None:  # new or empty (checked): the folder is the search's from now on
+            output_dir.mkdir(parents=True, exist_ok=True)
+            mark_folder(output_dir, command="search")
         return _run_locked(plan_, events, runner or sweep_runner, train_final)
 
 

@@ -83,6 +83,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         recipe.cache.output_dir,
         overwrite=recipe.output.overwrite,
         resume=resume,
+        command="distill cache",
         inputs={
             "--teacher-model": recipe.teacher.model,
             "--student-model": recipe.student.model,

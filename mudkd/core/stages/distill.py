@@ -286,7 +286,13 @@ def check_stage_output(recipe: Recipe, stage: str, *, resume: bool = False) -> N
         store_flag: store_path,
         **recipe_inputs(recipe),
     }
-    check_output_dir(stage_config.output_dir, overwrite=recipe.output.overwrite, resume=resume, inputs=inputs)
+    check_output_dir(
+        stage_config.output_dir,
+        overwrite=recipe.output.overwrite,
+        resume=resume,
+        inputs=inputs,
+        command=f"distill {stage}",
+    )
 
 
 def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bool = False) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         recipe.finetune.output_dir,
         overwrite=recipe.output.overwrite,
         resume=resume,
+        command="finetune",
         inputs={"--model-name-or-path": model, **recipe_inputs(recipe)},
     )
     stage = recipe.finetune

@@ -19,17 +19,24 @@ from typing import Any
 from mudkd.core.datacheck import check_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.outputs import (
+    add_owned_file,
+    check_folder,
     check_no_overlap,
+    mark_folder,
     marker_notes,
     read_marker,
     recipe_inputs,
     write_json_atomic,
-    write_marker,
 )
+from mudkd.core.ownership import register_layout, verify
 from mudkd.errors import CheckpointError, RecipeError
 from mudkd.recipe.schema import Recipe, recipe_source
 
 STAGE_FILE = "stage.json"
+SUMMARY_FILE = "summary.json"
+
+# A pipeline root holds its summary and the stages' outputs, each proved by its own marker.
+register_layout("pipeline", files=(SUMMARY_FILE,))
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
         elif marker is not None and marker.get("pipeline_key") == keys[stage.name]:
             status = "done"  # the key is written into the marker at commit: no window where a kill loses it
         elif directory.exists() and any(directory.iterdir()):
-            status = "stale" if marker is not None else "not mudkd's"
+            status = "stale" if verify(directory).owned else "not mudkd's"
         else:
             status = "to run"
         rows.append({"stage": stage.name, "output_dir": str(directory), "status": status})
@@ -162,8 +169,8 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     foreign = [row["output_dir"] for row in stages if row["status"] == "not mudkd's"]
     if foreign:
         raise CheckpointError(
-            f"{foreign[0]}: a stage directory holds files not made by mudkd",
-            hint="mudkd never replaces a folder it did not make: choose another --output-dir",
+            f"{foreign[0]}: a stage directory {verify(Path(foreign[0])).describe()}",
+            hint="mudkd never replaces a folder it cannot prove it made: choose another --output-dir",
         )
     stale = [row["stage"] for row in stages if row["status"] == "stale"]
     if stale and not recipe.output.overwrite:
@@ -185,7 +192,9 @@ def check_root(recipe: Recipe) -> None:
         raise CheckpointError(f"{root}: output.dir is a symbolic link or a file", hint="pass a real directory")
     if root.resolve() == Path.cwd().resolve() or root.resolve() in Path.cwd().resolve().parents:
         raise CheckpointError(f"{root}: output.dir is (or contains) the current directory", hint="pass a subdirectory")
-    if not _pipeline_root(root):
+    if read_marker(root) is not None:
+        check_folder(root, commands=("pipeline",), what="output.dir", kind="pipeline")
+    elif not _pipeline_root(root):
         raise CheckpointError(
             f"{root}: output.dir exists and was not made by mudkd",
             hint="mudkd never writes into a folder it did not make: choose another --output-dir",
@@ -195,11 +204,12 @@ def check_root(recipe: Recipe) -> None:
 
 
 def _pipeline_root(root: Path) -> bool:
-    """Missing, empty, marked, or holding only mudkd's own stage outputs (a run stopped before its first commit)."""
-    if not root.is_dir() or read_marker(root) is not None:
+    """Missing, empty, or (not marked yet) holding only stage outputs mudkd can prove it made: a run killed
+    between its first stage's commit and the root's marker."""
+    if not root.is_dir():
         return True
     return all(
-        (entry.name.startswith(".") and entry.name.endswith(".lock")) or (entry.is_dir() and read_marker(entry))
+        (entry.name.startswith(".") and entry.name.endswith(".lock")) or (entry.is_dir() and verify(entry).owned)
         for entry in root.iterdir()
     )
 
@@ -281,13 +291,13 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         results[stage.name] = record
         for warning in record.get("warnings") or ():  # now, and again in the summary
             events.on_message(f"Warning: {warning}")
-        write_json_atomic(directory / STAGE_FILE, {"stage": stage.name, "key": keys[stage.name], "result": record})
+        add_owned_file(directory, STAGE_FILE, {"stage": stage.name, "key": keys[stage.name], "result": record})
         if read_marker(root) is None:  # the root is marked once it holds a result (a refused run leaves nothing)
-            write_marker(root, command="pipeline", complete=True)
+            mark_folder(root, command="pipeline")
     summary = summarise(recipe, results, timings, events)
     if recipe.pipeline.speed_check_steps:
         summary["hsk_speed"] = speed_check(recipe, events)
-    write_json_atomic(Path(recipe.output.dir, "summary.json"), summary)  # type: ignore[arg-type]
+    write_json_atomic(Path(recipe.output.dir, SUMMARY_FILE), summary)  # type: ignore[arg-type]
     return StageResult(str(recipe.output.dir), summary["student"]["metrics"], {"summary": summary})
 
 

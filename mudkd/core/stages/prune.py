@@ -46,7 +46,10 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         emb_hidden_dim=stage.emb_hidden_dim,
     )
     check_output_dir(
-        stage.output_dir, overwrite=recipe.output.overwrite, inputs={"--teacher-model": teacher, "--scores": scores}
+        stage.output_dir,
+        overwrite=recipe.output.overwrite,
+        command="prune",
+        inputs={"--teacher-model": teacher, "--scores": scores},
     )
     return {
         "stage": "prune",

@@ -29,6 +29,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     check_output_dir(
         recipe.score.output_dir,
         overwrite=recipe.output.overwrite,
+        command="score",
         inputs={"--teacher-model": teacher, **recipe_inputs(recipe)},
     )
     return {

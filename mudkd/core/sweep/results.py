@@ -27,13 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from mudkd.core.outputs import (
+    canonical_output,
+    check_folder,
     check_no_overlap,
+    mark_folder,
     output_lock,
     read_marker,
     write_json_atomic,
-    write_marker,
     write_text_atomic,
 )
+from mudkd.core.ownership import register_layout
 from mudkd.core.sweep.plot import write_plots
 from mudkd.core.sweep.summary import record_group, summarize, summary_csv
 from mudkd.errors import RecipeError
@@ -42,6 +45,25 @@ from mudkd.knowledge.budget import BUDGET_AXIS_COLUMNS, BUDGET_SCHEME_COLUMNS, B
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
 SUMMARY_FILE = "summary.csv"
+SWEEP_COMMANDS = ("sweep", "sweep-merge")
+"""The commands whose folders a sweep (or a merge) may write into: recognised by the marker, never by sweep.json."""
+
+# What a sweep folder may hold besides mudkd outputs with their own markers (stores, point models): the layout
+# above. A point's hsk/pred folders are listed too, so a point interrupted before its model's first file is fine.
+for _command in SWEEP_COMMANDS:
+    register_layout(
+        _command,
+        files=(
+            SWEEP_FILE,
+            "results.csv",
+            "results.json",
+            SUMMARY_FILE,
+            "*.png",
+            "store*.json",
+            f"points/*/{RESULT_FILE}",
+        ),
+        folders=("points", "points/*", "points/*/hsk", "points/*/pred"),
+    )
 
 
 @dataclass
@@ -96,12 +118,7 @@ def check_sweep_dir(directory: Path, *, inputs: Mapping[str, str | None] | None 
         raise RecipeError(f"{directory}: output_dir is a symbolic link", hint="pass the real directory")
     if directory.exists() and not directory.is_dir():
         raise RecipeError(f"{directory}: exists and is not a directory", hint="choose another output_dir")
-    ours = (directory / SWEEP_FILE).is_file() or read_marker(directory) is not None
-    if directory.is_dir() and any(directory.iterdir()) and not ours:
-        raise RecipeError(
-            f"{directory}: output_dir exists, is not empty and holds no sweep",
-            hint="choose another output_dir (a sweep's own directory is resumed)",
-        )
+    check_folder(directory, commands=SWEEP_COMMANDS, what="output_dir", kind="sweep", error=RecipeError)
     check_no_overlap(directory, inputs or {}, what="sweep directory")
 
 
@@ -199,9 +216,11 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
     Raises:
         RecipeError: A directory that is not a sweep output, or one point id finished with different recipes.
     """
-    target = Path(into)
+    target = canonical_output(into)
     sources = [Path(d) for d in output_dirs]
-    if target.is_dir() and (target / SWEEP_FILE).is_file() and target.resolve() not in {s.resolve() for s in sources}:
+    check_sweep_dir(target)  # before reading anything from it: a folder is a sweep's by its marker only
+    ours = (read_marker(target) or {}).get("command") in SWEEP_COMMANDS
+    if ours and (target / SWEEP_FILE).is_file() and target.resolve() not in {s.resolve() for s in sources}:
         sources.append(target)
     problems: list[str] = []
     order: list[str] = []
@@ -209,8 +228,8 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
     origins: dict[str, Path] = {}
     sweep_document = None
     for source in sources:
-        if not (source / SWEEP_FILE).is_file() and not (source / "points").is_dir():
-            problems.append(f"{source}: not a sweep output directory (no {SWEEP_FILE} or points/)")
+        if (read_marker(source) or {}).get("command") not in SWEEP_COMMANDS:
+            problems.append(f"{source}: not a sweep output directory (no mudkd sweep marker)")
             continue
         found = collect_records(source)
         if (source / SWEEP_FILE).is_file():
@@ -233,9 +252,10 @@ def merge(output_dirs: Sequence[str | Path], *, into: str | Path) -> SweepResult
         raise RecipeError(problems[0], hint="merge only shards of the same sweep", problems=problems)
     check_sweep_dir(target, inputs={str(s): str(s) for s in sources if s.resolve() != target.resolve()})
     with output_lock(target):
-        if not target.is_dir():
-            target.mkdir(parents=True)
-            write_marker(target, command="sweep-merge", complete=True)
+        check_sweep_dir(target)  # again under the lock
+        if read_marker(target) is None:
+            target.mkdir(parents=True, exist_ok=True)
+            mark_folder(target, command="sweep-merge")
         return _merge_locked(target, sources, records, origins, order, sweep_document)
 
 

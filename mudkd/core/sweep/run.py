@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mudkd.core.events import RunEvents
-from mudkd.core.outputs import output_lock, write_json_atomic, write_marker
+from mudkd.core.outputs import mark_folder, output_lock, read_marker, write_json_atomic
 from mudkd.core.sweep.plan import (
     PlannedPoint,
     PlannedStore,
@@ -216,6 +216,7 @@ def run(
     base = base_recipe_builder({})
     check_sweep_dir(output_dir, inputs=base_inputs(base))
     with output_lock(output_dir):
+        check_sweep_dir(output_dir)  # again under the lock: another process may have acted since
         return _run_locked(plan_, base, shard, events)
 
 
@@ -232,9 +233,9 @@ def base_inputs(base: Recipe) -> dict[str, str | None]:
 
 def _run_locked(plan_: SweepPlan, base: Recipe, shard: tuple[int, int] | None, events: SweepEvents) -> SweepResult:
     output_dir = plan_.output_dir
-    if not output_dir.is_dir():
-        output_dir.mkdir(parents=True)
-        write_marker(output_dir, command="sweep", complete=True)
+    if read_marker(output_dir) is None:  # new or empty (checked): the folder is the sweep's from now on
+        output_dir.mkdir(parents=True, exist_ok=True)
+        mark_folder(output_dir, command="sweep")
     _write_sweep_file(plan_)
     selected = plan_.selected_points()
     skipped = [p.id for p in selected if _finished(output_dir, p)]
