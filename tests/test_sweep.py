@@ -290,8 +290,13 @@ def test_shipped_sweep_recipes_validate():
     assert builder({}).task.name == "sst-2" and Path(sweep.base).name == "sweep_base_sst2.toml"
     for point in points:
         builder(point.overrides)
-    # the shipped schedule: 2,000 examples in batches of 32 = 63 updates per stage, so no_hsk trains 126
-    assert core.fair_baseline_overrides(builder({}), 2000) == {"pred.max_steps": 126, "pred.warmup_proportion": 0.1}
+    # the shipped schedule: 2,000 examples in batches of 32 = 63 updates per stage, so no_hsk trains 126; an HSK
+    # point's prediction stage evaluates at 20, 40, 60 (3 times), so no_hsk evaluates every 42: at 42, 84, 126
+    assert core.fair_baseline_overrides(builder({}), 2000) == {
+        "pred.max_steps": 126,
+        "pred.eval_step": 42,
+        "pred.warmup_proportion": 0.1,
+    }
 
 
 def stage_recipe(**stages):

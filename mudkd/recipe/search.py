@@ -39,7 +39,7 @@ class SearchSettings(Section):
         0.5, ge=0, le=100, description="Points (dev metric x 100) a budget may fall short of full HSK."
     )
     seeds: int = Field(
-        3, ge=1, le=MAX_SEEDS, description="Seeds of the full-HSK reference; the most per budget when close."
+        3, ge=1, le=MAX_SEEDS, description="Seeds of every point measured (shared across points: paired tests)."
     )
     max_runs: int | None = Field(
         None, ge=1, le=MAX_RUNS, description="The most trainings in all (default: the most the search can need)."

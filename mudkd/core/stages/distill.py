@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mudkd.core.batching import hsk_collator, make_collator
-from mudkd.core.data import TaskData, check_task_metric, count_train_examples, load_task
+from mudkd.core.data import TaskData, check_task_metric, count_train_examples, load_task, with_selection_split
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
@@ -297,6 +297,7 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bo
     check_positions(recipe.task.max_seq_length, student_path, None if store_path else recipe.teacher.model)
     student_tokenizer = load_tokenizer(student_path)  # type: ignore[arg-type]
     data = load_task(recipe.task, student_tokenizer)
+    data = with_selection_split(data, recipe.task, student_tokenizer, recipe.training.selection_split)
     store = None
     if store_path:
         store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)

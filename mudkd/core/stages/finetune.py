@@ -52,7 +52,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.finetune.output_dir``, atomically.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_task
+    from mudkd.core.data import load_task, with_selection_split
 
     events = events or RunEvents()
     plan(recipe, resume=resume)
@@ -61,6 +61,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     set_seed(recipe.training.seed)
     tokenizer = load_tokenizer(model_path)
     data = load_task(recipe.task, tokenizer)
+    data = with_selection_split(data, recipe.task, tokenizer, recipe.training.selection_split)
     model = load_classifier(model_path, num_labels=data.num_labels)
     _set_label_names(model, data.labels)
     device = resolve_device(recipe.training)
