@@ -291,12 +291,17 @@ def test_shipped_sweep_recipes_validate():
     for point in points:
         builder(point.overrides)
     # the shipped schedule: 2,000 examples in batches of 32 = 63 updates per stage, so no_hsk trains 126; an HSK
-    # point's prediction stage evaluates at 20, 40, 60 (3 times), so no_hsk evaluates every 42: at 42, 84, 126
+    # point's prediction stage evaluates at 20, 40, 60 and its last update 63 (4 times), so no_hsk evaluates every
+    # 32: at 32, 64, 96 and 126 (every 20 it would pick the best of 7)
     assert core.fair_baseline_overrides(builder({}), 2000) == {
         "pred.max_steps": 126,
-        "pred.eval_step": 42,
+        "pred.eval_step": 32,
         "pred.warmup_proportion": 0.1,
     }
+    assert core.equal_evaluations(25, 125, 250) == {"pred.eval_step": 50}  # CoLA: 5 evaluations each
+    assert core.equal_evaluations(20, 60, 120) == {"pred.eval_step": 40}  # 3 each: 40, 80, 120
+    assert core.equal_evaluations(4, 4, 5) == {"pred.eval_step": 5}  # 1 each (the last update)
+    assert core.equal_evaluations(2, 4, 4) == {} and core.equal_evaluations(0, 4, 8) == {}
 
 
 def stage_recipe(**stages):

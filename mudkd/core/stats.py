@@ -62,8 +62,10 @@ class Difference:
 
     @property
     def n(self) -> int:
-        """The smaller side's number of values (what "n = 3" in a verdict means)."""
-        return min(self.n_a, self.n_b)
+        """The seeds behind the comparison (what "n = 3" in a verdict means): the smaller side's count, a side
+        with one value (a known constant) left out."""
+        sampled = [count for count in (self.n_a, self.n_b) if count > 1]
+        return min(sampled) if sampled else min(self.n_a, self.n_b)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,7 +265,8 @@ def verdict(
     if equivalence is not None:
         p = equivalence.p if adjusted_equivalence_p is None else adjusted_equivalence_p
         if p < alpha:
-            return f"equivalent within ±{100 * equivalence.margin:g} points"
+            margin = 100 * equivalence.margin
+            return f"equivalent within ±{margin:g} point{'' if margin == 1 else 's'}"
     if adjusted_p < alpha:
         return "reproduces" if difference.difference > 0 else "reversed"
     return not_resolved(difference)

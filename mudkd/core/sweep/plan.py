@@ -12,7 +12,7 @@ as many updates as an HSK point spends in its HSK and prediction stages together
 reference's setting for prediction-only runs), so "no HSK" differs from an HSK point in the knowledge only, not in
 the training it gets. Every planned point knows its updates (:attr:`PlannedPoint.updates`). It also evaluates as
 often as an HSK point's prediction stage (a longer ``pred.eval_step``), so every point picks its checkpoint from
-the same number of evaluations: best-of-7 against best-of-3 would favour the baseline.
+the same number of evaluations: best-of-7 against best-of-4 would favour the baseline.
 
 Selection without peeking: unless the base recipe sets ``training.selection_split``, every point selects its
 checkpoint on :data:`SWEEP_SELECTION_SPLIT` of the training examples carved from the training file (the same
@@ -281,18 +281,22 @@ def fair_baseline_overrides(base_recipe: Recipe, num_examples: int | None = None
 
 def equal_evaluations(eval_step: int, updates: int, total: int) -> dict[str, Any]:
     """``pred.eval_step`` for a baseline of ``total`` updates that evaluates as often as a prediction stage of
-    ``updates`` updates evaluating every ``eval_step`` (the Trainer evaluates at every multiple of it).
+    ``updates`` updates evaluating every ``eval_step``.
 
-    The smallest step ``e ≥ total // n`` with ``total // e == n``, ``n = updates // eval_step``; ``{}`` when
-    the stage never evaluates or the counts already match. E.g. 63 updates every 20 → 3 evaluations; the
-    126-update baseline then evaluates every 42 (at 42, 84, 126) instead of every 20 (6 evaluations).
+    The Trainer evaluates at every multiple of the step and once more at the last update when that is not one:
+    ``ceil(updates / eval_step)`` evaluations. The baseline gets the smallest step with as many (evenly spread),
+    or the step whose count is nearest; ``{}`` when the stage never evaluates or the counts already match. E.g.
+    63 updates every 20 → 4 evaluations (20, 40, 60, 63); the 126-update baseline then evaluates every 32 (32, 64,
+    96, 126) instead of every 20 (7 evaluations).
     """
-    evaluations = updates // eval_step if eval_step else 0
-    if evaluations < 1 or total // eval_step == evaluations:
+    if not eval_step or updates < 1:
         return {}
-    step = max(total // evaluations, 1)
-    while total // step > evaluations:
-        step += 1
+    evaluations = math.ceil(updates / eval_step)
+    if math.ceil(total / eval_step) == evaluations:
+        return {}
+    step = math.ceil(total / evaluations)
+    if math.ceil(total / step) != evaluations:
+        step = min(range(1, total + 1), key=lambda e: (abs(math.ceil(total / e) - evaluations), e))
     return {"pred.eval_step": step}
 
 
