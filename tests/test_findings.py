@@ -109,8 +109,8 @@ def test_equivalence_needs_tost_at_the_stated_margin(tmp_path):
 
 
 def test_paired_when_the_per_seed_results_are_shipped(tmp_path):
-    """results.csv beside summary.csv: the same seeds on both sides give the paired test (differences 0.03,
-    0.02, 0.04: mean 0.03, se 0.00577, t = 5.196 with 2 df: p = 1 - 5.196 / sqrt(5.196² + 2) = 0.0351) instead of Welch's."""
+    """results.csv beside summary.csv: the same seeds on both sides give the paired test instead of Welch's
+    (differences 0.03, 0.02, 0.04: mean 0.03, se 0.00577, t = 5.196 with 2 df: p = 1 - t / sqrt(t² + 2) = 0.0351)."""
     claims = _claims()
     summary = "point,kind,series,hsk_fraction,mean,std,n,min,max\n"
     summary += "1l_5t_0.1h,hsk,3D,0.002,0.76,0.01,3,0.75,0.77\nno_hsk,no_hsk,no HSK,0,0.73,0.01,3,0.72,0.74\n"
