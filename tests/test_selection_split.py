@@ -34,7 +34,8 @@ def test_the_carve_is_the_tail_of_the_training_file_and_seed_independent():
 def test_with_selection_split_adds_the_carved_examples_and_cuts_train(glue_dir, tiny_bert_dir):
     from transformers import AutoTokenizer
 
-    from mudkd.core.data import load_raw, load_task, with_selection_split
+    from mudkd.core.data import load_raw, load_task
+    from mudkd.core.training import with_selection_split
     from mudkd.recipe.schema import TaskConfig
 
     config = TaskConfig(name="sst-2", data_dir=str(glue_dir / "SST-2"), max_seq_length=24)

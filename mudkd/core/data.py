@@ -13,7 +13,7 @@ import csv
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -574,24 +574,6 @@ def selection_carve(total: int, used: int, fraction: float | None) -> tuple[int,
             hint="lower training.selection_split, or set it to 0 to select on dev",
         )
     return size, keep
-
-
-def with_selection_split(data: TaskData, config: TaskConfig, tokenizer: Any, fraction: float | None) -> TaskData:
-    """``data`` with a selection split (:func:`selection_carve`) as ``dev["selection"]`` and train cut to the
-    examples before it; unchanged when ``fraction`` is 0 or None.
-
-    The Trainer selects its checkpoint on ``dev["selection"]`` and scores ``dev["dev"]`` once, after training
-    (:func:`mudkd.core.training.selection_set`).
-    """
-    if not fraction:
-        return data
-    train = load_raw(config)[0]["train"]
-    total = len(train["text_a"])
-    size, keep = selection_carve(total, len(data.train), fraction)
-    carved = {name: values[total - size :] for name, values in train.items()}
-    selection = tokenize_split(carved, tokenizer, config.max_seq_length)
-    kept = data.train if keep == len(data.train) else data.train.select(range(keep))
-    return replace(data, train=kept, dev={**data.dev, SELECTION_SPLIT: selection})
 
 
 def data_identity(files: list[Path], train: dict[str, list]) -> str:

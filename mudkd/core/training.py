@@ -17,14 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mudkd.core.events import RunEvents
 from mudkd.core.health import flat_curve_warning
 from mudkd.core.outputs import StagingDir, is_main_process
 from mudkd.errors import CheckpointError, RunError
 from mudkd.recipe.load import recipe_to_toml
-from mudkd.recipe.schema import Recipe, TrainingConfig, TrainingStage
+from mudkd.recipe.schema import Recipe, TaskConfig, TrainingConfig, TrainingStage
+
+if TYPE_CHECKING:
+    from mudkd.core.data import TaskData
 
 
 def quiet_libraries(verbose: bool = False) -> None:
@@ -527,6 +530,28 @@ def _best_evaluation(trainer: Any) -> dict[str, float] | None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoint selection without peeking (training.selection_split, issue 20)
+
+
+def with_selection_split(data: TaskData, config: TaskConfig, tokenizer: Any, fraction: float | None) -> TaskData:
+    """``data`` with a selection split (:func:`mudkd.core.data.selection_carve`) as ``dev["selection"]`` and train
+    cut to the examples before it; unchanged when ``fraction`` is 0 or None.
+
+    The Trainer then selects its checkpoint on ``dev["selection"]`` and scores ``dev["dev"]`` once, after training
+    (:func:`selection_set`).
+    """
+    from dataclasses import replace
+
+    from mudkd.core.data import SELECTION_SPLIT, load_raw, selection_carve, tokenize_split
+
+    if not fraction:
+        return data
+    train = load_raw(config)[0]["train"]
+    total = len(train["text_a"])
+    size, keep = selection_carve(total, len(data.train), fraction)
+    carved = {name: values[total - size :] for name, values in train.items()}
+    selection = tokenize_split(carved, tokenizer, config.max_seq_length)
+    kept = data.train if keep == len(data.train) else data.train.select(range(keep))
+    return replace(data, train=kept, dev={**data.dev, SELECTION_SPLIT: selection})
 
 
 def selection_set(dev: dict[str, Any]) -> tuple[str, Any]:

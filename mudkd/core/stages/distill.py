@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mudkd.core.batching import hsk_collator, make_collator
-from mudkd.core.data import TaskData, check_task_metric, count_train_examples, load_task, with_selection_split
+from mudkd.core.data import TaskData, check_task_metric, count_train_examples, load_task
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
@@ -35,7 +35,7 @@ from mudkd.core.models import (
 )
 from mudkd.core.outputs import check_output_dir, recipe_inputs
 from mudkd.core.store import fingerprint_mismatches, serving_mismatches
-from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
+from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
 from mudkd.errors import CheckpointError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
 from mudkd.knowledge.shapes import model_shape

@@ -10,7 +10,7 @@ from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer
 from mudkd.core.outputs import check_output_dir, recipe_inputs
-from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
+from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
 from mudkd.errors import CheckpointError
 from mudkd.recipe.schema import Recipe
 
@@ -52,7 +52,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.finetune.output_dir``, atomically.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_task, with_selection_split
+    from mudkd.core.data import load_task
 
     events = events or RunEvents()
     plan(recipe, resume=resume)
