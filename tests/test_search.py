@@ -376,9 +376,10 @@ def test_the_no_hsk_run_trains_under_the_sweeps_fair_baseline_protocol(tmp_path,
 
     plan = make_plan(tmp_path, models, f"ladder = {json.dumps(LADDER[:1])}\nseeds = 1")
     ensure_store(plan.store, plan.recipe, core.SearchEvents())
-    # hand-derived: the recipe's HSK stage (2 steps) + prediction stage (2 steps), a 10 % warm-up
+    # hand-derived: the recipe's HSK stage (2 steps) + prediction stage (2 steps), a 10 % warm-up; the prediction
+    # stage evaluates once (step 2 of 2), so the baseline evaluates once too (step 4 of 4)
     fair = fair_baseline_overrides(plan.recipe)
-    assert fair == {"pred.max_steps": 4, "pred.warmup_proportion": 0.1}
+    assert fair == {"pred.max_steps": 4, "pred.eval_step": 4, "pred.warmup_proportion": 0.1}
     record = sweep_runner(plan, "no_hsk", "no_hsk", 7, core.SearchEvents())
     assert record["kind"] == "no_hsk" and record["seed"] == 7 and record["teacher_free"] is True
     assert record["pred_updates"] == fair["pred.max_steps"] and record["pred_warmup"] == fair["pred.warmup_proportion"]
@@ -386,6 +387,9 @@ def test_the_no_hsk_run_trains_under_the_sweeps_fair_baseline_protocol(tmp_path,
     assert trained.pred.max_steps == 4 and trained.pred.warmup_proportion == 0.1 and trained.training.seed == 7
     logged = [json.loads(line) for line in (Path(record["model_dir"]) / "metrics.jsonl").read_text().splitlines()]
     assert max(entry["step"] for entry in logged) == 4  # 4 optimiser updates, not the base's 2
+    # a search selects without peeking: on 20 % of the 32 training examples (the last 6 of the 64-line file)
+    assert trained.training.selection_split == 0.2 and record["selection_evaluations"] == 1
+    assert record["selected_on"] == "a selection split of 6 training examples; dev scored once, at the end"
     assert record["model_dir"] == str(tmp_path / "out" / "runs" / "s7" / "points" / "no_hsk" / "pred")
 
 
@@ -472,6 +476,11 @@ def test_cli_runs_the_search_and_prints_the_snippet_and_the_compute(tmp_path, mo
     assert document["caveats"] == []  # exact fake values: every comparison is decided
     beats = [b["point"] for b in document["beats_prediction_only"]]
     assert beats == ["1l_2t_0.25h", "1l_4t_0.5h", "2l_4t_0.5h", "full HSK"]
+    # one seed: the caveat is a Warning line of its own and marks the chosen row of the table
+    single = runner.invoke(app, ["search", str(path), "-o", str(tmp_path / "one"), "--seeds", "1"])
+    assert single.exit_code == 0, single.output
+    assert "Warning: one seed per point: no noise estimate" in single.stdout
+    assert "chosen (caveats: one seed)" in single.stdout
     assert [p["decision"] for p in document["points"] if p["runs"]] == [
         "short",
         "short",
