@@ -66,27 +66,6 @@ def test_script_answers_help(name):
     assert result.stdout.startswith("usage:") and f"{SCRIPTS[name]} " in result.stdout
 
 
-def test_findings_claims_verdicts_follow_the_stated_rule(tmp_path):
-    """Hand-derived: std 0.01 over 3 seeds on both sides gives se = sqrt(2e-4 / 3) = 0.00816."""
-    claims = _load("findings_claims")
-    a, b = {"mean": 0.76, "std": 0.01, "n": 3}, {"mean": 0.74, "std": 0.01, "n": 3}
-    difference, se, verdict = claims.verdict(a, b, ">=")
-    assert difference == pytest.approx(0.02) and se == pytest.approx(0.008165, abs=1e-6) and verdict == "reproduces"
-    assert claims.verdict(b, a, ">=")[2] == "reversed"
-    assert claims.verdict({**a, "mean": 0.745}, b, ">=")[2] == "not resolved at n=3"  # 0.005 < se
-    assert claims.verdict(a, b, "~")[2] == "reproduces"  # better than B is "as good as"
-    assert claims.verdict({**a, "mean": 0.733}, b, "~")[2] == "reproduces"  # -0.007 >= -max(se 0.0082, 0.005)
-    assert claims.verdict({**a, "mean": 0.730}, b, "~")[2] == "does not reproduce"  # -0.010 < -0.0082
-    summary = "point,series,mean,std,n,min,max,hsk_fraction\n"
-    summary += "1l_5t_0.1h,3D,0.76,0.01,3,0.75,0.77,0.00195\nno_hsk,no HSK,0.74,0.01,3,0.73,0.75,0\nleft,x,,,0,,,0\n"
-    (tmp_path / "summary.csv").write_text(summary)
-    rows = claims.read_summary(tmp_path)
-    assert set(rows) == {"1l_5t_0.1h", "no_hsk"}  # a point without a mean is left out
-    (row,) = claims.claims_table(rows)
-    assert row["a"] == "1l_5t_0.1h" and row["verdict"] == "reproduces"
-    assert "| 1l_5t_0.1h | 3D | 0.195 % | 0.7600 ± 0.0100 |" in claims.points_table(rows)
-
-
 def test_quickstart_cpu_reads_each_runs_own_cpu_time_and_summary(tmp_path):
     """``finish`` takes one child's CPU time from ``wait4`` (not the wall clock, not the other run's) and its
     accuracies from the pipeline's ``--json`` summary; a failed run stops the benchmark with its stderr."""

@@ -164,7 +164,7 @@ def test_shipped_sweep_by_name_finds_its_base_and_takes_paths_from_the_command_l
     assert Path(base.task.data_dir) == Path("glue/SST-2")
 
 
-def test_shipped_findings_sweep_has_one_point_per_claim_and_three_seeds():
+def test_shipped_findings_sweep_has_one_point_per_claim_and_five_seeds():
     """docs/findings.md is regenerated from this sweep: its points must stay the ones the report discusses."""
     from mudkd.recipe.sweep import expand_grid, read_sweep
 
@@ -172,7 +172,10 @@ def test_shipped_findings_sweep_has_one_point_per_claim_and_three_seeds():
     points = expand_grid(sweep)
     runs = {point.id for point in points}
     kinds = sorted({point.kind for point in points})
-    assert "untrained" in runs and {"no_hsk-s42", "no_hsk-s43", "no_hsk-s44", "full_hsk-s44"} <= runs
+    assert "untrained" in runs and {"no_hsk-s42", "no_hsk-s46", "full_hsk-s44", "full_hsk-s46"} <= runs
     hsk = [point for point in points if point.kind not in {"untrained", "no_hsk", "full_hsk"}]
-    assert len(hsk) == 9 * 3, kinds  # 4 budgets + 2 rankings + 2 width masks + 1 depth mapping, 3 seeds each
-    assert {point.id.rsplit("-s", 1)[1] for point in hsk} == {"42", "43", "44"}
+    assert len(hsk) == 9 * 5, kinds  # 4 budgets + 2 rankings + 2 width masks + 1 depth mapping, 5 seeds each
+    assert {point.id.rsplit("-s", 1)[1] for point in hsk} == {"42", "43", "44", "45", "46"}
+    assert len(points) == 56  # + untrained once, no_hsk and full_hsk 5 times each
+    cola = read_sweep(SHIPPED_RECIPES / "sweep_findings_cola.toml")
+    assert cola.seeds == [42, 43, 44, 45, 46] and len(expand_grid(cola)) == 31

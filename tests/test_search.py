@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -49,9 +50,10 @@ def test_bisection_finds_the_known_minimum_in_log_runs():
     asked, outcome = drive(staircase, rungs=15, seeds=1)
     # threshold 0.895: rung 8 gives 0.88 (short), rung 9 gives 0.90: the answer is 9
     assert outcome.chosen == 9 and outcome.converged and outcome.threshold == pytest.approx(0.895)
-    # reference, baseline, then bisection of (-1, 15): 7, 11, 9, 8 — 4 = ceil(log2(16)) rungs instead of 15
-    assert asked == [(15, 0), (-1, 0), (7, 0), (11, 0), (9, 0), (8, 0)]
-    assert outcome.runs == 6 and max_runs_needed(15, 1) == 6
+    # reference, baseline, rung 0, then bisection of (0, 15): 7, 11, 9, 8 — 1 + ceil(log2(15)) rungs instead of 15
+    assert asked == [(15, 0), (-1, 0), (0, 0), (7, 0), (11, 0), (9, 0), (8, 0)]
+    assert outcome.runs == 7 and max_runs_needed(15, 1) == 7 and max_runs_needed(15, 3) == 21
+    assert "rung 9 is within 0.5 points of full HSK" in outcome.reason and "rung 8 is short" in outcome.reason
 
 
 @pytest.mark.parametrize(("tolerance", "expected"), [(0.0, 9), (0.5, 9), (2.5, 8), (5.0, 7), (10.0, 4), (21.0, -1)])
@@ -67,10 +69,11 @@ def test_nothing_within_tolerance_means_full_hsk():
 
 
 def test_the_run_cap_is_respected_and_the_answer_is_an_upper_bound():
-    asked, outcome = drive(staircase, rungs=15, seeds=1, max_runs=4)
-    assert len(asked) == 4 and outcome.runs == 4 and not outcome.converged
-    assert asked == [(15, 0), (-1, 0), (7, 0), (11, 0)]
+    asked, outcome = drive(staircase, rungs=15, seeds=1, max_runs=5)
+    assert len(asked) == 5 and outcome.runs == 5 and not outcome.converged
+    assert asked == [(15, 0), (-1, 0), (0, 0), (7, 0), (11, 0)]
     assert outcome.chosen == 11 and "run cap" in outcome.reason  # the smallest rung known to be within tolerance
+    assert "run cap" in outcome.flags and "rung 11 is an upper bound" in outcome.caveat
     _, reference_only = drive(staircase, rungs=15, seeds=3, max_runs=2)
     assert reference_only.runs == 2 and reference_only.reference == pytest.approx(0.90)
 
@@ -87,46 +90,103 @@ def noisy(index, seed_index):
     return staircase(index, 0) + (0.0, -0.006, 0.006)[seed_index]
 
 
-def test_seeds_are_added_only_where_the_decision_is_close():
+def test_every_point_gets_every_seed_and_a_tolerance_inside_the_noise_resolves_nothing():
+    """Adding seeds only where a decision looks close is optional stopping: every point gets all of them."""
     asked, outcome = drive(noisy, rungs=15, seeds=3)
     per_point = {}
     for index, seed_index in asked:
         per_point[index] = max(per_point.get(index, 0), seed_index + 1)
-    # threshold 0.895, pooled std 0.01 from the reference: rung 7 (0.86) is far -> one seed; rung 11's 0.90 is
-    # 0.005 above -> close, 3 seeds (0.900, 0.894, 0.906; pooled std now sqrt((2e-4 + 7.2e-5) / 4) = 0.0082);
-    # rung 9's 0.888 is 0.007 below -> close, 3 seeds; rung 8's 0.88 is 0.015 below -> one seed; no HSK far below
-    assert per_point == {15: 3, -1: 1, 7: 1, 11: 3, 9: 3, 8: 1}
-    assert outcome.chosen == 9 and outcome.statuses[9].mean == pytest.approx(0.9, abs=1e-9)
-    assert outcome.statuses[9].decision == "reached" and outcome.statuses[8].decision == "short"
+    assert set(per_point.values()) == {3}
+    # rung 11 (0.900, 0.894, 0.906) against full HSK (0.90, 0.91, 0.89): paired differences 0, -0.016, +0.016,
+    # se 0.016 / sqrt(3) = 0.0092, one-sided p of "short by 0.5 points" = P(T2 > 0.005 / 0.0092 = 0.54) = 0.32:
+    # a 0.5-point tolerance inside 1-point seed noise decides nothing, and the answer is full HSK
+    assert outcome.statuses[11].decision == "not resolved" and outcome.statuses[11].p == pytest.approx(0.32, abs=0.01)
+    assert outcome.chosen == 15 and "not resolved" in outcome.flags and "rung 11" in outcome.caveat
+    # rung 7 - full HSK: -0.04, -0.056, -0.024, 90 % interval -0.04 ± 2.92 · 0.0092 = [-0.067, -0.013]: below
+    # -1 point (short at 1 point), straddling -3 points; rung 11 at 3 points: P(T2 > 0.03 / 0.0092 = 3.25) = 0.042
+    _, one_point = drive(noisy, rungs=15, seeds=3, tolerance=1.0)
+    assert one_point.statuses[7].decision == "short" and one_point.statuses[11].decision == "not resolved"
+    _, wide = drive(noisy, rungs=15, seeds=3, tolerance=3.0)
+    assert wide.statuses[7].decision == "not resolved" and wide.statuses[11].decision == "within"
+    assert wide.statuses[11].p == pytest.approx(0.042, abs=1e-3)
+    _, clean = drive(staircase, rungs=15, seeds=3)  # no noise at all: every decision is exact
+    assert clean.chosen == 9 and clean.unresolved == [] and clean.caveats == [] and clean.to_dict()["caveat"] == ""
 
 
-def test_decisions_within_the_seed_noise_are_reported_as_not_resolved():
-    _, clean = drive(staircase, rungs=15, seeds=3)  # no noise at all: every decision is clear
-    assert clean.unresolved == [] and clean.caveat == "" and clean.to_dict()["caveat"] == ""
-    # noisy: rung 11 (mean 0.900) and rung 9 (mean 0.900) end 0.005 above the threshold 0.895 with all 3 seeds
-    # spent, inside the pooled std (~0.008): both decisions are coin tosses at this noise level
-    _, close = drive(noisy, rungs=15, seeds=3)
-    assert close.unresolved == [11, 9] and "not resolved: rung 11, rung 9" in close.caveat
+# The five cases of issue 20, each of which the bisection before it got wrong (hand-computed values).
 
 
-def test_the_real_sst2_search_answer_is_flagged_as_within_the_noise():
-    """The MiniLM / SST-2 search of the README: full HSK 0.7317, 0.7546, 0.7351 (mean 0.7405, threshold 0.7355 at
-    0.5 points); no HSK 0.7477, 0.7385, 0.7397 (mean 0.7420). Pooled std sqrt((3.05e-4 + 5.0e-5) / 4) = 0.0094 >
-    0.7420 - 0.7355 = 0.0065: 'no HSK needed' is within the seed noise, and must say so."""
+def test_issue20_a_non_monotone_curve_answers_with_the_smallest_budget_when_it_is_within():
+    """Rung 0 is within tolerance, rung 3 dips to the baseline: bisection stepped over rung 0 and answered 4."""
+
+    def dip(index, seed_index):
+        if index == 7:
+            return (0.80, 0.81, 0.79)[seed_index]
+        if index in (NO_HSK, 3):
+            return (0.70, 0.71, 0.69)[seed_index]
+        return (0.805, 0.812, 0.797)[seed_index]
+
+    asked, outcome = drive(dip, rungs=7, tolerance=1.0)
+    # rung 0 - full HSK per seed: 0.005, 0.002, 0.007: mean 0.00467, sd 0.00252, se 0.00145;
+    # t = (0.00467 + 0.01) / 0.00145 = 10.1 with 2 df: one-sided p 0.0048 < 0.05, within
+    assert outcome.chosen == 0 and outcome.statuses[0].p == pytest.approx(0.0048, abs=1e-4)
+    assert 3 not in outcome.statuses and outcome.converged and len(asked) == 9
+
+
+def test_issue20_a_search_cut_short_by_max_runs_says_so():
+    """Reference 0.740, 0.731, 0.755, no HSK 0.737 on one seed, tolerance 0.5, --max-runs 4: it said "no HSK
+    needed", converged, nothing unresolved."""
+    values = {4: (0.740, 0.731, 0.755), NO_HSK: (0.737, 0.737, 0.737)}
+    asked, outcome = drive(lambda i, s: values[i][s], rungs=4, max_runs=4)
+    assert len(asked) == 4 and not outcome.converged and outcome.chosen == 4  # only full HSK is known
+    assert outcome.statuses[NO_HSK].decision == "not resolved"  # one value: no test possible
+    assert outcome.to_dict()["flags"] == ["run cap", "not resolved"]
+    assert outcome.to_dict()["caveats"][0].startswith("run cap: the search stopped after 4 runs")
+
+
+def test_issue20_one_seed_is_flagged():
+    """--seeds 1: the pooled noise was 0 and nothing was ever flagged."""
+    _, outcome = drive(staircase, rungs=15, seeds=1)
+    assert "no noise estimate" in outcome.caveat and outcome.flags == ["one seed"]
+    assert all(status.p is None for status in outcome.statuses.values())  # untested, and shown as such
+
+
+def test_issue20_the_references_own_noise_counts():
+    """Full HSK 0.70, 0.80 (two seeds), prediction-only 0.80, 0.80, tolerance 1 point: 0.80 is far above the
+    threshold 0.74 against the pooled std 0.05, so "no HSK needed" passed. The paired differences 0.10, 0.00 have
+    mean 0.05 and se 0.05 (1 df, a Cauchy tail): p = 1/2 - atan((0.05 + 0.01) / 0.05) / pi = 0.221."""
+    values = {4: (0.70, 0.80), NO_HSK: (0.80, 0.80)}
+    _, outcome = drive(lambda i, s: values.get(i, (0.60, 0.60))[s], rungs=4, seeds=2, tolerance=1.0)
+    assert outcome.chosen != NO_HSK and outcome.statuses[NO_HSK].decision == "not resolved"
+    assert outcome.statuses[NO_HSK].p == pytest.approx(0.5 - math.atan(1.2) / math.pi)
+
+
+def test_issue20_names_what_was_compared_and_reports_budgets_that_beat_prediction_only():
+    """Full HSK is no better than prediction-only while the smallest budget beats it clearly: the old search
+    printed "no HSK needed" after two points and never measured the budget."""
+    values = {2: (0.750, 0.740, 0.760), NO_HSK: (0.752, 0.744, 0.757), 0: (0.772, 0.765, 0.778)}
+    asked, outcome = drive(lambda i, s: values.get(i, (0.78, 0.78, 0.78))[s], rungs=2, tolerance=1.0)
+    # prediction-only - full HSK: 0.002, 0.004, -0.003 → mean 0.001, se 0.00208, t = 0.011 / 0.00208 = 5.28:
+    # one-sided p 0.017, within 1 point. Rung 0 - prediction-only: 0.020, 0.021, 0.021 → mean 0.0207, se 0.00033,
+    # t = 62, two-sided p 0.00026, Holm (2 comparisons) 0.00052. Full HSK - prediction-only: p 0.68.
+    assert outcome.chosen == NO_HSK and (0, 2) in asked
+    assert outcome.reason.startswith("prediction-only is within 1 point of full HSK (one-sided p = 0.017")
+    (beats,) = outcome.beats_prediction_only
+    assert beats["index"] == 0 and beats["p"] == pytest.approx(0.00052, abs=2e-5)
+    assert "rung 0 beats prediction-only by +2.1 points" in outcome.reason
+    assert outcome.flags == ["full HSK not better than prediction-only"]
+    assert "full HSK is not better than prediction-only here (-0.1 points" in outcome.caveat
+
+
+def test_the_real_sst2_numbers_do_not_show_prediction_only_within_half_a_point():
+    """The MiniLM / SST-2 search of the README: full HSK 0.7317, 0.7546, 0.7351; no HSK 0.7477, 0.7385, 0.7397
+    (seeds 42-44). Paired differences +0.0160, -0.0161, +0.0046: mean 0.0015, se 0.0093; at 0.5 points
+    t = 0.0065 / 0.0093 = 0.70, one-sided p 0.28: not resolved (the old search called it "no HSK needed")."""
     values = {4: (0.7317, 0.7546, 0.7351), NO_HSK: (0.7477, 0.7385, 0.7397)}
-    _, outcome = drive(lambda i, s: values[i][s], rungs=4, seeds=3)
-    assert outcome.chosen == NO_HSK and outcome.noise == pytest.approx(0.0094, abs=2e-4)
-    assert outcome.unresolved == [NO_HSK] and "no HSK decided within the seed noise" in outcome.caveat
-
-
-def test_non_monotone_noise_is_averaged_out_with_seeds_and_misleads_a_single_seed():
-    _, with_seeds = drive(noisy, rungs=15, seeds=3)
-    assert with_seeds.chosen == 9
-    # one seed only: rung 9's dip decides alone, the answer moves one rung up (an upper bound, still within
-    # tolerance): the search stays sensible, never picks a rung that was measured short
-    _, one_seed = drive(noisy, rungs=15, seeds=1)
-    assert one_seed.chosen == 10
-    assert all(s.decision != "reached" or s.mean >= one_seed.threshold for s in one_seed.statuses.values())
+    _, outcome = drive(lambda i, s: values.get(i, (0.7592, 0.7614, 0.7672))[s], rungs=4, seeds=3)
+    assert outcome.statuses[NO_HSK].decision == "not resolved"
+    assert outcome.statuses[NO_HSK].p == pytest.approx(0.28, abs=0.01)
+    assert outcome.chosen != NO_HSK and "full HSK not better than prediction-only" in outcome.flags
 
 
 def test_replaying_recorded_runs_asks_for_nothing_twice():
@@ -268,11 +328,15 @@ def test_a_killed_search_resumes_without_rerunning_a_recorded_run(tmp_path, mode
     second = FakeRunner()
     result = core.run(make_plan(tmp_path, models, search), runner=second)
     assert not set(second.calls) & set(first.calls)  # nothing recorded ran again
-    # bisection of (-1, 5): rung 2 (0.90, reached), rung 0 (0.6625, short), rung 1 (0.85, short) -> rung 2
-    assert [c[0] for c in second.calls] == ["2l_4t_0.5h", "1l_2t_0.25h", "1l_4t_0.5h"]
+    # no HSK's second seed, rung 0 (0.6625, short), then bisection of (0, 5): rung 2 (0.90, within), rung 1
+    # (0.85, short) -> rung 2; every point with both seeds (the seed offsets cancel in the paired differences)
+    assert [c[0] for c in second.calls] == [
+        "no_hsk",
+        *[p for p in ("1l_2t_0.25h", "2l_4t_0.5h", "1l_4t_0.5h") for _ in (7, 8)],
+    ]
     assert result.chosen["point"] == "2l_4t_0.5h" and result.chosen["snippet"] == '[hsk]\nconfig_3d = "2l_4t_0.5h"'
     assert "--config-3d 2l_4t_0.5h" in result.chosen["flags"]
-    assert result.compute["runs"] == 6 and result.compute["grid_runs"] == 14
+    assert result.compute["runs"] == 10 and result.compute["grid_runs"] == 14
     document = json.loads((tmp_path / "out" / "result.json").read_text())
     assert document["chosen"]["point"] == "2l_4t_0.5h" and document["converged"] is True
     assert Path(result.files["plot"]).read_bytes().startswith(PNG_MAGIC)
@@ -312,9 +376,10 @@ def test_the_no_hsk_run_trains_under_the_sweeps_fair_baseline_protocol(tmp_path,
 
     plan = make_plan(tmp_path, models, f"ladder = {json.dumps(LADDER[:1])}\nseeds = 1")
     ensure_store(plan.store, plan.recipe, core.SearchEvents())
-    # hand-derived: the recipe's HSK stage (2 steps) + prediction stage (2 steps), a 10 % warm-up
+    # hand-derived: the recipe's HSK stage (2 steps) + prediction stage (2 steps), a 10 % warm-up; the prediction
+    # stage evaluates once (step 2 of 2), so the baseline evaluates once too (step 4 of 4)
     fair = fair_baseline_overrides(plan.recipe)
-    assert fair == {"pred.max_steps": 4, "pred.warmup_proportion": 0.1}
+    assert fair == {"pred.max_steps": 4, "pred.eval_step": 4, "pred.warmup_proportion": 0.1}
     record = sweep_runner(plan, "no_hsk", "no_hsk", 7, core.SearchEvents())
     assert record["kind"] == "no_hsk" and record["seed"] == 7 and record["teacher_free"] is True
     assert record["pred_updates"] == fair["pred.max_steps"] and record["pred_warmup"] == fair["pred.warmup_proportion"]
@@ -322,6 +387,9 @@ def test_the_no_hsk_run_trains_under_the_sweeps_fair_baseline_protocol(tmp_path,
     assert trained.pred.max_steps == 4 and trained.pred.warmup_proportion == 0.1 and trained.training.seed == 7
     logged = [json.loads(line) for line in (Path(record["model_dir"]) / "metrics.jsonl").read_text().splitlines()]
     assert max(entry["step"] for entry in logged) == 4  # 4 optimiser updates, not the base's 2
+    # a search selects without peeking: on 20 % of the 32 training examples (the last 6 of the 64-line file)
+    assert trained.training.selection_split == 0.2 and record["selection_evaluations"] == 1
+    assert record["selected_on"] == "a selection split of 6 training examples; dev scored once, at the end"
     assert record["model_dir"] == str(tmp_path / "out" / "runs" / "s7" / "points" / "no_hsk" / "pred")
 
 
@@ -373,8 +441,8 @@ def test_dry_run_json_plans_the_store_the_runs_and_the_cpu_time_and_writes_nothi
     assert document["dry_run"] is True and document["output_dir"] == str(out) and not out.exists()
     assert [r["id"] for r in document["ladder"]] == LADDER  # ordered by HSK fraction
     assert document["ladder"][0]["hsk_fraction"] == pytest.approx(1 * 2 * 0.25 / (3 * 16))
-    # 5 rungs, 2 seeds: reference 2 + (baseline + ceil(log2 6) = 3 rungs) x 2 = 10; the cap makes it 7
-    assert document["runs_needed_at_most"] == 10 and document["max_runs"] == 7 and document["grid_runs"] == 14
+    # 5 rungs, 2 seeds: (reference + baseline + rung 0 + ceil(log2 5) = 3 rungs) x 2 = 12; the cap makes it 7
+    assert document["runs_needed_at_most"] == 12 and document["max_runs"] == 7 and document["grid_runs"] == 14
     store = document["store"]
     # the store covers K = 3 (all hidden states), k = 8 attention-ranked tokens, full width of d = 32:
     # 3 · 8 · 32 float16 values + 3 · 8 int16 token indices + 2 float32 logits = 1536 + 48 + 8 bytes per example
@@ -386,7 +454,7 @@ def test_dry_run_json_plans_the_store_the_runs_and_the_cpu_time_and_writes_nothi
     }
     assert 0 < estimate["search_seconds_at_most"] < estimate["grid_seconds"]
     text = runner.invoke(app, ["search", str(path), "--dry-run", "-o", str(out)])
-    assert text.exit_code == 0 and "runs: at most 10" in text.stdout and "2l_8t_0.5h" in text.stdout
+    assert text.exit_code == 0 and "runs: at most 12" in text.stdout and "2l_8t_0.5h" in text.stdout
     assert "K=2 (1→1,2→2) k=8/16" in text.stdout and not out.exists()
 
 
@@ -400,11 +468,19 @@ def test_cli_runs_the_search_and_prints_the_snippet_and_the_compute(tmp_path, mo
     result = runner.invoke(app, ["search", str(path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert 'config_3d = "2l_4t_0.5h"' in result.stdout and "--config-3d 2l_4t_0.5h" in result.stdout
-    assert "compute: 6 runs of the grid's 14" in result.stdout and "chosen: 2l_4t_0.5h" in result.stdout
-    assert "search.png" in result.stdout and len(fake.calls) == 6
+    assert "compute: 10 runs of the grid's 14" in result.stdout and "chosen: 2l_4t_0.5h" in result.stdout
+    assert "search.png" in result.stdout and len(fake.calls) == 10
     again = runner.invoke(app, ["search", str(path), "-o", str(tmp_path / "out"), "--json"])
     document = json.loads(again.stdout)
-    assert len(fake.calls) == 6 and document["chosen"]["point"] == "2l_4t_0.5h"
+    assert len(fake.calls) == 10 and document["chosen"]["point"] == "2l_4t_0.5h"
+    assert document["caveats"] == []  # exact fake values: every comparison is decided
+    beats = [b["point"] for b in document["beats_prediction_only"]]
+    assert beats == ["1l_2t_0.25h", "1l_4t_0.5h", "2l_4t_0.5h", "full HSK"]
+    # one seed: the caveat is a Warning line of its own and marks the chosen row of the table
+    single = runner.invoke(app, ["search", str(path), "-o", str(tmp_path / "one"), "--seeds", "1"])
+    assert single.exit_code == 0, single.output
+    assert "Warning: one seed per point: no noise estimate" in single.stdout
+    assert "chosen (caveats: one seed)" in single.stdout
     assert [p["decision"] for p in document["points"] if p["runs"]] == [
         "short",
         "short",
@@ -433,9 +509,11 @@ def test_end_to_end_on_tiny_berts(tmp_path, models):
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    # tolerance 100 points: prediction distillation alone is within it, after the reference and the baseline
-    assert document["chosen"]["point"] == "no_hsk" and document["compute"]["runs"] == 2
-    assert [(r["point"], r["seed"]) for r in core.read_runs(out)] == [("full_hsk", 7), ("no_hsk", 7)]
+    # tolerance 100 points: prediction distillation alone is within it, after the reference, the baseline and
+    # the smallest rung (measured to report whether a budget beats prediction-only); one seed is flagged
+    assert document["chosen"]["point"] == "no_hsk" and document["compute"]["runs"] == 3
+    assert [(r["point"], r["seed"]) for r in core.read_runs(out)] == [("full_hsk", 7), ("no_hsk", 7), (LADDER[0], 7)]
+    assert "one seed" in document["flags"]
     assert (out / "runs" / "s7" / "points" / "full_hsk" / "result.json").is_file()
     assert (out / "store" / "manifest.json").is_file()
     assert (out / "final" / "pred" / "config.json").is_file() and document["final"]["hsk"] is None

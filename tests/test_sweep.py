@@ -290,8 +290,18 @@ def test_shipped_sweep_recipes_validate():
     assert builder({}).task.name == "sst-2" and Path(sweep.base).name == "sweep_base_sst2.toml"
     for point in points:
         builder(point.overrides)
-    # the shipped schedule: 2,000 examples in batches of 32 = 63 updates per stage, so no_hsk trains 126
-    assert core.fair_baseline_overrides(builder({}), 2000) == {"pred.max_steps": 126, "pred.warmup_proportion": 0.1}
+    # the shipped schedule: 2,000 examples in batches of 32 = 63 updates per stage, so no_hsk trains 126; an HSK
+    # point's prediction stage evaluates at 20, 40, 60 and its last update 63 (4 times), so no_hsk evaluates every
+    # 32: at 32, 64, 96 and 126 (every 20 it would pick the best of 7)
+    assert core.fair_baseline_overrides(builder({}), 2000) == {
+        "pred.max_steps": 126,
+        "pred.eval_step": 32,
+        "pred.warmup_proportion": 0.1,
+    }
+    assert core.equal_evaluations(25, 125, 250) == {"pred.eval_step": 50}  # CoLA: 5 evaluations each
+    assert core.equal_evaluations(20, 60, 120) == {"pred.eval_step": 40}  # 3 each: 40, 80, 120
+    assert core.equal_evaluations(4, 4, 5) == {"pred.eval_step": 5}  # 1 each (the last update)
+    assert core.equal_evaluations(2, 4, 4) == {} and core.equal_evaluations(0, 4, 8) == {}
 
 
 def stage_recipe(**stages):
@@ -533,7 +543,10 @@ def fake_stages(monkeypatch):
         calls.append(("pred", recipe.pred.output_dir))
         Path(recipe.pred.output_dir).mkdir(parents=True)
         score = 0.5 + 0.01 * (recipe.hsk.keep_tokens or 0) + 0.001 * recipe.training.seed
-        return StageResult(recipe.pred.output_dir, {"accuracy": score, "f1": score / 2}, {"selection": "accuracy"})
+        selected = {"selected_step": recipe.pred.eval_step, "selected_on": f"split {recipe.training.selection_split}"}
+        return StageResult(
+            recipe.pred.output_dir, {"accuracy": score, "f1": score / 2}, {"selection": "accuracy", **selected}
+        )
 
     def fake_evaluate(recipe, events=None):
         calls.append(("eval", recipe.student.model))
@@ -725,6 +738,19 @@ def test_summary_mean_and_std_over_seeds(tmp_path, models, fake_stages):
     assert float(rows[4]["std"]) == pytest.approx(0.001) and rows[0]["std"] == "" and rows[4]["updates"] == "4"
     results = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert len(results) == 13 and [r["point"] for r in results[-4:]] == ["no_hsk", "full_hsk", "k2", "k4"]
+    # per-seed rows a reader can pair: seed, point, metric, the checkpoint selected and on which set (a sweep
+    # selects on 20 % of train unless its base recipe says otherwise)
+    k4_runs = [r for r in results if r["point"] == "k4"]
+    assert [(r["seed"], r["dev_metric"][:5]) for r in k4_runs] == [("1", "0.541"), ("2", "0.542"), ("3", "0.543")]
+    assert {r["selected_on"] for r in k4_runs} == {"split 0.2"} and k4_runs[0]["selected_step"] != ""
+    # differences to the baselines, paired over seeds 1-3: k4 - no_hsk = 0.040 at every seed (an exact interval);
+    # the untrained student (one deterministic value) against no_hsk: -0.252, Welch with se 0.001 / sqrt(3), 2 df
+    assert float(rows[4]["vs_no_hsk"]) == pytest.approx(0.04) and rows[4]["vs_no_hsk_test"] in {"paired", "exact"}
+    assert float(rows[4]["vs_no_hsk_low"]) == pytest.approx(0.04, abs=1e-9)
+    assert float(rows[0]["vs_no_hsk"]) == pytest.approx(-0.252) and rows[0]["vs_no_hsk_test"] == "welch"
+    half = 4.302653 * 0.001 / 3**0.5  # t(0.975, 2) · se
+    assert float(rows[0]["vs_no_hsk_high"]) == pytest.approx(-0.252 + half, abs=1e-6)
+    assert rows[1]["vs_no_hsk"] == "" and rows[2]["vs_full_hsk"] == ""  # a baseline against itself
     # the CLI's table and --json show the same statistics
     text = runner.invoke(app, ["sweep", str(path)])
     assert text.exit_code == 0, text.output
@@ -924,3 +950,23 @@ def test_cli_sweep_merge(tmp_path, models, fake_stages):
     assert (tmp_path / "m" / "points" / "k2-s1" / "result.json").is_file()
     bad = runner.invoke(app, ["sweep-merge", str(tmp_path / "nothing"), "-o", str(tmp_path / "m2")])
     assert bad.exit_code == 2 and "not a sweep output directory" in bad.stderr
+
+
+def test_sweeps_select_on_a_split_of_train_unless_the_base_recipe_says_otherwise(tmp_path, models):
+    """Unset in the base recipe: every point selects on 20 % of train; an explicit 0 keeps selecting on dev, with
+    the recipe hash of a sweep from before the option existed."""
+    from mudkd.core.sweep.plan import _recipe_hash  # the hash is what resume keys runs on
+
+    sweep = read_sweep(seeded_sweep(tmp_path, models, tmp_path / "out"))
+    planned = core.plan(sweep, make_recipe_builder(sweep))
+    assert {p.recipe.training.selection_split for p in planned.points} == {0.2}
+    assert any(note.startswith("checkpoint selection: on 20% of the training examples") for note in planned.notes)
+    off = core.plan(sweep, make_recipe_builder(sweep, ["training.selection_split=0"]))
+    assert {p.recipe.training.selection_split for p in off.points} == {0.0}
+    assert any("on dev, the set reported" in note for note in off.notes)
+    recipe = off.points[1].recipe
+
+    def with_split(value):
+        return recipe.model_copy(update={"training": recipe.training.model_copy(update={"selection_split": value})})
+
+    assert _recipe_hash(with_split(0.0)) == _recipe_hash(with_split(None)) != _recipe_hash(with_split(0.2))

@@ -58,6 +58,8 @@ def render_summary(summary: dict[str, Any]) -> None:
         rows.append(
             (f"HSK training speed-up from the store ({speed['steps']} updates per run)", describe(speed.get("spread")))
         )
+    selected = summary.get("selected_on") or {}
+    rows += [(f"{stage} checkpoint selected on", where) for stage, where in selected.items() if where]
     rows += [(f"{stage} time (s)", seconds) for stage, seconds in summary["stage_seconds"].items()]
     c.print_table("Summary", rows)
 

@@ -168,8 +168,8 @@ def render_result(result: Any, json_mode: bool) -> None:
             markup=False,
         )
     console.print(document["reason"] + ("" if document["converged"] else " (not converged)"), highlight=False)
-    if document.get("caveat"):
-        console.print(f"Warning: {document['caveat']}", highlight=False, markup=False)
+    for caveat in document.get("caveats") or ([document["caveat"]] if document.get("caveat") else []):
+        console.print(f"Warning: {caveat}", highlight=False, markup=False)  # one line per caveat
     chosen = result.chosen
     if chosen is not None:
         console.print(

@@ -492,6 +492,35 @@ def load_task(config: TaskConfig, tokenizer: Any) -> TaskData:
     )
 
 
+#: The name of the split carved from train for checkpoint selection (``training.selection_split``).
+SELECTION_SPLIT = "selection"
+
+
+def selection_carve(total: int, used: int, fraction: float | None) -> tuple[int, int]:
+    """``(selection size, training examples kept)`` of the selection split carved from a training file.
+
+    The selection split is the **last** ``round(fraction × used)`` examples of the training file (at least one),
+    ``used`` being the examples a run trains on (``max_train_samples``, else all). The carve depends on the file
+    and the fraction only, never on the seed, so every point and seed of a sweep selects on the same examples.
+    Runs train on a prefix of the file, so when ``used`` plus the carve fits in the file (SST-2's first 2,000 of
+    67,349) the training examples are exactly those without a selection split; otherwise training keeps the
+    examples before the carve.
+
+    Raises:
+        RecipeError: The carve would leave nothing to train on.
+    """
+    if not fraction:
+        return 0, used
+    size = max(1, round(fraction * used))
+    keep = min(used, total - size)
+    if keep < 1:
+        raise RecipeError(
+            f"training.selection_split: carving {size} of {total} training examples leaves none to train on",
+            hint="lower training.selection_split, or set it to 0 to select on dev",
+        )
+    return size, keep
+
+
 def data_identity(files: list[Path], train: dict[str, list]) -> str:
     """A hash of the whole training data, however many examples a run takes: the data files' contents, or (a hub
     dataset, which has no files) every training example before ``max_train_samples``."""
@@ -589,4 +618,6 @@ def count_train_examples(recipe: Any) -> int | None:
     except Exception:  # a plan still shows the budget when the data cannot be read yet
         return None
     count = len(splits["train"]["text_a"])
-    return min(count, recipe.task.max_train_samples) if recipe.task.max_train_samples else count
+    used = min(count, recipe.task.max_train_samples) if recipe.task.max_train_samples else count
+    fraction = getattr(getattr(recipe, "training", None), "selection_split", None)
+    return selection_carve(count, used, fraction)[1]  # a selection split may take examples from training

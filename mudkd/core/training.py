@@ -17,14 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mudkd.core.events import RunEvents
 from mudkd.core.health import flat_curve_warning
 from mudkd.core.outputs import StagingDir, is_main_process
 from mudkd.errors import CheckpointError, RunError
 from mudkd.recipe.load import recipe_to_toml
-from mudkd.recipe.schema import Recipe, TrainingConfig, TrainingStage
+from mudkd.recipe.schema import Recipe, TaskConfig, TrainingConfig, TrainingStage
+
+if TYPE_CHECKING:
+    from mudkd.core.data import TaskData
 
 
 def quiet_libraries(verbose: bool = False) -> None:
@@ -390,10 +393,12 @@ class TrainerOutcome:
     train_seconds: float | None
     flat_curve: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def curve_details(self) -> dict[str, Any]:
-        """The ``flat_curve`` and ``warnings`` entries of the stage result's details."""
-        return {"flat_curve": self.flat_curve, "warnings": list(self.warnings)}
+        """The ``flat_curve`` and ``warnings`` entries of the stage result's details, and how the checkpoint
+        was selected (:func:`selection_details`)."""
+        return {"flat_curve": self.flat_curve, "warnings": list(self.warnings), **self.selection}
 
 
 def run_trainer_stage(
@@ -429,7 +434,7 @@ def run_trainer_stage(
             model=stage.model,
             args=arguments,
             train_dataset=train_dataset,
-            eval_dataset=dev["dev"] if dev is not None else None,
+            eval_dataset=selection_set(dev)[1] if dev is not None else None,
             compute_metrics=compute_metrics_fn(stage.metric_names, stage.labels) if evaluate else None,
             data_collator=stage.data_collator,
             **stage.trainer_options,
@@ -441,10 +446,11 @@ def run_trainer_stage(
         train_output = trainer.train(resume_from_checkpoint=checkpoint)
         curve = _flat_curve(trainer, stage.selection) if evaluate else None  # before the final evaluation logs
         warnings = [flat_curve_warning(stage.command, curve)] if curve else []
+        selection = selection_details(trainer, dev)  # before the final evaluations log theirs
         metrics = evaluate_all(trainer, dev) if dev is not None else {}
         seconds = train_output.metrics.get("train_runtime")
         if not staging.main:
-            return TrainerOutcome(stage.output_dir, trainer, metrics, seconds, curve, warnings)
+            return TrainerOutcome(stage.output_dir, trainer, metrics, seconds, curve, warnings, selection)
         check_finite_model(stage.model, stage.command)
         if evaluate:
             log.write({"step": trainer.state.global_step, "final": True, **metrics})
@@ -453,7 +459,7 @@ def run_trainer_stage(
         file_metrics = metrics if evaluate or stage.run_metrics is None else stage.run_metrics(trainer)
         write_run_files(staging.path, recipe, metrics=file_metrics, device=device)
         output = staging.commit()
-    return TrainerOutcome(output, trainer, metrics, seconds, curve, warnings)
+    return TrainerOutcome(output, trainer, metrics, seconds, curve, warnings, selection)
 
 
 def _flat_curve(trainer: Any, selection: str | None) -> dict[str, Any] | None:
@@ -493,12 +499,16 @@ def eval_order(split: Any, padding: str) -> Any:
 def evaluate_all(trainer: Any, dev: dict[str, Any]) -> dict[str, float]:
     """Evaluate on every dev split; the main split's metrics keep plain names, others get a split prefix.
 
-    The main split's metrics are those logged when the best checkpoint was evaluated, when there is one: the Trainer
-    has just reloaded exactly those weights (``load_best_model_at_end``), so a new pass would repeat the numbers.
+    The split that selected the checkpoint (:func:`selection_set`) reuses the metrics logged when the best
+    checkpoint was evaluated, when there is one: the Trainer has just reloaded exactly those weights
+    (``load_best_model_at_end``), so a new pass would repeat the numbers. With a selection split, that is
+    ``selection_*`` and dev is scored here, once.
     """
     results: dict[str, float] = {}
+    selected = selection_set(dev)[0]
     for name, dataset in dev.items():
-        metrics = (name == "dev" and _best_evaluation(trainer)) or trainer.evaluate(dataset, metric_key_prefix="eval")
+        best = name == selected and _best_evaluation(trainer)
+        metrics = best or trainer.evaluate(dataset, metric_key_prefix="eval")
         for key, value in metrics.items():
             plain = key.removeprefix("eval_")
             if plain in {"runtime", "samples_per_second", "steps_per_second", "epoch"}:
@@ -516,3 +526,59 @@ def _best_evaluation(trainer: Any) -> dict[str, float] | None:
         if record.get("step") == step and "eval_loss" in record:
             return {key: value for key, value in record.items() if key.startswith("eval_")}
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoint selection without peeking (training.selection_split, issue 20)
+
+
+def with_selection_split(data: TaskData, config: TaskConfig, tokenizer: Any, fraction: float | None) -> TaskData:
+    """``data`` with a selection split (:func:`mudkd.core.data.selection_carve`) as ``dev["selection"]`` and train
+    cut to the examples before it; unchanged when ``fraction`` is 0 or None.
+
+    The Trainer then selects its checkpoint on ``dev["selection"]`` and scores ``dev["dev"]`` once, after training
+    (:func:`selection_set`).
+    """
+    from dataclasses import replace
+
+    from mudkd.core.data import SELECTION_SPLIT, load_raw, selection_carve, tokenize_split
+
+    if not fraction:
+        return data
+    train = load_raw(config)[0]["train"]
+    total = len(train["text_a"])
+    size, keep = selection_carve(total, len(data.train), fraction)
+    carved = {name: values[total - size :] for name, values in train.items()}
+    selection = tokenize_split(carved, tokenizer, config.max_seq_length)
+    kept = data.train if keep == len(data.train) else data.train.select(range(keep))
+    return replace(data, train=kept, dev={**data.dev, SELECTION_SPLIT: selection})
+
+
+def selection_set(dev: dict[str, Any]) -> tuple[str, Any]:
+    """``(name, split)`` the best checkpoint is selected on: the selection split carved from train
+    (:func:`mudkd.core.data.with_selection_split`) when there is one, else the dev set itself."""
+    from mudkd.core.data import SELECTION_SPLIT
+
+    name = SELECTION_SPLIT if SELECTION_SPLIT in dev else "dev"
+    return name, dev[name]
+
+
+def selection_details(trainer: Any, dev: dict[str, Any] | None) -> dict[str, Any]:
+    """How a trained stage picked its checkpoint (read right after training, before the final evaluations).
+
+    ``selected_step`` is the update of the reloaded checkpoint (None: no evaluation, the last model was kept),
+    ``selection_evaluations`` how many evaluations it was chosen from, and ``selected_on`` says in words whether
+    selection and report used the same set.
+    """
+    if dev is None:
+        return {"selected_step": None, "selection_evaluations": 0, "selected_on": "no selection (the last model)"}
+    name, split = selection_set(dev)
+    if name == "dev":
+        where = "dev, the set the metrics report (optimistic: set training.selection_split to avoid it)"
+    else:
+        where = f"a selection split of {len(split)} training examples; dev scored once, at the end"
+    return {
+        "selected_step": trainer.state.best_global_step,
+        "selection_evaluations": sum(1 for record in trainer.state.log_history if "eval_loss" in record),
+        "selected_on": where,
+    }

@@ -368,6 +368,14 @@ class TrainingConfig(Section):
         description="Draw training batches of similar lengths (random groups, reproducible by seed): far less "
         "padding; results change only within data-order noise. Set false for plain random batches.",
     )
+    selection_split: float | None = Field(
+        None,
+        ge=0,
+        le=0.5,
+        description="Select the best checkpoint on this fraction of the training examples (the last ones of the "
+        "training file, the same for every seed), and score dev once at the end; 0: select on dev, the set "
+        "reported (optimistic). Unset: 0 for stages and the pipeline, 0.2 for sweeps and searches.",
+    )
 
 
 class PipelineConfig(Section):

@@ -5,7 +5,7 @@ recipe without it) sets the defaults of the command's flags::
 
     [search]
     tolerance = 0.5          # points (metric x 100) a budget may fall short of full HSK
-    seeds = 3                # seeds of the reference, and at most per budget when a decision is close
+    seeds = 3                # seeds of every point measured (the i-th seed shared, for paired tests)
     max_runs = 20            # the most trainings in all (default: what the search can need)
     axes = "3d"              # default ladder: 3d | depth | length | width
     ladder = ["1l_4t_0.1h", "1l_8t_0.5h", "2l_16t_1h"]   # or your own ladder ({K}l_{k}t_{rho}h strings)
@@ -41,7 +41,7 @@ class SearchSettings(Section):
         0.5, ge=0, le=100, description="Points (dev metric x 100) a budget may fall short of full HSK."
     )
     seeds: int = Field(
-        3, ge=1, le=MAX_SEEDS, description="Seeds of the full-HSK reference; the most per budget when close."
+        3, ge=1, le=MAX_SEEDS, description="Seeds of every point measured (shared across points: paired tests)."
     )
     max_runs: int | None = Field(
         None, ge=1, le=MAX_RUNS, description="The most trainings in all (default: the most the search can need)."

@@ -50,7 +50,7 @@ def write_plot(
     baseline = next((r for r in measured if r["kind"] == "no_hsk"), None)
     if baseline is not None:
         axes.axhline(baseline["mean"], color="0.35", linestyle=":", label=f"no HSK ({baseline['mean']:.4g})")
-    chosen = next((r for r in rows if r["decision"] == "chosen" and r["kind"] == "hsk"), None)
+    chosen = next((r for r in rows if r["decision"].startswith("chosen") and r["kind"] == "hsk"), None)
     if chosen is not None:
         axes.scatter(
             [chosen["hsk_fraction"]], [chosen["mean"]], marker="*", s=220, color="tab:green", zorder=4,

@@ -93,7 +93,11 @@ class SearchResult:
         return {
             "output_dir": self.output_dir,
             "metric": self.metric,
-            **{k: self.outcome.get(k) for k in ("converged", "reason", "reference", "threshold", "noise", "caveat")},
+            **{
+                k: self.outcome.get(k)
+                for k in ("converged", "reason", "reference", "threshold", "noise", "caveat", "caveats", "flags")
+            },
+            "beats_prediction_only": self.outcome.get("beats_prediction_only", []),
             "tolerance": self.outcome["tolerance"],
             "chosen": self.chosen,
             "points": self.points,
@@ -171,14 +175,15 @@ def observations(plan_: SearchPlan, records: list[Mapping[str, Any]], digest: st
 
 def table_rows(plan_: SearchPlan, outcome: Outcome, *, finished: bool = False) -> list[dict[str, Any]]:
     """One row per point (no HSK, every rung, full HSK): fraction, runs, mean, std and the decision (``chosen``
-    for the answer once the search is ``finished``)."""
+    for the answer once the search is ``finished``, followed by the outcome's caveats in a few words, so the table
+    itself says when the answer is capped, untested or not resolved)."""
     rows = []
     for index in range(NO_HSK, len(plan_.ladder) + 1):
         status = outcome.statuses.get(index)
         rung = plan_.ladder[index] if 0 <= index < len(plan_.ladder) else None
         decision = status.decision if status else ""
         if finished and outcome.chosen == index:
-            decision = "chosen"
+            decision = "chosen" + (f" (caveats: {', '.join(outcome.flags)})" if outcome.flags else "")
         rows.append(
             {
                 "index": index,
@@ -310,6 +315,7 @@ def _step(plan_: SearchPlan, records: list[Mapping[str, Any]], digest: str) -> S
         observations(plan_, records, digest),
         rungs=len(plan_.ladder),
         tolerance=plan_.settings.tolerance,
+        labels={index: rung.id for index, rung in enumerate(plan_.ladder)},
         seeds=len(plan_.seeds),
         max_runs=plan_.max_runs,
     )

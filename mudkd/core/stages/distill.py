@@ -35,7 +35,7 @@ from mudkd.core.models import (
 )
 from mudkd.core.outputs import check_output_dir, recipe_inputs
 from mudkd.core.store import fingerprint_mismatches, serving_mismatches
-from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
+from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
 from mudkd.errors import CheckpointError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
 from mudkd.knowledge.shapes import model_shape
@@ -303,6 +303,7 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bo
     check_positions(recipe.task.max_seq_length, student_path, None if store_path else recipe.teacher.model)
     student_tokenizer = load_tokenizer(student_path)  # type: ignore[arg-type]
     data = load_task(recipe.task, student_tokenizer)
+    data = with_selection_split(data, recipe.task, student_tokenizer, recipe.training.selection_split)
     store = None
     if store_path:
         store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)

@@ -10,7 +10,7 @@ from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer
 from mudkd.core.outputs import check_output_dir, recipe_inputs
-from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed
+from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
 from mudkd.errors import CheckpointError
 from mudkd.recipe.schema import Recipe
 
@@ -62,6 +62,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     set_seed(recipe.training.seed)
     tokenizer = load_tokenizer(model_path)
     data = load_task(recipe.task, tokenizer)
+    data = with_selection_split(data, recipe.task, tokenizer, recipe.training.selection_split)
     model = load_classifier(model_path, num_labels=data.num_labels)
     _set_label_names(model, data.labels)
     device = resolve_device(recipe.training)

@@ -347,6 +347,8 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
         "stage_seconds": timings,
         "student_before_training": results.get("prune", {}).get("student_before_training"),
         "warnings": [text for stage in STAGES for text in results.get(stage.name, {}).get("warnings") or ()],
+        # whether the reported dev metrics also picked the checkpoints (training.selection_split, issue 20)
+        "selected_on": {name: results.get(name, {}).get("selected_on") for name in ("finetune", "pred")},
     }
 
 

@@ -10,7 +10,13 @@ baseline, whose knowledge is as big as the teacher's and is distilled online). N
 The fair-baseline protocol (:func:`fair_baseline_overrides`): the ``no_hsk`` baseline trains prediction-only for
 as many updates as an HSK point spends in its HSK and prediction stages together, with a 10 % warm-up (the
 reference's setting for prediction-only runs), so "no HSK" differs from an HSK point in the knowledge only, not in
-the training it gets. Every planned point knows its updates (:attr:`PlannedPoint.updates`).
+the training it gets. Every planned point knows its updates (:attr:`PlannedPoint.updates`). It also evaluates as
+often as an HSK point's prediction stage (a longer ``pred.eval_step``), so every point picks its checkpoint from
+the same number of evaluations: best-of-7 against best-of-4 would favour the baseline.
+
+Selection without peeking: unless the base recipe sets ``training.selection_split``, every point selects its
+checkpoint on :data:`SWEEP_SELECTION_SPLIT` of the training examples carved from the training file (the same
+examples for every point and seed: :func:`mudkd.core.data.selection_carve`) and scores dev once, at the end.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ RecipeBuilder = Callable[[Mapping[str, Any]], Recipe]
 
 #: The warm-up of a prediction-only run under the fair-baseline protocol (the reference's warmup_proportion).
 FAIR_WARMUP_PROPORTION = 0.1
+
+#: ``training.selection_split`` of a sweep's (and a search's) points when the base recipe leaves it unset.
+SWEEP_SELECTION_SPLIT = 0.2
 
 #: Recipe keys that do not change a point's result (paths the sweep sets, devices, workers).
 _HASH_EXCLUDED = {
@@ -204,6 +213,8 @@ def _recipe_hash(recipe: Recipe) -> str:
     for section, keys in _HASH_EXCLUDED.items():
         for key in keys:
             data.get(section, {}).pop(key, None)
+    if not data.get("training", {}).get("selection_split"):
+        data.get("training", {}).pop("selection_split", None)  # off: the same hash as before the option existed
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -256,13 +267,35 @@ def fair_baseline_overrides(base_recipe: Recipe, num_examples: int | None = None
     hsk_updates = stage_updates(hsk, num_examples, accumulation)
     pred_updates = stage_updates(pred, num_examples, accumulation)
     if hsk_updates is not None and pred_updates is not None:
-        return {"pred.max_steps": hsk_updates + pred_updates, **warmup}
+        total = hsk_updates + pred_updates
+        return {"pred.max_steps": total, **equal_evaluations(pred.eval_step, pred_updates, total), **warmup}
     if not hsk.max_steps and not pred.max_steps and hsk.train_batch_size == pred.train_batch_size:
         return {"pred.num_train_epochs": hsk.num_train_epochs + pred.num_train_epochs, **warmup}
     raise RecipeError(
         "fair baseline: cannot count the updates of the HSK and prediction stages (the training set is unreadable)",
         hint="set hsk.max_steps and pred.max_steps, or fair_baseline = false in the sweep file",
     )
+
+
+def equal_evaluations(eval_step: int, updates: int, total: int) -> dict[str, Any]:
+    """``pred.eval_step`` for a baseline of ``total`` updates that evaluates as often as a prediction stage of
+    ``updates`` updates evaluating every ``eval_step``.
+
+    The Trainer evaluates at every multiple of the step and once more at the last update when that is not one:
+    ``ceil(updates / eval_step)`` evaluations. The baseline gets the smallest step with as many (evenly spread),
+    or the step whose count is nearest; ``{}`` when the stage never evaluates or the counts already match. E.g.
+    63 updates every 20 → 4 evaluations (20, 40, 60, 63); the 126-update baseline then evaluates every 32 (32, 64,
+    96, 126) instead of every 20 (7 evaluations).
+    """
+    if not eval_step or updates < 1:
+        return {}
+    evaluations = math.ceil(updates / eval_step)
+    if math.ceil(total / eval_step) == evaluations:
+        return {}
+    step = math.ceil(total / evaluations)
+    if math.ceil(total / step) != evaluations:
+        step = min(range(1, total + 1), key=lambda e: (abs(math.ceil(total / e) - evaluations), e))
+    return {"pred.eval_step": step}
 
 
 def _model_shapes(base: Recipe, given_store: Any) -> dict[str, ModelShape]:
@@ -308,6 +341,8 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     output_dir = Path(sweep.output_dir)
     from mudkd.core.data import check_task_metric
 
+    if base_recipe_builder({}).training.selection_split is None:
+        base_recipe_builder = _with_selection_split(base_recipe_builder)
     base = base_recipe_builder({})
     check_data(base.task)
     check_task_metric(base.task)
@@ -378,6 +413,15 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     return SweepPlan(sweep, output_dir, planned, selected, stores, shard, notes, logits_store, num_examples)
 
 
+def _with_selection_split(builder: RecipeBuilder) -> RecipeBuilder:
+    """``builder`` with :data:`SWEEP_SELECTION_SPLIT` under every point's own overrides."""
+
+    def build(overrides: Mapping[str, Any]) -> Recipe:
+        return builder({"training.selection_split": SWEEP_SELECTION_SPLIT, **overrides})
+
+    return build
+
+
 def _protocol_notes(planned: Sequence[PlannedPoint], fair: Mapping[str, Any]) -> list[str]:
     """One line on what the baselines are: the fair no-HSK schedule, the untrained level."""
     notes = []
@@ -391,6 +435,15 @@ def _protocol_notes(planned: Sequence[PlannedPoint], fair: Mapping[str, Any]) ->
         warmup = f"{baseline.recipe.pred.warmup_proportion:.0%} warm-up"
         how = "fair baseline" if fair else "fair_baseline = false: the base recipe's prediction stage"
         notes.append(f"no_hsk: prediction distillation only for {updates}, {warmup} ({how})")
+    first = next((p for p in planned if p.point.kind != "untrained"), None)
+    if first is not None:
+        split = first.recipe.training.selection_split
+        notes.append(
+            f"checkpoint selection: on {split:.0%} of the training examples (the last of the training file, the "
+            "same for every seed); dev scored once, at the end"
+            if split
+            else "checkpoint selection: on dev, the set reported (training.selection_split = 0: optimistic)"
+        )
     if any(p.point.kind == "untrained" for p in planned):
         notes.append("untrained: the student evaluated on dev before any training (a floor, not a distillation result)")
     return notes

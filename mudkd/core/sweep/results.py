@@ -8,8 +8,10 @@ Layout of a sweep's ``output_dir``::
     points/<id>/hsk/             the HSK-distilled student of the point
     points/<id>/pred/            its final student (prediction distillation)
     points/<id>/result.json      written atomically when the point finishes; its presence means "done"
-    results.csv, results.json    one row/record per finished run (a point × a seed), with its updates
-    summary.csv                  one row per point: mean ± std and n of the dev metric over its seeds
+    results.csv, results.json    one row/record per finished run (a point × a seed): its seed, dev metric, the
+                                 update of the checkpoint selected and on which set, its updates
+    summary.csv                  one row per point: mean ± std and n of the dev metric over its seeds, and its
+                                 difference to each baseline with a 95 % CI (paired over shared seeds)
     marginal_utility.png         dev metric against the HSK fraction (log x): means with std error bars, the
                                  no-HSK and full-HSK baselines as bands, the untrained student as a dashed line
 
@@ -163,6 +165,9 @@ CSV_COLUMNS = (
     "pred_warmup",
     "metric",
     "dev_metric",
+    "selected_step",
+    "selection_evaluations",
+    "selected_on",
     "hsk_seconds",
     "pred_seconds",
     "teacher_free",

@@ -147,6 +147,8 @@ def _run_point(
     metric = result.details.get("selection", "accuracy")
     teacher_free = logits_store is not None and (kind == "no_hsk" or (kind == "hsk" and store_path is not None))
     record = _record(planned, metric, result.metrics, seconds, result.output_dir, store_path, teacher_free)
+    # the checkpoint the Trainer picked, and from how many evaluations on which set (issue 20)
+    record |= {key: result.details.get(key) for key in ("selected_step", "selection_evaluations", "selected_on")}
     write_json_atomic(point_dir / RESULT_FILE, record)
     return record
 

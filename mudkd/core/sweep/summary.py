@@ -2,7 +2,12 @@
 
 A sweep with ``seeds`` runs each point once per seed (ids ``<point>-s<seed>``); tables, ``summary.csv``, the plot
 and the terminal chart all read :func:`summarize`, which groups the finished runs by point. ``std`` is the sample
-standard deviation over the seeds (n − 1 in the denominator), None for a single run. Pure Python.
+standard deviation over the seeds (n − 1 in the denominator), None for a single run.
+
+Every point also gets its difference to each baseline of the sweep (``vs_no_hsk``, ``vs_full_hsk``) with a 95 %
+confidence interval and a two-sided p (:mod:`mudkd.core.stats`): paired over the seeds when both sides ran the same
+two or more seeds (a sweep's points do), else Welch's test. These are per-comparison numbers, not a verdict: a
+report that makes several claims corrects them together (Holm), as ``benchmarks/findings_claims.py`` does.
 """
 
 from __future__ import annotations
@@ -39,7 +44,11 @@ SUMMARY_COLUMNS = (
     "updates",
     "seconds",
     "budget",
+    *(f"vs_{base}{suffix}" for base in ("no_hsk", "full_hsk") for suffix in ("", "_low", "_high", "_p", "_test")),
 )
+
+#: The baselines every point is compared with in ``summary.csv``.
+COMPARED_WITH = ("no_hsk", "full_hsk")
 
 
 def record_group(record: Mapping[str, Any]) -> str:
@@ -89,9 +98,45 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "seconds": statistics.fmean(seconds) if seconds else None,
                 "budget": first.get("budget"),
                 "runs": [r["id"] for r in runs],
+                "per_seed": {r.get("seed"): v for r, v in zip(runs, map(_value, runs), strict=True) if v is not None},
             }
         )
+    for row in rows:
+        row.update(_comparisons(row, rows))
     return rows
+
+
+def _testable(row: Mapping[str, Any]) -> bool:
+    """Two or more values give a noise estimate; one is a known constant only for the untrained student (no
+    training, no seed), never for a trained point whose one seed could have landed anywhere."""
+    return len(row["per_seed"]) >= 2 or (len(row["per_seed"]) == 1 and row.get("kind") == "untrained")
+
+
+def _comparisons(row: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The point's difference to each baseline of the sweep, its 95 % CI, p and test (empty for the baseline
+    itself, or a side without a noise estimate)."""
+    from mudkd.core import stats
+
+    cells: dict[str, Any] = {}
+    for kind in COMPARED_WITH:
+        base = next((r for r in rows if r.get("kind") == kind), None)
+        if base is None or base is row or not (_testable(row) and _testable(base)):
+            continue
+        ours, theirs = row["per_seed"], base["per_seed"]
+        shared = sorted(set(ours) & set(theirs), key=str)
+        if len(shared) >= 2 and len(shared) == len(ours) == len(theirs):
+            difference = stats.paired([ours[s] for s in shared], [theirs[s] for s in shared])
+        else:
+            difference = stats.welch_values(list(ours.values()), list(theirs.values()))
+        prefix = f"vs_{kind}"
+        cells |= {
+            prefix: difference.difference,
+            f"{prefix}_low": difference.low,
+            f"{prefix}_high": difference.high,
+            f"{prefix}_p": difference.p,
+            f"{prefix}_test": difference.test,
+        }
+    return cells
 
 
 def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
