@@ -50,8 +50,11 @@ def search_cli(
     """Find the smallest HSK budget whose dev metric is within --tolerance of full HSK, in far fewer runs than a grid.
 
     One teacher pass fills a store for the whole ladder of budgets; the full-HSK reference and the prediction-only
-    baseline are measured, then a bisection along the ladder (ordered by HSK fraction) trains a few budgets, adding
-    seeds where a decision is close. Every finished run is recorded, so an interrupted search just continues.
+    baseline are measured, then the smallest rung and a bisection along the ladder (ordered by HSK fraction), every
+    point with every seed. A budget is within tolerance when a paired one-sided test (non-inferiority) against full
+    HSK says so; the answer is the smallest such rung with no failing rung above it, and every doubt (run cap, one
+    seed, unresolved decisions) is printed as a caveat. Every finished run is recorded, so an interrupted search
+    just continues.
     A \\[search] table in the recipe sets defaults (tolerance, seeds, max_runs, axes, ladder, output_dir).
     """
     base, settings = read_search(recipe, sets=set_, flags=o.overrides(search_cli, locals()))
