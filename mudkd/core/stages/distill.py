@@ -554,17 +554,15 @@ def time_hsk_updates(recipe: Recipe, *, steps: int, repeats: int) -> dict[str, l
 
 def _first_batches(recipe: Recipe, train: Any, tokenizer: Any, count: int) -> list[dict[str, torch.Tensor]]:
     """The first ``count`` training batches of the HSK stage's sampler (length-grouped or random, seeded)."""
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
-    from mudkd.core.batching import example_lengths
+    from mudkd.core.batching import epoch_seeded_length_sampler, example_lengths
 
     dataset = _with_index(train)
     size = recipe.hsk.train_batch_size
-    generator = torch.Generator().manual_seed(recipe.training.seed)
-    if recipe.training.group_by_length:
-        order = list(LengthGroupedSampler(size, lengths=example_lengths(dataset), generator=generator))
+    seed = recipe.training.seed
+    if recipe.training.group_by_length:  # the first epoch's order of the stage's own sampler
+        order = list(epoch_seeded_length_sampler(example_lengths(dataset), size, seed))
     else:
-        order = torch.randperm(len(dataset), generator=generator).tolist()
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
     while len(order) < count * size:  # a tiny training set: cycle through it
         order += order[: count * size - len(order)]
     collate = hsk_collator(recipe, tokenizer)
