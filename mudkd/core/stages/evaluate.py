@@ -142,6 +142,12 @@ def evaluate(
                 f"{data.num_labels}",
                 hint="evaluate a model fine-tuned on this task",
             )
+        own = model_labels(role_model.config)
+        if own and data.labels and set(own) != set(data.labels):  # no mapping by position between other names
+            raise DataError(
+                f"{path}: the {role}'s labels ({', '.join(own)}) are not those evaluated ({', '.join(data.labels)})",
+                hint="compare models trained on the same labels",
+            )
         splits = data.dev
         if tokenizer_fingerprint(role_tokenizer) != tokenizer_fingerprint(tokenizer):
             splits = load_eval_data(recipe.task, role_tokenizer, data.labels, validation_file).dev
