@@ -191,6 +191,36 @@ def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_co
     return model
 
 
+def non_finite_weight(model: Any) -> tuple[str, str] | None:
+    """The first floating-point parameter or buffer of ``model`` holding nan or inf: ``(name, "nan" | "inf")``.
+
+    The one finite-weights check: a training stage refuses to save such a model (``training.check_finite_model``)
+    and ``evaluate``, ``predict`` and ``export`` refuse to read one (:func:`check_finite_weights`).
+    """
+    import torch
+
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return name, "nan" if bool(torch.isnan(tensor).any()) else "inf"
+    return None
+
+
+def check_finite_weights(model: Any, path: str) -> None:
+    """Refuse a loaded model whose weights hold nan or inf: its every output would be nan (invalid JSON, no metric).
+
+    Raises:
+        CheckpointError: Naming the first non-finite tensor.
+    """
+    found = non_finite_weight(model)
+    if found is not None:
+        name, kind = found
+        raise CheckpointError(
+            f"{path}: the model's weights hold {kind} values ({name}); its outputs would be {kind}",
+            hint="use a checkpoint from a run that did not diverge (retrain it with a lower learning rate)",
+        )
+
+
 #: mudkd's own trained projection of a narrower student, saved beside the model by ``mudkd distill hsk``.
 PROJECTION_FILE = "hsk_projection.safetensors"
 

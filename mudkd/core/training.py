@@ -221,16 +221,14 @@ def check_finite_model(model: Any, stage: str) -> None:
     Raises:
         RunError: If any floating-point parameter or buffer holds a non-finite value.
     """
-    import torch
+    from mudkd.core.models import non_finite_weight
 
-    with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                kind = "nan" if bool(torch.isnan(tensor).any()) else "inf"
-                raise RunError(
-                    f"{stage}: the model's weights became {kind} ({name}); nothing was committed",
-                    hint=_NON_FINITE_HINT,
-                )
+    found = non_finite_weight(model)
+    if found is not None:
+        name, kind = found
+        raise RunError(
+            f"{stage}: the model's weights became {kind} ({name}); nothing was committed", hint=_NON_FINITE_HINT
+        )
 
 
 def _event_bridge(events: RunEvents, stage: str, log: JsonlWriter) -> Any:

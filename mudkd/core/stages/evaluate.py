@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mudkd.core.metrics import compute_metrics, confusion_matrix, per_class_scores, predicted_classes
-from mudkd.errors import CheckpointError, DataError
+from mudkd.errors import CheckpointError, DataError, RunError
 from mudkd.recipe.schema import Recipe, TrainingConfig
 
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
@@ -47,11 +47,12 @@ def check_model_dir(model_dir: str, role: str = "model") -> None:
 
 
 def _load(model_dir: str, role: str) -> tuple[Any, Any]:
-    from mudkd.core.models import load_classifier, load_tokenizer
+    from mudkd.core.models import check_finite_weights, load_classifier, load_tokenizer
 
     check_model_dir(model_dir, role)
     tokenizer = load_tokenizer(model_dir)
     model = load_classifier(model_dir)
+    check_finite_weights(model, model_dir)  # nan weights give nan probabilities and metrics, never a result
     model.eval()
     return model, tokenizer
 
@@ -241,8 +242,9 @@ def predict(
     truncation to ``max_seq_length``) and batched by length, each batch padded to its longest example.
 
     Raises:
-        CheckpointError: The model directory is missing or unreadable.
+        CheckpointError: The model directory is missing or unreadable, or its weights hold nan or inf.
         RecipeError: ``max_seq_length`` exceeds the model's positions.
+        RunError: The model's outputs for an example are not finite (nothing non-finite is ever yielded).
     """
     from mudkd.core.batching import PaddingCollator
     from mudkd.core.data import tokenize_split
@@ -264,7 +266,12 @@ def predict(
             columns["text_b"] = [b or "" for _, b in window]
         dataset = tokenize_split(columns, tokenizer, max_seq_length, cache=False)
         logits = batched_logits(model, dataset, collator, batch_size, run_on)
-        for (text_a, text_b), row in zip(window, logits, strict=True):
+        for number, ((text_a, text_b), row) in enumerate(zip(window, logits, strict=True), start + 1):
+            if not np.isfinite(row).all():  # finite weights can still overflow: never print a nan probability
+                raise RunError(
+                    f"{model_dir}: the model's outputs for example {number} are not finite ({row.tolist()})",
+                    hint="the model overflows on this input; check the checkpoint (evaluate it on its dev data)",
+                )
             record: dict[str, Any] = {"text": text_a}
             if text_b is not None:
                 record["text_pair"] = text_b
