@@ -358,9 +358,10 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     student_config = read_config(recipe.student.model, "student")
     store = None
     if recipe.hsk.hsk_store:
-        from mudkd.core.store import HskStore
+        from mudkd.core.store import PLAN_VERIFY_BYTES, HskStore
 
         store = HskStore.open(recipe.hsk.hsk_store, verify=False)
+        store.verify(PLAN_VERIFY_BYTES)  # a corrupted store fails the dry run as it fails the run
     else:
         read_config(recipe.teacher.model, "teacher")
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
@@ -393,9 +394,10 @@ def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     read_config(recipe.student.model, "student")
     store = None
     if recipe.pred.logits_store:
-        from mudkd.core.store import HskStore
+        from mudkd.core.store import PLAN_VERIFY_BYTES, HskStore
 
         store = HskStore.open(recipe.pred.logits_store, verify=False)
+        store.verify(PLAN_VERIFY_BYTES)
     else:
         read_config(recipe.teacher.model, "teacher")
     check_positions(
