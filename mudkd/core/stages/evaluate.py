@@ -278,7 +278,8 @@ def predict(
             if regression:
                 record["score"] = float(row.reshape(-1)[0])
             else:
-                shifted = np.exp(row - row.max())
+                with np.errstate(over="ignore"):  # a logit far below the largest: probability 0, as it is
+                    shifted = np.exp(row - row.max())
                 probabilities = shifted / shifted.sum()
                 record["label"] = names[int(row.argmax())]
                 record["probabilities"] = {name: float(p) for name, p in zip(names, probabilities, strict=True)}
