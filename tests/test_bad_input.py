@@ -130,7 +130,6 @@ def _broken_inputs(w: Path) -> None:
     name = sorted(key for key in weights if key.endswith("dense.weight"))[0]
     weights[name][0, 0] = float("nan")
     save_file(weights, nan_model / "model.safetensors", metadata={"format": "pt"})
-    (w / "nan-model.tensor").write_text(name)  # the tensor the error must name
     flipped = w / "store-flipped"
     shutil.copytree(w / "store", flipped)
     chunk = flipped / "chunk-00000.values.bin"
