@@ -362,3 +362,17 @@ def test_predict_never_prints_a_non_finite_probability(broken_models):
     assert result.exit_code == 1, result.output
     assert "outputs for example 1 are not finite" in result.stderr
     assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+
+
+@pytest.mark.parametrize("where", ["file", "stdin"])
+def test_predict_refuses_a_csv_with_an_unterminated_quote(models, tmp_path, where):
+    """Before, the open quote swallowed every later row into one text, and predict exited 0."""
+    text = 'text\ngood film\n"bad plot\nfine\n'
+    path = tmp_path / "in.csv"
+    path.write_text(text)
+    args = ["predict", str(models / "posneg"), *([str(path)] if where == "file" else ["--format", "csv"])]
+    result = runner.invoke(app, args, input=None if where == "file" else text)
+    assert result.exit_code == 2, result.output
+    source = str(path) if where == "file" else "stdin"
+    assert f"Error: {source}: line 3: a quoted cell opened here is never closed" in result.stderr
+    assert result.stdout == ""

@@ -201,9 +201,9 @@ def _input_rows(input_file: str, format_: str | None, text_columns: str | None, 
     from mudkd.core.stages.evaluate import read_inputs
 
     columns = [part.strip() for part in (text_columns or "").split(",") if part.strip()]
-    return read_inputs(
-        _read_input(input_file), table=_table_format(input_file, format_), text_columns=columns, pairs=pairs
-    )
+    source = "stdin" if input_file == "-" else input_file
+    table = _table_format(input_file, format_)
+    return read_inputs(_read_input(input_file), table=table, text_columns=columns, pairs=pairs, source=source)
 
 
 def emit_predictions(model: str, predictions: Any, json_mode: bool) -> None:

@@ -8,7 +8,7 @@ module, only on that failure path, to name the file and the line a user must fix
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from mudkd.errors import DataError
@@ -84,29 +84,45 @@ def table_syntax_error(path: Path, error: BaseException) -> DataError:
             f"{path}: cannot be read as {suffix.lstrip('.').upper() or 'data'} ({_root_reason(error)})",
             hint="check the file's format: one header row, the same number of cells in every row",
         )
-    line, reason = where
+    return malformed_line_error(str(path), *where)
+
+
+def malformed_line_error(source: str, line: int, reason: str) -> DataError:
+    """The one-line error for a malformed record of ``source`` (a file name, or ``stdin``) at ``line``."""
+    quote = "quote" in reason
     return DataError(
-        f"{path}: line {line}: {reason}",
-        hint='close the quote, or double a quote inside a quoted cell ("")'
-        if "quote" in reason
-        else "fix that line of the file",
+        f"{source}: line {line}: {reason}",
+        hint='close the quote, or double a quote inside a quoted cell ("")' if quote else "fix that line of the input",
     )
 
 
 def _first_bad_line(path: Path, suffix: str) -> tuple[int, str] | None:
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = _reader(handle, suffix, strict=True)
-        start = 1
-        while True:
-            try:
-                next(reader)  # type: ignore[call-overload]
-            except StopIteration:
-                return None
-            except csv.Error as error:
-                if "unexpected end of data" in str(error):
-                    return start, 'a quoted cell opened here is never closed (unterminated ")'
-                return reader.line_num, f"malformed CSV ({error})"  # type: ignore[attr-defined]
-            start = reader.line_num + 1  # type: ignore[attr-defined]
+        if suffix == ".tsv":  # the loader reads TSV with quoting off
+            return first_bad_line(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return first_bad_line(handle)
+
+
+def first_bad_line(
+    lines: Iterable[str], *, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL
+) -> tuple[int, str] | None:
+    """The first malformed record of a CSV text read strictly: ``(line, reason)``, or None when it is well formed.
+
+    A quoted cell still open at the end of the text is reported at the line its quote opened (Python's reader only
+    notices at the end); other problems at the line where the reader stopped.
+    """
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
+    start = 1
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as error:
+            if "unexpected end of data" in str(error):
+                return start, 'a quoted cell opened here is never closed (unterminated ")'
+            return reader.line_num, f"malformed CSV ({error})"
+        start = reader.line_num + 1
 
 
 def _root_reason(error: BaseException) -> str:

@@ -179,7 +179,12 @@ def evaluate(
 
 
 def read_inputs(
-    text: str, *, table: str | None = None, text_columns: Sequence[str] = (), pairs: bool = False
+    text: str,
+    *,
+    table: str | None = None,
+    text_columns: Sequence[str] = (),
+    pairs: bool = False,
+    source: str = "input",
 ) -> list[tuple[str, str | None]]:
     """The examples of ``predict``'s input: ``(text, text_pair or None)`` per example.
 
@@ -188,9 +193,10 @@ def read_inputs(
         table: ``"csv"`` or ``"tsv"``: a table with a header row; None: one text per line (blank lines skipped).
         text_columns: A table's text column (or two, for pairs); default: ``text``, else ``sentence``.
         pairs: Plain lines hold a pair, separated by the first tab.
+        source: What the input is called in an error (its file name, or ``stdin``).
 
     Raises:
-        DataError: No example, a missing column, or a pair line without a tab.
+        DataError: No example, a missing column, a malformed table (its line named), or a pair line without a tab.
     """
     if table is None:
         lines = [line for line in text.splitlines() if line.strip()]
@@ -204,14 +210,20 @@ def read_inputs(
                     raise DataError(f"line {number}: no tab between the two texts of a pair", hint="TEXT<TAB>TEXT")
                 rows.append((first, second))
     else:
-        rows = _table_rows(text, table, text_columns)
+        rows = _table_rows(text, table, text_columns, source)
     if not rows:
         raise DataError("no text to predict (the input is empty)", hint="give one text per line, in a file or on stdin")
     return rows
 
 
-def _table_rows(text: str, table: str, text_columns: Sequence[str]) -> list[tuple[str, str | None]]:
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if table == "tsv" else ",")
+def _table_rows(text: str, table: str, text_columns: Sequence[str], source: str) -> list[tuple[str, str | None]]:
+    from mudkd.core.tables import first_bad_line, malformed_line_error
+
+    delimiter = "\t" if table == "tsv" else ","
+    problem = first_bad_line(io.StringIO(text, newline=""), delimiter=delimiter)  # a lenient read would glue rows
+    if problem is not None:
+        raise malformed_line_error(source, *problem)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = list(reader.fieldnames or [])
     if not header:
         raise DataError("no text to predict (the input is empty)", hint="give a header row and one example per row")
