@@ -68,7 +68,7 @@ def pipeline(tmp_path_factory, glue_dir):
 
 def test_score_writes_scores_and_one_json_document(pipeline):
     root, document = pipeline["root"], pipeline["score"]
-    assert set(document) == {"output_dir", "num_batches", "num_examples", "layers"}
+    assert set(document) == {"output_dir", "num_batches", "num_examples", "layers", "untrained_weights", "warnings"}
     assert document["output_dir"] == str(root / "scores")
     assert (document["num_batches"], document["num_examples"]) == (6, 48)
     assert {"importance.safetensors", "summary.json", "recipe.resolved.toml", "run_info.json"} <= {
