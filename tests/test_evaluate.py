@@ -376,3 +376,24 @@ def test_predict_refuses_a_csv_with_an_unterminated_quote(models, tmp_path, wher
     source = str(path) if where == "file" else "stdin"
     assert f"Error: {source}: line 3: a quoted cell opened here is never closed" in result.stderr
     assert result.stdout == ""
+
+
+def test_glue_labels_are_class_ids_for_a_model_with_its_own_names(glue_dir, tmp_path):
+    """SST-2's gold "0"/"1" are class ids by the task's definition: a NEGATIVE/POSITIVE model (as on the hub) is
+    read by id there; a custom file labelled 0/1 is not GLUE, so the same names refuse it."""
+    model = make_tiny_bert(tmp_path / "hub", seed=6)
+    model.config.id2label = {0: "NEGATIVE", 1: "POSITIVE"}
+    model.config.label2id = {"NEGATIVE": 0, "POSITIVE": 1}
+    model.config.save_pretrained(tmp_path / "hub")
+    args = ["evaluate", str(tmp_path / "hub"), "--task-name", "sst-2", "--data-dir", str(glue_dir / "SST-2"), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    texts, gold = sst2_dev(glue_dir)
+    predicted = direct_logits(tmp_path / "hub", texts).argmax(axis=1)
+    assert document["labels"] == ["0", "1"]
+    assert document["splits"]["dev"]["metrics"]["accuracy"] == pytest.approx(float((predicted == gold).mean()))
+
+    path = write_csv(tmp_path / "dev.csv", [("good", "1"), ("bad", "0")])
+    refused = runner.invoke(app, custom_eval(tmp_path / "hub", path))
+    assert refused.exit_code == 2 and "label(s) '0', '1' unknown to the model" in refused.stderr

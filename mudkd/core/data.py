@@ -613,7 +613,8 @@ def load_eval_data(
         train_labels = [str(v) for v in columns["label"]]
         if config.name == "custom" and config.train_file and Path(config.train_file).resolve() != path.resolve():
             train_labels = [str(v) for v in _load_custom_file(Path(config.train_file), config)["label"]]
-    labels = _eval_labels(task_labels, model_labels, splits, files if validation_file else files[1:])  # dev
+    by_id = labels_are_ids(config.name, task_labels)
+    labels = _eval_labels(task_labels, model_labels, splits, files if validation_file else files[1:], by_id)
     official = GLUE[config.name].metrics if config.name in GLUE else None
     metrics = task_metrics(config, labels, train_labels, official)
     default = glue_metrics(config.name)[1] if config.name in GLUE else "accuracy" if labels else "corr"  # type: ignore[index]
@@ -630,17 +631,25 @@ def _decode(columns: dict[str, list], labels: list[str] | None) -> dict[str, lis
     return columns if labels is None else {**columns, "label": [labels[i] for i in columns["label"]]}
 
 
+def labels_are_ids(task_name: str, labels: list[str] | None) -> bool:
+    """Whether a task's labels are class ids by definition (GLUE's "0", "1", ...), not names a model must share."""
+    return task_name in GLUE and labels is not None and labels == [str(index) for index in range(len(labels))]
+
+
 def _eval_labels(
     task_labels: list[str] | None,
     model_labels: list[str] | None,
     splits: dict[str, dict[str, list]],
     files: list[Path],
+    by_id: bool = False,
 ) -> list[str] | None:
     """The label order to evaluate in: the model's own names (``id2label``) when it has them, else the task's.
 
     A gold label the model does not name is refused: mapping by position (or by sorted name) would score a
     model trained on {neg, pos} on {neutral, pos} data as if "neg" meant "neutral". A model with generic
-    ``LABEL_i`` names (a checkpoint that never saw the task) is read in the task's order.
+    ``LABEL_i`` names (a checkpoint that never saw the task) is read in the task's order, and so is any model on
+    a GLUE task whose labels are class ids (``by_id``: SST-2's "0"/"1" are the ids a NEGATIVE/POSITIVE model
+    has).
 
     Raises:
         DataError: The data holds labels the model does not know (named, with the model's own).
@@ -651,6 +660,8 @@ def _eval_labels(
         return task_labels
     gold = {str(value) for columns in splits.values() for value in columns["label"]}
     unknown = sorted(gold - set(model_labels))
+    if unknown and by_id and len(model_labels) == len(task_labels):
+        return task_labels  # GLUE's "0", "1" are class ids by the task's definition: a hub model's names follow them
     if unknown:
         source = ", ".join(str(path) for path in files) or "the data"
         raise DataError(

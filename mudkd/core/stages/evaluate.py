@@ -122,7 +122,7 @@ def evaluate(
         RecipeError: ``task.metric`` / ``task.positive_label`` do not fit the task.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_eval_data, tokenizer_fingerprint
+    from mudkd.core.data import labels_are_ids, load_eval_data, tokenizer_fingerprint
     from mudkd.core.models import check_positions
     from mudkd.core.training import resolve_device
 
@@ -134,6 +134,7 @@ def evaluate(
     device = resolve_device(recipe.training)
     model, tokenizer = _load(model_dir, "model")
     data = load_eval_data(recipe.task, tokenizer, model_labels(model.config), validation_file)
+    by_id = labels_are_ids(recipe.task.name, data.labels)  # GLUE's class ids: every model is read by id
     teacher = _load(teacher_dir, "teacher") if teacher_dir else None
 
     def run(role_model: Any, role_tokenizer: Any, role: str, path: str) -> dict[str, Any]:
@@ -144,7 +145,7 @@ def evaluate(
                 hint="evaluate a model fine-tuned on this task",
             )
         own = model_labels(role_model.config)
-        if own and data.labels and set(own) != set(data.labels):  # no mapping by position between other names
+        if own and data.labels and set(own) != set(data.labels) and not by_id:  # no mapping between other names
             raise DataError(
                 f"{path}: the {role}'s labels ({', '.join(own)}) are not those evaluated ({', '.join(data.labels)})",
                 hint="compare models trained on the same labels",
