@@ -117,8 +117,10 @@ def evaluate(
         ``dev_mismatched``); a confusion matrix's rows are gold classes and its columns predictions.
 
     Raises:
-        CheckpointError: A model directory is missing or unreadable, or its label count does not fit the task.
-        DataError: The data cannot be read, or holds a label the model does not know.
+        CheckpointError: A model directory is missing or unreadable, its weights hold nan or inf, or its label
+            count does not fit the task.
+        DataError: The data cannot be read (its file and line named), holds a label the model does not know, or
+            the teacher names other labels than the model.
         RecipeError: ``task.metric`` / ``task.positive_label`` do not fit the task.
     """
     from mudkd.core.batching import make_collator
