@@ -90,6 +90,7 @@ def ctx(tmp_path_factory):
     (w / "existing.onnx").write_text("precious")
     (w / "existing.toml").write_text("# precious\n")
     (w / "link").symlink_to(w / "existing")
+    _broken_inputs(w)
 
     yield SimpleNamespace(
         w=w,
@@ -111,11 +112,51 @@ def ctx(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
+def _broken_inputs(w: Path) -> None:
+    """Issue 23's inputs: custom CSVs with an empty label cell or an unterminated quote, a student with a nan
+    weight, and stores whose chunk files were overwritten (a flipped byte; nan values under a rewritten checksum)."""
+    import hashlib
+    import json
+
+    import numpy as np
+    from safetensors.torch import load_file, save_file
+
+    (w / "good.csv").write_text("text,label\ngood film,pos\nbad plot,neg\n")
+    (w / "empty-label.csv").write_text("text,label\ngood film,pos\nbad plot,\nfine,neg\n")
+    (w / "open-quote.csv").write_text('text,label\ngood film,pos\n"bad plot,neg\nfine,neg\n')
+    nan_model = w / "nan-model"
+    shutil.copytree(w / "student", nan_model)
+    weights = load_file(nan_model / "model.safetensors")
+    name = sorted(key for key in weights if key.endswith("dense.weight"))[0]
+    weights[name][0, 0] = float("nan")
+    save_file(weights, nan_model / "model.safetensors", metadata={"format": "pt"})
+    flipped = w / "store-flipped"
+    shutil.copytree(w / "store", flipped)
+    chunk = flipped / "chunk-00000.values.bin"
+    data = bytearray(chunk.read_bytes())
+    data[5] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    nan_store = w / "store-nan"
+    shutil.copytree(w / "store", nan_store)
+    values = np.fromfile(nan_store / "chunk-00000.values.bin", dtype="<f2")
+    values[1] = np.nan
+    values.tofile(nan_store / "chunk-00000.values.bin")
+    manifest = json.loads((nan_store / "manifest.json").read_text())
+    digest = hashlib.sha256((nan_store / "chunk-00000.values.bin").read_bytes()).hexdigest()
+    manifest["chunks"][0]["files"]["values"]["sha256"] = digest
+    (nan_store / "manifest.json").write_text(json.dumps(manifest))
+
+
+def custom(c, model, validation, *extra):
+    return argv("evaluate", model, "--task-name custom --text-columns text --validation-file", validation, extra)
+
+
 @dataclass(frozen=True)
 class Case:
     args: Callable[[SimpleNamespace], list]
     phrase: str
     requires: str | None = None  # a module the command needs before it reaches the bad input
+    stdin: bytes | None = None  # what the command reads on stdin
 
 
 def finetune(c, *extra):
@@ -414,6 +455,48 @@ CASES = {
     "sweep-grid-unknown-key": Case(lambda c: ["sweep", c.w / "sweep-unknown-key.toml"], "grid.0.keep_tokenz"),
     "sweep-missing-file": Case(lambda c: ["sweep", c.w / "nope.toml"], "recipe file not found"),
     "sweep-merge-not-a-sweep-dir": Case(lambda c: ["sweep-merge", c.data, "-o", c.out], "not a sweep output"),
+    # issue 23 (part B): bare errors, labels, nan models and corrupted stores
+    "predict-binary-stdin": Case(
+        lambda c: ["predict", c.student], "stdin: not UTF-8 text (byte 0xff on line 2)", stdin=b"good\n\xff\xfe\x00"
+    ),
+    "evaluate-unterminated-quote": Case(
+        lambda c: custom(c, c.student, c.w / "open-quote.csv"),
+        "open-quote.csv: line 3: a quoted cell opened here is never closed",
+    ),
+    "evaluate-empty-label-cell": Case(
+        lambda c: custom(c, c.student, c.w / "good.csv", "--train-file", c.w / "empty-label.csv"),
+        "empty-label.csv: line 3: the label cell (column 'label') is empty",
+    ),
+    "finetune-empty-label-cell": Case(
+        lambda c: argv(
+            "finetune --model-name-or-path",
+            c.teacher,
+            "--task-name custom --text-columns text --train-file",
+            c.w / "empty-label.csv",
+            "--validation-file",
+            c.w / "good.csv",
+            "--max-steps 1 -o",
+            c.out,
+        ),
+        "empty-label.csv: line 3: the label cell (column 'label') is empty",
+    ),
+    "evaluate-nan-model": Case(
+        lambda c: ["evaluate", c.w / "nan-model", *c.sst2], "the model's weights hold nan values (bert."
+    ),
+    "predict-nan-model": Case(
+        lambda c: ["predict", c.w / "nan-model"], "the model's weights hold nan values (bert.", stdin=b"good\n"
+    ),
+    "export-nan-model": Case(
+        lambda c: ["export", "--model-path", c.w / "nan-model", "-o", c.w / "out.onnx"],
+        "the model's weights hold nan values (bert.",
+    ),
+    "hsk-dry-run-overwritten-store": Case(
+        lambda c: hsk_store(c, c.w / "store-flipped", "--dry-run"),
+        "chunk file chunk-00000.values.bin is corrupted (checksum mismatch)",
+    ),
+    "hsk-dry-run-nan-store": Case(
+        lambda c: hsk_store(c, c.w / "store-nan", "--dry-run"), "chunk file chunk-00000.values.bin holds nan or inf"
+    ),
 }
 
 
@@ -423,7 +506,7 @@ def test_bad_input(ctx, name):
     if case.requires and importlib.util.find_spec(case.requires) is None:
         pytest.skip(f"needs {case.requires}")
     before = snapshot(ctx.w)
-    result = runner.invoke(app, [str(a) for a in case.args(ctx)])
+    result = runner.invoke(app, [str(a) for a in case.args(ctx)], input=case.stdin)
     output = result.stdout + result.stderr
 
     assert result.exit_code == 2, output

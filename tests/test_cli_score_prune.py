@@ -68,7 +68,7 @@ def pipeline(tmp_path_factory, glue_dir):
 
 def test_score_writes_scores_and_one_json_document(pipeline):
     root, document = pipeline["root"], pipeline["score"]
-    assert set(document) == {"output_dir", "num_batches", "num_examples", "layers"}
+    assert set(document) == {"output_dir", "num_batches", "num_examples", "layers", "untrained_weights", "warnings"}
     assert document["output_dir"] == str(root / "scores")
     assert (document["num_batches"], document["num_examples"]) == (6, 48)
     assert {"importance.safetensors", "summary.json", "recipe.resolved.toml", "run_info.json"} <= {
@@ -261,3 +261,35 @@ def test_pruned_model_loads_once_mudkd_is_imported_without_importing_torch(pipel
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "PrunedBertForSequenceClassification"]
+
+
+def test_score_then_prune_of_a_checkpoint_without_a_trained_head(glue_dir, tmp_path):
+    """A BERT saved without its classification head (as the raw MiniLM is): score initialises a random head, so
+    the model fingerprint must cover only what the checkpoint held, or prune refuses scores of the same checkpoint
+    ("computed for another model"); score says the head is untrained."""
+    from transformers import BertModel
+
+    from mudkd.core.models import load_classifier
+    from mudkd.core.pruning import model_fingerprint
+
+    bare = tmp_path / "bare"
+    BertModel(make_tiny_bert(tmp_path / "with_head", layers=3, seed=4).config).save_pretrained(bare)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        if (tmp_path / "with_head" / name).exists():
+            (bare / name).write_bytes((tmp_path / "with_head" / name).read_bytes())
+    assert model_fingerprint(load_classifier(str(bare))) == model_fingerprint(load_classifier(str(bare)))
+
+    scored = runner.invoke(app, [*score_args(bare, glue_dir, tmp_path / "scores"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    document = json.loads(scored.stdout)
+    assert document["untrained_weights"] == ["classifier.bias", "classifier.weight"]
+    warning = [line for line in scored.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warning) == 1 and "no trained classification head" in warning[0], scored.stderr
+
+    pruned = runner.invoke(app, prune_args(bare, tmp_path / "scores", tmp_path / "student"))
+    assert pruned.exit_code == 0, pruned.output
+    assert (tmp_path / "student" / "model.safetensors").is_file()
+
+
+def test_a_trained_heads_score_has_no_untrained_warning(pipeline):
+    assert pipeline["score"]["untrained_weights"] == [] and pipeline["score"]["warnings"] == []

@@ -71,16 +71,23 @@ def finetune_args(model: Path, glue_dir: Path, out: Path) -> list[str]:
     return argv("finetune --model-name-or-path", model, sst2(glue_dir), "--max-eval-samples 32", TRAINING, "-o", out)
 
 
-def hsk_args(models: Path, glue_dir: Path, out: Path) -> list[str]:
+# 24 examples in batches of 8: 3 updates an epoch, so the first checkpoint (step 4) lies inside the second epoch,
+# whose length-grouped order a resumed run must draw as the uninterrupted one did (issue 23)
+HSK_EXAMPLES = 24
+HSK_TRAINING = "--train-batch-size 8 --eval-step 4 --max-steps 8 --learning-rate 1e-3 --seed 3 --json"
+
+
+def hsk_args(models: Path, glue_dir: Path, out: Path, store: Path | None = None) -> list[str]:
     teacher, student = models / "teacher", models / "student"
     return argv(
         "distill hsk --teacher-model",
         teacher,
         "--student-model",
         student,
-        sst2(glue_dir),
+        sst2(glue_dir, HSK_EXAMPLES),
         "--config-3d 2l_8t_0.5h",
-        TRAINING,
+        HSK_TRAINING,
+        *(["--hsk-store", store] if store else []),
         "-o",
         out,
     )
@@ -89,14 +96,14 @@ def hsk_args(models: Path, glue_dir: Path, out: Path) -> list[str]:
 CACHE_EXAMPLES = 256  # 16 chunks of 16: the build is still running when the first chunk is committed
 
 
-def cache_args(models: Path, glue_dir: Path, out: Path) -> list[str]:
+def cache_args(models: Path, glue_dir: Path, out: Path, examples: int = CACHE_EXAMPLES) -> list[str]:
     teacher, student = models / "teacher", models / "student"
     return argv(
         "distill cache --teacher-model",
         teacher,
         "--student-model",
         student,
-        sst2(glue_dir, CACHE_EXAMPLES),
+        sst2(glue_dir, examples),
         "--config-3d 2l_8t_0.5h --batch-size 8 --set cache.chunk_size=16 --json -o",
         out,
     )
@@ -157,12 +164,15 @@ class KilledRun:
 def killed(work, tiny_bert_dir, glue_dir):
     """Start the three runs to be killed at once; each test waits for its own."""
     models = build_models(work / "models")
+    hsk_store = work / "hsk-store"  # the store the store-served HSK run reads, built here before it starts
+    run_json(cache_args(models, glue_dir, hsk_store, HSK_EXAMPLES))
     runs = {
         "finetune": KilledRun(finetune_args(tiny_bert_dir, glue_dir, work / "ft"), "checkpoint", work),
         "hsk": KilledRun(hsk_args(models, glue_dir, work / "hsk"), "checkpoint", work),
+        "hsk_from_store": KilledRun(hsk_args(models, glue_dir, work / "hsk-fs", hsk_store), "checkpoint", work),
         "cache": KilledRun(cache_args(models, glue_dir, work / "store"), "chunk", work),
     }
-    yield {"models": models, **runs}
+    yield {"models": models, "hsk_store": hsk_store, **runs}
     for run in runs.values():
         if run.process.poll() is None:
             run.process.kill()
@@ -284,22 +294,50 @@ def test_without_resume_a_stale_partial_is_discarded(killed_finetune, finetune_r
     assert fresh["metrics"] == pytest.approx(reference["metrics"], abs=1e-6)
 
 
-def test_hsk_resumes_after_kill_9(work, killed, glue_dir):
-    models = killed["models"]
-    reference_dir = work / "hsk-reference"
-    reference = run_json(hsk_args(models, glue_dir, reference_dir))
-    killed["hsk"].wait()
-    final = work / "hsk"
-    assert not final.exists(), "a killed run left a final output directory"
-    result = invoke([*hsk_args(models, glue_dir, final), "--resume"])
+def assert_identical_weights(first: Path, second: Path) -> None:
+    """Bit for bit: every tensor of ``first/model.safetensors`` equals ``second``'s (``torch.equal``)."""
+    a, b = weights(first), weights(second)
+    assert a.keys() == b.keys()
+    differ = {name: float((a[name] - b[name]).abs().max()) for name in a if not torch.equal(a[name], b[name])}
+    assert not differ, f"resumed weights differ from the uninterrupted run's (max abs difference): {differ}"
+
+
+@pytest.mark.parametrize("served", ["online", "from_store"])
+@pytest.mark.parametrize("cut", ["complete", "torn"])
+def test_hsk_resumes_after_kill_9_bit_identical(work, killed, glue_dir, served, cut):
+    """HSK training killed at a checkpoint inside its second epoch resumes to exactly the uninterrupted weights,
+    with the teacher online and from a store, also past a newer torn checkpoint (before the fix the resumed run
+    drew another length-grouped order for that epoch and its weights differed by up to 1e-2)."""
+    models, store = killed["models"], killed["hsk_store"] if served == "from_store" else None
+    name = "hsk" if served == "online" else "hsk-fs"
+    reference_dir = work / f"{name}-reference"
+    reference_file = work / f"{name}-reference.json"
+    if not reference_file.exists():
+        reference_file.write_text(json.dumps(run_json(hsk_args(models, glue_dir, reference_dir, store))))
+    reference = json.loads(reference_file.read_text())
+    killed["hsk" if served == "online" else "hsk_from_store"].wait()
+    final, partial = work / name, work / f"{name}.partial"
+    pristine = work / f"{name}.pristine"
+    if not pristine.exists():
+        assert not final.exists(), "a killed run left a final output directory"
+        shutil.copytree(partial, pristine)
+    shutil.rmtree(final, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(pristine, partial)
+    complete = partial / "checkpoints" / "checkpoint-4"
+    assert (complete / "trainer_state.json").is_file()
+    if cut == "torn":  # a kill inside the next save: everything but trainer_state.json
+        shutil.copytree(complete, partial / "checkpoints" / "checkpoint-6")
+        (partial / "checkpoints" / "checkpoint-6" / "trainer_state.json").unlink()
+    result = invoke([*hsk_args(models, glue_dir, final, store), "--resume"])
     assert result.exit_code == 0, result.output
+    assert resumed_from(result.stderr) == 4
     resumed = json.loads(result.stdout)
-    step = 8 - len(resumed["step_losses"])  # the losses this process computed: those after the checkpoint
-    assert resumed["steps"] == 8 and step in (2, 4, 6)
-    # the resumed run computes exactly the losses the uninterrupted one computed after that step
-    assert resumed["step_losses"] == pytest.approx(reference["step_losses"][step:], rel=1e-5)
-    assert_same_weights(final, reference_dir)
-    assert (final / "knowledge_budget.json").is_file() and not (work / "hsk.partial").exists()
+    assert resumed["steps"] == 8 and resumed["teacher_free"] is (store is not None)
+    # the losses this process computed (those after the checkpoint) are exactly the uninterrupted run's
+    assert resumed["step_losses"] == reference["step_losses"][4:]
+    assert_identical_weights(final, reference_dir)
+    assert (final / "knowledge_budget.json").is_file() and not partial.exists()
 
 
 def test_store_build_resumes_after_kill_9(work, killed, glue_dir):

@@ -123,11 +123,13 @@ def test_hub_names_still_load_through_from_pretrained_with_safetensors_only(monk
 
     def fake(name, **options):
         calls.append((name, options))
-        return SimpleNamespace()
+        return SimpleNamespace(), {"missing_keys": {"classifier.weight"}, "mismatched_keys": set()}
 
     monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", fake)
-    load_classifier("someone/some-bert", num_labels=3)
-    assert calls == [("someone/some-bert", {"trust_remote_code": False, "use_safetensors": True, "num_labels": 3})]
+    model = load_classifier("someone/some-bert", num_labels=3)
+    options = {"trust_remote_code": False, "use_safetensors": True, "num_labels": 3, "output_loading_info": True}
+    assert calls == [("someone/some-bert", options)]
+    assert model.mudkd_untrained == {"classifier.weight"}  # what the checkpoint lacked, left out of fingerprints
 
 
 # --------------------------------------------------------------------------------------------------------------------

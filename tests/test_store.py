@@ -516,3 +516,45 @@ def test_random_reads_over_a_large_store_keep_rss_bounded(tmp_path):
         )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# verify: what a dry run re-reads (issue 23: a corrupted store passed --dry-run, which checked sizes only)
+
+
+def _rewrite_checksum(directory: Path, chunk: int, field: str) -> None:
+    """Make the manifest agree with a hand-edited chunk file (damage a checksum alone cannot see)."""
+    import hashlib
+
+    manifest = json.loads((directory / MANIFEST_NAME).read_text())
+    data = (directory / f"chunk-{chunk:05d}.{field}.bin").read_bytes()
+    manifest["chunks"][chunk]["files"][field]["sha256"] = hashlib.sha256(data).hexdigest()
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_verify_refuses_nan_values_even_with_a_matching_checksum(store_dir, dtype):
+    field = "values" if dtype == "float16" else "logits"
+    path = store_dir / f"chunk-00003.{field}.bin"
+    values = np.fromfile(path, dtype=f"<{dtype[0]}{int(dtype[5:]) // 8}")
+    values[3] = np.inf if dtype == "float32" else np.nan
+    values.tofile(path)
+    _rewrite_checksum(store_dir, 3, field)
+    store = HskStore.open(store_dir, verify=False)  # sizes and manifest are fine
+    with pytest.raises(StoreError) as error:
+        store.verify()
+    assert_one_line_error(error, f"chunk-00003.{field}.bin holds nan or inf values")
+    with pytest.raises(StoreError, match="nan or inf"):
+        HskStore.open(store_dir)  # the run's own check refuses it too
+
+
+def test_verify_reads_an_even_sample_of_a_large_store(store_dir):
+    """Under a byte budget: the first and last chunks, evenly spread; a flipped byte there is found."""
+    store = HskStore.open(store_dir, verify=False)
+    per_chunk = store.nbytes // 5
+    assert store.verify() == (5, 5)
+    assert store.verify(max_bytes=1) == (2, 5)
+    assert store.verify(max_bytes=3 * per_chunk) == (3, 5)
+    _flip_byte(store_dir / "chunk-00004.positions.bin", 3)  # the last chunk: always in the sample
+    with pytest.raises(StoreError, match="chunk-00004.positions.bin is corrupted"):
+        store.verify(max_bytes=1)

@@ -197,9 +197,9 @@ def _input_rows(input_file: str, format_: str | None, text_columns: str | None, 
     from mudkd.core.stages.evaluate import read_inputs
 
     columns = [part.strip() for part in (text_columns or "").split(",") if part.strip()]
-    return read_inputs(
-        _read_input(input_file), table=_table_format(input_file, format_), text_columns=columns, pairs=pairs
-    )
+    source = "stdin" if input_file == "-" else input_file
+    table = _table_format(input_file, format_)
+    return read_inputs(_read_input(input_file), table=table, text_columns=columns, pairs=pairs, source=source)
 
 
 def emit_predictions(model: str, predictions: Any, json_mode: bool) -> None:
@@ -225,11 +225,36 @@ def _table_format(input_file: str, format_: str | None) -> str | None:
 
 def _read_input(input_file: str) -> str:
     if input_file == "-":
-        return sys.stdin.read()
+        return _text("stdin", _stdin_bytes())
     path = Path(input_file)
     if not path.is_file():
         raise DataError(f"{path}: input file not found", hint="give a text file, or '-' to read stdin")
     from mudkd.core.data import check_utf8
 
     check_utf8(path)
-    return path.read_text(encoding="utf-8")
+    return _text(str(path), path.read_bytes())
+
+
+def _stdin_bytes() -> bytes:
+    """stdin as bytes: decoding is ours, so binary input is an error naming its line, not a crash on output."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+
+
+def _text(source: str, data: bytes) -> str:
+    """``data`` as UTF-8 text; binary input (bytes that are not UTF-8, or NUL bytes) is refused with its line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{source}: not UTF-8 text (byte 0x{data[error.start]:02x} on line {line})",
+            hint="give UTF-8 text, one text per line (or a .csv/.tsv with a header); binary data cannot be predicted",
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataError(
+            f"{source}: a NUL byte on line {line}: binary data, not text",
+            hint="give UTF-8 text, one text per line (or a .csv/.tsv with a header)",
+        )
+    return text

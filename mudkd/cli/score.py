@@ -55,7 +55,8 @@ def score_cli(
 
 
 def render_scores(stage: str, result: Any, json_mode: bool) -> None:
-    """One JSON document, or a table of the per-layer score spread."""
+    """One JSON document, or a table of the per-layer score spread; warnings (an untrained head) on stderr."""
+    c.print_warnings(result.details)
     if json_mode:
         c.emit_json({"output_dir": result.output_dir, **result.details})
         return

@@ -115,3 +115,36 @@ def padded_batches(
         for chunk in (examples[first : first + batch_size] for first in range(0, len(examples), batch_size))
     ]
     return batches, sum(int(batch["input_ids"].numel()) for batch in batches)
+
+
+def epoch_seeded_length_sampler(lengths: Sequence[int], batch_size: int, seed: int) -> Any:
+    """A length-grouped sampler whose order depends only on ``seed`` and the epoch, not on the global RNG.
+
+    The Trainer's own ``LengthGroupedSampler`` draws each epoch's order from the global torch RNG when the epoch's
+    iterator is created. A run resumed in epoch e ≥ 2 creates that iterator *before* the Trainer restores the
+    checkpoint's RNG state, so it drew another order than the uninterrupted run (which drew it after epoch e − 1's
+    dropout): HSK weights after ``--resume`` differed by up to 1e-2 (issue 23). Here epoch e's order is drawn from
+    a generator seeded with ``seed + e`` (the Trainer calls ``set_epoch`` before every epoch, through accelerate's
+    data loader), so it is the same in a resumed run, and on every DDP rank; epoch 0 is the order
+    ``LengthGroupedSampler(generator=torch.Generator().manual_seed(seed))`` draws.
+
+    Args:
+        lengths: Real token count of every training example.
+        batch_size: Examples per (global) batch, the grouping unit.
+        seed: The run's data seed.
+    """
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class EpochSeededLengthSampler(LengthGroupedSampler):
+        def __init__(self) -> None:
+            super().__init__(batch_size, lengths=list(lengths))
+            self.seed, self.epoch = seed, 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = int(epoch)
+
+        def __iter__(self) -> Iterator[int]:
+            self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            return super().__iter__()
+
+    return EpochSeededLengthSampler()

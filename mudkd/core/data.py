@@ -12,12 +12,14 @@ import codecs
 import csv
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mudkd.core.metrics import minority_label, selection_metric, task_metric_names
+from mudkd.core.tables import check_labels_present, table_syntax_error
 from mudkd.errors import DataError, RecipeError
 from mudkd.knowledge.tasks import GLUE, GlueTask
 from mudkd.recipe.schema import TaskConfig
@@ -187,16 +189,25 @@ def _load_custom_file(path: Path, config: TaskConfig) -> dict[str, list]:
         raise DataError(f"{path}: data file not found", hint="check task.train_file / task.validation_file")
     check_utf8(path)
     suffix = path.suffix.lower()
+    builder, options = "json", {}
     if suffix in {".csv", ".tsv"}:
-        options: dict[str, Any] = {"keep_default_na": False, "na_filter": False}
+        builder, options = "csv", {"keep_default_na": False, "na_filter": False}
         if suffix == ".tsv":
             options |= {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
-        dataset = load_dataset("csv", data_files=str(path), split="train", **options)
-    elif suffix in {".json", ".jsonl"}:
-        dataset = load_dataset("json", data_files=str(path), split="train")
-    else:
+    elif suffix not in {".json", ".jsonl"}:
         raise DataError(f"{path}: unsupported file type '{suffix}'", hint="use .csv, .tsv, .json or .jsonl")
-    return _columns_from_dataset(dataset, config, str(path))
+    datasets_log = logging.getLogger("datasets")
+    level = datasets_log.level
+    datasets_log.setLevel(logging.CRITICAL)  # its "Failed to read file" line would precede mudkd's own error
+    try:
+        dataset = load_dataset(builder, data_files=str(path), split="train", **options)
+    except Exception as error:  # pandas/pyarrow parse errors arrive wrapped in DatasetGenerationError
+        raise table_syntax_error(path, error) from None
+    finally:
+        datasets_log.setLevel(level)
+    columns = _columns_from_dataset(dataset, config, str(path))
+    check_labels_present(path, columns["label"], config.label_column)  # an empty cell is no class of its own
+    return columns
 
 
 def _columns_from_dataset(dataset: Any, config: TaskConfig, source: str) -> dict[str, list]:
@@ -576,7 +587,8 @@ def load_eval_data(
         train_labels = [str(v) for v in columns["label"]]
         if config.name == "custom" and config.train_file and Path(config.train_file).resolve() != path.resolve():
             train_labels = [str(v) for v in _load_custom_file(Path(config.train_file), config)["label"]]
-    labels = _eval_labels(task_labels, model_labels, splits)
+    by_id = labels_are_ids(config.name, task_labels)
+    labels = _eval_labels(task_labels, model_labels, splits, files if validation_file else files[1:], by_id)
     official = GLUE[config.name].metrics if config.name in GLUE else None
     metrics = task_metrics(config, labels, train_labels, official)
     default = glue_metrics(config.name)[1] if config.name in GLUE else "accuracy" if labels else "corr"  # type: ignore[index]
@@ -593,22 +605,45 @@ def _decode(columns: dict[str, list], labels: list[str] | None) -> dict[str, lis
     return columns if labels is None else {**columns, "label": [labels[i] for i in columns["label"]]}
 
 
+def labels_are_ids(task_name: str, labels: list[str] | None) -> bool:
+    """Whether a task's labels are class ids by definition (GLUE's "0", "1", ...), not names a model must share."""
+    return task_name in GLUE and labels is not None and labels == [str(index) for index in range(len(labels))]
+
+
 def _eval_labels(
-    task_labels: list[str] | None, model_labels: list[str] | None, splits: dict[str, dict[str, list]]
+    task_labels: list[str] | None,
+    model_labels: list[str] | None,
+    splits: dict[str, dict[str, list]],
+    files: list[Path],
+    by_id: bool = False,
 ) -> list[str] | None:
-    """The label order to evaluate in: the model's names when they cover every gold label, else the task's."""
+    """The label order to evaluate in: the model's own names (``id2label``) when it has them, else the task's.
+
+    A gold label the model does not name is refused: mapping by position (or by sorted name) would score a
+    model trained on {neg, pos} on {neutral, pos} data as if "neg" meant "neutral". A model with generic
+    ``LABEL_i`` names (a checkpoint that never saw the task) is read in the task's order, and so is any model on
+    a GLUE task whose labels are class ids (``by_id``: SST-2's "0"/"1" are the ids a NEGATIVE/POSITIVE model
+    has).
+
+    Raises:
+        DataError: The data holds labels the model does not know (named, with the model's own).
+    """
     if task_labels is None:
         return None
+    if not model_labels:
+        return task_labels
     gold = {str(value) for columns in splits.values() for value in columns["label"]}
-    if model_labels and gold <= set(model_labels):
-        return list(model_labels)
-    if model_labels and len(model_labels) != len(task_labels):
+    unknown = sorted(gold - set(model_labels))
+    if unknown and by_id and len(model_labels) == len(task_labels):
+        return task_labels  # GLUE's "0", "1" are class ids by the task's definition: a hub model's names follow them
+    if unknown:
+        source = ", ".join(str(path) for path in files) or "the data"
         raise DataError(
-            f"the model has {len(model_labels)} labels ({', '.join(model_labels)}), the data "
-            f"{len(task_labels)} ({', '.join(task_labels)})",
-            hint="evaluate the model on the task it was trained for",
+            f"{source}: label(s) {', '.join(repr(label) for label in unknown)} unknown to the model (the model "
+            f"has {len(model_labels)} labels: {', '.join(model_labels)})",
+            hint="evaluate on data labelled with the model's classes, or with a model trained on these labels",
         )
-    return task_labels
+    return list(model_labels)
 
 
 def count_train_examples(recipe: Any) -> int | None:

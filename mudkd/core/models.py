@@ -159,12 +159,22 @@ def check_safetensors_weights(path: str) -> None:
             ) from None
 
 
+#: The attribute :func:`load_classifier` sets on a model: the names of the weights its checkpoint did not hold.
+UNTRAINED_ATTRIBUTE = "mudkd_untrained"
+
+
+def untrained_weights(model: Any) -> list[str]:
+    """The parameters of ``model`` initialised at random on load (not in its checkpoint), sorted; [] if none."""
+    missing = getattr(model, UNTRAINED_ATTRIBUTE, frozenset())
+    return sorted(name for name, _ in model.named_parameters() if name in missing)
+
+
 def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     """Load a sequence classifier (BERT or mudkd's pruned BERT) from a hub name or directory.
 
     Weights are read only from safetensors (``use_safetensors=True``); a local directory is checked first by
     :func:`check_safetensors_weights`, so pickle-only or damaged weights fail with a :class:`CheckpointError`
-    naming the path.
+    naming the path. The names of weights the checkpoint lacked are kept on the model (:func:`untrained_weights`).
     """
     from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification
@@ -179,16 +189,50 @@ def load_classifier(path: str, *, num_labels: int | None = None, trust_remote_co
     if num_labels is not None:
         options["num_labels"] = num_labels
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, **options)
+        model, info = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True, **options)
     except (OSError, ValueError, KeyError, SafetensorError) as error:
         raise CheckpointError(
             f"{path}: could not load a model ({str(error).splitlines()[0][:200]})",
             hint="pass a directory written by save_pretrained (config.json + model.safetensors)",
         ) from None
+    # Weights the checkpoint did not hold (the classification head of a raw MiniLM or of a BertModel checkpoint)
+    # are initialised at random, differently at every load: fingerprints leave them out, and score says so.
+    fresh = {entry[0] if isinstance(entry, tuple) else entry for entry in info.get("mismatched_keys") or ()}
+    setattr(model, UNTRAINED_ATTRIBUTE, frozenset(set(info.get("missing_keys") or ()) | fresh))
     # Its loss is a batch mean that ignores the Trainer's num_items_in_batch; saying so stops the Trainer from
     # multiplying loss and gradients by the number of DDP ranks (and skipping the gradient-accumulation division).
     model.accepts_loss_kwargs = False
     return model
+
+
+def non_finite_weight(model: Any) -> tuple[str, str] | None:
+    """The first floating-point parameter or buffer of ``model`` holding nan or inf: ``(name, "nan" | "inf")``.
+
+    The one finite-weights check: a training stage refuses to save such a model (``training.check_finite_model``)
+    and ``evaluate``, ``predict`` and ``export`` refuse to read one (:func:`check_finite_weights`).
+    """
+    import torch
+
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return name, "nan" if bool(torch.isnan(tensor).any()) else "inf"
+    return None
+
+
+def check_finite_weights(model: Any, path: str) -> None:
+    """Refuse a loaded model whose weights hold nan or inf: its every output would be nan (invalid JSON, no metric).
+
+    Raises:
+        CheckpointError: Naming the first non-finite tensor.
+    """
+    found = non_finite_weight(model)
+    if found is not None:
+        name, kind = found
+        raise CheckpointError(
+            f"{path}: the model's weights hold {kind} values ({name}); its outputs would be {kind}",
+            hint="use a checkpoint from a run that did not diverge (retrain it with a lower learning rate)",
+        )
 
 
 #: mudkd's own trained projection of a narrower student, saved beside the model by ``mudkd distill hsk``.

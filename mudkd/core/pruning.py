@@ -24,6 +24,7 @@ from torch import nn
 
 from mudkd.core import modeling_pruned_bert
 from mudkd.core.modeling_pruned_bert import PrunedBertConfig, PrunedBertForSequenceClassification
+from mudkd.core.models import UNTRAINED_ATTRIBUTE
 from mudkd.errors import BudgetError, CheckpointError, DataError
 
 SCORES_FILE = "importance.safetensors"
@@ -101,23 +102,22 @@ def model_shape(model: nn.Module) -> ModelShape:
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """A short hash of a BERT's shape and a cheap digest of its weights.
+    """A short hash (16 hex characters) of a BERT's shape and a cheap digest of its weights.
 
     It ties a score file to the teacher it was computed on. The digest hashes every parameter's name and shape
     plus up to 2,048 sampled values (its first values and an even stride), so any retraining or a different
-    checkpoint changes it, without hashing the full weights.
+    checkpoint changes it, without hashing the full weights. Weights its checkpoint did not hold (a classification
+    head initialised at random on load, named by ``models.load_classifier``) are left out: they differ at every
+    load, so scores of a raw MiniLM would otherwise never match it again.
 
     Args:
         model: A BERT model (HF or pruned).
-
-    Returns:
-        16 hex characters.
     """
-    shape = model_shape(model)
+    shape, untrained = model_shape(model), getattr(model, UNTRAINED_ATTRIBUTE, frozenset())
     digest = hashlib.sha256()
     digest.update(repr(shape).encode())
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
+        for name, parameter in ((n, p) for n, p in model.named_parameters() if n not in untrained):
             flat = parameter.detach().reshape(-1)
             stride = max(1, flat.numel() // 1024)
             sample = torch.cat([flat[:1024], flat[::stride][:1024]]).to(device="cpu", dtype=torch.float32)

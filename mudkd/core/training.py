@@ -224,16 +224,14 @@ def check_finite_model(model: Any, stage: str) -> None:
     Raises:
         RunError: If any floating-point parameter or buffer holds a non-finite value.
     """
-    import torch
+    from mudkd.core.models import non_finite_weight
 
-    with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                kind = "nan" if bool(torch.isnan(tensor).any()) else "inf"
-                raise RunError(
-                    f"{stage}: the model's weights became {kind} ({name}); nothing was committed",
-                    hint=_NON_FINITE_HINT,
-                )
+    found = non_finite_weight(model)
+    if found is not None:
+        name, kind = found
+        raise RunError(
+            f"{stage}: the model's weights became {kind} ({name}); nothing was committed", hint=_NON_FINITE_HINT
+        )
 
 
 def _event_bridge(events: RunEvents, stage: str, log: JsonlWriter) -> Any:
@@ -430,7 +428,7 @@ def run_trainer_stage(
         arguments = training_arguments(
             stage.config, recipe.training, staging.path, selection=stage.selection, evaluate=evaluate
         )
-        trainer = (stage.trainer_class or Trainer)(
+        trainer = _with_seeded_order(stage.trainer_class or Trainer)(
             model=stage.model,
             args=arguments,
             train_dataset=train_dataset,
@@ -460,6 +458,30 @@ def run_trainer_stage(
         write_run_files(staging.path, recipe, metrics=file_metrics, device=device)
         output = staging.commit()
     return TrainerOutcome(output, trainer, metrics, seconds, curve, warnings, selection)
+
+
+def _with_seeded_order(base: type) -> type:
+    """``base`` (a Trainer class) whose length-grouped batches are drawn per epoch from the data seed.
+
+    Resuming must continue exactly where the killed run was: the Trainer restores the model, optimizer, scheduler
+    and global RNG states, but its length-grouped sampler draws an epoch's order from the global RNG before that
+    state is restored (:func:`mudkd.core.batching.epoch_seeded_length_sampler`). Plain random batches are already
+    drawn from ``data_seed + epoch`` by accelerate's seedable sampler.
+    """
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from mudkd.core.batching import epoch_seeded_length_sampler
+
+    class SeededOrder(base):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            sampler = super()._get_train_sampler(train_dataset)
+            if not isinstance(sampler, LengthGroupedSampler):
+                return sampler
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return epoch_seeded_length_sampler(sampler.lengths, sampler.batch_size, seed)
+
+    SeededOrder.__name__ = SeededOrder.__qualname__ = base.__name__
+    return SeededOrder
 
 
 def _flat_curve(trainer: Any, selection: str | None) -> dict[str, Any] | None:

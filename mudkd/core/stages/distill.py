@@ -365,9 +365,10 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     student_config = read_config(recipe.student.model, "student")
     store = None
     if recipe.hsk.hsk_store:
-        from mudkd.core.store import HskStore
+        from mudkd.core.store import PLAN_VERIFY_BYTES, HskStore
 
         store = HskStore.open(recipe.hsk.hsk_store, verify=False)
+        store.verify(PLAN_VERIFY_BYTES)  # a corrupted store fails the dry run as it fails the run
     else:
         read_config(recipe.teacher.model, "teacher")
     check_positions(recipe.task.max_seq_length, recipe.student.model, None if store else recipe.teacher.model)
@@ -400,9 +401,10 @@ def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     read_config(recipe.student.model, "student")
     store = None
     if recipe.pred.logits_store:
-        from mudkd.core.store import HskStore
+        from mudkd.core.store import PLAN_VERIFY_BYTES, HskStore
 
         store = HskStore.open(recipe.pred.logits_store, verify=False)
+        store.verify(PLAN_VERIFY_BYTES)
     else:
         read_config(recipe.teacher.model, "teacher")
     check_positions(
@@ -561,17 +563,15 @@ def time_hsk_updates(recipe: Recipe, *, steps: int, repeats: int) -> dict[str, l
 
 def _first_batches(recipe: Recipe, train: Any, tokenizer: Any, count: int) -> list[dict[str, torch.Tensor]]:
     """The first ``count`` training batches of the HSK stage's sampler (length-grouped or random, seeded)."""
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
-    from mudkd.core.batching import example_lengths
+    from mudkd.core.batching import epoch_seeded_length_sampler, example_lengths
 
     dataset = _with_index(train)
     size = recipe.hsk.train_batch_size
-    generator = torch.Generator().manual_seed(recipe.training.seed)
-    if recipe.training.group_by_length:
-        order = list(LengthGroupedSampler(size, lengths=example_lengths(dataset), generator=generator))
+    seed = recipe.training.seed
+    if recipe.training.group_by_length:  # the first epoch's order of the stage's own sampler
+        order = list(epoch_seeded_length_sampler(example_lengths(dataset), size, seed))
     else:
-        order = torch.randperm(len(dataset), generator=generator).tolist()
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
     while len(order) < count * size:  # a tiny training set: cycle through it
         order += order[: count * size - len(order)]
     collate = hsk_collator(recipe, tokenizer)

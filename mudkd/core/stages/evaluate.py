@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mudkd.core.metrics import compute_metrics, confusion_matrix, per_class_scores, predicted_classes
-from mudkd.errors import CheckpointError, DataError
+from mudkd.errors import CheckpointError, DataError, RunError
 from mudkd.recipe.schema import Recipe, TrainingConfig
 
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
@@ -47,11 +47,12 @@ def check_model_dir(model_dir: str, role: str = "model") -> None:
 
 
 def _load(model_dir: str, role: str) -> tuple[Any, Any]:
-    from mudkd.core.models import load_classifier, load_tokenizer
+    from mudkd.core.models import check_finite_weights, load_classifier, load_tokenizer
 
     check_model_dir(model_dir, role)
     tokenizer = load_tokenizer(model_dir)
     model = load_classifier(model_dir)
+    check_finite_weights(model, model_dir)  # nan weights give nan probabilities and metrics, never a result
     model.eval()
     return model, tokenizer
 
@@ -116,12 +117,14 @@ def evaluate(
         ``dev_mismatched``); a confusion matrix's rows are gold classes and its columns predictions.
 
     Raises:
-        CheckpointError: A model directory is missing or unreadable, or its label count does not fit the task.
-        DataError: The data cannot be read, or holds a label the model does not know.
+        CheckpointError: A model directory is missing or unreadable, its weights hold nan or inf, or its label
+            count does not fit the task.
+        DataError: The data cannot be read (its file and line named), holds a label the model does not know, or
+            the teacher names other labels than the model.
         RecipeError: ``task.metric`` / ``task.positive_label`` do not fit the task.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_eval_data, tokenizer_fingerprint
+    from mudkd.core.data import labels_are_ids, load_eval_data, tokenizer_fingerprint
     from mudkd.core.models import check_positions
     from mudkd.core.training import resolve_device
 
@@ -133,6 +136,7 @@ def evaluate(
     device = resolve_device(recipe.training)
     model, tokenizer = _load(model_dir, "model")
     data = load_eval_data(recipe.task, tokenizer, model_labels(model.config), validation_file)
+    by_id = labels_are_ids(recipe.task.name, data.labels)  # GLUE's class ids: every model is read by id
     teacher = _load(teacher_dir, "teacher") if teacher_dir else None
 
     def run(role_model: Any, role_tokenizer: Any, role: str, path: str) -> dict[str, Any]:
@@ -141,6 +145,12 @@ def evaluate(
                 f"{path}: the {role} has {role_model.config.num_labels} labels, task '{recipe.task.name}' "
                 f"{data.num_labels}",
                 hint="evaluate a model fine-tuned on this task",
+            )
+        own = model_labels(role_model.config)
+        if own and data.labels and set(own) != set(data.labels) and not by_id:  # no mapping between other names
+            raise DataError(
+                f"{path}: the {role}'s labels ({', '.join(own)}) are not those evaluated ({', '.join(data.labels)})",
+                hint="compare models trained on the same labels",
             )
         splits = data.dev
         if tokenizer_fingerprint(role_tokenizer) != tokenizer_fingerprint(tokenizer):
@@ -172,7 +182,12 @@ def evaluate(
 
 
 def read_inputs(
-    text: str, *, table: str | None = None, text_columns: Sequence[str] = (), pairs: bool = False
+    text: str,
+    *,
+    table: str | None = None,
+    text_columns: Sequence[str] = (),
+    pairs: bool = False,
+    source: str = "input",
 ) -> list[tuple[str, str | None]]:
     """The examples of ``predict``'s input: ``(text, text_pair or None)`` per example.
 
@@ -181,9 +196,10 @@ def read_inputs(
         table: ``"csv"`` or ``"tsv"``: a table with a header row; None: one text per line (blank lines skipped).
         text_columns: A table's text column (or two, for pairs); default: ``text``, else ``sentence``.
         pairs: Plain lines hold a pair, separated by the first tab.
+        source: What the input is called in an error (its file name, or ``stdin``).
 
     Raises:
-        DataError: No example, a missing column, or a pair line without a tab.
+        DataError: No example, a missing column, a malformed table (its line named), or a pair line without a tab.
     """
     if table is None:
         lines = [line for line in text.splitlines() if line.strip()]
@@ -197,14 +213,20 @@ def read_inputs(
                     raise DataError(f"line {number}: no tab between the two texts of a pair", hint="TEXT<TAB>TEXT")
                 rows.append((first, second))
     else:
-        rows = _table_rows(text, table, text_columns)
+        rows = _table_rows(text, table, text_columns, source)
     if not rows:
         raise DataError("no text to predict (the input is empty)", hint="give one text per line, in a file or on stdin")
     return rows
 
 
-def _table_rows(text: str, table: str, text_columns: Sequence[str]) -> list[tuple[str, str | None]]:
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if table == "tsv" else ",")
+def _table_rows(text: str, table: str, text_columns: Sequence[str], source: str) -> list[tuple[str, str | None]]:
+    from mudkd.core.tables import first_bad_line, malformed_line_error
+
+    delimiter = "\t" if table == "tsv" else ","
+    problem = first_bad_line(io.StringIO(text, newline=""), delimiter=delimiter)  # a lenient read would glue rows
+    if problem is not None:
+        raise malformed_line_error(source, *problem)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = list(reader.fieldnames or [])
     if not header:
         raise DataError("no text to predict (the input is empty)", hint="give a header row and one example per row")
@@ -235,8 +257,9 @@ def predict(
     truncation to ``max_seq_length``) and batched by length, each batch padded to its longest example.
 
     Raises:
-        CheckpointError: The model directory is missing or unreadable.
+        CheckpointError: The model directory is missing or unreadable, or its weights hold nan or inf.
         RecipeError: ``max_seq_length`` exceeds the model's positions.
+        RunError: The model's outputs for an example are not finite (nothing non-finite is ever yielded).
     """
     from mudkd.core.batching import PaddingCollator
     from mudkd.core.data import tokenize_split
@@ -258,14 +281,20 @@ def predict(
             columns["text_b"] = [b or "" for _, b in window]
         dataset = tokenize_split(columns, tokenizer, max_seq_length, cache=False)
         logits = batched_logits(model, dataset, collator, batch_size, run_on)
-        for (text_a, text_b), row in zip(window, logits, strict=True):
+        for number, ((text_a, text_b), row) in enumerate(zip(window, logits, strict=True), start + 1):
+            if not np.isfinite(row).all():  # finite weights can still overflow: never print a nan probability
+                raise RunError(
+                    f"{model_dir}: the model's outputs for example {number} are not finite ({row.tolist()})",
+                    hint="the model overflows on this input; check the checkpoint (evaluate it on its dev data)",
+                )
             record: dict[str, Any] = {"text": text_a}
             if text_b is not None:
                 record["text_pair"] = text_b
             if regression:
                 record["score"] = float(row.reshape(-1)[0])
             else:
-                shifted = np.exp(row - row.max())
+                with np.errstate(over="ignore"):  # a logit far below the largest: probability 0, as it is
+                    shifted = np.exp(row - row.max())
                 probabilities = shifted / shifted.sum()
                 record["label"] = names[int(row.argmax())]
                 record["probabilities"] = {name: float(p) for name, p in zip(names, probabilities, strict=True)}

@@ -99,7 +99,7 @@ def export_onnx(
         CheckpointError: If ``model_path`` is missing or not a classifier, or ``output_file`` breaks the rule above.
         RunError: If onnx/onnxruntime are missing, the export fails, or onnxruntime disagrees with PyTorch.
     """
-    from mudkd.core.models import load_classifier
+    from mudkd.core.models import check_finite_weights, load_classifier
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise RecipeError(
@@ -112,6 +112,7 @@ def export_onnx(
     # The model is loaded before onnx is imported, so a missing or broken --model-path is reported as bad input
     # (exit 2) even where the onnx extra is not installed.
     model = load_classifier(model_path, trust_remote_code=trust_remote_code, dtype=torch.float32).eval()
+    check_finite_weights(model, model_path)  # an ONNX file of nan weights is no model to ship
     onnx, onnxruntime = _import_onnx()
     if output.exists() and not _made_by_mudkd(onnx, output):
         raise CheckpointError(

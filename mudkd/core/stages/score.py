@@ -14,7 +14,7 @@ from typing import Any
 
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
-from mudkd.core.models import check_positions, load_classifier, load_tokenizer
+from mudkd.core.models import check_positions, load_classifier, load_tokenizer, untrained_weights
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.training import resolve_device, set_seed, write_run_files
 from mudkd.errors import CheckpointError, DataError
@@ -72,8 +72,9 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     ``recipe.score.output_dir``, atomically.
 
     Returns:
-        A :class:`StageResult` whose details hold ``num_batches``, ``num_examples`` and ``layers`` (per layer:
-        head score min/mean/max and max/min ratio, heads in descending score order, FFN score min/mean/max).
+        A :class:`StageResult` whose details hold ``num_batches``, ``num_examples``, ``layers`` (per layer:
+        head score min/mean/max and max/min ratio, heads in descending score order, FFN score min/mean/max),
+        ``untrained_weights`` (weights the checkpoint lacked, initialised at random) and ``warnings``.
     """
     from mudkd.core.batching import make_collator
     from mudkd.core.data import load_task
@@ -92,6 +93,8 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
             f"{recipe.task.name} has {data.num_labels}",
             hint="score the teacher fine-tuned on this task",
         )
+    untrained = untrained_weights(model)
+    warnings = [untrained_warning(teacher_path, untrained)] if untrained else []
     device = resolve_device(recipe.training)
     batch_size = recipe.score.train_batch_size
     per_epoch = math.ceil(len(data.train) / batch_size)
@@ -124,8 +127,23 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         "num_batches": scores.num_batches,
         "num_examples": scores.num_examples,
         "layers": layer_summaries(scores.head_scores, scores.ffn_scores),
+        "untrained_weights": untrained,
+        "warnings": warnings,
     }
     return StageResult(str(output), {}, details)
+
+
+def untrained_warning(teacher_path: str, untrained: list[str]) -> str:
+    """The line that says a scored checkpoint had no trained classification head (its scores rank by a random one).
+
+    The scores still fit the checkpoint (its fingerprint leaves the random weights out, so ``mudkd prune`` accepts
+    them), but the gradients came through a head drawn at random, not one trained on the task.
+    """
+    return (
+        f"{teacher_path} has no trained classification head ({', '.join(untrained)} initialised at random): the "
+        "scores rank heads and neurons by a random head's loss; fine-tune it first ('mudkd finetune') to score "
+        "what the task needs"
+    )
 
 
 def shuffled_batches(

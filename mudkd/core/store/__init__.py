@@ -31,7 +31,7 @@ from mudkd.core.store.format import (
     Manifest,
     read_manifest,
 )
-from mudkd.core.store.reader import DEFAULT_RELEASE_BYTES, HskStore, as_torch, store_nbytes
+from mudkd.core.store.reader import DEFAULT_RELEASE_BYTES, PLAN_VERIFY_BYTES, HskStore, as_torch, store_nbytes
 from mudkd.core.store.writer import StoreWriter, check_chunk_bytes
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "LOCK_NAME",
     "MANIFEST_NAME",
     "MAX_CHUNK_BYTES",
+    "PLAN_VERIFY_BYTES",
     "TMP_SUFFIX",
     "VERSION",
     "Field",
