@@ -310,11 +310,22 @@ def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] 
         "device": device,
         "seed": recipe.training.seed,
         "git_sha": _git_sha(),
+        "command": command_line(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (directory / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     if metrics is not None:
         (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+
+def command_line() -> list[str] | None:
+    """The ``mudkd ...`` command line of this process (None when mudkd was not started as a command)."""
+    import sys
+
+    program = Path(sys.argv[0]).name if sys.argv else ""
+    if program == "mudkd" or (program == "__main__.py" and Path(sys.argv[0]).parent.name == "mudkd"):
+        return ["mudkd", *sys.argv[1:]]
+    return None
 
 
 def _git_sha() -> str | None:
@@ -374,6 +385,7 @@ class TrainerStage:
     files: dict[str, str] = field(default_factory=dict)
     run_metrics: Callable[[Any], dict[str, Any]] | None = None
     data_collator: Any = None
+    model_card: bool = False  # write README.md (a final model: finetune, distill pred)
 
 
 @dataclass
@@ -452,6 +464,10 @@ def run_trainer_stage(
         discard_checkpoints(staging.path)
         file_metrics = metrics if evaluate or stage.run_metrics is None else stage.run_metrics(trainer)
         write_run_files(staging.path, recipe, metrics=file_metrics, device=device)
+        if stage.model_card:  # a file of the output, so written before the commit, from the records just written
+            from mudkd.core.card import write_card
+
+            write_card(staging.path, recipe, command=stage.command)
         output = staging.commit()
     return TrainerOutcome(output, trainer, metrics, seconds, curve, warnings)
 

@@ -288,7 +288,23 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     if recipe.pipeline.speed_check_steps:
         summary["hsk_speed"] = speed_check(recipe, events)
     write_json_atomic(Path(recipe.output.dir, "summary.json"), summary)  # type: ignore[arg-type]
+    _card_with_summary(recipe, summary)
     return StageResult(str(recipe.output.dir), summary["student"]["metrics"], {"summary": summary})
+
+
+def _card_with_summary(recipe: Recipe, summary: dict[str, Any]) -> None:
+    """Rewrite the final student's card with the summary's teacher metrics and ratios.
+
+    ``distill pred`` wrote the card inside its staging directory, before its commit, from its own records; the
+    ratios exist only once the committed student has been measured against the teacher, so the pipeline replaces
+    the card afterwards in one atomic rename (as it writes ``stage.json`` there), with the same records plus
+    ``summary.json``'s figures.
+    """
+    from mudkd.core.card import write_card
+
+    final = Path(recipe.pred.output_dir)  # type: ignore[arg-type]
+    if final.is_dir():
+        write_card(final, _stage_recipe(recipe, STAGES[-1]), command="distill pred", summary=summary)
 
 
 def _stage_record(directory: Path) -> dict[str, Any]:
