@@ -1,0 +1,135 @@
+"""Int8 ONNX versus fp32 ONNX of the quickstart's student, measured side by side in one run.
+
+Exports the student (``outputs/quickstart/final`` of ``mudkd pipeline recipes/quickstart.toml``) to fp32 ONNX, then
+optimises and quantizes it as ``mudkd export --quantize dynamic`` does (:func:`mudkd.core.quantize.quantize_onnx`),
+and reports: the size ratio fp32/int8 on disk; the CPU latency ratio fp32/int8 at batch 1 over real dev examples
+(each at its own length, no padding), as the median of interleaved passes with its range and verdict
+(:mod:`mudkd.core.measure`); and dev accuracy of both on the whole rt-snippets dev split. Both sessions run on one
+thread (the steadiest on a shared machine). With ``--profile``, ONNX Runtime's per-operator profile of one int8 pass
+says where the time goes.
+
+Usage:
+    python benchmarks/int8_speed.py --student outputs/quickstart/final
+    python benchmarks/int8_speed.py --student outputs/quickstart/final --examples 100 --repeats 5 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--student", default="outputs/quickstart/final", help="the quickstart's student directory")
+    parser.add_argument("--recipe", default=str(ROOT / "recipes/quickstart.toml"), help="recipe naming the dev set")
+    parser.add_argument("--examples", type=int, default=200, help="dev examples timed per pass (batch 1)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes per model (interleaved pairs)")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--profile", action="store_true", help="per-operator time of one int8 and one fp32 pass")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    return parser.parse_args(argv)
+
+
+def _profile(path: Path, dev, threads: int) -> dict[str, float]:
+    """Share of one pass's operator time per operator type (ONNX Runtime's profiler)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.enable_profiling = True
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [node.name for node in session.get_inputs()]
+    for batch in dev.batches:
+        session.run(["logits"], {name: batch[name].numpy() for name in names})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    totals: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            kind = event.get("args", {}).get("op_name", "?")
+            totals[kind] = totals.get(kind, 0.0) + event["dur"]
+    whole = sum(totals.values()) or 1.0
+    return {kind: round(value / whole, 3) for kind, value in sorted(totals.items(), key=lambda item: -item[1])[:8]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export, quantize, check and time; print the ratios."""
+    args = _parse_args(argv)
+    from mudkd.core import quantize as q
+    from mudkd.core.measure import describe, interleaved, machine_load, paired_ratios
+    from mudkd.core.models import load_classifier
+    from mudkd.core.stages.export import export_onnx
+    from mudkd.core.training import quiet_libraries
+    from mudkd.recipe import build_recipe
+
+    quiet_libraries(verbose=False)
+    task = build_recipe(Path(args.recipe)).task
+    config = load_classifier(args.student).config
+    whole_dev = q.load_dev_set(task, args.student, batch_size=32)
+    timed = q.load_dev_set(task, args.student, batch_size=1, examples=args.examples)
+    with tempfile.TemporaryDirectory() as folder:
+        fp32_path, int8_path = Path(folder, "fp32.onnx"), Path(folder, "int8.onnx")
+        export_onnx(args.student, fp32_path)
+        found = q.quantize_onnx(fp32_path, int8_path, config)
+        sizes = {"fp32": fp32_path.stat().st_size, "int8": int8_path.stat().st_size}
+        forwards = {
+            name: q.onnx_forward(path, threads=args.threads)
+            for name, path in (("fp32", fp32_path), ("int8", int8_path))
+        }
+        check = q.compare(
+            q.dev_logits(forwards["fp32"], whole_dev),
+            q.dev_logits(forwards["int8"], whole_dev),
+            whole_dev,
+            max_metric_drop=1.0,
+        )
+
+        def one_pass(forward):
+            return lambda: [forward(batch) for batch in timed.batches]
+
+        load = machine_load()
+        seconds = interleaved({name: one_pass(f) for name, f in forwards.items()}, repeats=args.repeats, warmup=1)
+        load = max(value for value in (load, machine_load(), 0.0) if value is not None)
+        spread = paired_ratios(seconds["fp32"], seconds["int8"], load=load)
+        profile = (
+            {name: _profile(path, timed, args.threads) for name, path in (("fp32", fp32_path), ("int8", int8_path))}
+            if args.profile
+            else None
+        )
+    lengths = [int(batch["input_ids"].shape[1]) for batch in timed.batches]
+    document = {
+        "student": args.student,
+        "fused": found["fused"],
+        "bytes": sizes,
+        "size_ratio": sizes["fp32"] / sizes["int8"],
+        "latency_ratio": spread["median"],
+        "latency_spread": spread,
+        "latency_input": f"{len(lengths)} dev examples at batch 1, mean {sum(lengths) / len(lengths):.1f} tokens",
+        "seconds_per_pass": {name: sorted(values)[len(values) // 2] for name, values in seconds.items()},
+        "threads": args.threads,
+        "dev": {
+            key: check[key]
+            for key in ("examples", "metric", "fp32", "int8", "drop_points", "agreement", "max_logit_diff")
+        },
+        "profile": profile,
+    }
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"student: {args.student}; fused by ORT's BERT optimiser: {found['fused']}")
+    print(f"size fp32/int8: {document['size_ratio']:.2f}x ({sizes['fp32']:,} -> {sizes['int8']:,} bytes)")
+    print(f"latency fp32/int8, {document['latency_input']}, {args.threads} thread(s): {describe(spread)}")
+    print(f"dev {check['metric']} on {check['examples']} examples: fp32 {check['fp32']:.4f}, int8 {check['int8']:.4f}")
+    if profile:
+        print(f"operator time shares: {profile}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
