@@ -188,6 +188,14 @@ def report_cli(
             show_default=False,
         ),
     ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="Add the int8 student (PyTorch dynamic): size, latency at batch 1 and 32, dev metric (needs data).",
+            rich_help_panel=_INT8,
+        ),
+    ] = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
     json_: o.JsonOpt = False,
 ) -> None:
@@ -207,6 +215,15 @@ def report_cli(
     result = report(
         student, teacher_path=teacher_model, task=task, examples=examples, **timing, trust_remote_code=trust_remote_code
     )
+    if int8:
+        if task is None:
+            raise RecipeError(
+                "--int8 measures the dev metric and real dev batches", hint="pass a recipe or --task-name"
+            )
+        from mudkd.core.stages.ship import int8_report
+
+        timing = {"repeats": repeats, "threads": threads}
+        result["int8"] = int8_report(student, teacher_path=teacher_model, task=task, examples=examples, **timing)
     if json_:
         c.emit_json(result)
         return
@@ -268,8 +285,12 @@ def _print_report(result: dict[str, Any]) -> None:
         row(f"FLOPs {key}", _human(student), _human(teacher_value), ratio(teacher_value, student))
     latency = result["latency"]
     if latency:
-        measured = (result.get("latency_spread") or {}).get("verdict") == MEASURED
-        verdict = f"{result['latency_ratio']:.2f}x (below)" if measured else "not measurable (below)"
+        spread = result.get("latency_spread") or {}
+        bound = f"{spread['bound'][0]} {spread['bound'][1]:.2f}x" if spread.get("bound") else None
+        measured = spread.get("verdict") == MEASURED
+        verdict = (
+            f"{bound or format(result['latency_ratio'], '.2f') + 'x'} (below)" if measured else "not measurable (below)"
+        )
         row("latency median ms", latency["student_median_ms"], latency["teacher_median_ms"], verdict)
         table.caption = (
             f"input: {result['input']}. Latency: {latency['repeats']} interleaved passes per model on"
@@ -281,6 +302,34 @@ def _print_report(result: dict[str, Any]) -> None:
             c.info(f"Warning: load average {load:.1f} exceeds {cores} cores; --threads 1 gives a steadier ratio")
     else:
         table.caption = f"input: {result['input']}"
+    c.stdout_console().print(table)
+    if result.get("int8"):
+        _print_int8(result["int8"])
+
+
+def _print_int8(int8: dict[str, Any]) -> None:
+    """Teacher / student fp32 / student int8 side by side, then every latency ratio with its range."""
+    from rich.table import Table
+
+    columns = int8["columns"]
+    names = [name for name in ("teacher", "student", "student_int8") if name in columns]
+    titles = {"teacher": "teacher", "student": "student fp32", "student_int8": "student int8"}
+    table = Table(title="report: int8 (PyTorch dynamic quantization)", title_justify="left", caption_justify="left")
+    table.add_column("", style="bold")
+    for name in names:
+        table.add_column(titles[name], justify="right")
+    table.add_row(
+        "weights on disk", *(format_bytes(columns[n]["size_bytes"]) if columns[n]["size_bytes"] else "-" for n in names)
+    )
+    for size in ("1", "32"):
+        table.add_row(f"latency batch {size} (median ms)", *(f"{columns[n]['latency_ms'][size]:.1f}" for n in names))
+    table.add_row(f"dev {int8['metric']}", *(f"{columns[n]['metric']:.4f}" for n in names))
+    ratios = [
+        f"{pair} at batch {size}: {describe(spread)}"
+        for size, pairs in int8["ratios"].items()
+        for pair, spread in pairs.items()
+    ]
+    table.caption = f"input: {int8['input']}; {int8['threads']} CPU threads.\n" + "\n".join(ratios)
     c.stdout_console().print(table)
 
 

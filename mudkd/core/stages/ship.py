@@ -177,3 +177,84 @@ def _torch_int8(
     q.save_torch_int8(int8, directory)
     quantization = {"scheme": "dynamic", "backend": "torch", "fp32_bytes": fp32_bytes, "check": check}
     return {"model_file": q.TORCH_INT8_WEIGHTS, "model_type": model.config.model_type, "quantization": quantization}
+
+
+def int8_report(
+    model_path: str,
+    *,
+    teacher_path: str | None,
+    task: Any,
+    examples: int = 128,
+    repeats: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Teacher, student fp32 and student int8 (PyTorch dynamic) side by side: size, CPU latency, dev metric.
+
+    The int8 student is :func:`mudkd.core.quantize.quantize_torch` of the student, in memory (its size is the
+    bytes its state dict takes, as ``export --format torch`` would write them). Latency is timed at batch 1 and at
+    batch 32 over the first ``examples`` dev examples, each batch padded to its own longest example, the models
+    interleaved (:func:`mudkd.core.stages.export.measure_latency`); every ratio is the median of paired passes with
+    its range and verdict (:func:`mudkd.core.measure.paired_ratios`). The dev metric is the task's selection metric
+    on the whole dev split (``task.max_eval_samples`` caps it).
+
+    Returns:
+        ``columns`` (``teacher`` — absent without a teacher —, ``student``, ``student_int8``: ``size_bytes``,
+        ``latency_ms`` per batch size, ``metric``), ``metric`` (its name), ``ratios`` (per batch size:
+        ``teacher/student``, ``student/student_int8``, ``teacher/student_int8`` spreads), ``check`` (the int8
+        check of :func:`mudkd.core.quantize.compare`, with no drop limit) and ``input``.
+    """
+    import torch
+
+    from mudkd.core import quantize as q
+    from mudkd.core.measure import paired_ratios
+    from mudkd.core.metrics import compute_metrics
+    from mudkd.core.models import load_classifier
+    from mudkd.core.stages.export import measure_latency, weight_files
+
+    student = load_classifier(model_path, dtype=torch.float32).eval()
+    models: dict[str, Any] = {}
+    if teacher_path:
+        models["teacher"] = load_classifier(teacher_path, dtype=torch.float32).eval()
+    models |= {"student": student, "student_int8": q.quantize_torch(student)}
+    dev = q.load_dev_set(task, model_path, batch_size=32)
+    logits = {name: q.dev_logits(q.torch_forward(model), dev) for name, model in models.items()}
+    check = q.compare(logits["student"], logits["student_int8"], dev, max_metric_drop=float("inf"))
+
+    def files_bytes(path: str) -> int | None:
+        return sum(file.stat().st_size for file in weight_files(path)) or None
+
+    columns: dict[str, dict[str, Any]] = {
+        name: {
+            "metric": compute_metrics(dev.metric_names, logits[name], dev.labels, dev.label_names)[dev.metric],
+            "latency_ms": {},
+        }
+        for name in models
+    }
+    columns["student"]["size_bytes"] = files_bytes(model_path)
+    columns["student_int8"]["size_bytes"] = q.int8_state_bytes(models["student_int8"])
+    if teacher_path:
+        columns["teacher"]["size_bytes"] = files_bytes(teacher_path)
+    ratios: dict[str, dict[str, Any]] = {}
+    for size in (1, 32):
+        batches = q.load_dev_set(task, model_path, batch_size=size, examples=examples).batches
+        timed = measure_latency(
+            models, batch_size=size, seq_length=0, batches=batches, repeats=repeats, warmup=warmup, threads=threads
+        )
+        for name in models:
+            columns[name]["latency_ms"][str(size)] = timed[f"{name}_median_ms"]
+        pairs = [("student", "student_int8")] + (
+            [("teacher", "student"), ("teacher", "student_int8")] * bool(teacher_path)
+        )
+        ratios[str(size)] = {
+            f"{a}/{b}": paired_ratios(timed[f"{a}_ms"], timed[f"{b}_ms"], load=timed["load_average"]) for a, b in pairs
+        }
+    return {
+        "columns": columns,
+        "metric": dev.metric,
+        "ratios": ratios,
+        "check": check,
+        "input": f"first {min(examples, dev.examples)} dev examples of {task.name} at batch 1 and 32, padded per batch",
+        "threads": timed["threads"],
+        "repeats": repeats,
+    }
