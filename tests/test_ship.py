@@ -250,3 +250,29 @@ def test_help_shows_defaults_of_the_new_options():
     for default in ("[default: none]", "[default: 1.0]", "[default: onnx]"):
         assert default in result.stdout
     assert "--model-path" not in result.stdout  # the student is --student-model (the old spelling is hidden)
+
+
+def test_report_int8_columns_side_by_side(tiny_bert_dir, glue_dir):
+    result = runner.invoke(app, [
+        "report", "--student-model", str(tiny_bert_dir), "--teacher-model", str(tiny_bert_dir), *_data(glue_dir),
+        "--int8", "--examples", "6", "--repeats", "3", "--threads", "1", "--json",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    int8 = json.loads(result.stdout)["int8"]
+    columns = int8["columns"]
+    assert list(columns) == ["teacher", "student", "student_int8"] and int8["metric"] == "accuracy"
+    assert columns["student_int8"]["size_bytes"] < columns["student"]["size_bytes"] == columns["teacher"]["size_bytes"]
+    for column in columns.values():
+        assert set(column["latency_ms"]) == {"1", "32"} and 0.0 <= column["metric"] <= 1.0
+    assert columns["student"]["metric"] == columns["teacher"]["metric"]  # the same weights
+    assert columns["student_int8"]["metric"] == int8["check"]["int8"]
+    for size in ("1", "32"):  # every ratio through core/measure's paired ratios
+        assert set(int8["ratios"][size]) == {"student/student_int8", "teacher/student", "teacher/student_int8"}
+        assert all(spread["n"] == 3 for spread in int8["ratios"][size].values())
+    table = runner.invoke(app, [
+        "report", "--student-model", str(tiny_bert_dir), *_data(glue_dir), "--int8", "--examples", "4",
+        "--repeats", "3",
+    ])  # fmt: skip
+    assert "student int8" in table.stdout and "latency batch 32" in table.stdout
+    refused = runner.invoke(app, ["report", "--student-model", str(tiny_bert_dir), "--int8"])
+    assert refused.exit_code == 2 and "--task-name" in refused.stderr
