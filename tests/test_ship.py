@@ -276,3 +276,18 @@ def test_report_int8_columns_side_by_side(tiny_bert_dir, glue_dir):
     assert "student int8" in table.stdout and "latency batch 32" in table.stdout
     refused = runner.invoke(app, ["report", "--student-model", str(tiny_bert_dir), "--int8"])
     assert refused.exit_code == 2 and "--task-name" in refused.stderr
+
+
+def test_saved_weights_get_the_permissions_of_the_other_files(tiny_bert_dir, tmp_path):
+    """transformers writes model.safetensors 0600; mudkd's outputs give it the umask's mode like every other file."""
+    import stat
+
+    from mudkd.core.training import write_run_files
+    from mudkd.recipe import build_recipe
+
+    model = load_classifier(str(tiny_bert_dir))
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").chmod(0o600)  # what save_pretrained leaves (a private temporary file)
+    write_run_files(tmp_path, build_recipe(None), metrics=None, device="cpu")
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"] == modes["run_info.json"]

@@ -295,11 +295,15 @@ def _complete(checkpoint: Path) -> bool:
 
 
 def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] | None, device: str) -> None:
-    """Write ``recipe.resolved.toml``, ``run_info.json`` and (when given) ``metrics.json``."""
+    """Write ``recipe.resolved.toml``, ``run_info.json`` and (when given) ``metrics.json``; called right after a
+    stage saved its model, it also gives the weight files the permissions of the other files."""
     import torch
     import transformers
 
     import mudkd
+    from mudkd.core.models import give_weights_default_permissions
+
+    give_weights_default_permissions(directory)
 
     (directory / "recipe.resolved.toml").write_text(recipe_to_toml(recipe), encoding="utf-8")
     info = {
