@@ -291,3 +291,20 @@ def test_saved_weights_get_the_permissions_of_the_other_files(tiny_bert_dir, tmp
     write_run_files(tmp_path, build_recipe(None), metrics=None, device="cpu")
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
     assert modes["model.safetensors"] == modes["config.json"] == modes["run_info.json"]
+
+
+def test_dry_run_plans_the_store_with_the_custom_tasks_own_label_count(tiny_bert_dir, tmp_path):
+    """TREC-like data with 3 classes: the planned store counts 3 logits per example, not the 2 once assumed;
+    and reading the data prints no "Generating train split" bar."""
+    rows = ["text,label"] + [f"question number {i} here,{['ABBR', 'DESC', 'NUM'][i % 3]}" for i in range(30)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    args = [
+        "pipeline", "--train-file", str(tmp_path / "train.csv"), "--validation-file", str(tmp_path / "train.csv"),
+        "--text-columns", "text", "--set", f"teacher.pretrained={tiny_bert_dir}", "-o", str(tmp_path / "run"),
+        "--set", "hsk.config_3d=1l_4t_0.5h", "--dry-run", "--json",
+    ]  # fmt: skip
+    result = _run(*args, env={"MUDKD_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    budget = json.loads(result.stdout)["budget"]
+    assert budget["num_labels"] == 3
+    assert "Generating" not in result.stderr and not (tmp_path / "run").exists()

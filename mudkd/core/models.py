@@ -287,4 +287,3 @@ def give_weights_default_permissions(directory: str | Path) -> None:
     for path in Path(directory).glob("*.safetensors"):
         if stat.S_IMODE(path.stat().st_mode) == 0o600:
             path.chmod(0o666 & ~mask)
-

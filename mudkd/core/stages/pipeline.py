@@ -211,7 +211,7 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
     it the task's labels), the student's from the prune settings (or its own config). Hub names that are not local
     are checked later.
     """
-    from mudkd.core.data import count_train_examples
+    from mudkd.core.data import count_labels, count_train_examples
     from mudkd.core.models import read_shape
     from mudkd.knowledge import budget_from_recipe, budget_summary, task_num_labels
 
@@ -219,8 +219,8 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
     if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
         return None
     teacher = read_shape(teacher_path, "teacher")
-    if "finetune" not in not_needed:  # the pretrained model's head is replaced by the task's
-        num_labels = task_num_labels(recipe.task.name, recipe.task.task_type)
+    if "finetune" not in not_needed:  # the pretrained model's head is replaced by the task's: count its labels
+        num_labels = count_labels(recipe.task) or task_num_labels(recipe.task.name, recipe.task.task_type)
     else:
         num_labels = teacher.num_labels
     if "prune" in not_needed:
