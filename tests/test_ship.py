@@ -308,3 +308,25 @@ def test_dry_run_plans_the_store_with_the_custom_tasks_own_label_count(tiny_bert
     budget = json.loads(result.stdout)["budget"]
     assert budget["num_labels"] == 3
     assert "Generating" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_summary_warns_of_an_unpredicted_class_and_a_one_class_student(tiny_bert_dir, glue_dir, tmp_path):
+    from mudkd.core.models import load_tokenizer
+    from mudkd.core.stages.pipeline import final_warnings
+    from mudkd.recipe import build_recipe
+
+    model = load_classifier(str(tiny_bert_dir))
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([50.0, -50.0]))  # class 0 for every example
+    model.save_pretrained(tmp_path / "final")
+    load_tokenizer(str(tiny_bert_dir)).save_pretrained(tmp_path / "final")
+    recipe = build_recipe(None, flags={
+        "task.name": "sst-2", "task.data_dir": str(glue_dir / "SST-2"), "pred.output_dir": str(tmp_path / "final"),
+    })  # fmt: skip
+    teacher = {"accuracy": 0.9, "f1[ABBR]": 0.0, "f1[DESC]": 0.8}
+    student = {"accuracy": 0.5, "f1[ABBR]": 0.0, "f1[DESC]": 0.0}
+    warnings = final_warnings(recipe, teacher, student)
+    assert warnings[0].startswith("class ABBR: F1 0 for teacher and student") and len(warnings) == 2  # not DESC
+    assert warnings[1].startswith("the student predicts one class for 100% of the dev examples: its accuracy")
+    predicted = final_warnings(recipe, teacher, {**student, "f1[ABBR]": 0.3})  # the student predicts ABBR sometimes
+    assert not any(text.startswith("class ") for text in predicted)

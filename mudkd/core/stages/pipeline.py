@@ -352,8 +352,34 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
         "store_bytes": results.get("cache", {}).get("bytes"),
         "stage_seconds": timings,
         "student_before_training": results.get("prune", {}).get("student_before_training"),
-        "warnings": [text for stage in STAGES for text in results.get(stage.name, {}).get("warnings") or ()],
+        "warnings": [text for stage in STAGES for text in results.get(stage.name, {}).get("warnings") or ()]
+        + final_warnings(recipe, teacher_metrics, student_metrics),
     }
+
+
+def final_warnings(recipe: Recipe, teacher: dict[str, float], student: dict[str, float]) -> list[str]:
+    """What the final numbers do not say by themselves: a class no model predicts (its F1 is 0 for teacher and
+    student), and a student that predicts one class for (nearly) every dev example, whose accuracy is then just
+    that class's share."""
+    from mudkd.core.health import ONE_CLASS_SHARE, check_student
+    from mudkd.core.metrics import class_of
+    from mudkd.core.models import load_classifier, load_tokenizer
+
+    warnings = [
+        f"class {class_of(name)}: F1 0 for teacher and student: no model predicts it (too few training examples?)"
+        for name, value in student.items()
+        if class_of(name) is not None and value == 0.0 and teacher.get(name) == 0.0
+    ]
+    path = str(recipe.pred.output_dir)
+    record = check_student(load_classifier(path).eval(), recipe, load_tokenizer(path), device="cpu")
+    share = record.get("top_class_share")
+    if record.get("majority_rate") is not None and share is not None and share >= ONE_CLASS_SHARE:
+        warnings.append(
+            f"the student predicts one class for {share:.0%} of the dev examples: its accuracy "
+            f"{record['accuracy']:.4f} is that class's share (majority-class rate {record['majority_rate']:.4f}), "
+            "not a sign it learned the task"
+        )
+    return warnings
 
 
 def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
