@@ -330,3 +330,14 @@ def test_summary_warns_of_an_unpredicted_class_and_a_one_class_student(tiny_bert
     assert warnings[1].startswith("the student predicts one class for 100% of the dev examples: its accuracy")
     predicted = final_warnings(recipe, teacher, {**student, "f1[ABBR]": 0.3})  # the student predicts ABBR sometimes
     assert not any(text.startswith("class ") for text in predicted)
+
+
+def test_evaluate_metric_f1_on_a_custom_binary_task_is_the_positive_class_f1(tiny_bert_dir, tmp_path):
+    rows = ["text,label"] + [f"message number {i},{'spam' if i % 3 == 0 else 'ham'}" for i in range(24)]
+    (tmp_path / "dev.csv").write_text("\n".join(rows) + "\n")
+    data = ["--task-name", "custom", "--validation-file", str(tmp_path / "dev.csv"), "--text-columns", "text"]
+    result = runner.invoke(app, ["evaluate", str(tiny_bert_dir), *data, "--metric", "f1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metric"] == "f1[spam]"  # the minority class is the positive one
+    refused = runner.invoke(app, ["evaluate", str(tiny_bert_dir), *data, "--metric", "f1[eggs]"])
+    assert refused.exit_code == 2 and "--metric NAME" in refused.stderr
