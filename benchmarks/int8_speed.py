@@ -95,14 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     timed = q.load_dev_set(task, args.student, batch_size=1, examples=args.examples)
     wide = q.load_dev_set(task, args.student, batch_size=32, examples=args.wide_examples)
     with tempfile.TemporaryDirectory() as folder:
-        paths = {name: Path(folder, f"{name}.onnx") for name in ("fp32", "fp32_optimised", "int8")}
+        paths = {name: Path(folder, f"{name}.onnx") for name in ("fp32", "fp32_optimised", "int8", "int8_unoptimised")}
         export_onnx(args.student, paths["fp32"])
         found = q.quantize_onnx(paths["fp32"], paths["int8"], config)
+        q.quantize_onnx(paths["fp32"], paths["int8_unoptimised"], config, optimise=False)
         _optimise(paths["fp32"], paths["fp32_optimised"])  # the optimiser alone, to separate it from int8
         sizes = {name: path.stat().st_size for name, path in paths.items()}
         forwards = {name: q.onnx_forward(path, threads=args.threads) for name, path in paths.items()}
         logits = {name: q.dev_logits(forward, whole_dev) for name, forward in forwards.items()}
         check = q.compare(logits["fp32"], logits["int8"], whole_dev, max_metric_drop=1.0)
+        unoptimised = q.compare(logits["fp32"], logits["int8_unoptimised"], whole_dev, max_metric_drop=1.0)
         latency = {}
         for size, dev in (("1", timed), ("32", wide)):
             load = machine_load()
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 "fp32/int8": paired_ratios(seconds["fp32"], seconds["int8"], load=load),
                 "fp32_optimised/int8": paired_ratios(seconds["fp32_optimised"], seconds["int8"], load=load),
                 "fp32/fp32_optimised": paired_ratios(seconds["fp32"], seconds["fp32_optimised"], load=load),
+                "fp32/int8_unoptimised": paired_ratios(seconds["fp32"], seconds["int8_unoptimised"], load=load),
+                "int8_unoptimised/int8": paired_ratios(seconds["int8_unoptimised"], seconds["int8"], load=load),
                 "median_seconds_per_pass": {name: statistics.median(values) for name, values in seconds.items()},
             }
         profile = {name: _profile(path, timed, args.threads) for name, path in paths.items()} if args.profile else None
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{wide.examples} at batch 32 padded per batch",
         "threads": args.threads,
         "dev": {key: check[key] for key in ("examples", "metric", "fp32", "int8", "drop_points", "agreement")}
-        | {"max_logit_diff": check["max_logit_diff"]},
+        | {"max_logit_diff": check["max_logit_diff"], "int8_unoptimised": unoptimised["int8"]},
         "profile": profile,
     }
     if args.json:
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"size fp32/int8: {document['size_ratio']:.2f}x ({sizes['fp32']:,} -> {sizes['int8']:,} bytes)")
     print(f"input: {document['latency_input']}; {args.threads} thread(s)")
     for size, ratios in latency.items():
-        for pair in ("fp32/int8", "fp32_optimised/int8", "fp32/fp32_optimised"):
+        for pair in [key for key in ratios if "/" in key]:
             print(f"latency {pair} at batch {size}: {describe(ratios[pair])}")
     print(f"dev {check['metric']} on {check['examples']} examples: fp32 {check['fp32']:.4f}, int8 {check['int8']:.4f}")
     if profile:

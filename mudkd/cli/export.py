@@ -117,31 +117,31 @@ def export_cli(
     output may not be a link or sit inside --student-model.
     """
     c.quiet_libraries()
-    student = _student(student_model, model_path)
+    _print_export(_export(_student(student_model, model_path), locals()), json_)
+
+
+def _export(student: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Export to the file (``--output``) or the folder (``--output-dir``) the command's values name."""
+    output, output_dir, backend = values["output"], values["output_dir"], values["format_"]
     if bool(output) == bool(output_dir):
         raise RecipeError("give exactly one of --output FILE.onnx and --output-dir DIR", hint="e.g. -o student.onnx")
-    if format_ is Backend.torch and not output_dir:
+    if backend is Backend.torch and not output_dir:
         raise RecipeError("--format torch writes a folder", hint="pass --output-dir DIR instead of --output")
-    task = _task(export_cli, locals())
-    options = {
-        "opset": opset,
-        "max_seq_length": max_seq_length,
-        "trust_remote_code": trust_remote_code,
-        "quantize": quantize.value,
-        "task": task,
-        "max_metric_drop": max_metric_drop,
-        "overwrite": overwrite,
+    options = {name: values[name] for name in ("opset", "max_seq_length", "trust_remote_code", "max_metric_drop")}
+    options |= {
+        "quantize": values["quantize"].value,
+        "task": _task(export_cli, values),
+        "overwrite": values["overwrite"],
     }
     if output:
         from mudkd.core.stages.export import export_onnx
 
-        _print_export(export_onnx(student, output, **options), json_)
-        return
+        return export_onnx(student, output, **options)
     from mudkd.cli.stage import build
     from mudkd.core.stages.ship import export_folder
 
-    recipe_ = build(export_cli, locals())
-    _print_export(export_folder(student, output_dir, recipe=recipe_, backend=format_.value, **options), json_)
+    recipe = build(export_cli, values)
+    return export_folder(student, output_dir, recipe=recipe, backend=backend.value, **options)
 
 
 def _print_export(result: dict[str, Any], json_mode: bool) -> None:
@@ -216,18 +216,21 @@ def report_cli(
         student, teacher_path=teacher_model, task=task, examples=examples, **timing, trust_remote_code=trust_remote_code
     )
     if int8:
-        if task is None:
-            raise RecipeError(
-                "--int8 measures the dev metric and real dev batches", hint="pass a recipe or --task-name"
-            )
-        from mudkd.core.stages.ship import int8_report
-
-        timing = {"repeats": repeats, "threads": threads}
-        result["int8"] = int8_report(student, teacher_path=teacher_model, task=task, examples=examples, **timing)
+        result["int8"] = _int8_columns(student, teacher_model, task, examples=examples, **timing)
     if json_:
         c.emit_json(result)
         return
     _print_report(result)
+
+
+def _int8_columns(student: str, teacher: str | None, task: Any, **timing: Any) -> dict[str, Any]:
+    """``report --int8``: teacher / student fp32 / student int8 on the task's dev data."""
+    if task is None:
+        raise RecipeError("--int8 measures the dev metric and real dev batches", hint="pass a recipe or --task-name")
+    from mudkd.core.stages.ship import int8_report
+
+    timing = {key: timing[key] for key in ("examples", "repeats", "threads")}  # batch sizes are 1 and 32
+    return int8_report(student, teacher_path=teacher, task=task, **timing)
 
 
 def _task(command: Any, values: dict[str, Any]) -> Any:

@@ -215,7 +215,7 @@ def check_max_metric_drop(value: float) -> None:
 # ONNX Runtime
 
 
-def quantize_onnx(fp32_path: Path, int8_path: Path, config: Any) -> dict[str, Any]:
+def quantize_onnx(fp32_path: Path, int8_path: Path, config: Any, *, optimise: bool = True) -> dict[str, Any]:
     """Optimise an fp32 ONNX classifier for BERT and quantize its weights to int8 (dynamic, per tensor).
 
     The optimiser is told the model is BERT and lets ONNX Runtime find the number of heads and the width from the
@@ -226,6 +226,7 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, config: Any) -> dict[str, An
         fp32_path: The checked fp32 export.
         int8_path: Where to write the int8 model.
         config: The model config (its ``model_type`` names what was optimised).
+        optimise: Run the BERT graph optimiser first (False: quantize the exported graph as it is).
 
     Returns:
         ``{"optimizer": "bert" | None, "fused": {operator: count}}``, only the operators fused at least once.
@@ -237,7 +238,7 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, config: Any) -> dict[str, An
     source = fp32_path
     optimizer_name = None
     try:
-        if str(config.model_type) in {"bert", "pruned_bert"}:
+        if optimise and str(config.model_type) in {"bert", "pruned_bert"}:
             from onnxruntime.transformers import optimizer
 
             with warnings.catch_warnings():
