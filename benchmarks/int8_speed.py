@@ -45,13 +45,16 @@ def _profile(path: Path, dev, threads: int) -> dict[str, float]:
 
     options = onnxruntime.SessionOptions()
     options.enable_profiling = True
+    options.profile_file_prefix = str(path.with_suffix("")) + "_profile"  # beside the model, in the temporary folder
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [node.name for node in session.get_inputs()]
     for batch in dev.batches:
         session.run(["logits"], {name: batch[name].numpy() for name in names})
-    events = json.loads(Path(session.end_profiling()).read_text())
+    profile = Path(session.end_profiling())
+    events = json.loads(profile.read_text())
+    profile.unlink()
     totals: dict[str, float] = {}
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):

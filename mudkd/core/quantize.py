@@ -86,15 +86,19 @@ def load_dev_set(task: Any, model_path: str, *, batch_size: int = 32, examples: 
         RecipeError: The task has no dev examples.
         DataError: The data cannot be read or its labels are not the model's.
     """
+    from transformers import AutoConfig
+
     from mudkd.core.batching import padded_batches
     from mudkd.core.data import load_eval_data
+    from mudkd.core.modeling_pruned_bert import register
     from mudkd.core.models import load_tokenizer, read_config
 
     tokenizer = load_tokenizer(model_path)
-    config = read_config(model_path, "student")
-    id2label = config.get("id2label") or {}
-    model_labels = [id2label[key] for key in sorted(id2label, key=int)] if id2label else None
-    data = load_eval_data(task, tokenizer, model_labels)
+    read_config(model_path, "student")  # a missing or broken config is refused with the model's path
+    register()
+    config = AutoConfig.from_pretrained(model_path)
+    names = [str(config.id2label[index]) for index in range(config.num_labels)] if config.id2label else None
+    data = load_eval_data(task, tokenizer, names)  # gold labels in the model's order when they are its names
     split = data.dev.get("dev")
     if split is None or len(split) == 0:
         raise RecipeError(
