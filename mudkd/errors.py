@@ -59,3 +59,7 @@ class RunError(MudkdError):
     """A run failed for a reason other than bad input."""
 
     exit_code = 1
+
+
+class HubError(MudkdError):
+    """The Hugging Face Hub cannot be reached or refused a request (offline, no token, no access)."""

@@ -29,13 +29,19 @@ def test_pairs_on_both_sides_of_one_are_not_a_measurement():
     )
 
 
-def test_a_range_wider_than_the_effect_is_not_a_measurement():
-    # ratios 1.1, 1.2, 1.5: all above 1.0, but the range 0.4 is wider than the effect 0.2
+def test_a_range_entirely_above_one_but_wider_than_the_effect_is_a_bound():
+    # ratios 1.1, 1.2, 1.5: all above 1.0, the range 0.4 wider than the effect 0.2: "at least 1.10x" (issue 21)
     spread = paired_ratios([1.1, 1.2, 1.5], [1.0, 1.0, 1.0], load=0.5)
-    assert spread["low"] > 1.0 and spread["verdict"] == NOT_MEASURABLE
-    assert spread["reason"] == "the range is wider than the effect"
-    # 1.1, 1.2, 1.25: range 0.15 within the effect 0.2
-    assert paired_ratios([1.1, 1.2, 1.25], [1.0, 1.0, 1.0])["verdict"] == MEASURED
+    assert spread["verdict"] == MEASURED and spread["bound"] == ("≥", pytest.approx(1.1))
+    assert describe(spread).startswith("≥ 1.10× (median 1.20× [1.10, 1.50] over 3 interleaved pairs")
+    # every pair >= 2.7x with a wide range: the issue's example, a measurement and not "not measurable"
+    wide = paired_ratios([2.7, 3.5, 6.0], [1.0, 1.0, 1.0])
+    assert wide["verdict"] == MEASURED and describe(wide).startswith("≥ 2.70×")
+    below = paired_ratios([1.0, 1.0, 1.0], [1.1, 2.0, 5.0])  # ratios 0.2 .. 0.91: at most 0.91x
+    assert below["bound"] == ("≤", pytest.approx(1 / 1.1)) and describe(below).startswith("≤ 0.91×")
+    # 1.1, 1.2, 1.25: range 0.15 within the effect 0.2: the value itself
+    narrow = paired_ratios([1.1, 1.2, 1.25], [1.0, 1.0, 1.0])
+    assert narrow["verdict"] == MEASURED and narrow["bound"] is None and describe(narrow).startswith("1.20× [")
 
 
 def test_too_few_pairs_are_not_a_measurement():

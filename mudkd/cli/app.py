@@ -12,6 +12,8 @@ from typer.core import TyperGroup
 from mudkd import __version__
 from mudkd.cli import common
 from mudkd.cli.distill import distill_app
+from mudkd.cli.env import EPILOG as ENV_EPILOG
+from mudkd.cli.env import env_cli
 from mudkd.cli.evaluate import EVALUATE_EPILOG, PREDICT_EPILOG, evaluate_cli, predict_cli
 from mudkd.cli.export import EXPORT_EPILOG, REPORT_EPILOG, export_cli, report_cli
 from mudkd.cli.finetune import EPILOG as FINETUNE_EPILOG
@@ -21,6 +23,8 @@ from mudkd.cli.pipeline import EPILOG as PIPELINE_EPILOG
 from mudkd.cli.pipeline import pipeline_cli
 from mudkd.cli.prune import EPILOG as PRUNE_EPILOG
 from mudkd.cli.prune import prune_cli
+from mudkd.cli.push import EPILOG as PUSH_EPILOG
+from mudkd.cli.push import push_cli
 from mudkd.cli.recipe import recipe_app
 from mudkd.cli.score import EPILOG as SCORE_EPILOG
 from mudkd.cli.score import score_cli
@@ -122,7 +126,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
 
 
@@ -153,6 +157,7 @@ app.command("evaluate", epilog=EVALUATE_EPILOG)(evaluate_cli)
 app.command("predict", epilog=PREDICT_EPILOG)(predict_cli)
 app.command("export", epilog=EXPORT_EPILOG)(export_cli)
 app.command("report", epilog=REPORT_EPILOG)(report_cli)
+app.command("push", epilog=PUSH_EPILOG)(push_cli)
 app.add_typer(distill_app, name="distill")
 app.command("pipeline", epilog=PIPELINE_EPILOG)(pipeline_cli)
 app.command("sweep", epilog=SWEEP_EPILOG)(sweep_cli)
@@ -162,6 +167,7 @@ app.command("search", epilog=SEARCH_EPILOG)(search_cli)
 app.command("wizard", epilog=WIZARD_EPILOG)(wizard_cli)
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(outputs_app, name="outputs")
+app.command("env", epilog=ENV_EPILOG)(env_cli)
 
 
 def main() -> None:

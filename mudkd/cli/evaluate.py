@@ -21,6 +21,8 @@ EVALUATE_EPILOG = """Examples:
   $ mudkd evaluate models/final --task-name sst-2 --data-dir glue/SST-2 --json
 
   $ mudkd evaluate models/spam --task-name custom --validation-file dev.csv --text-columns text --metric f1[spam]
+
+  $ mudkd evaluate models/spam --task-name custom --validation-file dev.csv --text-columns text --metric f1
 """
 
 PREDICT_EPILOG = """Examples:

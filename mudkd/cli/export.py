@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +17,11 @@ EXPORT_EPILOG = """Examples:
 
   $ mudkd export --student-model models/student -o student.onnx
 
-  $ mudkd export --student-model models/student --output student.onnx --opset 18 --overwrite --json
+  $ mudkd export recipes/quickstart.toml --student-model out/final --quantize dynamic -o student-int8.onnx
+
+  $ mudkd export recipes/quickstart.toml --student-model out/final --quantize dynamic --output-dir ship/
+
+  $ mudkd export recipes/quickstart.toml --student-model out/final --format torch --quantize dynamic --output-dir pt/
 """
 
 REPORT_EPILOG = """Examples:
@@ -25,7 +30,7 @@ REPORT_EPILOG = """Examples:
 
   $ mudkd report --student-model models/student --teacher-model models/teacher --task-name sst-2 --data-dir glue/SST-2
 
-  $ mudkd report recipes/quickstart.toml --student-model models/student --teacher-model models/teacher
+  $ mudkd report recipes/quickstart.toml --student-model models/student --teacher-model models/teacher --int8
 
   $ mudkd report --student-model models/student --teacher-model models/teacher --threads 1 --json
 """
@@ -36,40 +41,128 @@ TrustRemoteCodeOpt = Annotated[
 ]
 
 
+class Quantize(str, Enum):
+    """``--quantize``: int8 weights, activations quantized per batch (``dynamic``), or fp32 (``none``)."""
+
+    none = "none"
+    dynamic = "dynamic"
+
+
+class Backend(str, Enum):
+    """``--format``: ONNX Runtime, or PyTorch (int8 only)."""
+
+    onnx = "onnx"
+    torch = "torch"
+
+
+_INT8 = "Int8"
+QuantizeOpt = Annotated[
+    Quantize,
+    typer.Option("--quantize", help="dynamic: int8 weights, checked against fp32 on dev first.", rich_help_panel=_INT8),
+]
+MaxMetricDropOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-metric-drop",
+        help="Points of the dev metric the int8 model may lose; more is refused (exit 1, nothing written).",
+        rich_help_panel=_INT8,
+    ),
+]
+
+
 def export_cli(
-    output: Annotated[str, typer.Option("--output", "-o", help="The .onnx file to write.", show_default=False)],
+    recipe: o.RecipeArg = None,
     student_model: o.StudentOpt = None,
     model_path: o.StudentAsModelPathOpt = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="The .onnx file to write.", show_default=False)
+    ] = None,
+    output_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--output-dir",
+            help="Write a folder instead: the model, config, tokenizer, records and a model card (README.md).",
+            show_default=False,
+        ),
+    ] = None,
+    format_: Annotated[
+        Backend, typer.Option("--format", help="onnx, or torch (int8 state dict + loader; needs --output-dir).")
+    ] = Backend.onnx,
+    quantize: QuantizeOpt = Quantize.none,
+    max_metric_drop: MaxMetricDropOpt = 1.0,
+    task_name: o.TaskOpt = None,
+    data_dir: o.DataDirOpt = None,
+    train_file: o.TrainFileOpt = None,
+    validation_file: o.ValidationFileOpt = None,
+    max_eval_samples: o.MaxEvalOpt = None,
+    set_: o.SetOpt = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (14-20).")] = 17,
     max_seq_length: Annotated[
         int, typer.Option("--max-seq-length", help="Length of the traced example (axes stay dynamic).")
     ] = 128,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing output file (only an ONNX file mudkd exported).")
+        bool,
+        typer.Option("--overwrite", help="Replace an existing output (only an ONNX file or a folder mudkd wrote)."),
     ] = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
     json_: o.JsonOpt = False,
 ) -> None:
-    """Export a student to ONNX: input_ids, attention_mask, token_type_ids -> logits.
+    """Export a student to ONNX (input_ids, attention_mask, token_type_ids -> logits), optionally int8.
 
     Batch and sequence axes are dynamic. Before the file is written, onnxruntime must reproduce PyTorch's logits
-    within 1e-4 on two other input shapes; the file is written atomically and never replaced without --overwrite.
-    --overwrite replaces only an ONNX file mudkd exported; the output may not be a link or sit inside --model-path.
+    within 1e-4 on two other input shapes; with --quantize dynamic the int8 model must also keep the dev metric
+    (within --max-metric-drop points) on the task's dev examples, given by a recipe, --task-name or the data
+    options. --output-dir writes a folder with a model card, ready for 'mudkd push'. Outputs are written
+    atomically and never replaced without --overwrite; --overwrite replaces only what mudkd exported, and the
+    output may not be a link or sit inside --student-model.
     """
-    from mudkd.core.stages.export import export_onnx
-
     c.quiet_libraries()
-    student = _student(student_model, model_path)
-    options = {"opset": opset, "max_seq_length": max_seq_length, "trust_remote_code": trust_remote_code}
-    _print_export(export_onnx(student, output, overwrite=overwrite, **options), json_)
+    _print_export(_export(_student(student_model, model_path), locals()), json_)
+
+
+def _export(student: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Export to the file (``--output``) or the folder (``--output-dir``) the command's values name."""
+    output, output_dir, backend = values["output"], values["output_dir"], values["format_"]
+    if bool(output) == bool(output_dir):
+        raise RecipeError("give exactly one of --output FILE.onnx and --output-dir DIR", hint="e.g. -o student.onnx")
+    if backend is Backend.torch and not output_dir:
+        raise RecipeError("--format torch writes a folder", hint="pass --output-dir DIR instead of --output")
+    options = {name: values[name] for name in ("opset", "max_seq_length", "trust_remote_code", "max_metric_drop")}
+    options |= {
+        "quantize": values["quantize"].value,
+        "task": _task(export_cli, values),
+        "overwrite": values["overwrite"],
+    }
+    if output:
+        from mudkd.core.stages.export import export_onnx
+
+        return export_onnx(student, output, **options)
+    from mudkd.cli.stage import build
+    from mudkd.core.stages.ship import export_folder
+
+    recipe = build(export_cli, values)
+    return export_folder(student, output_dir, recipe=recipe, backend=backend.value, **options)
 
 
 def _print_export(result: dict[str, Any], json_mode: bool) -> None:
     if json_mode:
         c.emit_json(result)
         return
-    rows = [(key, value) for key, value in result.items() if key != "check_shapes"]
-    rows.append(("checked shapes", ", ".join(f"{b}x{s}" for b, s in result["check_shapes"]) or "not checked"))
+    hidden = {"check_shapes", "quantization", "files"}
+    rows = [(key, value) for key, value in result.items() if key not in hidden]
+    if result.get("check_shapes") is not None:
+        rows.append(("checked shapes", ", ".join(f"{b}x{s}" for b, s in result["check_shapes"]) or "not checked"))
+    quantization = result.get("quantization")
+    if quantization:
+        from mudkd.core.quantize import describe_check
+
+        fp32 = quantization.get("fp32_bytes")
+        rows.append(("int8", f"{quantization['backend']} dynamic; {describe_check(quantization['check'])}"))
+        if fp32:
+            rows.append(("size fp32 -> int8", f"{format_bytes(fp32)} -> {format_bytes(result['bytes'])}"))
+        if quantization.get("fused") is not None:
+            fused = ", ".join(f"{name} {count}" for name, count in quantization["fused"].items()) or "nothing"
+            rows.append(("fused by the optimiser", fused))
     c.print_table("export: done", rows)
 
 
@@ -95,6 +188,14 @@ def report_cli(
             show_default=False,
         ),
     ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="Add the int8 student (PyTorch dynamic): size, latency at batch 1 and 32, dev metric (needs data).",
+            rich_help_panel=_INT8,
+        ),
+    ] = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
     json_: o.JsonOpt = False,
 ) -> None:
@@ -114,15 +215,28 @@ def report_cli(
     result = report(
         student, teacher_path=teacher_model, task=task, examples=examples, **timing, trust_remote_code=trust_remote_code
     )
+    if int8:
+        result["int8"] = _int8_columns(student, teacher_model, task, examples=examples, **timing)
     if json_:
         c.emit_json(result)
         return
     _print_report(result)
 
 
+def _int8_columns(student: str, teacher: str | None, task: Any, **timing: Any) -> dict[str, Any]:
+    """``report --int8``: teacher / student fp32 / student int8 on the task's dev data."""
+    if task is None:
+        raise RecipeError("--int8 measures the dev metric and real dev batches", hint="pass a recipe or --task-name")
+    from mudkd.core.stages.ship import int8_report
+
+    timing = {key: timing[key] for key in ("examples", "repeats", "threads")}  # batch sizes are 1 and 32
+    return int8_report(student, teacher_path=teacher, task=task, **timing)
+
+
 def _task(command: Any, values: dict[str, Any]) -> Any:
-    """The recipe's task when data is given (a recipe, --task-name or --data-dir), else None (synthetic input)."""
-    if values.get("recipe") is None and not values.get("task_name") and not values.get("data_dir"):
+    """The recipe's task when data is given (a recipe, --task-name, --data-dir or a data file), else None."""
+    given = ("task_name", "data_dir", "train_file", "validation_file")
+    if values.get("recipe") is None and not any(values.get(name) for name in given):
         return None
     from mudkd.cli.stage import build
 
@@ -174,8 +288,12 @@ def _print_report(result: dict[str, Any]) -> None:
         row(f"FLOPs {key}", _human(student), _human(teacher_value), ratio(teacher_value, student))
     latency = result["latency"]
     if latency:
-        measured = (result.get("latency_spread") or {}).get("verdict") == MEASURED
-        verdict = f"{result['latency_ratio']:.2f}x (below)" if measured else "not measurable (below)"
+        spread = result.get("latency_spread") or {}
+        bound = f"{spread['bound'][0]} {spread['bound'][1]:.2f}x" if spread.get("bound") else None
+        measured = spread.get("verdict") == MEASURED
+        verdict = (
+            f"{bound or format(result['latency_ratio'], '.2f') + 'x'} (below)" if measured else "not measurable (below)"
+        )
         row("latency median ms", latency["student_median_ms"], latency["teacher_median_ms"], verdict)
         table.caption = (
             f"input: {result['input']}. Latency: {latency['repeats']} interleaved passes per model on"
@@ -187,6 +305,34 @@ def _print_report(result: dict[str, Any]) -> None:
             c.info(f"Warning: load average {load:.1f} exceeds {cores} cores; --threads 1 gives a steadier ratio")
     else:
         table.caption = f"input: {result['input']}"
+    c.stdout_console().print(table)
+    if result.get("int8"):
+        _print_int8(result["int8"])
+
+
+def _print_int8(int8: dict[str, Any]) -> None:
+    """Teacher / student fp32 / student int8 side by side, then every latency ratio with its range."""
+    from rich.table import Table
+
+    columns = int8["columns"]
+    names = [name for name in ("teacher", "student", "student_int8") if name in columns]
+    titles = {"teacher": "teacher", "student": "student fp32", "student_int8": "student int8"}
+    table = Table(title="report: int8 (PyTorch dynamic quantization)", title_justify="left", caption_justify="left")
+    table.add_column("", style="bold")
+    for name in names:
+        table.add_column(titles[name], justify="right")
+    table.add_row(
+        "weights on disk", *(format_bytes(columns[n]["size_bytes"]) if columns[n]["size_bytes"] else "-" for n in names)
+    )
+    for size in ("1", "32"):
+        table.add_row(f"latency batch {size} (median ms)", *(f"{columns[n]['latency_ms'][size]:.1f}" for n in names))
+    table.add_row(f"dev {int8['metric']}", *(f"{columns[n]['metric']:.4f}" for n in names))
+    ratios = [
+        f"{pair} at batch {size}: {describe(spread)}"
+        for size, pairs in int8["ratios"].items()
+        for pair, spread in pairs.items()
+    ]
+    table.caption = f"input: {int8['input']}; {int8['threads']} CPU threads.\n" + "\n".join(ratios)
     c.stdout_console().print(table)
 
 

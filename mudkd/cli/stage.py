@@ -44,6 +44,7 @@ def run_stage(
         render_plan: Prints a plan (default: the knowledge budget when the plan has one, then a table).
     """
     json_mode, resume = bool(values.get("json_")), bool(values.get("resume"))
+    c.quiet_libraries()  # before the plan: reading the data must not print datasets' "Generating train split" bars
     planned = plan(recipe, resume=resume)
     show_plan = render_plan or c.render_plan
     if values.get("dry_run"):
@@ -51,6 +52,5 @@ def run_stage(
         return
     if not json_mode and planned.get("budget"):
         c.render_budget(planned["budget"])
-    c.quiet_libraries()
     result = run(recipe, events=c.make_events(json_mode), resume=resume)
     (render or c.render_result)(name, result, json_mode)

@@ -646,6 +646,16 @@ def _eval_labels(
     return list(model_labels)
 
 
+def count_labels(config: TaskConfig) -> int | None:
+    """The number of outputs a model of this task has (its classes, 1 for regression), read from the data
+    without tokenising; None when the data cannot be read yet (a plan then falls back to the task's default)."""
+    try:
+        labels = load_raw(config)[1]
+    except Exception:  # a plan still shows the budget when the data cannot be read yet
+        return None
+    return len(labels) if labels else 1
+
+
 def count_train_examples(recipe: Any) -> int | None:
     """The number of training examples a recipe uses, read without tokenising (None when unreadable yet)."""
     try:

@@ -4,7 +4,17 @@ A ratio measured once on a shared machine is noise (five quickstart runs under l
 "speed-up" from 0.86 to 2.96). Every ratio mudkd prints (the pipeline summary, ``mudkd report`` and the scripts in
 ``benchmarks/``) is therefore the median of several pairs measured back to back (:func:`interleaved`), shown with
 the range of the pairs and the machine's load average (:func:`describe`), and called a measurement only when every
-pair agrees on which side of 1.0 it lies and the range is narrower than the effect (:func:`paired_ratios`).
+pair agrees on which side of 1.0 it lies (:func:`paired_ratios`).
+
+The rule, one for every ratio mudkd prints (the pipeline summary, ``mudkd report``, the benchmarks):
+
+* fewer than :data:`MIN_PAIRS` pairs, or pairs on both sides of 1.0: **not measurable** (the median is shown, as
+  noise);
+* every pair on one side of 1.0 and the range no wider than the effect (``high - low <= |median - 1|``):
+  **measured**, printed as the median with its range (``2.38× [2.21, 2.52]``);
+* every pair on one side of 1.0 but the range wider than the effect: still a measurement, of a **bound**: every
+  pair is at least its lowest ratio, so it is printed ``≥ 2.70×`` (below 1.0: ``≤ 0.80×``), with the median and
+  range beside it.
 """
 
 from __future__ import annotations
@@ -27,10 +37,10 @@ def paired_ratios(
 ) -> dict[str, Any]:
     """Summarise the ratios ``numerators[i] / denominators[i]`` of pairs timed back to back.
 
-    The interval is the range (min–max) of the pairs' ratios. It is a measurement (``verdict`` "measured") only
-    with at least :data:`MIN_PAIRS` pairs, the whole range on one side of 1.0, and a range no wider than the
-    effect (``high - low <= |median - 1|``); otherwise ``verdict`` is :data:`NOT_MEASURABLE` and ``reason`` says
-    which test failed.
+    The interval is the range (min–max) of the pairs' ratios. It is a measurement (``verdict`` "measured") with at
+    least :data:`MIN_PAIRS` pairs and the whole range on one side of 1.0; otherwise ``verdict`` is
+    :data:`NOT_MEASURABLE` and ``reason`` says which test failed. A measurement whose range is wider than the
+    effect (``high - low > |median - 1|``) is a bound (``bound``): the module docstring states the rule.
 
     Args:
         numerators: One time (or amount) per pair.
@@ -38,8 +48,9 @@ def paired_ratios(
         load: The machine's 1-minute load average while timing (default: read now).
 
     Returns:
-        ``median``, ``low``, ``high``, ``n`` (pairs), ``load``, ``verdict`` and ``reason``; the older names
-        ``pairs``, ``measurable`` and ``load_average`` carry the same values.
+        ``median``, ``low``, ``high``, ``n`` (pairs), ``load``, ``verdict``, ``reason`` and ``bound`` (None, or
+        ``("≥", low)``/``("≤", high)`` when the range is wider than the effect); the older names ``pairs``,
+        ``measurable`` and ``load_average`` carry the same values.
     """
     ratios = sorted(a / b for a, b in zip(numerators, denominators, strict=True) if b > 0)
     load = machine_load() if load is None else load
@@ -51,9 +62,10 @@ def paired_ratios(
         reason = f"fewer than {MIN_PAIRS} pairs"
     elif low <= 1.0 <= high:
         reason = "the pairs straddle 1.0"
-    elif high - low > abs(median - 1.0):
-        reason = "the range is wider than the effect"
-    return _summary(median, low, high, len(ratios), load, reason)
+    summary = _summary(median, low, high, len(ratios), load, reason)
+    if reason is None and high - low > abs(median - 1.0):  # one side of 1.0, a wide range: a bound, not a value
+        summary["bound"] = ("≥", low) if low > 1.0 else ("≤", high)
+    return summary
 
 
 def _summary(
@@ -68,6 +80,7 @@ def _summary(
         "load": load,
         "verdict": verdict,
         "reason": reason,
+        "bound": None,
         "pairs": n,
         "measurable": reason is None,
         "load_average": load,
@@ -90,6 +103,9 @@ def describe(spread: dict[str, Any] | None) -> str:
     if load is not None:
         text += f", load {load:.1f}"
     if spread.get("verdict", MEASURED if spread.get("measurable") else NOT_MEASURABLE) == MEASURED:
+        if spread.get("bound"):
+            sign, value = spread["bound"]
+            return f"{sign} {value:.2f}× (median {text}; the range is wider than the effect)"
         return text
     reason = f" ({spread['reason']})" if spread.get("reason") else ""
     return f"{NOT_MEASURABLE}{reason}: {text}"

@@ -176,6 +176,8 @@ def task_metric_names(
 def selection_metric(chosen: str | None, default: str, available: Sequence[str], task: str) -> str:
     """``task.metric`` when set (it must be one of the task's metrics), else the task's primary metric.
 
+    On a custom binary task, plain ``f1`` names the positive class's ``f1[LABEL]`` (its only per-class F1).
+
     Raises:
         RecipeError: ``task.metric`` names a metric the task does not report (exit 2, with the list).
     """
@@ -183,9 +185,12 @@ def selection_metric(chosen: str | None, default: str, available: Sequence[str],
 
     if chosen is None:
         return default
+    per_class = [name for name in available if class_of(name) is not None]
+    if chosen == "f1" and chosen not in available and len(per_class) == 1:
+        return per_class[0]  # a custom binary task: "f1" is its positive class's F1, as GLUE's f1 is class 1's
     if chosen not in available:
         raise RecipeError(
             f"task.metric: '{chosen}' is not a metric of task '{task}' (it reports: {', '.join(available)})",
-            hint="set task.metric to one of those, e.g. --set task.metric=macro_f1",
+            hint="choose one of those with --metric NAME (evaluate) or --set task.metric=NAME (any command)",
         )
     return chosen

@@ -314,3 +314,20 @@ def _weight_files(path: str) -> list[Path]:
     except Exception:  # not a hub name, or no cache: nothing to load
         return []
     return [Path(file) for file in files if isinstance(file, str)]
+
+
+def give_weights_default_permissions(directory: str | Path) -> None:
+    """Give the weight files of a freshly saved model the permissions every other file of it has.
+
+    ``save_pretrained`` writes ``model.safetensors`` through a private temporary file, so it lands as 0600 while
+    the config and tokenizer files next to it follow the user's umask (0644 for the usual 022); a model copied or
+    shared from a mudkd output then fails to load for anyone else. Only files still at 0600 are changed.
+    """
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in Path(directory).glob("*.safetensors"):
+        if stat.S_IMODE(path.stat().st_mode) == 0o600:
+            path.chmod(0o666 & ~mask)

@@ -87,6 +87,11 @@ def add_owned_file(directory: Path, name: str, document: Any) -> None:
     so the output is refused (naming the file) rather than trusted.
     """
     write_json_atomic(directory / name, document)
+    record_owned_file(directory, name)
+
+
+def record_owned_file(directory: Path, name: str) -> None:
+    """Add ``directory/name``, just written by mudkd into a committed output, to that output's record."""
     marker = read_marker(directory)
     owner = (marker or {}).get("owner")
     if marker is None or not isinstance(owner, dict) or not isinstance(owner.get("files"), dict):

@@ -296,11 +296,15 @@ def _complete(checkpoint: Path) -> bool:
 
 
 def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] | None, device: str) -> None:
-    """Write ``recipe.resolved.toml``, ``run_info.json`` and (when given) ``metrics.json``."""
+    """Write ``recipe.resolved.toml``, ``run_info.json`` and (when given) ``metrics.json``; called right after a
+    stage saved its model, it also gives the weight files the permissions of the other files."""
     import torch
     import transformers
 
     import mudkd
+    from mudkd.core.models import give_weights_default_permissions
+
+    give_weights_default_permissions(directory)
 
     (directory / "recipe.resolved.toml").write_text(recipe_to_toml(recipe), encoding="utf-8")
     info = {
@@ -311,11 +315,22 @@ def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] 
         "device": device,
         "seed": recipe.training.seed,
         "git_sha": _git_sha(),
+        "command": command_line(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (directory / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     if metrics is not None:
         (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+
+def command_line() -> list[str] | None:
+    """The ``mudkd ...`` command line of this process (None when mudkd was not started as a command)."""
+    import sys
+
+    program = Path(sys.argv[0]).name if sys.argv else ""
+    if program == "mudkd" or (program == "__main__.py" and Path(sys.argv[0]).parent.name == "mudkd"):
+        return ["mudkd", *sys.argv[1:]]
+    return None
 
 
 def _git_sha() -> str | None:
@@ -375,6 +390,7 @@ class TrainerStage:
     files: dict[str, str] = field(default_factory=dict)
     run_metrics: Callable[[Any], dict[str, Any]] | None = None
     data_collator: Any = None
+    model_card: bool = False  # write README.md (a final model: finetune, distill pred)
 
 
 @dataclass
@@ -456,6 +472,10 @@ def run_trainer_stage(
         discard_checkpoints(staging.path)
         file_metrics = metrics if evaluate or stage.run_metrics is None else stage.run_metrics(trainer)
         write_run_files(staging.path, recipe, metrics=file_metrics, device=device)
+        if stage.model_card:  # a file of the output, so written before the commit, from the records just written
+            from mudkd.core.card import write_card
+
+            write_card(staging.path, recipe, command=stage.command)
         output = staging.commit()
     return TrainerOutcome(output, trainer, metrics, seconds, curve, warnings, selection)
 

@@ -278,7 +278,9 @@ def calibrate(recipe: Recipe, *, repeats: int = 2) -> dict[str, float]:
         def teacher_pass() -> float:
             started = time.perf_counter()
             with torch.no_grad():
-                teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+                # as distillation runs it: hidden states only (the [CLS] attention row is recomputed from them,
+                # core/hsk.py), so no eager-attention fallback and no sdpa/output_attentions warning
+                teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             return time.perf_counter() - started
 
         teacher_pass()

@@ -646,6 +646,7 @@ def run_pred(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = 
             "reference_loss": recipe.pred.reference_loss,
         },
         data_collator=make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length),
+        model_card=True,
     )
     outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
     details = {

@@ -68,8 +68,16 @@ def export_onnx(
     check: bool = True,
     overwrite: bool = False,
     trust_remote_code: bool = False,
+    quantize: str = "none",
+    task: Any = None,
+    max_metric_drop: float = 1.0,
+    dev: Any = None,
 ) -> dict[str, Any]:
     """Export a sequence classifier (HF BERT or pruned BERT) to ONNX and check it with onnxruntime.
+
+    With ``quantize="dynamic"`` the checked fp32 graph is optimised and quantized to int8
+    (:func:`mudkd.core.quantize.quantize_onnx`) and compared with it on ``task``'s dev examples; an int8 model that
+    loses more than ``max_metric_drop`` points is refused (:class:`RunError`, exit 1) and nothing is written.
 
     The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64, [batch, seq]) and returns
     ``logits`` (float32, [batch, num_labels]); batch and sequence axes are dynamic. The model is traced on a padded
@@ -89,10 +97,15 @@ def export_onnx(
         check: Compare onnxruntime with PyTorch before writing.
         overwrite: Replace an existing ``output_file``.
         trust_remote_code: Allow model code shipped in ``model_path`` to run (only needed without mudkd's classes).
+        quantize: ``none`` or ``dynamic`` (int8 weights, activations quantized per batch).
+        task: The task whose dev split checks the int8 model (a recipe's ``TaskConfig``; needed to quantize).
+        max_metric_drop: Points of the task's selection metric the int8 model may lose.
+        dev: The dev examples already read (:func:`dev_set_to_quantize`), instead of reading ``task``'s.
 
     Returns:
-        ``{"output", "bytes", "max_abs_diff", "opset"}`` plus ``check_shapes`` and ``model_type``;
-        ``max_abs_diff`` is None without ``check``.
+        ``{"output", "bytes", "max_abs_diff", "opset"}`` plus ``check_shapes``, ``model_type`` and
+        ``quantization`` (None, or the int8 check: :func:`mudkd.core.quantize.compare` under ``check``, the
+        fp32 file's bytes, the fused operators); ``max_abs_diff`` is None without ``check``.
 
     Raises:
         RecipeError: If ``opset`` or ``max_seq_length`` is out of range.
@@ -108,7 +121,8 @@ def export_onnx(
     if max_seq_length < 2:
         raise RecipeError(f"max_seq_length must be at least 2 (got {max_seq_length})")
     output = Path(output_file)
-    check_output_file(output, inputs={"--model-path": model_path}, overwrite=overwrite)
+    check_output_file(output, inputs={"--student-model": model_path}, overwrite=overwrite)
+    dev = dev or dev_set_to_quantize(quantize, task, model_path, max_metric_drop)
     # The model is loaded before onnx is imported, so a missing or broken --model-path is reported as bad input
     # (exit 2) even where the onnx extra is not installed.
     model = load_classifier(model_path, trust_remote_code=trust_remote_code, dtype=torch.float32).eval()
@@ -152,6 +166,7 @@ def export_onnx(
                     f"onnxruntime and PyTorch disagree on the logits (max |diff| {max_abs_diff:.3g} > {TOLERANCE:g})",
                     hint="try another --opset, or rerun with --debug and report the model config",
                 )
+            quantized = _quantize_checked(onnx, temporary, config, model_path, dev, max_metric_drop) if dev else None
     except RunError:
         raise
     except Exception as error:
@@ -166,7 +181,43 @@ def export_onnx(
         "opset": opset,
         "check_shapes": [list(shape) for shape in CHECK_SHAPES] if check else [],
         "model_type": config.model_type,
+        "quantization": quantized,
     }
+
+
+def dev_set_to_quantize(quantize: str, task: Any, model_path: str, max_metric_drop: float) -> Any:
+    """The dev examples that check an int8 model (None without quantization); bad settings are refused first."""
+    from mudkd.core.quantize import SCHEMES, check_max_metric_drop, load_dev_set
+
+    if quantize not in SCHEMES:
+        raise RecipeError(f"--quantize {quantize} is not supported", hint=f"choose one of {', '.join(SCHEMES)}")
+    if quantize == "none":
+        return None
+    check_max_metric_drop(max_metric_drop)
+    if task is None:
+        raise RecipeError(
+            "--quantize checks the int8 model on dev examples, and no data was given",
+            hint="pass a recipe, --task-name (and --data-dir) or --train-file/--validation-file",
+        )
+    return load_dev_set(task, model_path)
+
+
+def _quantize_checked(onnx: Any, path: Path, config: Any, model_path: str, dev: Any, max_drop: float) -> dict[str, Any]:
+    """Replace the checked fp32 graph at ``path`` by its int8 version, if it keeps the dev metric (else raise)."""
+    from mudkd.core import quantize as q
+
+    int8 = path.with_name(path.name + ".int8.onnx")
+    try:
+        found = q.quantize_onnx(path, int8, config)
+        fp32_logits = q.dev_logits(q.onnx_forward(path), dev)
+        check = q.compare(fp32_logits, q.dev_logits(q.onnx_forward(int8), dev), dev, max_metric_drop=max_drop)
+        q.check_drop(check)
+        fp32_bytes = path.stat().st_size
+        os.replace(int8, path)
+        _add_metadata(onnx, path, config, model_path, validate=False)  # contrib operators: onnx's checker refuses
+    finally:
+        int8.unlink(missing_ok=True)
+    return {"scheme": "dynamic", "backend": "onnx", "fp32_bytes": fp32_bytes, "check": check, **found}
 
 
 def check_output_file(output: Path, *, inputs: dict[str, str | None], overwrite: bool) -> None:
@@ -232,10 +283,12 @@ def _example_inputs(config: Any, *, batch: int, seq_length: int, seed: int) -> d
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
-def _add_metadata(onnx: Any, path: Path, config: Any, model_path: str) -> None:
+def _add_metadata(onnx: Any, path: Path, config: Any, model_path: str, *, validate: bool = True) -> None:
     """Validate the graph and record the label names and source model in the file's metadata."""
     graph = onnx.load(str(path))
-    onnx.checker.check_model(graph)
+    if validate:
+        onnx.checker.check_model(graph)
+    del graph.metadata_props[:]  # a re-written graph (quantized) may carry them already
     properties = {
         MADE_BY[0]: MADE_BY[1],
         "producer": "mudkd",

@@ -84,6 +84,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         metric_names=data.metrics,
         labels=data.labels,
         data_collator=make_collator(tokenizer, recipe.training.padding, recipe.task.max_seq_length),
+        model_card=True,
     )
     outcome = run_trainer_stage(recipe, stage, events=events, resume=resume, device=device)
     details = {"steps": outcome.trainer.state.global_step, "selection": data.selection, **outcome.curve_details()}

@@ -26,6 +26,7 @@ from mudkd.core.outputs import (
     marker_notes,
     read_marker,
     recipe_inputs,
+    record_owned_file,
     write_json_atomic,
 )
 from mudkd.core.ownership import register_layout, verify
@@ -221,7 +222,7 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
     it the task's labels), the student's from the prune settings (or its own config). Hub names that are not local
     are checked later.
     """
-    from mudkd.core.data import count_train_examples
+    from mudkd.core.data import count_labels, count_train_examples
     from mudkd.core.models import read_shape
     from mudkd.knowledge import budget_from_recipe, budget_summary, task_num_labels
 
@@ -229,8 +230,8 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
     if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
         return None
     teacher = read_shape(teacher_path, "teacher")
-    if "finetune" not in not_needed:  # the pretrained model's head is replaced by the task's
-        num_labels = task_num_labels(recipe.task.name, recipe.task.task_type)
+    if "finetune" not in not_needed:  # the pretrained model's head is replaced by the task's: count its labels
+        num_labels = count_labels(recipe.task) or task_num_labels(recipe.task.name, recipe.task.task_type)
     else:
         num_labels = teacher.num_labels
     if "prune" in not_needed:
@@ -298,7 +299,24 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     if recipe.pipeline.speed_check_steps:
         summary["hsk_speed"] = speed_check(recipe, events)
     write_json_atomic(Path(recipe.output.dir, SUMMARY_FILE), summary)  # type: ignore[arg-type]
+    _card_with_summary(recipe, summary)
     return StageResult(str(recipe.output.dir), summary["student"]["metrics"], {"summary": summary})
+
+
+def _card_with_summary(recipe: Recipe, summary: dict[str, Any]) -> None:
+    """Rewrite the final student's card with the summary's teacher metrics and ratios.
+
+    ``distill pred`` wrote the card inside its staging directory, before its commit, from its own records; the
+    ratios exist only once the committed student has been measured against the teacher, so the pipeline replaces
+    the card afterwards in one atomic rename (as it writes ``stage.json`` there), with the same records plus
+    ``summary.json``'s figures.
+    """
+    from mudkd.core.card import write_card
+
+    final = Path(recipe.pred.output_dir)  # type: ignore[arg-type]
+    if final.is_dir():
+        card = write_card(final, _stage_recipe(recipe, STAGES[-1]), command="distill pred", summary=summary)
+        record_owned_file(final, card.name)  # the output stays provably mudkd's (a kill before this: refused)
 
 
 def _stage_record(directory: Path) -> dict[str, Any]:
@@ -346,10 +364,36 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
         "store_bytes": results.get("cache", {}).get("bytes"),
         "stage_seconds": timings,
         "student_before_training": results.get("prune", {}).get("student_before_training"),
-        "warnings": [text for stage in STAGES for text in results.get(stage.name, {}).get("warnings") or ()],
+        "warnings": [text for stage in STAGES for text in results.get(stage.name, {}).get("warnings") or ()]
+        + final_warnings(recipe, teacher_metrics, student_metrics),
         # whether the reported dev metrics also picked the checkpoints (training.selection_split, issue 20)
         "selected_on": {name: results.get(name, {}).get("selected_on") for name in ("finetune", "pred")},
     }
+
+
+def final_warnings(recipe: Recipe, teacher: dict[str, float], student: dict[str, float]) -> list[str]:
+    """What the final numbers do not say by themselves: a class no model predicts (its F1 is 0 for teacher and
+    student), and a student that predicts one class for (nearly) every dev example, whose accuracy is then just
+    that class's share."""
+    from mudkd.core.health import ONE_CLASS_SHARE, check_student
+    from mudkd.core.metrics import class_of
+    from mudkd.core.models import load_classifier, load_tokenizer
+
+    warnings = [
+        f"class {class_of(name)}: F1 0 for teacher and student: no model predicts it (too few training examples?)"
+        for name, value in student.items()
+        if class_of(name) is not None and value == 0.0 and teacher.get(name) == 0.0
+    ]
+    path = str(recipe.pred.output_dir)
+    record = check_student(load_classifier(path).eval(), recipe, load_tokenizer(path), device="cpu")
+    share = record.get("top_class_share")
+    if record.get("majority_rate") is not None and share is not None and share >= ONE_CLASS_SHARE:
+        warnings.append(
+            f"the student predicts one class for {share:.0%} of the dev examples: its accuracy "
+            f"{record['accuracy']:.4f} is that class's share (majority-class rate {record['majority_rate']:.4f}), "
+            "not a sign it learned the task"
+        )
+    return warnings
 
 
 def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
