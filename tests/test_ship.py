@@ -212,13 +212,14 @@ def test_push_refuses_a_folder_mudkd_did_not_make(tiny_bert_dir):
 
 def test_push_refuses_non_finite_weights(tiny_bert_dir, tmp_path):
     from mudkd.core.outputs import write_marker
+    from mudkd.core.ownership import new_owner, record_files
 
     folder = tmp_path / "broken"
     model = load_classifier(str(tiny_bert_dir))
     with torch.no_grad():
         model.classifier.weight[0, 0] = float("nan")
     model.save_pretrained(folder)
-    write_marker(folder, command="finetune", complete=True)
+    write_marker(folder, command="finetune", complete=True, owner=new_owner(folder, files=record_files(folder)))
     result = runner.invoke(app, ["push", str(folder), "me/tiny-student", "--dry-run"])
     assert result.exit_code == 1 and "nan" in result.stderr and "classifier.weight" in result.stderr
 

@@ -77,14 +77,7 @@ def export_cli(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="The .onnx file to write.", show_default=False)
     ] = None,
-    output_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--output-dir",
-            help="Write a folder instead: the model, config, tokenizer, records and a model card (README.md).",
-            show_default=False,
-        ),
-    ] = None,
+    output_dir: o.ExportDirOpt = None,
     format_: Annotated[
         Backend, typer.Option("--format", help="onnx, or torch (int8 state dict + loader; needs --output-dir).")
     ] = Backend.onnx,

@@ -217,6 +217,15 @@ def output_dir(key: str, *, schema: type[BaseModel] = Recipe, note: str = "") ->
 
 
 OutputDirOpt = output_dir("{stage}.output_dir")
+# export writes one file (--output/-o) or, with --output-dir (no -o: that is the file's), a folder; no recipe key
+ExportDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        OUTPUT_DIR[0],
+        help="Write a folder instead: the model, config, tokenizer, records and a model card (README.md).",
+        show_default=False,
+    ),
+]
 
 # ---------------------------------------------------------------------------------------------------------------
 # Models
