@@ -11,6 +11,8 @@ from typer.core import TyperGroup
 
 from mudkd import __version__
 from mudkd.cli import common
+from mudkd.cli.augment import EPILOG as AUGMENT_EPILOG
+from mudkd.cli.augment import augment_cli
 from mudkd.cli.distill import distill_app
 from mudkd.cli.evaluate import EVALUATE_EPILOG, PREDICT_EPILOG, evaluate_cli, predict_cli
 from mudkd.cli.export import EXPORT_EPILOG, REPORT_EPILOG, export_cli, report_cli
@@ -152,6 +154,7 @@ app.command("evaluate", epilog=EVALUATE_EPILOG)(evaluate_cli)
 app.command("predict", epilog=PREDICT_EPILOG)(predict_cli)
 app.command("export", epilog=EXPORT_EPILOG)(export_cli)
 app.command("report", epilog=REPORT_EPILOG)(report_cli)
+app.command("augment", epilog=AUGMENT_EPILOG)(augment_cli)
 app.add_typer(distill_app, name="distill")
 app.command("pipeline", epilog=PIPELINE_EPILOG)(pipeline_cli)
 app.command("sweep", epilog=SWEEP_EPILOG)(sweep_cli)
