@@ -297,7 +297,9 @@ class MaskedLM:
             best = logits.topk(min(top_k, logits.shape[1]), dim=1)
             for row, i in enumerate(chunk):
                 found[i] = [
-                    self.vocabulary[int(t)] for t, s in zip(best.indices[row], best.values[row], strict=True) if s > -1e30
+                    self.vocabulary[int(t)]
+                    for t, s in zip(best.indices[row], best.values[row], strict=True)
+                    if s > -1e30
                 ]
         return found
 

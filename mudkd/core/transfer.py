@@ -44,7 +44,11 @@ def read_summary(directory: str | Path) -> dict[str, Any]:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         summary = None
-    if not isinstance(summary, dict) or summary.get("format") != FORMAT or not (Path(directory) / TRANSFER_FILE).is_file():
+    if (
+        not isinstance(summary, dict)
+        or summary.get("format") != FORMAT
+        or not (Path(directory) / TRANSFER_FILE).is_file()
+    ):
         raise DataError(
             f"{directory}: not a transfer set (no {SUMMARY_FILE} and {TRANSFER_FILE} written by 'mudkd augment')",
             hint="run 'mudkd augment' first, or unset augment.transfer_set",

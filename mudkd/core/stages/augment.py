@@ -79,8 +79,10 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
             hint="set augment.num_per_example > 0, or give --unlabeled-file / augment.unlabeled_rest",
         )
     if config.num_per_example and config.p == 0:
-        raise RecipeError("augment.p = 0 replaces no word: every augmented example would be a duplicate",
-                          hint="set augment.p in (0, 1] (TinyBERT: 0.4)")
+        raise RecipeError(
+            "augment.p = 0 replaces no word: every augmented example would be a duplicate",
+            hint="set augment.p in (0, 1] (TinyBERT: 0.4)",
+        )
     if config.num_per_example:
         if config.vectors_file:
             if not Path(config.vectors_file).is_file():
@@ -107,9 +109,8 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         "p": config.p,
         "top_k": config.top_k,
         "candidates": f"masked LM {config.mlm_model} + GloVe" if config.mlm_model else "GloVe neighbours",
-        "transfer_examples_at_most": len(unlabeled) + config.num_per_example * (
-            len(labelled) + (len(unlabeled) if config.augment_unlabeled else 0)
-        ),
+        "transfer_examples_at_most": len(unlabeled)
+        + config.num_per_example * (len(labelled) + (len(unlabeled) if config.augment_unlabeled else 0)),
     }
 
 
@@ -147,7 +148,9 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
 
         write_run_files(staging.path, recipe, metrics=None, device="cpu")
         final = staging.commit()
-    return StageResult(str(final), {}, {key: summary[key] for key in ("num_original", "augmented", "unlabeled", "seconds")})
+    return StageResult(
+        str(final), {}, {key: summary[key] for key in ("num_original", "augmented", "unlabeled", "seconds")}
+    )
 
 
 def _augmenter(recipe: Recipe, sources: list[tuple[str, str | None]], events: RunEvents) -> Augmenter:
