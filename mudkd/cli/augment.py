@@ -11,7 +11,7 @@ EPILOG = """Examples:
 
   $ mudkd augment recipes/quickstart.toml --set augment.unlabeled_rest=true --num-per-example 0 -o transfer/rt
 
-  $ mudkd augment --teacher-model models/teacher --task-name rte --data-dir glue/RTE --mlm-model bert-base-uncased -o aug/rte
+  $ mudkd augment --teacher-model models/teacher --task-name rte --data-dir RTE --mlm-model bert-base-uncased -o aug/rte
 """
 
 POpt = o.keyed(float | None, "augment.p", "--p", help="Probability that a word is replaced (0.4).")
