@@ -1,9 +1,10 @@
 """``mudkd pipeline``: every stage from one recipe, each stage's output feeding the next.
 
-finetune → score → prune → cache (teacher-free store) → distill hsk (from the store) → distill pred (from the
-store's logits) → summary. Each stage writes into ``output.dir/<stage>``; a stage whose output exists and was
-produced from the same inputs (a hash of the recipe keys it depends on, kept in ``stage.json``) is skipped, so an
-interrupted pipeline resumes at the first unfinished stage.
+finetune → score → prune → [augment: a transfer set, when ``augment.enabled``] → cache (teacher-free store) →
+distill hsk (from the store) → distill pred (from the store's logits) → summary. Each stage writes into
+``output.dir/<stage>``; a stage whose output exists and was produced from the same inputs (a hash of the recipe
+keys it depends on, kept in ``stage.json``) is skipped, so an interrupted pipeline resumes at the first unfinished
+stage.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ STAGES = (
     Stage("finetune", "teacher", ("task", "teacher.pretrained", "finetune", "training.seed")),
     Stage("score", "scores", ("task", "teacher.model", "score", "training.seed")),
     Stage("prune", "student", ("teacher.model", "prune")),
+    Stage("augment", "augment", ("task", "teacher.model", "augment", "training.seed")),  # only when enabled
     Stage("cache", "store", ("task", "teacher.model", "student.model", "hsk", "cache", "training.seed")),
     Stage("hsk", "hsk", ("task", "student.model", "hsk", "training.seed")),
     Stage("pred", "final", ("task", "student.model", "pred", "training.seed")),
@@ -72,12 +74,17 @@ def resolve_paths(recipe: Recipe) -> tuple[Recipe, set[str]]:
     data["prune"]["output_dir"] = recipe.prune.output_dir or str(root / "student")
     data["prune"]["scores"] = recipe.prune.scores or data["score"]["output_dir"]
     data["student"]["model"] = recipe.student.model or data["prune"]["output_dir"]
+    data["augment"]["output_dir"] = recipe.augment.output_dir or str(root / "augment")
+    if recipe.augment.enabled:  # every later stage trains on the task's data plus the transfer set
+        data["augment"]["transfer_set"] = recipe.augment.transfer_set or data["augment"]["output_dir"]
     data["cache"]["output_dir"] = recipe.cache.output_dir or str(root / "store")
     data["hsk"]["output_dir"] = recipe.hsk.output_dir or str(root / "hsk")
     data["hsk"]["hsk_store"] = recipe.hsk.hsk_store or data["cache"]["output_dir"]
     data["pred"]["output_dir"] = recipe.pred.output_dir or str(root / "final")
     data["pred"]["logits_store"] = recipe.pred.logits_store or data["cache"]["output_dir"]
     not_needed = ({"finetune"} if not use_finetune else set()) | ({"score", "prune"} if not use_prune else set())
+    if not recipe.augment.enabled or recipe.augment.transfer_set:  # off, or a transfer set made elsewhere
+        not_needed.add("augment")
     resolved = Recipe.model_validate(data)
     resolved._source = recipe_source(recipe)
     return resolved, not_needed
@@ -127,6 +134,7 @@ def _stage_dir(recipe: Recipe, stage: Stage) -> Path:
         "finetune": recipe.finetune.output_dir,
         "score": recipe.score.output_dir,
         "prune": recipe.prune.output_dir,
+        "augment": recipe.augment.output_dir,
         "cache": recipe.cache.output_dir,
         "hsk": recipe.hsk.output_dir,
         "pred": recipe.pred.output_dir,
@@ -134,11 +142,16 @@ def _stage_dir(recipe: Recipe, stage: Stage) -> Path:
     return Path(paths[stage.name])  # type: ignore[arg-type]
 
 
+def active_stages(not_needed: set[str]) -> tuple[Stage, ...]:
+    """The stages a pipeline lists: every stage, but the augment stage only when it is enabled."""
+    return tuple(stage for stage in STAGES if stage.name != "augment" or "augment" not in not_needed)
+
+
 def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
     """Per stage: its directory and whether it will run, be skipped as done, or is not needed."""
     rows = []
     keys = stage_keys(recipe, not_needed)
-    for stage in STAGES:
+    for stage in active_stages(not_needed):
         directory = _stage_dir(recipe, stage)
         marker = read_marker(directory)
         if stage.name in not_needed:
@@ -240,9 +253,10 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
 
 
 def _runner(name: str) -> Callable[..., StageResult]:
-    from mudkd.core.stages import cache, distill, finetune, prune, score
+    from mudkd.core.stages import augment, cache, distill, finetune, prune, score
 
     return {
+        "augment": augment.run,
         "finetune": finetune.run,
         "score": score.run,
         "prune": prune.run,
@@ -261,7 +275,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     keys = stage_keys(recipe, not_needed)
-    for row, stage in zip(stage_status(recipe, not_needed), STAGES, strict=True):
+    for row, stage in zip(stage_status(recipe, not_needed), active_stages(not_needed), strict=True):
         directory = _stage_dir(recipe, stage)
         if row["status"] in {"done", "not needed"}:
             events.on_message(f"pipeline: {stage.name} {row['status']} ({directory})")
