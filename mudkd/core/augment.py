@@ -260,7 +260,10 @@ class MaskedLM:
                 hint="give an AutoModelForMaskedLM directory or hub name, or unset it to use GloVe neighbours",
             ) from None
         self.device, self.batch_size = device, batch_size
-        vocabulary = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        vocabulary = [""] * self.model.config.vocab_size  # ids the tokenizer does not name are never proposed
+        for token, token_id in self.tokenizer.get_vocab().items():
+            if token_id < len(vocabulary):
+                vocabulary[token_id] = token
         special = set(self.tokenizer.all_special_ids)
         self.allowed = np.asarray(
             [i not in special and token.isalpha() for i, token in enumerate(vocabulary)], dtype=bool

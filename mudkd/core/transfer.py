@@ -167,6 +167,8 @@ def read_unlabeled(path: str | Path, text_columns: list[str]) -> list[tuple[str,
             texts: list[tuple[str, str | None]] = [(line.strip(), None) for line in handle if line.strip()]
     elif suffix in {".csv", ".tsv", ".jsonl", ".json"}:
         rows = _rows(path, suffix)
+        if not rows:
+            raise DataError(f"{path}: the unlabelled file holds no text", hint="give a file with one text per row")
         columns = list(text_columns) or _default_column(rows, path)
         missing = [column for column in columns if rows and column not in rows[0]]
         if missing:
