@@ -151,9 +151,8 @@ def test_augmentation_is_deterministic_by_seed_and_drops_duplicates():
 
 
 def test_masked_lm_from_a_tiny_config(tmp_path):
-    from transformers import BertConfig, BertForMaskedLM
-
     import torch
+    from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(0)
     config = BertConfig(
