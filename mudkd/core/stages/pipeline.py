@@ -188,7 +188,58 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
 
     check_task_metric(recipe.task)
     budget = _check_budget(recipe, not_needed)
-    return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages, "budget": budget}
+    schedule = _schedule(recipe, not_needed, budget)
+    return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages, "budget": budget, **schedule}
+
+
+def _schedule(recipe: Recipe, not_needed: set[str], budget: dict[str, Any] | None) -> dict[str, Any]:
+    """The dry run's per-stage schedule (:mod:`mudkd.core.schedule`): examples, updates, store size and a rough
+    CPU time; empty when the models' shapes cannot be read yet (hub names)."""
+    from mudkd.core.data import load_raw
+    from mudkd.core.models import read_config
+    from mudkd.core.schedule import estimate, layer_weights, mean_tokens
+
+    teacher_path = recipe.teacher.pretrained if "finetune" not in not_needed else recipe.teacher.model
+    if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
+        return {}
+    teacher = read_config(teacher_path, "teacher")
+    hidden, heads = teacher["hidden_size"], teacher["num_attention_heads"]
+    teacher_weights = teacher["num_hidden_layers"] * layer_weights(hidden, hidden, teacher["intermediate_size"])
+    if "prune" in not_needed:  # a given student: its own shape (a pruned one keeps fewer heads: counted as all)
+        student = read_config(recipe.student.model, "student")  # type: ignore[arg-type]
+        width, ffn = student["hidden_size"], student["intermediate_size"]
+        student_weights = student["num_hidden_layers"] * layer_weights(width, width, ffn)
+    else:
+        layers = len(recipe.prune.layers) if recipe.prune.layers else recipe.prune.num_layers
+        kept = recipe.prune.keep_heads * hidden // heads
+        student_weights = layers * layer_weights(hidden, kept, recipe.prune.ffn_hidden_dim)
+    train = load_raw(recipe.task)[0]["train"]["text_a"]
+    count = min(len(train), recipe.task.max_train_samples or len(train))
+    rows = estimate(
+        recipe,
+        train_examples=count,
+        transfer_examples=_transfer_examples(recipe, len(train) - count, count),
+        tokens=mean_tokens(train[:count], recipe.task.max_seq_length),
+        teacher_weights=teacher_weights,
+        student_weights=student_weights,
+        bytes_per_example=(budget or {}).get("bytes_per_example"),
+    )
+    return {"schedule": rows, "schedule_note": "CPU seconds: a rough model calibrated on the quickstart (2 CPU cores)"}
+
+
+def _transfer_examples(recipe: Recipe, rest: int, count: int) -> int:
+    """The transfer set's examples: counted when it is written, else the most the augment stage can write."""
+    from mudkd.core.transfer import read_unlabeled, transfer_count
+
+    if recipe.augment.transfer_set and Path(recipe.augment.transfer_set, "transfer.json").is_file():
+        return transfer_count(recipe)
+    if not recipe.augment.enabled:
+        return 0
+    config = recipe.augment
+    unlabeled = (rest if config.unlabeled_rest else 0) + (
+        len(read_unlabeled(config.unlabeled_file, recipe.task.text_columns)) if config.unlabeled_file else 0
+    )
+    return unlabeled + config.num_per_example * (count + (unlabeled if config.augment_unlabeled else 0))
 
 
 def check_root(recipe: Recipe) -> None:
