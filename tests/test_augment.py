@@ -399,3 +399,28 @@ def test_bad_inputs_give_one_error_and_write_nothing(models, glue_dir, tmp_path,
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The wizard proposes the reference's HSK length when a transfer set is stored
+
+
+@pytest.mark.parametrize(
+    ("answers", "epochs", "enabled"),
+    [
+        ({"task.name": "sst-2", "use_store": True, "augment.enabled": True}, 10.0, True),
+        ({"task.name": "rte", "use_store": True, "augment.enabled": True}, 20.0, True),
+        ({"task.name": "cola", "use_store": True, "augment.enabled": True, "hsk.num_train_epochs": 3.0}, 3.0, True),
+        ({"task.name": "sst-2", "use_store": True, "augment.enabled": False}, 1.0, False),
+        ({"task.name": "sst-2", "use_store": False, "augment.enabled": True}, 1.0, False),
+    ],
+)
+def test_wizard_proposes_the_reference_hsk_length_with_a_stored_transfer_set(answers, epochs, enabled, glue_dir):
+    from mudkd.recipe.schema import HskConfig
+    from mudkd.recipe.wizard import answers_to_recipe
+
+    folder = {"sst-2": "SST-2", "rte": "RTE", "cola": "CoLA"}[answers["task.name"]]
+    recipe = answers_to_recipe({"task.data_dir": str(glue_dir / folder), **answers})
+    default = HskConfig.model_fields["num_train_epochs"].default
+    assert recipe.augment.enabled is enabled
+    assert recipe.hsk.num_train_epochs == (epochs if enabled else default)

@@ -351,6 +351,16 @@ class CacheConfig(Section):
     )
 
 
+#: The reference's HSK-stage epochs per task (method.md §15, ``main.py default_params``), run over the augmented set;
+#: a task it does not name gets SST-2's 10. The wizard proposes them when a transfer set is labelled into the store.
+REFERENCE_HSK_EPOCHS = {"cola": 30, "sst-2": 10, "mrpc": 20, "sts-b": 20, "rte": 20, "mnli": 5, "qnli": 5, "qqp": 5}
+
+
+def reference_hsk_epochs(task: str) -> int:
+    """The reference's HSK-stage length for ``task`` (:data:`REFERENCE_HSK_EPOCHS`, default 10)."""
+    return REFERENCE_HSK_EPOCHS.get(task.removesuffix("-mm"), 10)
+
+
 class AugmentConfig(Section):
     """A transfer set for distillation: augmented copies of the training data and unlabelled text (issue 19).
 
