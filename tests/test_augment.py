@@ -424,3 +424,33 @@ def test_wizard_proposes_the_reference_hsk_length_with_a_stored_transfer_set(ans
     default = HskConfig.model_fields["num_train_epochs"].default
     assert recipe.augment.enabled is enabled
     assert recipe.hsk.num_train_epochs == (epochs if enabled else default)
+
+
+@pytest.mark.slow
+def test_a_store_with_a_transfer_set_under_torchrun_equals_the_one_process_store(
+    models, glue_dir, vectors_file, tmp_path, monkeypatch
+):
+    """``distill cache`` of the union on 2 ranks (torchrun, gloo): array for array the one-process store, origin
+    flags included."""
+    from mudkd.core.store import HskStore
+    from tests.test_ddp import Torchrun
+
+    monkeypatch.setenv("MUDKD_CACHE", str(tmp_path / "cache"))
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("a truly great film\nthe worst movie of the year\n")
+    make_transfer_set(models, glue_dir, vectors_file, tmp_path / "transfer", unlabeled)
+    args = [
+        "distill", "cache", "--teacher-model", models / "teacher", "--student-model", models / "student",
+        *data_args(glue_dir), "--max-seq-length", 24, "--config-3d", "1l_4t_0.5h", "--batch-size", 8,
+        "--set", "cache.chunk_size=24", "--set", f"augment.transfer_set={tmp_path / 'transfer'}", "--json",
+    ]  # fmt: skip
+    ddp = Torchrun([*args, "-o", tmp_path / "ddp"], cwd=tmp_path, cache=tmp_path / "cache")
+    single = invoke(*args, "-o", tmp_path / "single")
+    assert single.exit_code == 0, single.output
+    code, stderr = ddp.wait()
+    assert code == 0, stderr[-3000:]
+    built, reference = HskStore.open(tmp_path / "ddp"), HskStore.open(tmp_path / "single")
+    assert len(built) == len(reference) > 40 and "origin" in reference.fields
+    got, want = built.get(range(len(reference))), reference.get(range(len(reference)))
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
