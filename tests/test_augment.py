@@ -454,3 +454,53 @@ def test_a_store_with_a_transfer_set_under_torchrun_equals_the_one_process_store
     got, want = built.get(range(len(reference))), reference.get(range(len(reference)))
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_pipeline_runs_the_augment_stage_before_the_store(models, glue_dir, vectors_file, tmp_path):
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("a truly great film\nthe worst movie of the year\n")
+    out = tmp_path / "run"
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f"""
+[task]
+name = "sst-2"
+data_dir = "{glue_dir / "SST-2"}"
+max_seq_length = 16
+max_train_samples = 32
+max_eval_samples = 16
+[teacher]
+model = "{models / "teacher"}"
+[student]
+model = "{models / "student"}"
+[hsk]
+config_3d = "1l_4t_0.5h"
+max_steps = 2
+train_batch_size = 8
+[pred]
+max_steps = 2
+train_batch_size = 8
+eval_step = 2
+[augment]
+enabled = true
+num_per_example = 2
+vectors_file = "{vectors_file}"
+unlabeled_file = "{unlabeled}"
+[pipeline]
+speed_check_steps = 0
+latency_repeats = 1
+[output]
+dir = "{out}"
+""")
+    plan = run_json("pipeline", recipe, "--dry-run")
+    assert [row["stage"] for row in plan["stages"]] == ["finetune", "score", "prune", "augment", "cache", "hsk", "pred"]
+    schedule = {row["stage"]: row for row in plan["schedule"]}
+    assert schedule["augment"]["examples"] == 2 + 2 * 32  # at most: every draw new, plus the unlabelled texts
+    assert schedule["hsk"]["updates"] == 2 and schedule["cache"]["cpu_seconds"] > 0
+    run_json("pipeline", recipe)
+    made = json.loads((out / "augment" / "transfer.json").read_text())
+    manifest = json.loads((out / "store" / "manifest.json").read_text())
+    assert manifest["num_examples"] == 32 + made["augmented"] + made["unlabeled"] and "origin" in manifest["fields"]
+    resolved = (out / "store" / "recipe.resolved.toml").read_text()
+    assert f'transfer_set = "{out / "augment"}"' in resolved
+    again = run_json("pipeline", recipe, "--dry-run")  # every stage is done, the augment stage included
+    assert {row["status"] for row in again["stages"]} == {"done", "not needed"}
