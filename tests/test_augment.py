@@ -175,6 +175,20 @@ def test_masked_lm_from_a_tiny_config(tmp_path):
         assert all(c in vocab and c.isalpha() and not c.startswith("[") for c in candidates)
     assert masked_lm.candidates(words, [1, 3], 4) == found  # deterministic (eval mode)
 
+    # through the sampler: single-piece words take the LM's candidates, a multi-piece one its GloVe neighbours
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "mlm")
+    count = aug.piece_counter(tokenizer)
+    assert count("movie") == 1 and count("zebra") > 1
+    augmenter = Augmenter(
+        aug.word_splitter(tokenizer), count, {"zebra": ["horse"]}, p=1.0, num_per_example=5, masked_lm=masked_lm
+    )
+    made = augmenter.augment(0, "The movie is good zebra")
+    assert made and all(a.split()[0] == "the" and a.split()[-1] == "horse" for a, _ in made)
+    in_context = masked_lm.candidates(["the", "movie", "is", "good", "zebra"], [1, 3], augmenter.top_k)
+    assert all(a.split()[1] in in_context[1] and a.split()[3] in in_context[3] for a, _ in made)
+
 
 # --------------------------------------------------------------------------------------------------------------------
 # Unlabelled files and label masking
@@ -504,3 +518,14 @@ dir = "{out}"
     assert f'transfer_set = "{out / "augment"}"' in resolved
     again = run_json("pipeline", recipe, "--dry-run")  # every stage is done, the augment stage included
     assert {row["status"] for row in again["stages"]} == {"done", "not needed"}
+
+
+def test_the_transfer_set_is_never_written_inside_the_data_folder(models, glue_dir, vectors_file, tmp_path):
+    import shutil
+
+    data = tmp_path / "SST-2"
+    shutil.copytree(glue_dir / "SST-2", data)
+    args = ["--task-name", "sst-2", "--data-dir", data, "--max-train-samples", 8, "--vectors-file", vectors_file]
+    result = invoke("augment", "--teacher-model", models / "teacher", *args, "-o", data / "augmented")
+    assert result.exit_code == 2 and result.stderr.count("Error:") == 1, result.output
+    assert not (data / "augmented").exists() and not (data / "augmented.partial").exists()
