@@ -198,17 +198,22 @@ def _schedule(recipe: Recipe, not_needed: set[str], budget: dict[str, Any] | Non
     from mudkd.core.data import load_raw
     from mudkd.core.models import read_config
     from mudkd.core.schedule import estimate, layer_weights, mean_tokens
+    from mudkd.knowledge.shapes import model_shape
 
     teacher_path = recipe.teacher.pretrained if "finetune" not in not_needed else recipe.teacher.model
     if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
         return {}
-    teacher = read_config(teacher_path, "teacher")
-    hidden, heads = teacher["hidden_size"], teacher["num_attention_heads"]
-    teacher_weights = teacher["num_hidden_layers"] * layer_weights(hidden, hidden, teacher["intermediate_size"])
+    teacher_config = read_config(teacher_path, "teacher")
+    teacher = model_shape(teacher_config, f"{teacher_path} (teacher)")
+    hidden, heads = teacher.hidden, teacher_config.get("num_attention_heads", 12)
+    teacher_weights = teacher.layers * layer_weights(
+        hidden, hidden, teacher_config.get("intermediate_size", 4 * hidden)
+    )
     if "prune" in not_needed:  # a given student: its own shape (a pruned one keeps fewer heads: counted as all)
-        student = read_config(recipe.student.model, "student")  # type: ignore[arg-type]
-        width, ffn = student["hidden_size"], student["intermediate_size"]
-        student_weights = student["num_hidden_layers"] * layer_weights(width, width, ffn)
+        student_config = read_config(recipe.student.model, "student")  # type: ignore[arg-type]
+        student = model_shape(student_config, f"{recipe.student.model} (student)")
+        ffn = student_config.get("intermediate_size", 4 * student.hidden)
+        student_weights = student.layers * layer_weights(student.hidden, student.hidden, ffn)
     else:
         layers = len(recipe.prune.layers) if recipe.prune.layers else recipe.prune.num_layers
         kept = recipe.prune.keep_heads * hidden // heads
