@@ -529,3 +529,33 @@ def test_the_transfer_set_is_never_written_inside_the_data_folder(models, glue_d
     result = invoke("augment", "--teacher-model", models / "teacher", *args, "-o", data / "augmented")
     assert result.exit_code == 2 and result.stderr.count("Error:") == 1, result.output
     assert not (data / "augmented").exists() and not (data / "augmented.partial").exists()
+
+
+def test_schedule_counts_updates_over_the_enlarged_set_and_times_them_by_the_documented_model():
+    from mudkd.core import schedule
+    from mudkd.recipe import build_recipe
+
+    recipe = build_recipe(
+        None,
+        flags={"augment.enabled": True, "hsk.num_train_epochs": 6.0, "pred.max_steps": 7, "hsk.train_batch_size": 32},
+    )
+    rows = {
+        row["stage"]: row
+        for row in schedule.estimate(
+            recipe,
+            train_examples=2000,
+            transfer_examples=7544,
+            tokens=25.0,
+            teacher_weights=10_000_000,
+            student_weights=1_000_000,
+            bytes_per_example=1564,
+        )
+    }
+    assert rows["augment"]["examples"] == 7544 and rows["cache"]["examples"] == 9544
+    assert rows["cache"]["store_bytes"] == 1564 * 9544
+    assert rows["hsk"]["updates"] == 6 * 299 and rows["pred"]["updates"] == 7  # ceil(9544 / 32) = 299 per epoch
+    forward = 2 * 10_000_000 * 25.0 / schedule.FLOPS_PER_SECOND
+    assert rows["cache"]["cpu_seconds"] == pytest.approx(9544 * forward)
+    step = 3 * 2 * 1_000_000 * 25.0 / schedule.FLOPS_PER_SECOND
+    assert rows["hsk"]["cpu_seconds"] == pytest.approx(6 * 299 * (schedule.SECONDS_PER_UPDATE + 32 * step))
+    assert schedule.mean_tokens(["one two three four"], 48) == 7  # 4 words x 1.25 + [CLS] + [SEP]
