@@ -646,9 +646,11 @@ def test_ask_tinybert_custom_budget_with_arrows_and_re_asked_answers(pipe):
         ENTER,  # hidden scheme: uniform_mask (no Mag Mask scope question)
         ENTER,  # output dir
         ENTER,  # store: yes, the default for a storable budget
+        ENTER,  # feed the student (augmentation, long HSK): no, the default
     )
     answers = cli_wizard.ask(QUESTIONS, presets, input=pipe, output=DummyOutput())
     recipe = answers_to_recipe(answers)
+    assert not recipe.augment.enabled
     assert recipe.task.data_dir == str(FIXTURE_GLUE / "SST-2") and recipe.task.max_train_samples == 300
     assert recipe.task.max_seq_length == 64 and recipe.student.model == "models/tiny"
     assert (recipe.hsk.layer_scheme, recipe.hsk.keep_layers, recipe.hsk.keep_tokens) == ("t_top10", 2, 16)
@@ -719,6 +721,7 @@ def test_wizard_six_layer_teacher_through_prompts_writes_a_valid_recipe_with_ent
         str(tmp_path / "runs"),
         ENTER,
         ENTER,  # teacher-free: yes by default (storable)
+        ENTER,  # feed the student: no by default
         ENTER,  # write? yes by default
     )
     result = runner.invoke(

@@ -11,6 +11,8 @@ from typer.core import TyperGroup
 
 from mudkd import __version__
 from mudkd.cli import common
+from mudkd.cli.augment import EPILOG as AUGMENT_EPILOG
+from mudkd.cli.augment import augment_cli
 from mudkd.cli.distill import distill_app
 from mudkd.cli.env import EPILOG as ENV_EPILOG
 from mudkd.cli.env import env_cli
@@ -158,6 +160,7 @@ app.command("predict", epilog=PREDICT_EPILOG)(predict_cli)
 app.command("export", epilog=EXPORT_EPILOG)(export_cli)
 app.command("report", epilog=REPORT_EPILOG)(report_cli)
 app.command("push", epilog=PUSH_EPILOG)(push_cli)
+app.command("augment", epilog=AUGMENT_EPILOG)(augment_cli)
 app.add_typer(distill_app, name="distill")
 app.command("pipeline", epilog=PIPELINE_EPILOG)(pipeline_cli)
 app.command("sweep", epilog=SWEEP_EPILOG)(sweep_cli)

@@ -117,8 +117,30 @@ def render_plan(plan: dict[str, Any], json_mode: bool) -> None:
         return
     rows = [(row["stage"], f"{row['status']}: {row['output_dir']}") for row in plan["stages"]]
     c.print_table("Pipeline plan (dry run: nothing written)", rows)
+    if plan.get("schedule"):
+        render_schedule(plan["schedule"], plan.get("schedule_note", ""))
     if plan.get("budget"):
         c.render_budget(plan["budget"])
+
+
+def render_schedule(schedule: list[dict[str, Any]], note: str) -> None:
+    """Examples, updates, store size and estimated CPU time per stage."""
+    from rich.table import Table
+
+    table = Table(title="Schedule", title_justify="left", caption=note, caption_justify="left")
+    for name in ("stage", "examples", "updates", "store", "CPU time (est.)"):
+        table.add_column(name, justify="left" if name == "stage" else "right")
+    for row in schedule:
+        store = row.get("store_bytes")
+        seconds = row.get("cpu_seconds")
+        table.add_row(
+            row["stage"],
+            f"{row['examples']:,}",
+            f"{row['updates']:,}" if row["updates"] else "-",
+            f"{store / 2**20:,.1f} MiB" if store else "-",
+            "-" if seconds is None else f"{seconds / 60:,.1f} min",
+        )
+    c.stdout_console().print(table)
 
 
 def render(stage: str, result: Any, json_mode: bool) -> None:

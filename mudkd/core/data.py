@@ -39,6 +39,9 @@ class TaskData:
         source_hash: For a hub dataset (no files), what identifies its whole training split (every example,
             before ``max_train_samples``: :func:`data_identity`); empty when the data came from files, whose
             contents identify it. Stores are matched on it, so a store serves any prefix of its examples.
+        origin: With a transfer set (:mod:`mudkd.core.transfer`), each training example's origin code (uint8);
+            None without one.
+        transfer_key: With a transfer set, its store fingerprint entry; empty without one.
     """
 
     train: Any
@@ -48,6 +51,8 @@ class TaskData:
     selection: str
     data_files: list[Path] = field(default_factory=list)
     source_hash: str = ""
+    origin: Any = None
+    transfer_key: str = ""
 
     @property
     def num_labels(self) -> int:

@@ -36,6 +36,8 @@ class GlueTask:
         labels: Label strings in index order; None for regression.
         metrics: Metric names reported on dev.
         selection: The metric that selects the best checkpoint.
+        hsk_epochs: The reference's HSK-stage length in epochs (method.md §15; 10 where it gives none), what a
+            teacher-free run over a transfer set proposes.
     """
 
     folder: str
@@ -49,6 +51,7 @@ class GlueTask:
     labels: tuple[str, ...] | None
     metrics: tuple[str, ...]
     selection: str
+    hsk_epochs: int = 10
 
     @property
     def num_labels(self) -> int:
@@ -74,6 +77,7 @@ GLUE: dict[str, GlueTask] = {
         _BINARY,
         ("mcc", "accuracy"),
         "mcc",
+        30,
     ),
     "sst-2": GlueTask(
         "SST-2",
@@ -87,6 +91,7 @@ GLUE: dict[str, GlueTask] = {
         _BINARY,
         ("accuracy",),
         "accuracy",
+        10,
     ),
     "mrpc": GlueTask(
         "MRPC",
@@ -100,6 +105,7 @@ GLUE: dict[str, GlueTask] = {
         _BINARY,
         ("accuracy", "f1", "acc_and_f1"),
         "accuracy",
+        20,
     ),
     "sts-b": GlueTask(
         "STS-B",
@@ -113,6 +119,7 @@ GLUE: dict[str, GlueTask] = {
         None,
         ("pearson", "spearman", "corr"),
         "corr",
+        20,
     ),
     "qqp": GlueTask(
         "QQP",
@@ -126,6 +133,7 @@ GLUE: dict[str, GlueTask] = {
         _BINARY,
         ("accuracy", "f1"),
         "accuracy",
+        5,
     ),
     "mnli": GlueTask(
         "MNLI",
@@ -139,6 +147,7 @@ GLUE: dict[str, GlueTask] = {
         _MNLI_LABELS,
         ("accuracy",),
         "accuracy",
+        5,
     ),
     "mnli-mm": GlueTask(
         "MNLI",
@@ -152,6 +161,7 @@ GLUE: dict[str, GlueTask] = {
         _MNLI_LABELS,
         ("accuracy",),
         "accuracy",
+        5,
     ),
     "qnli": GlueTask(
         "QNLI",
@@ -165,6 +175,7 @@ GLUE: dict[str, GlueTask] = {
         _ENTAILMENT,
         ("accuracy",),
         "accuracy",
+        5,
     ),
     "rte": GlueTask(
         "RTE",
@@ -178,6 +189,7 @@ GLUE: dict[str, GlueTask] = {
         _ENTAILMENT,
         ("accuracy",),
         "accuracy",
+        20,
     ),
     "wnli": GlueTask(
         "WNLI",

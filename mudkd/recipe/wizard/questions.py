@@ -435,6 +435,15 @@ QUESTIONS: tuple[Question, ...] = (
         default=store_default,
         help_key="hsk.hsk_store",
     ),
+    Question(
+        key="augment.enabled",
+        kind="confirm",
+        message="Feed the student: augment the training data (TinyBERT), label it once into the store, and train "
+        "the HSK stage as long as the reference (epochs over the enlarged set)?",
+        section="Output",
+        default=False,
+        when=lambda a: bool(a.get("use_store")),
+    ),
 )
 
 QUESTION_KEYS = tuple(question.key for question in QUESTIONS)
