@@ -14,24 +14,15 @@ EPILOG = """Examples:
   $ mudkd augment --teacher-model models/teacher --task-name rte --data-dir RTE --mlm-model bert-base-uncased -o aug/rte
 """
 
-POpt = o.keyed(float | None, "augment.p", "--p", help="Probability that a word is replaced (0.4).")
-TopKOpt = o.keyed(int | None, "augment.top_k", "--top-k", help="Candidates per word (15).")
-NumPerExampleOpt = o.keyed(
-    int | None, "augment.num_per_example", "--num-per-example", help="Draws per example, duplicates dropped (20)."
-)
-MlmModelOpt = o.keyed(
-    str | None, "augment.mlm_model", "--mlm-model", help="Masked LM for single-piece words (default: GloVe only)."
-)
-VectorsFileOpt = o.keyed(
-    str | None, "augment.vectors_file", "--vectors-file", help="GloVe text-format vectors (default: GloVe 6B 50d)."
-)
+POpt = o.keyed(float | None, "augment.p", "--p")
+TopKOpt = o.keyed(int | None, "augment.top_k", "--top-k")
+NumPerExampleOpt = o.keyed(int | None, "augment.num_per_example", "--num-per-example")
+MlmModelOpt = o.keyed(str | None, "augment.mlm_model", "--mlm-model")
+VectorsFileOpt = o.keyed(str | None, "augment.vectors_file", "--vectors-file")
 UnlabeledFileOpt = o.keyed(
-    str | None,
-    "augment.unlabeled_file",
-    "--unlabeled-file",
-    help="Unlabelled text: .txt one per line, or a .csv/.tsv/.jsonl column (--text-columns).",
+    str | None, "augment.unlabeled_file", "--unlabeled-file", note="(--text-columns names a column)"
 )
-AugmentOutputOpt = o.keyed(str | None, "augment.output_dir", "--output-dir", "-o", help="Output directory.")
+AugmentOutputOpt = o.output_dir("augment.output_dir")
 
 
 def augment_cli(

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mudkd.core.batching import hsk_collator, make_collator
-from mudkd.core.data import TaskData, check_task_metric, count_train_examples, load_task
+from mudkd.core.data import check_task_metric, count_train_examples, load_task
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
@@ -35,9 +35,10 @@ from mudkd.core.models import (
     teacher_fingerprint,
 )
 from mudkd.core.outputs import check_output_dir, recipe_inputs
-from mudkd.core.store import fingerprint_mismatches, serving_mismatches
+from mudkd.core.stages.store_check import open_store, plan_store_check
+from mudkd.core.store import fingerprint_mismatches
 from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
-from mudkd.core.transfer import add_transfer, regression_loss, transfer_count
+from mudkd.core.transfer import add_transfer, regression_loss
 from mudkd.errors import CheckpointError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
 from mudkd.knowledge.shapes import model_shape
@@ -232,55 +233,6 @@ def _make_trainer_class() -> type:
 # Shared set-up of both stages
 
 
-def _open_store(path: str, *, tokenizer: Any, recipe: Recipe, data: TaskData) -> Any:
-    """Open a teacher-free store and check it was built for this tokenizer, task, data and length."""
-    from mudkd.core.stages.cache import run_fingerprint
-    from mudkd.core.store import HskStore
-
-    expected = run_fingerprint(recipe, tokenizer=tokenizer, data=data, teacher_path=None)
-    explicit = "dtype" in recipe.cache.model_fields_set  # a store's own dtype is trusted unless the run names one
-    store = HskStore.open(path, expect_dtype=recipe.cache.dtype if explicit else None)
-    check_store_serves(path, store, expected, len(data.train))
-    return store
-
-
-def check_store_serves(path: str, store: Any, expected: dict[str, str], wanted: int) -> None:
-    """Refuse a store that cannot serve a run training on ``wanted`` examples (the rule: ``serving_mismatches``).
-
-    The training run and its dry run both ask this, with the same ``expected`` fingerprint (the dry run builds it
-    from the data files and the tokenizer, without tokenising), so they accept and refuse the same stores.
-    """
-    found = {"pad_tokens": "reference"} | store.fingerprint  # stores from before dynamic padding padded to T (Q6)
-    # a run without the store's transfer set reads its prefix, which holds the training examples only
-    servable = len(store) if "transfer" in expected else ((store.meta or {}).get("transfer") or {}).get("num_original")
-    differ = serving_mismatches(found, len(store) if servable is None else servable, expected, wanted)
-    held = f"{len(store):,} examples of task '{found.get('task', '?')}'"
-    if len(differ) == 1 and wanted > len(store):  # built for this run, on fewer examples than it asks for
-        raise StoreError(
-            f"store {path} holds {held}; this run asks for {wanted:,}",
-            hint=f"rebuild it with 'mudkd distill cache' for this run, or set task.max_train_samples <= "
-            f"{len(store)} (--max-train-samples {len(store)})",
-        )
-    if differ:
-        raise StoreError(
-            f"store {path} ({held}) does not match this run: {', '.join(differ)}",
-            hint="rebuild it with 'mudkd distill cache' for this run, or pass the settings it was built with",
-        )
-
-
-def plan_store_check(recipe: Recipe, path: str, store: Any) -> int:
-    """A dry run's :func:`check_store_serves`: the fingerprint the run will expect, built from the data files and
-    the student's tokenizer without tokenising; returns the run's training examples."""
-    from mudkd.core.data import tokenizer_fingerprint, train_source
-    from mudkd.core.stages.cache import expected_fingerprint
-
-    data_key, count = train_source(recipe.task)
-    tokenizer = tokenizer_fingerprint(load_tokenizer(recipe.student.model))  # type: ignore[arg-type]
-    count += transfer_count(recipe)
-    check_store_serves(path, store, expected_fingerprint(recipe, tokenizer_key=tokenizer, data_key=data_key), count)
-    return count
-
-
 def check_stage_output(recipe: Recipe, stage: str, *, resume: bool = False) -> None:
     """Refuse data that is not there (:func:`check_data`) and an output directory the HSK or prediction stage may
     not write (read-only; see mudkd.core.outputs)."""
@@ -315,7 +267,7 @@ def _prepare(recipe: Recipe, stage: str, student_path: str | None, *, resume: bo
     data = add_transfer(data, recipe, student_tokenizer)
     store = None
     if store_path:
-        store = _open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)
+        store = open_store(store_path, tokenizer=student_tokenizer, recipe=recipe, data=data)
         if recipe.teacher.model:  # optional extra check: the teacher's weights are what the store was built from
             if fingerprint_mismatches(store.fingerprint, {"teacher": teacher_fingerprint(recipe.teacher.model)}):
                 raise StoreError(
@@ -535,7 +487,7 @@ def time_hsk_updates(recipe: Recipe, *, steps: int, repeats: int) -> dict[str, l
 
     tokenizer = load_tokenizer(recipe.student.model)  # type: ignore[arg-type]
     data = add_transfer(load_task(recipe.task, tokenizer), recipe, tokenizer)
-    store = _open_store(recipe.hsk.hsk_store, tokenizer=tokenizer, recipe=recipe, data=data)  # type: ignore[arg-type]
+    store = open_store(recipe.hsk.hsk_store, tokenizer=tokenizer, recipe=recipe, data=data)  # type: ignore[arg-type]
     budget, stored = _resolve_stage_budget(recipe, read_config(recipe.student.model, "student"), store)
     device = resolve_device(recipe.training)
     set_seed(recipe.training.seed)

@@ -349,7 +349,7 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     given_path = base.hsk.hsk_store if sweep.teacher_free else None
     given_store = None
     if given_path:
-        from mudkd.core.stages.distill import plan_store_check
+        from mudkd.core.stages.store_check import plan_store_check
         from mudkd.core.store import HskStore
 
         given_store = HskStore.open(given_path, verify=False)
