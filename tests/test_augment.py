@@ -559,3 +559,20 @@ def test_schedule_counts_updates_over_the_enlarged_set_and_times_them_by_the_doc
     step = 3 * 2 * 1_000_000 * 25.0 / schedule.FLOPS_PER_SECOND
     assert rows["hsk"]["cpu_seconds"] == pytest.approx(6 * 299 * (schedule.SECONDS_PER_UPDATE + 32 * step))
     assert schedule.mean_tokens(["one two three four"], 48) == 7  # 4 words x 1.25 + [CLS] + [SEP]
+
+
+def test_unlabeled_rest_never_takes_the_selection_split(models, glue_dir, tmp_path):
+    """The selection split is the training file's tail; as transfer text the student would learn the teacher's
+    answers on the very examples its checkpoint is then chosen on."""
+    rows = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[1:]  # header, then one example per line
+    tail = {row.split("\t")[0] for row in rows[-10:]}  # the carve: round(0.25 x 40) = 10 examples
+
+    def transfer_texts(out, *extra):
+        run_json("augment", "--teacher-model", models / "teacher", *data_args(glue_dir), "--num-per-example", 0,
+                 "--set", "augment.unlabeled_rest=true", *extra, "-o", out)  # fmt: skip
+        return [json.loads(line)["text_a"] for line in (out / "transfer.jsonl").read_text().splitlines()]
+
+    everything = transfer_texts(tmp_path / "all")
+    assert len(everything) == len(rows) - 40 and tail <= set(everything)
+    held_out = transfer_texts(tmp_path / "held", "--set", "training.selection_split=0.25")
+    assert len(held_out) == len(rows) - 40 - 10 and not tail & set(held_out)

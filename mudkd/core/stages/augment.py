@@ -24,7 +24,7 @@ from mudkd.core.augment import (
     piece_counter,
     word_splitter,
 )
-from mudkd.core.data import cache_root, data_identity, load_raw
+from mudkd.core.data import cache_root, data_identity, load_raw, selection_carve
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StageResult
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
@@ -53,7 +53,10 @@ def _texts(recipe: Recipe) -> tuple[list[tuple[str, str | None]], list[tuple[str
     train = splits["train"]
     pairs = list(zip(train["text_a"], train.get("text_b") or [None] * len(train["text_a"]), strict=True))
     limit = recipe.task.max_train_samples or len(pairs)
-    labelled, rest = pairs[:limit], pairs[limit:]
+    # the selection split (training.selection_split) is the file's tail: never transfer text, or the checkpoint
+    # would be chosen on examples the student was taught the teacher's answers for
+    carved, _ = selection_carve(len(pairs), limit, recipe.training.selection_split)
+    labelled, rest = pairs[:limit], pairs[limit : len(pairs) - carved]
     config = recipe.augment
     unlabeled: list[tuple[str, str | None]] = []
     if config.unlabeled_rest:
