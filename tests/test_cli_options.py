@@ -4,6 +4,7 @@ and command bodies short enough to read at a glance."""
 from __future__ import annotations
 
 import ast
+import json
 import inspect
 import sys
 from pathlib import Path
@@ -228,3 +229,24 @@ def test_search_and_sweep_flags_are_keyed_options():
     assert o.overrides(search_cli, given) == {"search.tolerance": 1.0, "search.seeds": 2, "search.output_dir": "out"}
     flags = o.overrides(sweep_cli, {"output_dir": "out", "text_columns": "a,b", "max_train_samples": 8})
     assert flags == {"output_dir": "out", "task.text_columns": ["a", "b"], "task.max_train_samples": 8}
+
+
+@pytest.mark.parametrize("command", [["finetune"], ["pipeline"], ["push"], ["outputs", "adopt"], ["predict"]])
+def test_flags_that_take_no_value_show_no_type(command):
+    """typer prints "<bool>" beside a flag unless told otherwise; only typer's own --help keeps it."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    shown = [line for line in result.stdout.splitlines() if "<bool>" in line]
+    assert all("--help" in line for line in shown), shown
+
+
+def test_pipeline_takes_max_seq_length():
+    result = runner.invoke(app, ["pipeline", "--help"], env={"COLUMNS": "200"})
+    assert "--max-seq-length" in result.stdout
+
+
+def test_recipe_list_summaries_are_whole_sentences():
+    result = runner.invoke(app, ["recipe", "list", "--json"])
+    summaries = {row["name"]: row["summary"] for row in json.loads(result.stdout)["recipes"]}
+    assert summaries and all(text.endswith((".", "?", ")")) for text in summaries.values()), summaries
+    assert summaries["glue_rosita"].endswith("then prediction distillation.")  # three comment lines, one sentence

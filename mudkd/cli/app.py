@@ -140,11 +140,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs and progress bars.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (or set MUDKD_DEBUG=1).")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", metavar="", help="Show library logs and progress bars.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Only results and errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks (or set MUDKD_DEBUG=1).")] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version.")
     ] = False,
 ) -> None:
     """mudkd: fine-tune, score, prune and distil BERTs with a knowledge budget (ACL 2021, "Marginal Utility

@@ -160,7 +160,7 @@ PredictTextColumnsOpt = Annotated[
     str | None,
     typer.Option("--text-columns", help="CSV/TSV input: the text column (default text, or sentence), two for pairs."),
 ]
-PairsOpt = Annotated[bool, typer.Option("--pairs", help="Plain lines hold a pair: TEXT<TAB>TEXT.")]
+PairsOpt = Annotated[bool, typer.Option("--pairs", metavar="", help="Plain lines hold a pair: TEXT<TAB>TEXT.")]
 FormatOpt = Annotated[
     str | None,
     typer.Option("--format", help="lines, csv or tsv (default: from the file's suffix; stdin: lines)."),

@@ -37,7 +37,9 @@ REPORT_EPILOG = """Examples:
 
 TrustRemoteCodeOpt = Annotated[
     bool,
-    typer.Option("--trust-remote-code", help="Allow Python code shipped in a model directory to run (off: safer)."),
+    typer.Option(
+        "--trust-remote-code", metavar="", help="Allow Python code shipped in a model directory to run (off: safer)."
+    ),
 ]
 
 
@@ -95,7 +97,9 @@ def export_cli(
     ] = 128,
     overwrite: Annotated[
         bool,
-        typer.Option("--overwrite", help="Replace an existing output (only an ONNX file or a folder mudkd wrote)."),
+        typer.Option(
+            "--overwrite", metavar="", help="Replace an existing output (only an ONNX file or a folder mudkd wrote)."
+        ),
     ] = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
     json_: o.JsonOpt = False,
@@ -185,6 +189,7 @@ def report_cli(
         bool,
         typer.Option(
             "--int8",
+            metavar="",
             help="Add the int8 student (PyTorch dynamic): size, latency at batch 1 and 32, dev metric (needs data).",
             rich_help_panel=_INT8,
         ),

@@ -63,6 +63,8 @@ def keyed(
     description, default = schema_help(key, schema)
     option.setdefault("help", f"{description} {note}".strip())
     option.setdefault("show_default", False if kind is bool else default)
+    if kind is bool:
+        option.setdefault("metavar", "")  # a flag takes no value (typer would print "<bool>")
     return Annotated[kind, typer.Option(*names, **option), Key(key, convert)]
 
 
@@ -201,9 +203,11 @@ SetOpt = Annotated[
         metavar="KEY=VALUE",
     ),
 ]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; write nothing.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", metavar="", help="Validate and print the plan; write nothing.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print exactly one JSON document on stdout.")]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", metavar="", help="Continue an interrupted run from its last checkpoint.")
+]
 OverwriteOpt = keyed(bool, "output.overwrite", "--overwrite")
 SeedOpt = keyed(int | None, "training.seed", "--seed")
 DeviceOpt = choice("training.device", "--device")

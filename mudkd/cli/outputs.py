@@ -40,9 +40,12 @@ outputs_app = typer.Typer(
 
 DirArg = Annotated[Path, typer.Argument(help="The output folder.", show_default=False)]
 DeepOpt = Annotated[
-    bool, typer.Option("--deep", help="Re-hash every file (default: only files whose size or mtime changed).")
+    bool,
+    typer.Option("--deep", metavar="", help="Re-hash every file (default: only files whose size or mtime changed)."),
 ]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Adopt without asking (required without a terminal).")]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", metavar="", help="Adopt without asking (required without a terminal).")
+]
 
 
 def _size(count: int) -> str:

@@ -88,6 +88,7 @@ def pipeline_cli(
     text_columns: o.TextColumnsOpt = None,
     label_column: o.LabelColumnOpt = None,
     max_train_samples: o.MaxTrainOpt = None,
+    max_seq_length: o.MaxSeqOpt = None,
     seed: o.SeedOpt = None,
     device: o.DeviceOpt = None,
     set_: o.SetOpt = None,

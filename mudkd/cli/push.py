@@ -23,12 +23,12 @@ EPILOG = """Examples:
 def push_cli(
     directory: Annotated[str, typer.Argument(help="A folder mudkd made (final/, an export --output-dir).")],
     repo_id: Annotated[str, typer.Argument(help="The model repository, OWNER/NAME (created if missing).")],
-    private: Annotated[bool, typer.Option("--private", help="Create the repository private.")] = False,
+    private: Annotated[bool, typer.Option("--private", metavar="", help="Create the repository private.")] = False,
     revision: Annotated[
         str | None, typer.Option("--revision", help="Branch to push to (default: main).", show_default=False)
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List the files, bytes and card it would send; no network.")
+        bool, typer.Option("--dry-run", metavar="", help="List the files, bytes and card it would send; no network.")
     ] = False,
     json_: o.JsonOpt = False,
 ) -> None:

@@ -31,7 +31,7 @@ SearchDirOpt = o.output_dir(
     "search.output_dir", schema=SearchSettings, note="From -o: relative to the working directory; resumed when rerun."
 )
 TrainFinalOpt = Annotated[
-    bool, typer.Option("--train-final", help="Distil the student at the chosen budget into OUT/final.")
+    bool, typer.Option("--train-final", metavar="", help="Distil the student at the chosen budget into OUT/final.")
 ]
 
 

@@ -55,11 +55,11 @@ def wizard_cli(
         Path, typer.Option("--output", "-o", help="Recipe file to write.", rich_help_panel="Output")
     ] = Path("recipe.toml"),
     defaults: Annotated[
-        bool, typer.Option("--defaults", help="Do not ask: write the default answers, changed by --set.")
+        bool, typer.Option("--defaults", metavar="", help="Do not ask: write the default answers, changed by --set.")
     ] = False,
     set_: o.SetOpt = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing recipe file.", rich_help_panel="Output")
+        bool, typer.Option("--overwrite", metavar="", help="Replace an existing recipe file.", rich_help_panel="Output")
     ] = False,
 ) -> None:
     """Write a commented recipe by answering a few questions.

@@ -34,12 +34,18 @@ SHIPPED_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
 def shipped_recipes() -> list[tuple[str, Path, str]]:
-    """Every shipped recipe as ``(name, file, summary)``; the summary is the file's first comment line."""
+    """Every shipped recipe as ``(name, file, summary)``; the summary is the first sentence of the file's opening
+    comment (which may run over several lines)."""
     found = []
     for path in sorted(SHIPPED_RECIPES.glob("*.toml")):
-        comments = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
-        summary = next((line.lstrip("#").strip() for line in comments if line.startswith("#")), "")
-        found.append((path.stem, path, summary))
+        opening = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#") or not line.lstrip("#").strip():
+                break  # the opening comment ends at its first blank comment line or at the first key
+            opening.append(line.lstrip("#").strip())
+        text = " ".join(opening)
+        end = text.find(". ")
+        found.append((path.stem, path, text if end < 0 else text[: end + 1]))
     return found
 
 
