@@ -4,8 +4,8 @@ and command bodies short enough to read at a glance."""
 from __future__ import annotations
 
 import ast
-import json
 import inspect
+import json
 import sys
 from pathlib import Path
 
