@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mudkd.cli.app import app
@@ -459,7 +460,12 @@ def test_a_store_with_a_transfer_set_under_torchrun_equals_the_one_process_store
         "--set", "cache.chunk_size=24", "--set", f"augment.transfer_set={tmp_path / 'transfer'}", "--json",
     ]  # fmt: skip
     ddp = Torchrun([*args, "-o", tmp_path / "ddp"], cwd=tmp_path, cache=tmp_path / "cache")
-    single = invoke(*args, "-o", tmp_path / "single")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank (OMP_NUM_THREADS=1): fp32 sums split over threads round differently
+    try:
+        single = invoke(*args, "-o", tmp_path / "single")
+    finally:
+        torch.set_num_threads(threads)
     assert single.exit_code == 0, single.output
     code, stderr = ddp.wait()
     assert code == 0, stderr[-3000:]
