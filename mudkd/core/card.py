@@ -21,6 +21,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.measure import describe
+from mudkd.core.outputs import recipe_hash, write_text_atomic
+
+# huggingface_hub (model cards) is imported inside the functions that build or read a card: reading card records stays
+# cheap for the torch-free paths (mudkd push's checks, outputs).
+
 CARD_FILE = "README.md"
 TAGS = ["distillation", "pruning", "mudkd"]
 VERSIONS = ("mudkd", "transformers", "torch")
@@ -120,9 +126,6 @@ def build_card(
         model_name: The name in ``model-index`` (default: the folder's name).
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    from mudkd.core.measure import describe
-    from mudkd.core.outputs import recipe_hash
 
     student_model = getattr(getattr(recipe, "student", None), "model", None)
     records = card_records(directory, student_model=student_model if command != "finetune" else None)
@@ -248,8 +251,6 @@ def _load_example(config: dict[str, Any], directory: Path) -> list[str]:
 
 def write_card(directory: Path, recipe: Any, *, command: str, summary: dict[str, Any] | None = None) -> Path:
     """Write :func:`build_card` to ``directory/README.md`` (atomically) and return its path."""
-    from mudkd.core.outputs import write_text_atomic
-
     path = directory / CARD_FILE
     write_text_atomic(path, build_card(directory, recipe, command=command, summary=summary))
     return path

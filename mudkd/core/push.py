@@ -15,7 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mudkd.errors import CheckpointError, HubError, RecipeError
+import numpy as np
+
+from mudkd.core.models import load_classifier
+from mudkd.core.ownership import verify
+from mudkd.core.training import check_finite_model
+from mudkd.errors import CheckpointError, HubError, RecipeError, RunError
+
+# torch, onnx (an optional extra) and huggingface_hub's upload API are imported inside the checks and the upload that
+# need them: a refused push stays fast.
 
 #: Files a push leaves behind: mudkd's marker and locks, and anything hidden.
 IGNORE_PATTERNS = [".*", "**/.*"]
@@ -60,8 +68,6 @@ def check_pushable(directory: Path) -> dict[str, Any]:
         CheckpointError: Not a folder, no (complete) marker, or nothing that looks like a model.
         RunError: A weight is nan or inf (:func:`mudkd.core.training.check_finite_model`).
     """
-    from mudkd.core.ownership import verify
-
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: is not a folder", hint="pass a folder mudkd wrote (e.g. out/final)")
     proof = verify(directory)
@@ -80,12 +86,8 @@ def _check_finite_weights(directory: Path) -> None:
     """The finite-weights check of every model format a mudkd folder holds (safetensors, int8 PyTorch, ONNX)."""
     import torch
 
-    from mudkd.core.training import check_finite_model
-
     what = f"push {directory}"
     if any(directory.glob("*.safetensors")) and (directory / "config.json").is_file():
-        from mudkd.core.models import load_classifier
-
         check_finite_model(load_classifier(str(directory)), what)
         return
     from mudkd.core.quantize import TORCH_INT8_WEIGHTS, load_quantized
@@ -101,7 +103,6 @@ def _check_finite_weights(directory: Path) -> None:
         check_finite_model(plain, what)
         return
     for path in sorted(directory.glob("*.onnx")):
-        import numpy as np
         import onnx
         from onnx import numpy_helper
 
@@ -109,8 +110,6 @@ def _check_finite_weights(directory: Path) -> None:
             array = numpy_helper.to_array(initializer)
             # scalars are graph constants, not weights: the attention mask's fill value is -inf by design
             if array.dtype.kind == "f" and array.size > 1 and not np.isfinite(array).all():
-                from mudkd.errors import RunError
-
                 raise RunError(f"{what}: {path.name} holds a non-finite weight ({initializer.name}); nothing was sent")
 
 

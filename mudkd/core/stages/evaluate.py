@@ -17,9 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from mudkd.core.data import labels_are_ids, load_eval_data, tokenize_split, tokenizer_fingerprint
+from mudkd.core.datacheck import check_data
 from mudkd.core.metrics import compute_metrics, confusion_matrix, per_class_scores, predicted_classes
+from mudkd.core.models import check_finite_weights, check_positions, load_classifier, load_tokenizer
+from mudkd.core.tables import first_bad_line, malformed_line_error
+from mudkd.core.training import resolve_device
 from mudkd.errors import CheckpointError, DataError, RunError
 from mudkd.recipe.schema import Recipe, TrainingConfig
+
+# torch and the batching helpers (~1.5 s at import) are imported inside the functions that run a model:
+# check_model_dir and read_inputs refuse bad input without importing torch.
 
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
@@ -47,8 +55,6 @@ def check_model_dir(model_dir: str, role: str = "model") -> None:
 
 
 def _load(model_dir: str, role: str) -> tuple[Any, Any]:
-    from mudkd.core.models import check_finite_weights, load_classifier, load_tokenizer
-
     check_model_dir(model_dir, role)
     tokenizer = load_tokenizer(model_dir)
     model = load_classifier(model_dir)
@@ -124,13 +130,8 @@ def evaluate(
         RecipeError: ``task.metric`` / ``task.positive_label`` do not fit the task.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import labels_are_ids, load_eval_data, tokenizer_fingerprint
-    from mudkd.core.models import check_positions
-    from mudkd.core.training import resolve_device
 
     if validation_file is None:
-        from mudkd.core.datacheck import check_data
-
         check_data(recipe.task)  # every problem with the task's files at once, before a model loads
     check_positions(recipe.task.max_seq_length, model_dir, teacher_dir)
     device = resolve_device(recipe.training)
@@ -220,8 +221,6 @@ def read_inputs(
 
 
 def _table_rows(text: str, table: str, text_columns: Sequence[str], source: str) -> list[tuple[str, str | None]]:
-    from mudkd.core.tables import first_bad_line, malformed_line_error
-
     delimiter = "\t" if table == "tsv" else ","
     problem = first_bad_line(io.StringIO(text, newline=""), delimiter=delimiter)  # a lenient read would glue rows
     if problem is not None:
@@ -262,9 +261,6 @@ def predict(
         RunError: The model's outputs for an example are not finite (nothing non-finite is ever yielded).
     """
     from mudkd.core.batching import PaddingCollator
-    from mudkd.core.data import tokenize_split
-    from mudkd.core.models import check_positions
-    from mudkd.core.training import resolve_device
 
     check_positions(max_seq_length, model_dir)
     model, tokenizer = _load(model_dir, "model")

@@ -24,7 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from mudkd.core import quantize as q
+from mudkd.core.batching import padded_batches
+from mudkd.core.data import encode_texts, load_raw
+from mudkd.core.measure import interleaved, machine_load, paired_ratios
+from mudkd.core.models import check_finite_weights, load_classifier, load_tokenizer
+from mudkd.core.outputs import check_no_overlap, replaced_atomically
+from mudkd.core.quantize import SCHEMES, check_max_metric_drop, load_dev_set
 from mudkd.errors import CheckpointError, RecipeError, RunError
+
+# onnx and onnxruntime are an optional extra ('mudkd[onnx]'), imported where an export needs them; pruning
+# (transformers, ~5 s at import) only where a pruned model is described.
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
@@ -112,8 +122,6 @@ def export_onnx(
         CheckpointError: If ``model_path`` is missing or not a classifier, or ``output_file`` breaks the rule above.
         RunError: If onnx/onnxruntime are missing, the export fails, or onnxruntime disagrees with PyTorch.
     """
-    from mudkd.core.models import check_finite_weights, load_classifier
-
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise RecipeError(
             f"--opset {opset} is not supported", hint=f"choose an opset between {MIN_OPSET} and {MAX_OPSET}"
@@ -138,8 +146,6 @@ def export_onnx(
     seq_length = min(max_seq_length, int(config.max_position_embeddings))
     example = _example_inputs(config, batch=2, seq_length=seq_length, seed=0)
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {OUTPUT_NAME: {0: "batch"}}
-
-    from mudkd.core.outputs import replaced_atomically
 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -187,8 +193,6 @@ def export_onnx(
 
 def dev_set_to_quantize(quantize: str, task: Any, model_path: str, max_metric_drop: float) -> Any:
     """The dev examples that check an int8 model (None without quantization); bad settings are refused first."""
-    from mudkd.core.quantize import SCHEMES, check_max_metric_drop, load_dev_set
-
     if quantize not in SCHEMES:
         raise RecipeError(f"--quantize {quantize} is not supported", hint=f"choose one of {', '.join(SCHEMES)}")
     if quantize == "none":
@@ -204,8 +208,6 @@ def dev_set_to_quantize(quantize: str, task: Any, model_path: str, max_metric_dr
 
 def _quantize_checked(onnx: Any, path: Path, config: Any, model_path: str, dev: Any, max_drop: float) -> dict[str, Any]:
     """Replace the checked fp32 graph at ``path`` by its int8 version, if it keeps the dev metric (else raise)."""
-    from mudkd.core import quantize as q
-
     int8 = path.with_name(path.name + ".int8.onnx")
     try:
         found = q.quantize_onnx(path, int8, config)
@@ -230,8 +232,6 @@ def check_output_file(output: Path, *, inputs: dict[str, str | None], overwrite:
     Raises:
         CheckpointError: The output breaks one of these rules.
     """
-    from mudkd.core.outputs import check_no_overlap
-
     if output.is_symlink():
         raise CheckpointError(
             f"{output}: is a symbolic link; mudkd does not write through links", hint="choose another --output"
@@ -463,8 +463,6 @@ def report(
         RecipeError: If a size setting is out of range or the task has no dev split.
         CheckpointError: If a path is not a loadable classifier (or, with a task, has no tokenizer).
     """
-    from mudkd.core.models import load_classifier
-
     problems = [
         f"{name} must be at least {low} (got {value})"
         for name, value, low in (
@@ -552,10 +550,6 @@ def _dev_batches(
     task: Any, model_path: str, teacher_path: str | None, examples: int, batch_size: int
 ) -> tuple[list[dict[str, torch.Tensor]], int, int]:
     """The first ``examples`` dev examples as batches padded per batch, their padded and their real token count."""
-    from mudkd.core.batching import padded_batches
-    from mudkd.core.data import encode_texts, load_raw
-    from mudkd.core.models import load_tokenizer
-
     splits = load_raw(task)[0]
     dev = splits.get("dev")
     if not dev or not dev.get("text_a"):
@@ -611,8 +605,6 @@ def measure_latency(
         paired ratio ``"<first>_<second>_spread"`` (:func:`mudkd.core.measure.paired_ratios`) and its median
         ``"<first>_<second>_paired_ratio"``; ``tokens`` per pass, the settings and ``threads``.
     """
-    from mudkd.core.measure import machine_load, paired_ratios
-
     if batches is None:
         vocab = min(int(model.config.vocab_size) for model in models.values())
         generator = torch.Generator().manual_seed(seed)
@@ -666,7 +658,6 @@ def _time_interleaved(
     models: dict[str, nn.Module], batches: list[dict[str, torch.Tensor]], *, repeats: int, warmup: int
 ) -> dict[str, list[float]]:
     """Seconds per pass (a forward over every batch) of each model; the order flips every repetition."""
-    from mudkd.core.measure import interleaved
 
     def one_pass(model: nn.Module) -> Any:
         return lambda: [model(**batch) for batch in batches]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mudkd.core.data import check_task_metric
+from mudkd.core.data import check_task_metric, load_task
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StagePlan, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer
@@ -14,6 +14,8 @@ from mudkd.core.outputs import check_output_dir, recipe_inputs
 from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
 from mudkd.errors import CheckpointError
 from mudkd.recipe.schema import Recipe
+
+# The batching helpers (torch, ~1.5 s at import) are imported in run(): plan() (--dry-run) stays torch-free.
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.finetune.output_dir``, atomically.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_task
 
     events = events or RunEvents()
     plan(recipe, resume=resume)

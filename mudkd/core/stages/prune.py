@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mudkd.core.events import RunEvents, StagePlan, StageResult
+from mudkd.core.health import HEALTH_FILE, check_student, degenerate_warning, has_dev_data
 from mudkd.core.models import load_classifier, load_tokenizer
 from mudkd.core.outputs import StagingDir, check_output_dir
 from mudkd.core.stages.score import require_teacher
 from mudkd.core.training import resolve_device, write_run_files
 from mudkd.errors import BudgetError, CheckpointError
 from mudkd.recipe.schema import Recipe
+
+# pruning (torch and transformers, ~5 s at import) and safetensors are imported inside the functions: --dry-run and a
+# refused budget stay torch-free.
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,6 @@ def plan(recipe: Recipe, *, resume: bool = False) -> PrunePlan:
     Validates the teacher's ``config.json``, the score file's header and the budget against them without loading
     any weights, so a budget that does not fit fails here (the score fingerprint is checked by ``run``).
     """
-    from mudkd.core.health import has_dev_data
     from mudkd.core.pruning import validate_prune_budget
 
     teacher = require_teacher(recipe, flag="--model-path")
@@ -173,7 +176,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         (per component ``teacher``/``student`` counts), ``compression`` (teacher / student parameters),
         ``student_before_training`` (the health figures, None without dev data) and ``warnings``.
     """
-    from mudkd.core.health import HEALTH_FILE, check_student, degenerate_warning, has_dev_data
     from mudkd.core.pruning import count_parameters, load_scores, prune_bert, save_pruned
 
     events = events or RunEvents()

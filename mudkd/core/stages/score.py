@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mudkd.core.data import load_task
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StagePlan, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer, untrained_weights
@@ -20,6 +21,9 @@ from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.training import resolve_device, set_seed, write_run_files
 from mudkd.errors import CheckpointError, DataError
 from mudkd.recipe.schema import Recipe
+
+# torch, batching and pruning (~1.5-5 s at import) are imported inside run() and its helpers: plan() (--dry-run) stays
+# torch-free.
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         ``untrained_weights`` (weights the checkpoint lacked, initialised at random) and ``warnings``.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_task
     from mudkd.core.pruning import compute_taylor_scores, save_scores
 
     events = events or RunEvents()

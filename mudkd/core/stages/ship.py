@@ -19,7 +19,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.card import write_card
+from mudkd.core.measure import paired_ratios
+from mudkd.core.metrics import compute_metrics
+from mudkd.core.models import load_classifier
+from mudkd.core.outputs import StagingDir, check_output_dir
 from mudkd.errors import RecipeError
+from mudkd.recipe import build_recipe
+
+# quantize, export and torch (~2 s at import) are imported inside the functions: a refused output folder is reported
+# before any of them loads.
 
 #: The student's records copied into the folder (they describe the exported weights; the card reads them).
 RECORDS = ("metrics.json", "metrics.jsonl", "run_info.json", "recipe.resolved.toml", "knowledge_budget.json")
@@ -64,7 +73,6 @@ def export_folder(
         CheckpointError: The output folder breaks the output guard, or the student cannot be loaded.
         RunError: The export fails, or the int8 model loses more than ``max_metric_drop`` (nothing is written).
     """
-    from mudkd.core.outputs import StagingDir, check_output_dir
     from mudkd.core.quantize import BACKENDS
 
     if backend not in BACKENDS:
@@ -105,7 +113,6 @@ def export_folder(
 
             quantization["check_text"] = describe_check(quantization["check"])
             (staging.path / QUANTIZATION_FILE).write_text(json.dumps(quantization, indent=2) + "\n", encoding="utf-8")
-        from mudkd.core.card import write_card
 
         card = write_card(staging.path, card_recipe, command="export")
         files = {path.name: path.stat().st_size for path in sorted(staging.path.iterdir()) if path.is_file()}
@@ -137,7 +144,6 @@ def _student_recipe(model_path: str) -> Any:
     path = Path(model_path) / "recipe.resolved.toml"
     if not path.is_file():
         return None
-    from mudkd.recipe import build_recipe
 
     try:
         return build_recipe(path)
@@ -165,7 +171,6 @@ def _torch_int8(
     import torch
 
     from mudkd.core import quantize as q
-    from mudkd.core.models import load_classifier
     from mudkd.core.stages.export import weight_files
 
     model = load_classifier(model_path, trust_remote_code=trust_remote_code, dtype=torch.float32).eval()
@@ -207,9 +212,6 @@ def int8_report(
     import torch
 
     from mudkd.core import quantize as q
-    from mudkd.core.measure import paired_ratios
-    from mudkd.core.metrics import compute_metrics
-    from mudkd.core.models import load_classifier
     from mudkd.core.stages.export import measure_latency, weight_files
 
     student = load_classifier(model_path, dtype=torch.float32).eval()

@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mudkd.core.data import check_task_metric, count_train_examples
 from mudkd.core.datacheck import check_data
+from mudkd.core.models import read_shape
+from mudkd.core.store import HskStore
 from mudkd.core.sweep.results import RESULT_FILE
 from mudkd.errors import BudgetError, RecipeError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
@@ -47,6 +52,9 @@ from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe, TrainingStage
 from mudkd.recipe.sweep import Point, Sweep, expand_grid
 from mudkd.recipe.sweep import shard as shard_points
+
+# The distill stage (torch, ~2-5 s at import) is imported where a plan checks a store: the sweep's pure planning stays
+# torch-free.
 
 RecipeBuilder = Callable[[Mapping[str, Any]], Recipe]
 
@@ -219,8 +227,6 @@ def _recipe_hash(recipe: Recipe) -> str:
 
 
 def _count_examples(recipe: Recipe) -> int | None:
-    from mudkd.core.data import count_train_examples
-
     return count_train_examples(recipe)
 
 
@@ -300,8 +306,6 @@ def equal_evaluations(eval_step: int, updates: int, total: int) -> dict[str, Any
 
 def _model_shapes(base: Recipe, given_store: Any) -> dict[str, ModelShape]:
     """Student and teacher shapes (the teacher's label count included), from config files or a given store."""
-    from mudkd.core.models import read_shape
-
     student = read_shape(base.student.model, "student")
     if given_store is not None:
         stored = KnowledgeBudget.from_dict(given_store.meta["budget"])
@@ -339,7 +343,6 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
             hint="set output_dir in the sweep file or pass --output-dir DIR",
         )
     output_dir = Path(sweep.output_dir)
-    from mudkd.core.data import check_task_metric
 
     if base_recipe_builder({}).training.selection_split is None:
         base_recipe_builder = _with_selection_split(base_recipe_builder)
@@ -350,7 +353,6 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     given_store = None
     if given_path:
         from mudkd.core.stages.distill import plan_store_check
-        from mudkd.core.store import HskStore
 
         given_store = HskStore.open(given_path, verify=False)
         plan_store_check(base, given_path, given_store)  # every point trains on the base's data, read from it
@@ -485,7 +487,6 @@ def magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeBu
     """
     if not needs_magnitude_check(stored, wanted):
         return None
-    import numpy as np
 
     limit = wanted.keep_tokens * wanted.teacher_hidden
     slots = stored_slots(stored, wanted)
