@@ -12,6 +12,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,37 @@ def _report(names: Sequence[str], logits: np.ndarray, gold: np.ndarray, labels: 
     return report
 
 
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns; ``to_dict()`` is the ``mudkd evaluate --json`` document.
+
+    Attributes:
+        model: The evaluated model's directory.
+        task: The task's name.
+        data: The files the examples were read from.
+        metric: The task's selection metric.
+        labels: The label names in class order (None for a regression task).
+        splits: Per evaluated split (``dev``; MNLI also ``dev_mismatched``): ``examples``, ``metrics``,
+            ``per_class`` and ``confusion_matrix`` (rows gold classes, columns predictions).
+        teacher: ``{"model", "splits"}`` of a teacher evaluated on the same examples, or None.
+    """
+
+    model: str
+    task: str | None
+    data: list[str]
+    metric: str | None
+    labels: list[str] | None
+    splits: dict[str, dict[str, Any]]
+    teacher: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document, its keys in the attributes' order."""
+        return asdict(self)
+
+
 def evaluate(
     recipe: Recipe, model_dir: str, *, teacher_dir: str | None = None, validation_file: str | None = None
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate ``model_dir`` (and optionally a teacher, side by side) on the recipe's dev data.
 
     Args:
@@ -118,9 +147,8 @@ def evaluate(
         validation_file: Evaluate on this file (the task's format) instead of the task's dev split(s).
 
     Returns:
-        ``{"model", "task", "metric", "labels", "splits": {split: {"examples", "metrics", "per_class",
-        "confusion_matrix"}}, "teacher": {"model", "splits"} | None}``; ``splits`` holds ``dev`` (MNLI also
-        ``dev_mismatched``); a confusion matrix's rows are gold classes and its columns predictions.
+        An :class:`Evaluation`: the model's (and the teacher's) metrics, per-class scores and confusion matrix on
+        every dev split.
 
     Raises:
         CheckpointError: A model directory is missing or unreadable, its weights hold nan or inf, or its label
@@ -164,18 +192,17 @@ def evaluate(
             results[name] = _report(data.metrics, logits, np.asarray(split["labels"]), data.labels)
         return results
 
-    document: dict[str, Any] = {
-        "model": str(model_dir),
-        "task": recipe.task.name,
-        "data": [str(path) for path in data.data_files],
-        "metric": data.selection,
-        "labels": data.labels,
-        "splits": run(model, tokenizer, "model", model_dir),
-        "teacher": None,
-    }
+    evaluation = Evaluation(
+        model=str(model_dir),
+        task=recipe.task.name,
+        data=[str(path) for path in data.data_files],
+        metric=data.selection,
+        labels=data.labels,
+        splits=run(model, tokenizer, "model", model_dir),
+    )
     if teacher is not None:
-        document["teacher"] = {"model": str(teacher_dir), "splits": run(*teacher, "teacher", str(teacher_dir))}
-    return document
+        evaluation.teacher = {"model": str(teacher_dir), "splits": run(*teacher, "teacher", str(teacher_dir))}
+    return evaluation
 
 
 # ---------------------------------------------------------------------------------------------------------------
