@@ -12,6 +12,7 @@ exit 2: nothing was sent.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,26 +114,68 @@ def _check_finite_weights(directory: Path) -> None:
                 raise RunError(f"{what}: {path.name} holds a non-finite weight ({initializer.name}); nothing was sent")
 
 
-def plan(directory: str | Path, repo_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PushPlan:
+    """What a push would send (:func:`plan`), every check passed.
+
+    Attributes:
+        folder: The folder to upload.
+        repo_id: The model repository, ``owner/name``.
+        made_by_command: The mudkd command that made the folder (from its ownership marker).
+        files: ``{"path", "bytes"}`` of every file sent, hidden files left out.
+        bytes: Their total size.
+        card: The model card (the folder's ``README.md``), or None when it has none.
+    """
+
+    folder: str
+    repo_id: str
+    made_by_command: str | None
+    files: list[dict[str, Any]]
+    bytes: int
+    card: str | None
+
+
+@dataclass(frozen=True)
+class PushResult(PushPlan):
+    """What :func:`push` returns; ``to_dict()`` is the ``mudkd push --json`` document.
+
+    Attributes:
+        url: The commit's URL, or None for a dry run.
+        sent: False for a dry run.
+        private: Whether a repository it created is private.
+        revision: The branch pushed to (None: the default branch).
+    """
+
+    url: str | None = None
+    sent: bool = False
+    private: bool = False
+    revision: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document: the plan's fields, then ``url``, ``sent``, ``private`` and ``revision``."""
+        return asdict(self)
+
+
+def plan(directory: str | Path, repo_id: str) -> PushPlan:
     """What a push would send, checked: the repository id, the folder's ownership and weights, files and card."""
     folder = Path(directory)
     check_repo_id(repo_id)
     marker = check_pushable(folder)
     files = files_to_send(folder)
     card = folder / "README.md"
-    return {
-        "folder": str(folder),
-        "repo_id": repo_id,
-        "made_by_command": marker.get("command"),
-        "files": files,
-        "bytes": sum(entry["bytes"] for entry in files),
-        "card": card.read_text(encoding="utf-8") if card.is_file() else None,
-    }
+    return PushPlan(
+        folder=str(folder),
+        repo_id=repo_id,
+        made_by_command=marker.get("command"),
+        files=files,
+        bytes=sum(entry["bytes"] for entry in files),
+        card=card.read_text(encoding="utf-8") if card.is_file() else None,
+    )
 
 
 def push(
     directory: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None, dry_run: bool = False
-) -> dict[str, Any]:
+) -> PushResult:
     """Upload ``directory`` to the model repository ``repo_id`` (created if missing), or only plan it.
 
     Args:
@@ -143,7 +186,7 @@ def push(
         dry_run: Check and list, send nothing (no network).
 
     Returns:
-        :func:`plan`'s fields, plus ``url`` (the commit) and ``sent`` (False for a dry run).
+        A :class:`PushResult`: :func:`plan`'s fields, plus ``url`` (the commit) and ``sent`` (False for a dry run).
 
     Raises:
         RecipeError: A bad repository id.
@@ -153,7 +196,7 @@ def push(
     """
     planned = plan(directory, repo_id)
     if dry_run:
-        return {**planned, "url": None, "sent": False, "private": private, "revision": revision}
+        return PushResult(**asdict(planned), private=private, revision=revision)
     import huggingface_hub
     from huggingface_hub import errors
 
@@ -191,7 +234,7 @@ def push(
             hint="check the network (or HF_ENDPOINT), or check what would be sent with --dry-run",
         ) from None
     url = str(getattr(commit, "commit_url", commit))
-    return {**planned, "url": url, "sent": True, "private": private, "revision": revision}
+    return PushResult(**asdict(planned), url=url, sent=True, private=private, revision=revision)
 
 
 def _network_error(error: BaseException) -> bool:
