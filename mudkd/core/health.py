@@ -23,8 +23,8 @@ from mudkd.core.data import load_task
 from mudkd.core.metrics import compute_metrics
 from mudkd.recipe.schema import Recipe, TaskConfig
 
-# torch and the batching helpers are imported inside the functions that run a model: prune's plan (--dry-run) imports
-# this module and stays torch-free (torch costs ~1.5 s at import).
+# torch and the batching helpers (~1.5 s at import) are imported inside the functions that run a model: training
+# imports this module, which stays torch-free (see there).
 
 #: Below this :func:`cls_spread`, the top-layer [CLS] counts as near-constant across examples. MiniLM-L6 (mean
 #: pooling) measures 0.001-0.009 at layers 1-4 and 0.53 at layer 6 on SST-2 dev; BERT-style [CLS] poolers sit far

@@ -18,8 +18,8 @@ from mudkd.core.store import fingerprint_files
 from mudkd.errors import CheckpointError, RecipeError
 from mudkd.knowledge.shapes import ModelShape, model_shape
 
-# transformers, safetensors and torch are imported inside the loaders: read_config/read_shape/check_positions run in
-# every --dry-run and bad-input check, which stay torch-free (~1.5-3.5 s saved).
+# transformers, safetensors and torch are imported inside the loaders: read_config/read_shape/check_positions serve
+# the sweep's and the search's --dry-run and predict's model check, which stay torch-free (~1.5-3.5 s saved).
 
 
 def read_config(path: str | None, role: str) -> dict[str, Any]:

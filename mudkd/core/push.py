@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mudkd.core.models import load_classifier
 from mudkd.core.ownership import verify
+from mudkd.core.quantize import TORCH_INT8_WEIGHTS, load_quantized
 from mudkd.core.training import check_finite_model
 from mudkd.errors import CheckpointError, HubError, RecipeError, RunError
 
-# torch, onnx (an optional extra) and huggingface_hub's upload API are imported inside the checks and the upload that
-# need them: a refused push stays fast.
+# onnx (an optional extra, 'mudkd[onnx]') and huggingface_hub's validation and upload API are imported inside the
+# functions that need them.
 
 #: Files a push leaves behind: mudkd's marker and locks, and anything hidden.
 IGNORE_PATTERNS = [".*", "**/.*"]
@@ -85,13 +87,10 @@ def check_pushable(directory: Path) -> dict[str, Any]:
 
 def _check_finite_weights(directory: Path) -> None:
     """The finite-weights check of every model format a mudkd folder holds (safetensors, int8 PyTorch, ONNX)."""
-    import torch
-
     what = f"push {directory}"
     if any(directory.glob("*.safetensors")) and (directory / "config.json").is_file():
         check_finite_model(load_classifier(str(directory)), what)
         return
-    from mudkd.core.quantize import TORCH_INT8_WEIGHTS, load_quantized
 
     if (directory / TORCH_INT8_WEIGHTS).is_file():
         model = load_quantized(directory)

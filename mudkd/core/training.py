@@ -37,8 +37,8 @@ from mudkd.errors import CheckpointError, RunError
 from mudkd.recipe.load import recipe_to_toml
 from mudkd.recipe.schema import Recipe, TaskConfig, TrainingConfig, TrainingStage
 
-# torch and transformers (the Trainer costs ~7.8 s at import) are imported inside the functions that train: every
-# stage's plan() and the CLI's quiet_libraries import this module, and --dry-run stays torch-free.
+# torch and transformers (the Trainer costs ~7.8 s at import) are imported inside the functions that train:
+# stages.evaluate imports this module, and 'mudkd predict' refuses a bad model directory before torch loads.
 
 if TYPE_CHECKING:
     from mudkd.core.data import TaskData

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mudkd.core.batching import make_collator
 from mudkd.core.data import check_task_metric, load_task
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StagePlan, StageResult
@@ -14,8 +15,6 @@ from mudkd.core.outputs import check_output_dir, recipe_inputs
 from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
 from mudkd.errors import CheckpointError
 from mudkd.recipe.schema import Recipe
-
-# The batching helpers (torch, ~1.5 s at import) are imported in run(): plan() (--dry-run) stays torch-free.
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     Writes a ``save_pretrained`` model + tokenizer, ``metrics.jsonl``, ``metrics.json``,
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.finetune.output_dir``, atomically.
     """
-    from mudkd.core.batching import make_collator
-
     events = events or RunEvents()
     plan(recipe, resume=resume)
     model_path = recipe.teacher.pretrained

@@ -22,8 +22,8 @@ from mudkd.core.training import resolve_device, write_run_files
 from mudkd.errors import BudgetError, CheckpointError
 from mudkd.recipe.schema import Recipe
 
-# pruning (torch and transformers, ~5 s at import) and safetensors are imported inside the functions: --dry-run and a
-# refused budget stay torch-free.
+# pruning (transformers' models, ~5 s at import) and safetensors are imported inside the functions: --dry-run and a
+# refused budget do not load them.
 
 
 @dataclass(frozen=True)

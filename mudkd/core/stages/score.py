@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
+from mudkd.core.batching import PaddingCollator, make_collator
 from mudkd.core.data import load_task
 from mudkd.core.datacheck import check_data, describe_data
 from mudkd.core.events import RunEvents, StagePlan, StageResult
@@ -22,8 +25,7 @@ from mudkd.core.training import resolve_device, set_seed, write_run_files
 from mudkd.errors import CheckpointError, DataError
 from mudkd.recipe.schema import Recipe
 
-# torch, batching and pruning (~1.5-5 s at import) are imported inside run() and its helpers: plan() (--dry-run) stays
-# torch-free.
+# pruning (transformers' models, ~5 s at import) is imported inside run(): plan() (--dry-run) does not load it.
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         head score min/mean/max and max/min ratio, heads in descending score order, FFN score min/mean/max),
         ``untrained_weights`` (weights the checkpoint lacked, initialised at random) and ``warnings``.
     """
-    from mudkd.core.batching import make_collator
     from mudkd.core.pruning import compute_taylor_scores, save_scores
 
     events = events or RunEvents()
@@ -194,10 +195,6 @@ def shuffled_batches(
         collator: Pads a list of examples into a batch (:class:`mudkd.core.batching.PaddingCollator`); default:
             the padding token id 0 of BERT tokenizers.
     """
-    import torch
-
-    from mudkd.core.batching import PaddingCollator
-
     collator = collator or PaddingCollator(0)
 
     if len(dataset) == 0:
