@@ -373,20 +373,11 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         if point.kind == "no_hsk" and fair:
             point = dataclasses.replace(point, overrides={**point.overrides, **fair})
         try:
-            recipe = base_recipe_builder(point.overrides)
-            budget = _budget(recipe, shapes) if point.kind in ("hsk", "full_hsk") else None
+            planned.append(_plan_point(point, base_recipe_builder, shapes, num_examples, accumulation))
         except RecipeError as error:
             problems += [f"{sweep.source}: point {point.id}: {problem}" for problem in error.problems]
-            continue
         except BudgetError as error:
             problems.append(f"{sweep.source}: point {point.id}: {error.message}")
-            continue
-        updates: dict[str, int | None] = {}
-        if point.kind in ("hsk", "full_hsk"):
-            updates["hsk"] = stage_updates(recipe.hsk, num_examples, accumulation)
-        if point.kind != "untrained":
-            updates["pred"] = stage_updates(recipe.pred, num_examples, accumulation)
-        planned.append(PlannedPoint(point, recipe, budget, _recipe_hash(recipe), updates=updates))
     notes += _protocol_notes(planned, fair)
     if any(p.point.kind == "full_hsk" for p in planned) and not base.teacher.model:
         problems.append(f"{sweep.source}: baselines: full_hsk runs the teacher online and needs teacher.model")
@@ -400,10 +391,7 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         stores = [_given_store(given_store, planned, sweep)]
     elif sweep.teacher_free and any(p.point.kind != "untrained" for p in planned):
         stores = _plan_stores(planned, base, shapes, output_dir, notes)
-    for store in stores:
-        for planned_point in planned:
-            if planned_point.id in store.points:
-                planned_point.store = store.name
+    _assign_stores(planned, stores)
 
     points = [p.point for p in planned]
     selected = [p.id for p in (points if shard is None else shard_points(points, *shard))]
@@ -413,6 +401,33 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     elif stores:
         logits_store = str(stores[0].path)  # every store holds the teacher's logits; baselines read the first
     return SweepPlan(sweep, output_dir, planned, selected, stores, shard, notes, logits_store, num_examples)
+
+
+def _plan_point(
+    point: Any, builder: RecipeBuilder, shapes: Any, num_examples: int | None, accumulation: int
+) -> PlannedPoint:
+    """One grid point resolved: its recipe, its budget (HSK points) and its updates per distillation stage.
+
+    Raises:
+        RecipeError: The point's settings do not fit the schema.
+        BudgetError: Its budget does not fit the models.
+    """
+    recipe = builder(point.overrides)
+    budget = _budget(recipe, shapes) if point.kind in ("hsk", "full_hsk") else None
+    updates: dict[str, int | None] = {}
+    if point.kind in ("hsk", "full_hsk"):
+        updates["hsk"] = stage_updates(recipe.hsk, num_examples, accumulation)
+    if point.kind != "untrained":
+        updates["pred"] = stage_updates(recipe.pred, num_examples, accumulation)
+    return PlannedPoint(point, recipe, budget, _recipe_hash(recipe), updates=updates)
+
+
+def _assign_stores(planned: list[PlannedPoint], stores: list[PlannedStore]) -> None:
+    """Name on every planned point the store that serves it."""
+    for store in stores:
+        for planned_point in planned:
+            if planned_point.id in store.points:
+                planned_point.store = store.name
 
 
 def _with_selection_split(builder: RecipeBuilder) -> RecipeBuilder:
