@@ -79,7 +79,7 @@ def evaluate_cli(
     from mudkd.core.stages.evaluate import evaluate
 
     c.quiet_libraries()
-    document = evaluate(resolved, model, teacher_dir=teacher, validation_file=validation_file)
+    document = evaluate(resolved, model, teacher_dir=teacher, validation_file=validation_file).to_dict()
     if json_:
         c.emit_json(document)
         return

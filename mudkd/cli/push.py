@@ -40,7 +40,7 @@ def push_cli(
     from mudkd.core.push import push
 
     c.quiet_libraries()  # the finite-weights check loads the model: no "Loading weights" bar
-    result = push(directory, repo_id, private=private, revision=revision, dry_run=dry_run)
+    result = push(directory, repo_id, private=private, revision=revision, dry_run=dry_run).to_dict()
     if json_:
         c.emit_json(result)
         return

@@ -27,7 +27,7 @@ def run_stage(
     recipe: Any,
     values: Mapping[str, Any],
     *,
-    plan: Callable[..., dict[str, Any]],
+    plan: Callable[..., Any],
     run: Callable[..., Any],
     render: Callable[[str, Any, bool], None] | None = None,
     render_plan: Callable[[dict[str, Any], bool], None] | None = None,
@@ -38,7 +38,8 @@ def run_stage(
         name: The command, as tables and progress name it (``distill hsk``).
         recipe: The validated recipe (:func:`build`).
         values: The command's parameters (``--dry-run``, ``--json``, ``--resume`` are read from them).
-        plan: The core stage's ``plan(recipe, *, resume)``.
+        plan: The core stage's ``plan(recipe, *, resume)``: a :class:`~mudkd.core.events.StagePlan` (or, for the
+            stages that do not declare one yet, its document as a dict).
         run: The core stage's ``run(recipe, *, events, resume)``.
         render: Prints the result (default: a results table, or the JSON document).
         render_plan: Prints a plan (default: the knowledge budget when the plan has one, then a table).
@@ -46,6 +47,7 @@ def run_stage(
     json_mode, resume = bool(values.get("json_")), bool(values.get("resume"))
     c.quiet_libraries()  # before the plan: reading the data must not print datasets' "Generating train split" bars
     planned = plan(recipe, resume=resume)
+    planned = planned if isinstance(planned, dict) else planned.to_dict()  # the document --dry-run prints
     show_plan = render_plan or c.render_plan
     if values.get("dry_run"):
         show_plan(planned, json_mode)

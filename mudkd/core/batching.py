@@ -15,6 +15,9 @@ from typing import Any
 
 import torch
 
+# transformers' LengthGroupedSampler is imported where it is used: its trainer utilities cost ~3 s at import, which
+# evaluate and score (collators only) need not pay.
+
 #: The column holding each example's real token count, read by the Trainer's length-grouped sampler.
 LENGTH_COLUMN = "length"
 

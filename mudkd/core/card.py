@@ -21,6 +21,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.measure import describe
+from mudkd.core.outputs import recipe_hash, write_text_atomic
+
+# huggingface_hub (model cards) is imported inside the functions that build or read a card: reading card records stays
+# cheap for the torch-free paths (mudkd push's checks, outputs).
+
 CARD_FILE = "README.md"
 TAGS = ["distillation", "pruning", "mudkd"]
 VERSIONS = ("mudkd", "transformers", "torch")
@@ -112,6 +118,9 @@ def build_card(
 ) -> str:
     """The card's text (YAML metadata and Markdown body) for the model in ``directory``.
 
+    The body's sections, in order: the title and one line on how the model was made, Model, Data and training,
+    Dev metrics, Size and speed (pipelines only), Reproduce, Load.
+
     Args:
         directory: The output folder, holding the run's records.
         recipe: The resolved recipe of the run (task, teacher, stage settings).
@@ -119,10 +128,7 @@ def build_card(
         summary: A pipeline's ``summary.json`` (teacher metrics, parameter/FLOP/latency ratios), when there is one.
         model_name: The name in ``model-index`` (default: the folder's name).
     """
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    from mudkd.core.measure import describe
-    from mudkd.core.outputs import recipe_hash
+    from huggingface_hub import ModelCard
 
     student_model = getattr(getattr(recipe, "student", None), "model", None)
     records = card_records(directory, student_model=student_model if command != "finetune" else None)
@@ -132,8 +138,29 @@ def build_card(
         metrics = {**quantization["check"]["metrics_int8"]}
     task = recipe.task.name
     name = model_name or directory.name.removesuffix(".partial")
+    lines = [f"# {name}", ""]
+    lines.append(
+        f"A {'fine-tuned teacher' if command == 'finetune' else 'compressed student'} for `{task}` made by "
+        f"mudkd (`mudkd {command}`): Taylor-pruned BERT distilled with compressed "
+        "hidden-state knowledge (ACL 2021, *Marginal Utility Diminishes*)."
+    )
     teacher = recipe.teacher.pretrained if command == "finetune" else recipe.teacher.model
-    base = hub_name(recipe.teacher.pretrained)
+    lines += _model_section(records, teacher)
+    lines += _training_section(records, recipe.task)
+    lines += _metrics_section(metrics, (summary or {}).get("teacher", {}).get("metrics") or {})
+    if summary:
+        lines += _size_section(summary)
+    lines += _reproduce_section(records, recipe)
+    lines += ["", "## Load", "", "```python", *_load_example(records["config"], directory), "```", ""]
+    template = "---\n{{ card_data }}\n---\n\n{{ body }}"
+    data = _card_data(recipe, task, name, metrics)
+    return str(ModelCard.from_template(data, template_str=template, body="\n".join(lines)).content)
+
+
+def _card_data(recipe: Any, task: str, name: str, metrics: dict[str, Any]) -> Any:
+    """The card's YAML metadata: base model, tags, dataset and the dev metrics as ``model-index`` results."""
+    from huggingface_hub import EvalResult, ModelCardData
+
     results = [
         EvalResult(
             task_type="text-classification",
@@ -147,8 +174,8 @@ def build_card(
         for key, value in metrics.items()
         if isinstance(value, int | float) and key != "loss" and not key.endswith("_loss")
     ]
-    data = ModelCardData(
-        base_model=base,
+    return ModelCardData(
+        base_model=hub_name(recipe.teacher.pretrained),
         pipeline_tag="text-classification",
         library_name="transformers",
         tags=list(TAGS),
@@ -156,13 +183,11 @@ def build_card(
         model_name=name,
         eval_results=results or None,
     )
-    lines = [f"# {name}", ""]
-    lines.append(
-        f"A {'fine-tuned teacher' if command == 'finetune' else 'compressed student'} for `{task}` made by "
-        f"mudkd (`mudkd {command}`): Taylor-pruned BERT distilled with compressed "
-        "hidden-state knowledge (ACL 2021, *Marginal Utility Diminishes*)."
-    )
-    lines += ["", "## Model", ""]
+
+
+def _model_section(records: dict[str, Any], teacher: str | None) -> list[str]:
+    """The teacher, the pruned shape, the knowledge budget and the int8 check, each when the folder has one."""
+    lines = ["", "## Model", ""]
     if teacher:
         lines.append(f"- teacher: `{teacher}`")
     shape = pruning_shape(records["config"])
@@ -175,40 +200,58 @@ def build_card(
             f"width fraction {budget.get('keep_hidden')} ({budget.get('token_scheme')}, {budget.get('hidden_scheme')});"
             f" HSK fraction {budget.get('hsk_fraction')}"
         )
+    quantization = records["quantization"]
     if quantization:
         lines.append(
             f"- int8: {quantization.get('scheme')} quantization ({quantization.get('backend')}); "
             f"{quantization.get('check_text')}"
         )
-    lines += ["", "## Data and training", ""]
-    lines.append(f"- task: `{task}`, sequences of at most {recipe.task.max_seq_length} tokens")
-    if recipe.task.max_train_samples:
-        lines.append(f"- training examples: the first {recipe.task.max_train_samples}")
+    return lines
+
+
+def _training_section(records: dict[str, Any], task: Any) -> list[str]:
+    """The task, its sequence length and training examples, the updates and the seed."""
+    lines = ["", "## Data and training", ""]
+    lines.append(f"- task: `{task.name}`, sequences of at most {task.max_seq_length} tokens")
+    if task.max_train_samples:
+        lines.append(f"- training examples: the first {task.max_train_samples}")
     if records["steps"] is not None:
         lines.append(f"- updates: {records['steps']}")
     seed = records["run_info"].get("seed")
     if seed is not None:
         lines.append(f"- seed: {seed}")
-    lines += ["", "## Dev metrics", ""]
-    teacher_metrics = (summary or {}).get("teacher", {}).get("metrics") or {}
-    if metrics:
-        lines += ["| metric | this model |" + (" teacher |" if teacher_metrics else ""), "|---|---|"]
-        lines[-1] += "---|" if teacher_metrics else ""
-        for key, value in metrics.items():
-            row = f"| {key} | {_number(value)} |"
-            if teacher_metrics:
-                row += f" {_number(teacher_metrics.get(key))} |"
-            lines.append(row)
-    else:
-        lines.append("No dev metrics were recorded for this model.")
-    if summary:
-        lines += ["", "## Size and speed (teacher / this model)", ""]
-        for label, key in (("parameters", "param_ratio"), ("FLOPs per example", "flop_ratio")):
-            if summary.get(key) is not None:
-                lines.append(f"- {label}: {summary[key]:.2f}×")
-        if summary.get("latency_spread"):
-            lines.append(f"- CPU latency: {describe(summary['latency_spread'])} ({summary.get('latency_input')})")
-    lines += ["", "## Reproduce", ""]
+    return lines
+
+
+def _metrics_section(metrics: dict[str, Any], teacher_metrics: dict[str, Any]) -> list[str]:
+    """A table of the model's dev metrics, with the teacher's beside them when a pipeline recorded them."""
+    lines = ["", "## Dev metrics", ""]
+    if not metrics:
+        return [*lines, "No dev metrics were recorded for this model."]
+    lines += ["| metric | this model |" + (" teacher |" if teacher_metrics else ""), "|---|---|"]
+    lines[-1] += "---|" if teacher_metrics else ""
+    for key, value in metrics.items():
+        row = f"| {key} | {_number(value)} |"
+        if teacher_metrics:
+            row += f" {_number(teacher_metrics.get(key))} |"
+        lines.append(row)
+    return lines
+
+
+def _size_section(summary: dict[str, Any]) -> list[str]:
+    """A pipeline's parameter, FLOP and CPU-latency ratios (teacher / this model)."""
+    lines = ["", "## Size and speed (teacher / this model)", ""]
+    for label, key in (("parameters", "param_ratio"), ("FLOPs per example", "flop_ratio")):
+        if summary.get(key) is not None:
+            lines.append(f"- {label}: {summary[key]:.2f}×")
+    if summary.get("latency_spread"):
+        lines.append(f"- CPU latency: {describe(summary['latency_spread'])} ({summary.get('latency_input')})")
+    return lines
+
+
+def _reproduce_section(records: dict[str, Any], recipe: Any) -> list[str]:
+    """The command line that made the model, the recipe hash and the library versions it ran with."""
+    lines = ["", "## Reproduce", ""]
     argv = records["run_info"].get("command")
     if argv:
         lines += ["```bash", " ".join(argv), "```", ""]
@@ -219,9 +262,7 @@ def build_card(
         + "."
         + (" The resolved recipe is `recipe.resolved.toml` in this folder." if records["run_info"] else "")
     )
-    lines += ["", "## Load", "", "```python", *_load_example(records["config"], directory), "```", ""]
-    template = "---\n{{ card_data }}\n---\n\n{{ body }}"
-    return str(ModelCard.from_template(data, template_str=template, body="\n".join(lines)).content)
+    return lines
 
 
 def _number(value: Any) -> str:
@@ -248,8 +289,6 @@ def _load_example(config: dict[str, Any], directory: Path) -> list[str]:
 
 def write_card(directory: Path, recipe: Any, *, command: str, summary: dict[str, Any] | None = None) -> Path:
     """Write :func:`build_card` to ``directory/README.md`` (atomically) and return its path."""
-    from mudkd.core.outputs import write_text_atomic
-
     path = directory / CARD_FILE
     write_text_atomic(path, build_card(directory, recipe, command=command, summary=summary))
     return path

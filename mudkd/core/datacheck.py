@@ -12,6 +12,7 @@ import csv
 import json
 from pathlib import Path
 
+from mudkd.core.data import GLUE, rt_snippets_path
 from mudkd.errors import DataError
 from mudkd.recipe.schema import TaskConfig
 
@@ -140,8 +141,6 @@ def header(path: Path) -> list[str] | None:
 
 
 def _snippets_problems() -> list[str]:
-    from mudkd.core.data import rt_snippets_path
-
     try:
         path = rt_snippets_path()
     except DataError as error:
@@ -152,8 +151,6 @@ def _snippets_problems() -> list[str]:
 
 
 def _glue_problems(task: TaskConfig, named_only: bool) -> list[str]:
-    from mudkd.core.data import GLUE
-
     if not task.data_dir:
         if named_only:
             return []

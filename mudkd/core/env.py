@@ -1,4 +1,7 @@
-"""``mudkd env``: what a bug report needs to know about this machine's mudkd, Python, libraries and device."""
+"""``mudkd env``: what a bug report needs to know about this machine's mudkd, Python, libraries and device.
+
+Imports torch and transformers at the top: only ``mudkd env`` imports this module, and it reports both.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,11 @@ import os
 import platform
 from importlib import metadata
 from typing import Any
+
+import torch
+import transformers
+
+import mudkd
 
 #: Optional packages whose version matters to a run (None in the report when not installed).
 OPTIONAL = ("onnxruntime", "onnx", "huggingface_hub", "datasets", "accelerate")
@@ -20,11 +28,6 @@ def _version(package: str) -> str | None:
 
 def describe_environment() -> dict[str, Any]:
     """mudkd, Python, platform, torch, transformers (and optional packages), the device and CPU threads."""
-    import torch
-    import transformers
-
-    import mudkd
-
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     return {

@@ -1,4 +1,4 @@
-"""What a stage reports while it runs (:class:`RunEvents`) and what it returns (:class:`StageResult`).
+"""What a stage reports while it runs (:class:`RunEvents`), plans (:class:`StagePlan`), returns (:class:`StageResult`).
 
 The core never prints: long stages call a :class:`RunEvents` the CLI supplies (a rich progress display or plain
 lines). Pure Python, so the CLI can subclass it without importing torch.
@@ -6,8 +6,8 @@ lines). Pure Python, so the CLI can subclass it without importing torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 
 class RunEvents:
@@ -30,6 +30,21 @@ class RunEvents:
 
     def on_message(self, text: str) -> None:
         """An informational line (device, resume point, ...)."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What a stage's ``plan(recipe, *, resume)`` returns: everything ``run`` would do, checked, nothing written.
+
+    Each stage subclasses it with its own fields (``FinetunePlan``, ``ScorePlan``, ``PrunePlan``); ``stage`` names
+    the stage and leads the ``--dry-run --json`` document.
+    """
+
+    stage: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--dry-run`` document: ``stage``, then the fields in declaration order."""
+        return {"stage": self.stage, **asdict(self)}
 
 
 @dataclass

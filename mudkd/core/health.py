@@ -17,7 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from mudkd.core.data import load_task
+from mudkd.core.metrics import compute_metrics
 from mudkd.recipe.schema import Recipe, TaskConfig
+
+# torch and the batching helpers (~1.5 s at import) are imported inside the functions that run a model: training
+# imports this module, which stays torch-free (see there).
 
 #: Below this :func:`cls_spread`, the top-layer [CLS] counts as near-constant across examples. MiniLM-L6 (mean
 #: pooling) measures 0.001-0.009 at layers 1-4 and 0.53 at layer 6 on SST-2 dev; BERT-style [CLS] poolers sit far
@@ -98,10 +105,6 @@ def health_record(
         metric_names: The task's metrics; ``selection`` is the one reported as ``metric``.
         label_names: The task's class names in id order (for ``f1[LABEL]``).
     """
-    import numpy as np
-
-    from mudkd.core.metrics import compute_metrics
-
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
     metrics = compute_metrics(metric_names, logits, labels, label_names)
     record: dict[str, Any] = {"metric": selection, "value": metrics[selection], "examples": int(len(labels))}
@@ -161,7 +164,6 @@ def check_student(model: Any, recipe: Recipe, tokenizer: Any, *, device: str) ->
         :func:`health_record`'s figures.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_task
 
     task = recipe.task.model_copy(update={"max_train_samples": 1})
     data = load_task(task, tokenizer)

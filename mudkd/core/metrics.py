@@ -26,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from mudkd.errors import RecipeError
 from mudkd.knowledge.tasks import METRIC_NAMES as PLAIN_METRICS  # names that do not name a class (else f1[LABEL])
+
+# sklearn (~2.3 s at import) and scipy (~1.3 s) are imported inside the only metrics that need them (MCC,
+# Pearson/Spearman).
 
 __all__ = ["PLAIN_METRICS", "compute_metrics", "task_metric_names", "selection_metric"]
 REGRESSION_METRICS = ("pearson", "spearman", "corr")
@@ -181,8 +185,6 @@ def selection_metric(chosen: str | None, default: str, available: Sequence[str],
     Raises:
         RecipeError: ``task.metric`` names a metric the task does not report (exit 2, with the list).
     """
-    from mudkd.errors import RecipeError
-
     if chosen is None:
         return default
     per_class = [name for name in available if class_of(name) is not None]

@@ -32,8 +32,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mudkd.core.ownership import MARKER, Proof, file_entry, new_owner, read_marker, record_files, verify
+from filelock import FileLock, Timeout
+
+import mudkd
+from mudkd.core.ownership import (
+    MARKER,
+    Proof,
+    file_entry,
+    layout,
+    layout_strangers,
+    nested_outputs,
+    new_owner,
+    read_marker,
+    record_files,
+    verify,
+    walk_files,
+)
 from mudkd.errors import CheckpointError, MudkdError
+from mudkd.recipe.schema import recipe_source
 
 __all__ = ["MARKER", "read_marker"]  # re-exported: the marker's home is mudkd.core.ownership
 
@@ -58,8 +74,6 @@ def write_marker(
 ) -> None:
     """Write ``directory``'s marker (atomically): the command that made it, its recipe and its ownership record
     (:func:`mudkd.core.ownership.new_owner`)."""
-    import mudkd
-
     document = {
         "made_by": "mudkd",
         "command": command,
@@ -108,8 +122,6 @@ def adoption(directory: Path) -> dict[str, Any]:
             moved on purpose or written by an earlier mudkd), or is a folder written in place that holds files its
             command never writes.
     """
-    from mudkd.core.ownership import layout, layout_strangers, nested_outputs, walk_files
-
     directory = canonical_output(directory)
     if not directory.is_dir() or directory.is_symlink():
         raise CheckpointError(f"{directory}: no such directory", hint="pass the folder to adopt")
@@ -157,8 +169,6 @@ def adopt(directory: Path) -> dict[str, Any]:
     anything else a record of every file it holds now (those files are then mudkd's to replace). Returns
     :func:`adoption`'s summary.
     """
-    from mudkd.core.ownership import layout
-
     summary = adoption(directory)
     for row in summary["outputs"]:  # innermost first: an output's record must not change after its parent's
         path = Path(row["directory"])
@@ -501,8 +511,6 @@ def lock_path(final: Path) -> Path:
 
 def acquire_lock(final: Path) -> Any:
     """Take ``final``'s writer lock (a ``filelock`` beside it) without waiting; refuse when another process holds it."""
-    from filelock import FileLock, Timeout
-
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(lock_path(final)), timeout=0)
@@ -635,8 +643,6 @@ def write_json_atomic(path: Path, document: Any) -> None:
 
 def recipe_inputs(recipe: Any) -> dict[str, str | None]:
     """A recipe's local data paths and its own file, labelled (inputs an output may not overlap)."""
-    from mudkd.recipe.schema import recipe_source
-
     task = recipe.task
     return {
         "task.data_dir": task.data_dir,

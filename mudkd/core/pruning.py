@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from mudkd.core import modeling_pruned_bert
@@ -285,8 +287,6 @@ def save_scores(
     Returns:
         The path of ``importance.safetensors``.
     """
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     extra = dict(extra or {})
@@ -357,8 +357,6 @@ def load_scores(
         CheckpointError: If the file is missing or malformed, holds nan/inf scores, or the scores were computed
             for another model.
     """
-    from safetensors import safe_open
-
     path = Path(directory) / SCORES_FILE
     if not path.is_file():
         raise CheckpointError(f"no importance scores at {path}", hint="compute Taylor scores for this teacher first")

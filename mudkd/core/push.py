@@ -12,10 +12,21 @@ exit 2: nothing was sent.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mudkd.errors import CheckpointError, HubError, RecipeError
+import numpy as np
+import torch
+
+from mudkd.core.models import load_classifier
+from mudkd.core.ownership import verify
+from mudkd.core.quantize import TORCH_INT8_WEIGHTS, load_quantized
+from mudkd.core.training import check_finite_model
+from mudkd.errors import CheckpointError, HubError, RecipeError, RunError
+
+# onnx (an optional extra, 'mudkd[onnx]') and huggingface_hub's validation and upload API are imported inside the
+# functions that need them.
 
 #: Files a push leaves behind: mudkd's marker and locks, and anything hidden.
 IGNORE_PATTERNS = [".*", "**/.*"]
@@ -60,8 +71,6 @@ def check_pushable(directory: Path) -> dict[str, Any]:
         CheckpointError: Not a folder, no (complete) marker, or nothing that looks like a model.
         RunError: A weight is nan or inf (:func:`mudkd.core.training.check_finite_model`).
     """
-    from mudkd.core.ownership import verify
-
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: is not a folder", hint="pass a folder mudkd wrote (e.g. out/final)")
     proof = verify(directory)
@@ -78,17 +87,10 @@ def check_pushable(directory: Path) -> dict[str, Any]:
 
 def _check_finite_weights(directory: Path) -> None:
     """The finite-weights check of every model format a mudkd folder holds (safetensors, int8 PyTorch, ONNX)."""
-    import torch
-
-    from mudkd.core.training import check_finite_model
-
     what = f"push {directory}"
     if any(directory.glob("*.safetensors")) and (directory / "config.json").is_file():
-        from mudkd.core.models import load_classifier
-
         check_finite_model(load_classifier(str(directory)), what)
         return
-    from mudkd.core.quantize import TORCH_INT8_WEIGHTS, load_quantized
 
     if (directory / TORCH_INT8_WEIGHTS).is_file():
         model = load_quantized(directory)
@@ -101,7 +103,6 @@ def _check_finite_weights(directory: Path) -> None:
         check_finite_model(plain, what)
         return
     for path in sorted(directory.glob("*.onnx")):
-        import numpy as np
         import onnx
         from onnx import numpy_helper
 
@@ -109,31 +110,71 @@ def _check_finite_weights(directory: Path) -> None:
             array = numpy_helper.to_array(initializer)
             # scalars are graph constants, not weights: the attention mask's fill value is -inf by design
             if array.dtype.kind == "f" and array.size > 1 and not np.isfinite(array).all():
-                from mudkd.errors import RunError
-
                 raise RunError(f"{what}: {path.name} holds a non-finite weight ({initializer.name}); nothing was sent")
 
 
-def plan(directory: str | Path, repo_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PushPlan:
+    """What a push would send (:func:`plan`), every check passed.
+
+    Attributes:
+        folder: The folder to upload.
+        repo_id: The model repository, ``owner/name``.
+        made_by_command: The mudkd command that made the folder (from its ownership marker).
+        files: ``{"path", "bytes"}`` of every file sent, hidden files left out.
+        bytes: Their total size.
+        card: The model card (the folder's ``README.md``), or None when it has none.
+    """
+
+    folder: str
+    repo_id: str
+    made_by_command: str | None
+    files: list[dict[str, Any]]
+    bytes: int
+    card: str | None
+
+
+@dataclass(frozen=True)
+class PushResult(PushPlan):
+    """What :func:`push` returns; ``to_dict()`` is the ``mudkd push --json`` document.
+
+    Attributes:
+        url: The commit's URL, or None for a dry run.
+        sent: False for a dry run.
+        private: Whether a repository it created is private.
+        revision: The branch pushed to (None: the default branch).
+    """
+
+    url: str | None = None
+    sent: bool = False
+    private: bool = False
+    revision: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document: the plan's fields, then ``url``, ``sent``, ``private`` and ``revision``."""
+        return asdict(self)
+
+
+def plan(directory: str | Path, repo_id: str) -> PushPlan:
     """What a push would send, checked: the repository id, the folder's ownership and weights, files and card."""
     folder = Path(directory)
     check_repo_id(repo_id)
     marker = check_pushable(folder)
     files = files_to_send(folder)
     card = folder / "README.md"
-    return {
-        "folder": str(folder),
-        "repo_id": repo_id,
-        "made_by_command": marker.get("command"),
-        "files": files,
-        "bytes": sum(entry["bytes"] for entry in files),
-        "card": card.read_text(encoding="utf-8") if card.is_file() else None,
-    }
+    return PushPlan(
+        folder=str(folder),
+        repo_id=repo_id,
+        made_by_command=marker.get("command"),
+        files=files,
+        bytes=sum(entry["bytes"] for entry in files),
+        card=card.read_text(encoding="utf-8") if card.is_file() else None,
+    )
 
 
 def push(
     directory: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None, dry_run: bool = False
-) -> dict[str, Any]:
+) -> PushResult:
     """Upload ``directory`` to the model repository ``repo_id`` (created if missing), or only plan it.
 
     Args:
@@ -144,7 +185,7 @@ def push(
         dry_run: Check and list, send nothing (no network).
 
     Returns:
-        :func:`plan`'s fields, plus ``url`` (the commit) and ``sent`` (False for a dry run).
+        A :class:`PushResult`: :func:`plan`'s fields, plus ``url`` (the commit) and ``sent`` (False for a dry run).
 
     Raises:
         RecipeError: A bad repository id.
@@ -154,7 +195,7 @@ def push(
     """
     planned = plan(directory, repo_id)
     if dry_run:
-        return {**planned, "url": None, "sent": False, "private": private, "revision": revision}
+        return PushResult(**asdict(planned), private=private, revision=revision)
     import huggingface_hub
     from huggingface_hub import errors
 
@@ -192,7 +233,7 @@ def push(
             hint="check the network (or HF_ENDPOINT), or check what would be sent with --dry-run",
         ) from None
     url = str(getattr(commit, "commit_url", commit))
-    return {**planned, "url": url, "sent": True, "private": private, "revision": revision}
+    return PushResult(**asdict(planned), url=url, sent=True, private=private, revision=revision)
 
 
 def _network_error(error: BaseException) -> bool:

@@ -25,6 +25,8 @@ Before anything is written the int8 model is compared with the fp32 one on the t
 
 from __future__ import annotations
 
+import io
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +38,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from mudkd.errors import RecipeError, RunError
+from mudkd.core.batching import padded_batches
+from mudkd.core.data import load_eval_data
+from mudkd.core.metrics import compute_metrics
+from mudkd.core.models import load_tokenizer, read_config
+from mudkd.errors import CheckpointError, RecipeError, RunError
+
+# transformers (~3 s at import) is imported where a model is loaded; onnx and onnxruntime are an optional extra
+# ('mudkd[onnx]'), imported inside the functions that use them.
 
 SCHEMES = ("none", "dynamic")
 BACKENDS = ("onnx", "torch")
@@ -88,10 +97,7 @@ def load_dev_set(task: Any, model_path: str, *, batch_size: int = 32, examples: 
     """
     from transformers import AutoConfig
 
-    from mudkd.core.batching import padded_batches
-    from mudkd.core.data import load_eval_data
     from mudkd.core.modeling_pruned_bert import register
-    from mudkd.core.models import load_tokenizer, read_config
 
     tokenizer = load_tokenizer(model_path)
     read_config(model_path, "student")  # a missing or broken config is refused with the model's path
@@ -155,8 +161,6 @@ def compare(fp32: np.ndarray, int8: np.ndarray, dev: DevSet, *, max_metric_drop:
         (its value for each), ``metrics_fp32``/``metrics_int8`` (every metric), ``drop_points`` (100 x (fp32 -
         int8); positive is a loss), ``max_metric_drop`` and ``passed``.
     """
-    from mudkd.core.metrics import compute_metrics
-
     both = {
         name: compute_metrics(dev.metric_names, logits, dev.labels, dev.label_names)
         for name, logits in (("fp32", fp32), ("int8", int8))
@@ -269,8 +273,6 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, config: Any, *, optimise: bo
 
 @contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    import logging
-
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
@@ -304,8 +306,6 @@ def save_torch_int8(model: nn.Module, directory: Path) -> int:
 
 def int8_state_bytes(model: nn.Module) -> int:
     """Bytes :func:`save_torch_int8` would write for ``model`` (serialised in memory, nothing written)."""
-    import io
-
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes
@@ -327,7 +327,6 @@ def load_quantized(directory: str | Path) -> nn.Module:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from mudkd.core.modeling_pruned_bert import register
-    from mudkd.errors import CheckpointError
 
     register()
     folder = Path(directory)

@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import torch.distributed as dist
+
 from mudkd.errors import RunError
 
 T = TypeVar("T")
@@ -28,8 +30,6 @@ class Ranks:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self._created = False
         if self.world > 1:
-            import torch.distributed as dist
-
             if not dist.is_initialized():
                 dist.init_process_group("gloo")
                 self._created = True
@@ -43,8 +43,6 @@ class Ranks:
 
     def __exit__(self, *exc_info: Any) -> None:
         if self._created:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
             self._created = False
 
@@ -68,8 +66,6 @@ class Ranks:
         fails every rank."""
         if self.world == 1:
             return [action()]
-        import torch.distributed as dist
-
         try:
             mine: Any = (action(), None)
         except BaseException as error:  # noqa: BLE001
@@ -86,8 +82,6 @@ class Ranks:
         """Run ``action`` on rank 0 alone and give its result to every rank (a failure there fails every rank)."""
         if self.world == 1:
             return action()
-        import torch.distributed as dist
-
         box: list[Any] = [None]
         failure: BaseException | None = None
         if self.main:
@@ -105,8 +99,6 @@ class Ranks:
 
     def _settle(self, failure: BaseException | str | None) -> None:
         """Every rank learns whether any rank failed; raise then (this rank's own error where it has one)."""
-        import torch.distributed as dist
-
         own = failure if isinstance(failure, BaseException) else None
         outcomes: list[Any] = [None] * self.world
         dist.all_gather_object(outcomes, _describe(failure) if failure is not None else None)

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# scipy (~1.3 s at import) is imported inside _t: sweep-merge and search summaries without a t quantile stay cheap.
+
 #: The significance level of every test (two-sided for differences, each one-sided test of TOST).
 ALPHA = 0.05
 

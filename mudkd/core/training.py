@@ -8,23 +8,37 @@ each stage describes only what differs in a :class:`TrainerStage`. The core neve
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import os
 import platform
 import random
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+import mudkd
+from mudkd.core.card import write_card
+from mudkd.core.data import SELECTION_SPLIT, load_raw, selection_carve, tokenize_split
 from mudkd.core.events import RunEvents
-from mudkd.core.health import flat_curve_warning
+from mudkd.core.health import eval_history, flat_curve, flat_curve_warning
+from mudkd.core.metrics import compute_metrics
+from mudkd.core.models import give_weights_default_permissions, non_finite_weight
 from mudkd.core.outputs import StagingDir, is_main_process
 from mudkd.errors import CheckpointError, RunError
 from mudkd.recipe.load import recipe_to_toml
 from mudkd.recipe.schema import Recipe, TaskConfig, TrainingConfig, TrainingStage
+
+# torch and transformers (the Trainer costs ~7.8 s at import) are imported inside the functions that train:
+# stages.evaluate imports this module, and 'mudkd predict' refuses a bad model directory before torch loads.
 
 if TYPE_CHECKING:
     from mudkd.core.data import TaskData
@@ -60,7 +74,6 @@ def resolve_device(training: TrainingConfig) -> str:
 
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch."""
-    import numpy as np
     import torch
 
     random.seed(seed)
@@ -69,8 +82,6 @@ def set_seed(seed: int) -> None:
 
 
 def tensorboard_available() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
 
 
@@ -173,8 +184,6 @@ def _loss_terms(logs: dict[str, Any]) -> dict[str, float]:
 
 
 def _non_finite_loss(logs: dict[str, Any]) -> tuple[str, float] | None:
-    import math
-
     for key, value in _loss_terms(logs).items():
         if not math.isfinite(value):
             return key, value
@@ -224,8 +233,6 @@ def check_finite_model(model: Any, stage: str) -> None:
     Raises:
         RunError: If any floating-point parameter or buffer holds a non-finite value.
     """
-    from mudkd.core.models import non_finite_weight
-
     found = non_finite_weight(model)
     if found is not None:
         name, kind = found
@@ -301,9 +308,6 @@ def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] 
     import torch
     import transformers
 
-    import mudkd
-    from mudkd.core.models import give_weights_default_permissions
-
     give_weights_default_permissions(directory)
 
     (directory / "recipe.resolved.toml").write_text(recipe_to_toml(recipe), encoding="utf-8")
@@ -325,8 +329,6 @@ def write_run_files(directory: Path, recipe: Recipe, *, metrics: dict[str, Any] 
 
 def command_line() -> list[str] | None:
     """The ``mudkd ...`` command line of this process (None when mudkd was not started as a command)."""
-    import sys
-
     program = Path(sys.argv[0]).name if sys.argv else ""
     if program == "mudkd" or (program == "__main__.py" and Path(sys.argv[0]).parent.name == "mudkd"):
         return ["mudkd", *sys.argv[1:]]
@@ -334,8 +336,6 @@ def command_line() -> list[str] | None:
 
 
 def _git_sha() -> str | None:
-    import subprocess
-
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -473,8 +473,6 @@ def run_trainer_stage(
         file_metrics = metrics if evaluate or stage.run_metrics is None else stage.run_metrics(trainer)
         write_run_files(staging.path, recipe, metrics=file_metrics, device=device)
         if stage.model_card:  # a file of the output, so written before the commit, from the records just written
-            from mudkd.core.card import write_card
-
             write_card(staging.path, recipe, command=stage.command)
         output = staging.commit()
     return TrainerOutcome(output, trainer, metrics, seconds, curve, warnings, selection)
@@ -506,8 +504,6 @@ def _with_seeded_order(base: type) -> type:
 
 def _flat_curve(trainer: Any, selection: str | None) -> dict[str, Any] | None:
     """The flat-curve record of a trained Trainer's dev evaluations of ``selection`` (None if the metric moved)."""
-    from mudkd.core.health import eval_history, flat_curve
-
     if not selection:
         return None
     return flat_curve(eval_history(trainer.state.log_history, selection), selection)
@@ -515,7 +511,6 @@ def _flat_curve(trainer: Any, selection: str | None) -> dict[str, Any] | None:
 
 def compute_metrics_fn(names: tuple[str, ...], labels: list[str] | None = None) -> Any:
     """A Trainer ``compute_metrics`` returning the task's metrics by their plain names (``f1[spam]``, ...)."""
-    from mudkd.core.metrics import compute_metrics
 
     def compute(prediction: Any) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
@@ -581,10 +576,6 @@ def with_selection_split(data: TaskData, config: TaskConfig, tokenizer: Any, fra
     The Trainer then selects its checkpoint on ``dev["selection"]`` and scores ``dev["dev"]`` once, after training
     (:func:`selection_set`).
     """
-    from dataclasses import replace
-
-    from mudkd.core.data import SELECTION_SPLIT, load_raw, selection_carve, tokenize_split
-
     if not fraction:
         return data
     train = load_raw(config)[0]["train"]
@@ -599,8 +590,6 @@ def with_selection_split(data: TaskData, config: TaskConfig, tokenizer: Any, fra
 def selection_set(dev: dict[str, Any]) -> tuple[str, Any]:
     """``(name, split)`` the best checkpoint is selected on: the selection split carved from train
     (:func:`mudkd.core.data.with_selection_split`) when there is one, else the dev set itself."""
-    from mudkd.core.data import SELECTION_SPLIT
-
     name = SELECTION_SPLIT if SELECTION_SPLIT in dev else "dev"
     return name, dev[name]
 

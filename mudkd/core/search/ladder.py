@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from mudkd.knowledge import parse_config_3d
+
 AXES = ("3d", "depth", "length", "width")
 
 #: HSK fractions of the default 3D ladder: 0.05 % doubling up to 51.2 %.
@@ -98,8 +100,6 @@ def build_ladder(
 
 def order_ladder(ladder: Sequence[str], *, num_layers: int, seq_length: int) -> list[str]:
     """``ladder`` ordered by nominal HSK fraction, the first of equal fractions kept, duplicates dropped."""
-    from mudkd.knowledge import parse_config_3d
-
     seen: set[float] = set()
     ordered = []
     for text in sorted(dict.fromkeys(ladder), key=lambda t: _nominal(t, num_layers, seq_length)):
@@ -113,7 +113,5 @@ def order_ladder(ladder: Sequence[str], *, num_layers: int, seq_length: int) -> 
 
 
 def _nominal(text: str, num_layers: int, seq_length: int) -> float:
-    from mudkd.knowledge import parse_config_3d
-
     layers, tokens, hidden = parse_config_3d(text)
     return fraction(layers, tokens, hidden, num_layers=num_layers, seq_length=seq_length)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mudkd.core.data import count_train_examples
+from mudkd.core.models import load_classifier, read_shape
 from mudkd.core.search.decide import grid_runs, max_runs_needed
 from mudkd.core.search.ladder import build_ladder
+from mudkd.core.store import HskStore
 from mudkd.core.sweep import PlannedStore, describe_budget, stage_updates
 from mudkd.core.sweep import plan as plan_sweep
 from mudkd.errors import RecipeError
@@ -27,6 +31,8 @@ from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.search import SearchSettings, seeds_of
 from mudkd.recipe.sweep import Sweep
+
+# torch is imported inside calibrate() only: planning a search (--dry-run) stays torch-free (~1.5 s at import).
 
 _POINT = re.compile(r"^[^:]*: point ([^\s:]+?)(?:-s\d+)?: ")
 
@@ -108,12 +114,8 @@ class SearchPlan:
 
 def _shape_inputs(recipe: Recipe) -> tuple[int, int]:
     """The student's depth L_S and the teacher's width d (from the given store when there is one)."""
-    from mudkd.core.models import read_shape
-
     student = read_shape(recipe.student.model, "student")
     if recipe.hsk.hsk_store:
-        from mudkd.core.store import HskStore
-
         stored = KnowledgeBudget.from_dict(HskStore.open(recipe.hsk.hsk_store, verify=False).meta["budget"])
         return student.layers, stored.teacher_hidden
     return student.layers, read_shape(recipe.teacher.model, "teacher").hidden
@@ -210,7 +212,6 @@ def plan(recipe: Recipe, settings: SearchSettings, *, recipe_path: str, output_d
     store = planned.stores[0]
     needed = max_runs_needed(len(rungs), len(seeds))
     max_runs = min(settings.max_runs, needed) if settings.max_runs else needed
-    from mudkd.core.data import count_train_examples
 
     return SearchPlan(
         recipe, recipe_path, settings, output, rungs, seeds, store, max_runs, count_train_examples(recipe), notes
@@ -245,11 +246,7 @@ def calibrate(recipe: Recipe, *, repeats: int = 2) -> dict[str, float]:
     A short calibration on random token ids (no data, nothing written): one warm-up step, then the median of
     ``repeats`` timed ones.
     """
-    import statistics
-
     import torch
-
-    from mudkd.core.models import load_classifier
 
     batch, length = recipe.hsk.train_batch_size, recipe.task.max_seq_length
     student = load_classifier(recipe.student.model)  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ from typing import Any
 from mudkd.core.outputs import replaced_atomically
 from mudkd.core.sweep.plot import format_percent
 
+# matplotlib (~0.8 s at import) is imported inside write_plot: only a search that writes its plot pays for it.
+
 PLOT_FILE = "search.png"
 
 

@@ -21,6 +21,7 @@ at a time; ``runs/s<seed>/points/<point>`` keeps the point ids equal to the sear
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -29,7 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mudkd.core.outputs import check_folder, check_no_overlap, mark_folder, output_lock, read_marker, write_json_atomic
+from mudkd.core import sweep as core_sweep
+from mudkd.core.outputs import (
+    check_folder,
+    check_no_overlap,
+    mark_folder,
+    output_lock,
+    read_marker,
+    resume_settings,
+    write_json_atomic,
+)
 from mudkd.core.ownership import register_layout
 from mudkd.core.search.decide import NO_HSK, Outcome, Step, next_step
 from mudkd.core.search.plan import (
@@ -47,6 +57,9 @@ from mudkd.errors import RecipeError, RunError
 from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.sweep import FULL_HSK_OVERRIDES
+
+# The distill stage (torch, ~2-5 s at import) is imported where the final student is trained: a search's --dry-run and
+# estimate stay torch-free.
 
 # What a search folder may hold besides mudkd outputs with their own markers (the store, runs/s<seed> sweeps,
 # final/hsk and final/pred): the layout above.
@@ -115,10 +128,6 @@ class SearchResult:
 
 def settings_hash(recipe: Recipe) -> str:
     """A hash of what a run's result depends on, paths mudkd sets and the seed left out (runs are keyed by seed)."""
-    import hashlib
-
-    from mudkd.core.outputs import resume_settings
-
     data = resume_settings(recipe)
     for section, key in (
         ("hsk", "output_dir"),
@@ -207,8 +216,6 @@ def table_rows(plan_: SearchPlan, outcome: Outcome, *, finished: bool = False) -
 
 def sweep_runner(plan_: SearchPlan, kind: str, point: str, seed: int, events: SearchEvents) -> dict[str, Any]:
     """Train one point with one seed as a one-point sweep in ``runs/s<seed>`` (teacher-free, the search's store)."""
-    from mudkd.core import sweep as core_sweep
-
     base = apply_overrides(
         plan_.recipe, {"training.seed": seed, "hsk.hsk_store": str(plan_.store.path)}, where="search run"
     )

@@ -12,14 +12,23 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mudkd.core.data import labels_are_ids, load_eval_data, tokenize_split, tokenizer_fingerprint
+from mudkd.core.datacheck import check_data
 from mudkd.core.metrics import compute_metrics, confusion_matrix, per_class_scores, predicted_classes
+from mudkd.core.models import check_finite_weights, check_positions, load_classifier, load_tokenizer
+from mudkd.core.tables import first_bad_line, malformed_line_error
+from mudkd.core.training import resolve_device
 from mudkd.errors import CheckpointError, DataError, RunError
 from mudkd.recipe.schema import Recipe, TrainingConfig
+
+# torch and the batching helpers (~1.5 s at import) are imported inside the functions that run a model:
+# check_model_dir and read_inputs refuse bad input without importing torch.
 
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
@@ -47,8 +56,6 @@ def check_model_dir(model_dir: str, role: str = "model") -> None:
 
 
 def _load(model_dir: str, role: str) -> tuple[Any, Any]:
-    from mudkd.core.models import check_finite_weights, load_classifier, load_tokenizer
-
     check_model_dir(model_dir, role)
     tokenizer = load_tokenizer(model_dir)
     model = load_classifier(model_dir)
@@ -100,9 +107,37 @@ def _report(names: Sequence[str], logits: np.ndarray, gold: np.ndarray, labels: 
     return report
 
 
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns; ``to_dict()`` is the ``mudkd evaluate --json`` document.
+
+    Attributes:
+        model: The evaluated model's directory.
+        task: The task's name.
+        data: The files the examples were read from.
+        metric: The task's selection metric.
+        labels: The label names in class order (None for a regression task).
+        splits: Per evaluated split (``dev``; MNLI also ``dev_mismatched``): ``examples``, ``metrics``,
+            ``per_class`` and ``confusion_matrix`` (rows gold classes, columns predictions).
+        teacher: ``{"model", "splits"}`` of a teacher evaluated on the same examples, or None.
+    """
+
+    model: str
+    task: str | None
+    data: list[str]
+    metric: str | None
+    labels: list[str] | None
+    splits: dict[str, dict[str, Any]]
+    teacher: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document, its keys in the attributes' order."""
+        return asdict(self)
+
+
 def evaluate(
     recipe: Recipe, model_dir: str, *, teacher_dir: str | None = None, validation_file: str | None = None
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate ``model_dir`` (and optionally a teacher, side by side) on the recipe's dev data.
 
     Args:
@@ -112,9 +147,8 @@ def evaluate(
         validation_file: Evaluate on this file (the task's format) instead of the task's dev split(s).
 
     Returns:
-        ``{"model", "task", "metric", "labels", "splits": {split: {"examples", "metrics", "per_class",
-        "confusion_matrix"}}, "teacher": {"model", "splits"} | None}``; ``splits`` holds ``dev`` (MNLI also
-        ``dev_mismatched``); a confusion matrix's rows are gold classes and its columns predictions.
+        An :class:`Evaluation`: the model's (and the teacher's) metrics, per-class scores and confusion matrix on
+        every dev split.
 
     Raises:
         CheckpointError: A model directory is missing or unreadable, its weights hold nan or inf, or its label
@@ -124,13 +158,8 @@ def evaluate(
         RecipeError: ``task.metric`` / ``task.positive_label`` do not fit the task.
     """
     from mudkd.core.batching import make_collator
-    from mudkd.core.data import labels_are_ids, load_eval_data, tokenizer_fingerprint
-    from mudkd.core.models import check_positions
-    from mudkd.core.training import resolve_device
 
     if validation_file is None:
-        from mudkd.core.datacheck import check_data
-
         check_data(recipe.task)  # every problem with the task's files at once, before a model loads
     check_positions(recipe.task.max_seq_length, model_dir, teacher_dir)
     device = resolve_device(recipe.training)
@@ -163,18 +192,17 @@ def evaluate(
             results[name] = _report(data.metrics, logits, np.asarray(split["labels"]), data.labels)
         return results
 
-    document: dict[str, Any] = {
-        "model": str(model_dir),
-        "task": recipe.task.name,
-        "data": [str(path) for path in data.data_files],
-        "metric": data.selection,
-        "labels": data.labels,
-        "splits": run(model, tokenizer, "model", model_dir),
-        "teacher": None,
-    }
+    evaluation = Evaluation(
+        model=str(model_dir),
+        task=recipe.task.name,
+        data=[str(path) for path in data.data_files],
+        metric=data.selection,
+        labels=data.labels,
+        splits=run(model, tokenizer, "model", model_dir),
+    )
     if teacher is not None:
-        document["teacher"] = {"model": str(teacher_dir), "splits": run(*teacher, "teacher", str(teacher_dir))}
-    return document
+        evaluation.teacher = {"model": str(teacher_dir), "splits": run(*teacher, "teacher", str(teacher_dir))}
+    return evaluation
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -220,8 +248,6 @@ def read_inputs(
 
 
 def _table_rows(text: str, table: str, text_columns: Sequence[str], source: str) -> list[tuple[str, str | None]]:
-    from mudkd.core.tables import first_bad_line, malformed_line_error
-
     delimiter = "\t" if table == "tsv" else ","
     problem = first_bad_line(io.StringIO(text, newline=""), delimiter=delimiter)  # a lenient read would glue rows
     if problem is not None:
@@ -262,9 +288,6 @@ def predict(
         RunError: The model's outputs for an example are not finite (nothing non-finite is ever yielded).
     """
     from mudkd.core.batching import PaddingCollator
-    from mudkd.core.data import tokenize_split
-    from mudkd.core.models import check_positions
-    from mudkd.core.training import resolve_device
 
     check_positions(max_seq_length, model_dir)
     model, tokenizer = _load(model_dir, "model")

@@ -24,7 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from mudkd.core import quantize as q
+from mudkd.core.batching import padded_batches
+from mudkd.core.data import encode_texts, load_raw
+from mudkd.core.measure import interleaved, machine_load, paired_ratios
+from mudkd.core.models import check_finite_weights, load_classifier, load_tokenizer
+from mudkd.core.outputs import check_no_overlap, replaced_atomically
+from mudkd.core.quantize import SCHEMES, check_max_metric_drop, load_dev_set
 from mudkd.errors import CheckpointError, RecipeError, RunError
+
+# onnx and onnxruntime are an optional extra ('mudkd[onnx]'), imported where an export needs them; pruning
+# (transformers, ~5 s at import) only where a pruned model is described.
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
@@ -112,8 +122,6 @@ def export_onnx(
         CheckpointError: If ``model_path`` is missing or not a classifier, or ``output_file`` breaks the rule above.
         RunError: If onnx/onnxruntime are missing, the export fails, or onnxruntime disagrees with PyTorch.
     """
-    from mudkd.core.models import check_finite_weights, load_classifier
-
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise RecipeError(
             f"--opset {opset} is not supported", hint=f"choose an opset between {MIN_OPSET} and {MAX_OPSET}"
@@ -137,28 +145,11 @@ def export_onnx(
     wrapper = _LogitsOnly(model).eval()
     seq_length = min(max_seq_length, int(config.max_position_embeddings))
     example = _example_inputs(config, batch=2, seq_length=seq_length, seed=0)
-    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {OUTPUT_NAME: {0: "batch"}}
-
-    from mudkd.core.outputs import replaced_atomically
 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with replaced_atomically(output) as temporary:
-            with warnings.catch_warnings(), torch.no_grad():
-                # The TorchScript exporter warns about its own deprecation and about Python branches in HF's mask
-                # code; the onnxruntime comparison below on other shapes is what actually validates the trace.
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    wrapper,
-                    tuple(example[name] for name in INPUT_NAMES),
-                    str(temporary),
-                    dynamo=False,
-                    opset_version=opset,
-                    input_names=list(INPUT_NAMES),
-                    output_names=[OUTPUT_NAME],
-                    dynamic_axes=dynamic_axes,
-                    do_constant_folding=True,
-                )
+            _trace(wrapper, example, temporary, opset)
             _add_metadata(onnx, temporary, config, model_path)
             max_abs_diff = _check_against_torch(onnxruntime, temporary, wrapper, config) if check else None
             if max_abs_diff is not None and not max_abs_diff <= TOLERANCE:
@@ -185,10 +176,28 @@ def export_onnx(
     }
 
 
+def _trace(wrapper: nn.Module, example: dict[str, torch.Tensor], path: Path, opset: int) -> None:
+    """Trace ``wrapper`` on ``example`` into an ONNX graph at ``path`` (batch and sequence axes dynamic)."""
+    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {OUTPUT_NAME: {0: "batch"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter warns about its own deprecation and about Python branches in HF's mask
+        # code; the onnxruntime comparison on other shapes (_check_against_torch) is what validates the trace.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            tuple(example[name] for name in INPUT_NAMES),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )
+
+
 def dev_set_to_quantize(quantize: str, task: Any, model_path: str, max_metric_drop: float) -> Any:
     """The dev examples that check an int8 model (None without quantization); bad settings are refused first."""
-    from mudkd.core.quantize import SCHEMES, check_max_metric_drop, load_dev_set
-
     if quantize not in SCHEMES:
         raise RecipeError(f"--quantize {quantize} is not supported", hint=f"choose one of {', '.join(SCHEMES)}")
     if quantize == "none":
@@ -204,8 +213,6 @@ def dev_set_to_quantize(quantize: str, task: Any, model_path: str, max_metric_dr
 
 def _quantize_checked(onnx: Any, path: Path, config: Any, model_path: str, dev: Any, max_drop: float) -> dict[str, Any]:
     """Replace the checked fp32 graph at ``path`` by its int8 version, if it keeps the dev metric (else raise)."""
-    from mudkd.core import quantize as q
-
     int8 = path.with_name(path.name + ".int8.onnx")
     try:
         found = q.quantize_onnx(path, int8, config)
@@ -230,8 +237,6 @@ def check_output_file(output: Path, *, inputs: dict[str, str | None], overwrite:
     Raises:
         CheckpointError: The output breaks one of these rules.
     """
-    from mudkd.core.outputs import check_no_overlap
-
     if output.is_symlink():
         raise CheckpointError(
             f"{output}: is a symbolic link; mudkd does not write through links", hint="choose another --output"
@@ -463,46 +468,24 @@ def report(
         RecipeError: If a size setting is out of range or the task has no dev split.
         CheckpointError: If a path is not a loadable classifier (or, with a task, has no tokenizer).
     """
-    from mudkd.core.models import load_classifier
-
-    problems = [
-        f"{name} must be at least {low} (got {value})"
-        for name, value, low in (
-            ("seq_length", seq_length, 1),
-            ("batch_size", batch_size, 1),
-            ("repeats", repeats, 1),
-            ("threads", 1 if threads is None else threads, 1),
-            ("examples", examples, 1),
-        )
-        if value < low
-    ]
-    if problems:
-        raise RecipeError(problems[0], problems=problems)
-
+    _check_report_sizes(
+        {
+            "seq_length": seq_length,
+            "batch_size": batch_size,
+            "repeats": repeats,
+            "threads": 1 if threads is None else threads,
+            "examples": examples,
+        }
+    )
     options: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": torch.float32}
     student = load_classifier(model_path, **options).eval()
     teacher = load_classifier(teacher_path, **options).eval() if teacher_path else None
-    longest = task.max_seq_length if task is not None else seq_length
-    for name, model in (("student", student), ("teacher", teacher)):
-        if model is not None and longest > int(model.config.max_position_embeddings):
-            flag = "--set task.max_seq_length=" if task is not None else "--seq-length "
-            raise RecipeError(
-                f"{'max_seq_length' if task is not None else 'seq_length'} {longest} exceeds the {name}'s "
-                f"{model.config.max_position_embeddings} positions",
-                hint=f"use {flag}{model.config.max_position_embeddings} or less",
-            )
-
+    _check_report_positions({"student": student, "teacher": teacher}, task, seq_length)
     batches: list[dict[str, torch.Tensor]] | None = None
     mean_length: float | None = None
     if task is not None:
-        batches, tokens, real = _dev_batches(task, model_path, teacher_path, examples, batch_size)
-        count = sum(int(batch["input_ids"].shape[0]) for batch in batches)
-        mean_length = real / count
+        batches, mean_length, described_input = _timed_dev_input(task, model_path, teacher_path, examples, batch_size)
         seq_length = max(1, round(mean_length))
-        described_input = (
-            f"dev split of {task.name}: {count} examples, mean {mean_length:.1f} real tokens, "
-            f"{tokens} tokens per pass in {len(batches)} batches padded to their own longest example"
-        )
     else:
         described_input = f"synthetic {seq_length} tokens"
 
@@ -512,18 +495,9 @@ def report(
         "mean_length": mean_length,
         "input": described_input,
     }
-    result |= {
-        "teacher": None,
-        "param_ratio": None,
-        "flop_ratio": None,
-        "size_ratio": None,
-        "latency_ratio": None,
-        "latency_spread": None,
-        "latency": None,
-    }
+    result |= dict.fromkeys(_TEACHER_FIELDS)  # None without a teacher
     if teacher is None or not teacher_path:
         return result
-
     teacher_info = describe(teacher, teacher_path, seq_length)
     latency = measure_latency(
         {"teacher": teacher, "student": student},
@@ -534,28 +508,66 @@ def report(
         warmup=warmup,
         threads=threads,
     )
-    sizes = (teacher_info["size_bytes"], result["size_bytes"])
+    return result | _teacher_ratios(teacher_info, result, latency)
+
+
+#: The fields of :func:`report` that compare the student with a teacher, in the document's order.
+_TEACHER_FIELDS = ("teacher", "param_ratio", "flop_ratio", "size_ratio", "latency_ratio", "latency_spread", "latency")
+
+
+def _teacher_ratios(teacher: dict[str, Any], student: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`_TEACHER_FIELDS`: the teacher's description and the teacher/student ratios."""
+    sizes = (teacher["size_bytes"], student["size_bytes"])
     spread = latency["teacher_student_spread"]
-    result |= {
-        "teacher": teacher_info,
-        "param_ratio": teacher_info["params"]["total"] / result["params"]["total"],
-        "flop_ratio": teacher_info["flops"]["total"] / result["flops"]["total"],
+    return {
+        "teacher": teacher,
+        "param_ratio": teacher["params"]["total"] / student["params"]["total"],
+        "flop_ratio": teacher["flops"]["total"] / student["flops"]["total"],
         "size_ratio": sizes[0] / sizes[1] if all(sizes) else None,
         "latency_ratio": spread["median"],
         "latency_spread": spread,
         "latency": latency,
     }
-    return result
+
+
+def _check_report_sizes(sizes: dict[str, int]) -> None:
+    """Refuse every size setting of :func:`report` below 1, all at once."""
+    problems = [f"{name} must be at least 1 (got {value})" for name, value in sizes.items() if value < 1]
+    if problems:
+        raise RecipeError(problems[0], problems=problems)
+
+
+def _check_report_positions(models: dict[str, Any], task: Any | None, seq_length: int) -> None:
+    """Refuse a timed length (the task's ``max_seq_length``, else ``seq_length``) beyond a model's positions."""
+    longest = task.max_seq_length if task is not None else seq_length
+    for name, model in models.items():
+        if model is not None and longest > int(model.config.max_position_embeddings):
+            flag = "--set task.max_seq_length=" if task is not None else "--seq-length "
+            raise RecipeError(
+                f"{'max_seq_length' if task is not None else 'seq_length'} {longest} exceeds the {name}'s "
+                f"{model.config.max_position_embeddings} positions",
+                hint=f"use {flag}{model.config.max_position_embeddings} or less",
+            )
+
+
+def _timed_dev_input(
+    task: Any, model_path: str, teacher_path: str | None, examples: int, batch_size: int
+) -> tuple[list[dict[str, torch.Tensor]], float, str]:
+    """The dev batches :func:`report` times, their mean real length (tokens) and the ``input`` sentence."""
+    batches, tokens, real = _dev_batches(task, model_path, teacher_path, examples, batch_size)
+    count = sum(int(batch["input_ids"].shape[0]) for batch in batches)
+    mean_length = real / count
+    described_input = (
+        f"dev split of {task.name}: {count} examples, mean {mean_length:.1f} real tokens, "
+        f"{tokens} tokens per pass in {len(batches)} batches padded to their own longest example"
+    )
+    return batches, mean_length, described_input
 
 
 def _dev_batches(
     task: Any, model_path: str, teacher_path: str | None, examples: int, batch_size: int
 ) -> tuple[list[dict[str, torch.Tensor]], int, int]:
     """The first ``examples`` dev examples as batches padded per batch, their padded and their real token count."""
-    from mudkd.core.batching import padded_batches
-    from mudkd.core.data import encode_texts, load_raw
-    from mudkd.core.models import load_tokenizer
-
     splits = load_raw(task)[0]
     dev = splits.get("dev")
     if not dev or not dev.get("text_a"):
@@ -611,8 +623,6 @@ def measure_latency(
         paired ratio ``"<first>_<second>_spread"`` (:func:`mudkd.core.measure.paired_ratios`) and its median
         ``"<first>_<second>_paired_ratio"``; ``tokens`` per pass, the settings and ``threads``.
     """
-    from mudkd.core.measure import machine_load, paired_ratios
-
     if batches is None:
         vocab = min(int(model.config.vocab_size) for model in models.values())
         generator = torch.Generator().manual_seed(seed)
@@ -666,7 +676,6 @@ def _time_interleaved(
     models: dict[str, nn.Module], batches: list[dict[str, torch.Tensor]], *, repeats: int, warmup: int
 ) -> dict[str, list[float]]:
     """Seconds per pass (a forward over every batch) of each model; the order flips every repetition."""
-    from mudkd.core.measure import interleaved
 
     def one_pass(model: nn.Module) -> Any:
         return lambda: [model(**batch) for batch in batches]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from mudkd.core.data import check_task_metric
+from mudkd.core.batching import make_collator
+from mudkd.core.data import check_task_metric, load_task
 from mudkd.core.datacheck import check_data, describe_data
-from mudkd.core.events import RunEvents, StageResult
+from mudkd.core.events import RunEvents, StagePlan, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer
 from mudkd.core.outputs import check_output_dir, recipe_inputs
 from mudkd.core.training import TrainerStage, resolve_device, run_trainer_stage, set_seed, with_selection_split
@@ -15,7 +17,37 @@ from mudkd.errors import CheckpointError
 from mudkd.recipe.schema import Recipe
 
 
-def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FinetunePlan(StagePlan):
+    """What ``mudkd finetune`` would do (``--dry-run``).
+
+    Attributes:
+        model: The pretrained model to fine-tune (a hub name or a directory).
+        task: The task's name.
+        data: Where the data comes from (:func:`mudkd.core.datacheck.describe_data`).
+        output_dir: Where the fine-tuned model goes.
+        learning_rate: The peak learning rate.
+        epochs: Training epochs (``max_steps`` wins when set).
+        max_steps: The number of updates, or None for ``epochs``.
+        train_batch_size: Examples per update.
+        eval_step: Updates between dev evaluations.
+        max_seq_length: Tokens per example after truncation.
+    """
+
+    stage: ClassVar[str] = "finetune"
+    model: str
+    task: str | None
+    data: str
+    output_dir: str | None
+    learning_rate: float
+    epochs: float
+    max_steps: int | None
+    train_batch_size: int
+    eval_step: int
+    max_seq_length: int
+
+
+def plan(recipe: Recipe, *, resume: bool = False) -> FinetunePlan:
     """What ``run`` would do, for ``--dry-run`` (validates paths, touches nothing)."""
     model = recipe.teacher.pretrained
     if not model:
@@ -31,19 +63,18 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         inputs={"--model-name-or-path": model, **recipe_inputs(recipe)},
     )
     stage = recipe.finetune
-    return {
-        "stage": "finetune",
-        "model": model,
-        "task": recipe.task.name,
-        "data": describe_data(recipe.task),
-        "output_dir": stage.output_dir,
-        "learning_rate": stage.learning_rate,
-        "epochs": stage.num_train_epochs,
-        "max_steps": stage.max_steps,
-        "train_batch_size": stage.train_batch_size,
-        "eval_step": stage.eval_step,
-        "max_seq_length": recipe.task.max_seq_length,
-    }
+    return FinetunePlan(
+        model=model,
+        task=recipe.task.name,
+        data=describe_data(recipe.task),
+        output_dir=stage.output_dir,
+        learning_rate=stage.learning_rate,
+        epochs=stage.num_train_epochs,
+        max_steps=stage.max_steps,
+        train_batch_size=stage.train_batch_size,
+        eval_step=stage.eval_step,
+        max_seq_length=recipe.task.max_seq_length,
+    )
 
 
 def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False) -> StageResult:
@@ -52,9 +83,6 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
     Writes a ``save_pretrained`` model + tokenizer, ``metrics.jsonl``, ``metrics.json``,
     ``recipe.resolved.toml`` and ``run_info.json`` into ``recipe.finetune.output_dir``, atomically.
     """
-    from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_task
-
     events = events or RunEvents()
     plan(recipe, resume=resume)
     model_path = recipe.teacher.pretrained

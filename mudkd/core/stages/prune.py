@@ -9,10 +9,12 @@ loads once mudkd is imported (or anywhere with ``trust_remote_code=True``).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from mudkd.core.events import RunEvents, StageResult
+from mudkd.core.events import RunEvents, StagePlan, StageResult
+from mudkd.core.health import HEALTH_FILE, check_student, degenerate_warning, has_dev_data
 from mudkd.core.models import load_classifier, load_tokenizer
 from mudkd.core.outputs import StagingDir, check_output_dir
 from mudkd.core.stages.score import require_teacher
@@ -20,14 +22,44 @@ from mudkd.core.training import resolve_device, write_run_files
 from mudkd.errors import BudgetError, CheckpointError
 from mudkd.recipe.schema import Recipe
 
+# pruning (transformers' models, ~5 s at import) and safetensors are imported inside the functions: --dry-run and a
+# refused budget do not load them.
 
-def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class PrunePlan(StagePlan):
+    """What ``mudkd prune`` would do (``--dry-run``); every figure is checked against the teacher's config.
+
+    Attributes:
+        teacher: The fine-tuned teacher's directory.
+        scores: The directory holding its importance scores.
+        output_dir: Where the student goes.
+        teacher_layers: The teacher's depth.
+        layers: The teacher layers the student keeps, bottom first.
+        keep_heads: Attention heads kept per layer.
+        ffn_hidden_dim: FFN neurons kept per layer.
+        emb_hidden_dim: The rank of the factorised word embedding.
+        health_check: Whether the pruned student is checked on the dev set (a sentence, as the table shows it).
+    """
+
+    stage: ClassVar[str] = "prune"
+    teacher: str
+    scores: str
+    output_dir: str | None
+    teacher_layers: int
+    layers: list[int]
+    keep_heads: int
+    ffn_hidden_dim: int
+    emb_hidden_dim: int | None
+    health_check: str
+
+
+def plan(recipe: Recipe, *, resume: bool = False) -> PrunePlan:
     """What ``run`` would do, for ``--dry-run``.
 
     Validates the teacher's ``config.json``, the score file's header and the budget against them without loading
     any weights, so a budget that does not fit fails here (the score fingerprint is checked by ``run``).
     """
-    from mudkd.core.health import has_dev_data
     from mudkd.core.pruning import validate_prune_budget
 
     teacher = require_teacher(recipe, flag="--model-path")
@@ -51,18 +83,17 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         command="prune",
         inputs={"--teacher-model": teacher, "--scores": scores},
     )
-    return {
-        "stage": "prune",
-        "teacher": teacher,
-        "scores": str(scores),
-        "output_dir": stage.output_dir,
-        "teacher_layers": shape.num_layers,
-        "layers": kept,
-        "keep_heads": stage.keep_heads,
-        "ffn_hidden_dim": stage.ffn_hidden_dim,
-        "emb_hidden_dim": stage.emb_hidden_dim,
-        "health_check": "on the dev set" if has_dev_data(recipe.task) else "skipped (no dev data)",
-    }
+    return PrunePlan(
+        teacher=teacher,
+        scores=str(scores),
+        output_dir=stage.output_dir,
+        teacher_layers=shape.num_layers,
+        layers=kept,
+        keep_heads=stage.keep_heads,
+        ffn_hidden_dim=stage.ffn_hidden_dim,
+        emb_hidden_dim=stage.emb_hidden_dim,
+        health_check="on the dev set" if has_dev_data(recipe.task) else "skipped (no dev data)",
+    )
 
 
 def scores_dir(recipe: Recipe) -> Path:
@@ -145,18 +176,17 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         (per component ``teacher``/``student`` counts), ``compression`` (teacher / student parameters),
         ``student_before_training`` (the health figures, None without dev data) and ``warnings``.
     """
-    from mudkd.core.health import HEALTH_FILE, check_student, degenerate_warning, has_dev_data
     from mudkd.core.pruning import count_parameters, load_scores, prune_bert, save_pruned
 
     events = events or RunEvents()
     planned = plan(recipe)
     final = Path(recipe.prune.output_dir)  # type: ignore[arg-type]
     device = resolve_device(recipe.training) if recipe.training.device == "cuda" else "cpu"
-    teacher_path = planned["teacher"]
+    teacher_path = planned.teacher
     tokenizer = load_tokenizer(teacher_path)
     teacher = load_classifier(teacher_path).to(device)
-    scores = load_scores(planned["scores"], model=teacher)
-    events.on_message(f"device: {device}; keeping teacher layers {planned['layers']}")
+    scores = load_scores(planned.scores, model=teacher)
+    events.on_message(f"device: {device}; keeping teacher layers {planned.layers}")
     stage = recipe.prune
     student = prune_bert(
         teacher,
@@ -173,8 +203,8 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         events.on_message("checking the pruned student on the dev set (before any training)")
         health = check_student(student, recipe, tokenizer, device=device)
         if health["degenerate"]:
-            depth = planned["teacher_layers"]
-            warnings.append(degenerate_warning(health, kept=planned["layers"], teacher_layers=depth))
+            depth = planned.teacher_layers
+            warnings.append(degenerate_warning(health, kept=planned.layers, teacher_layers=depth))
     else:
         events.on_message("student health check skipped: no dev data (pass --task-name and --data-dir)")
 

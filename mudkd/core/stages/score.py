@@ -9,19 +9,54 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import torch
+
+from mudkd.core.batching import PaddingCollator, make_collator
+from mudkd.core.data import load_task
 from mudkd.core.datacheck import check_data, describe_data
-from mudkd.core.events import RunEvents, StageResult
+from mudkd.core.events import RunEvents, StagePlan, StageResult
 from mudkd.core.models import check_positions, load_classifier, load_tokenizer, untrained_weights
 from mudkd.core.outputs import StagingDir, check_output_dir, recipe_inputs
 from mudkd.core.training import resolve_device, set_seed, write_run_files
 from mudkd.errors import CheckpointError, DataError
 from mudkd.recipe.schema import Recipe
 
+# pruning (transformers' models, ~5 s at import) is imported inside run(): plan() (--dry-run) does not load it.
 
-def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class ScorePlan(StagePlan):
+    """What ``mudkd score`` would do (``--dry-run``).
+
+    Attributes:
+        teacher: The fine-tuned teacher's directory.
+        task: The task's name.
+        data: Where the data comes from (:func:`mudkd.core.datacheck.describe_data`).
+        output_dir: Where the scores go.
+        train_batch_size: Examples per scored batch.
+        epochs: Passes over the training data.
+        max_seq_length: Tokens per example after truncation.
+        max_train_samples: The training examples scored, or None for all.
+        seed: The seed of the shuffled order.
+    """
+
+    stage: ClassVar[str] = "score"
+    teacher: str
+    task: str | None
+    data: str
+    output_dir: str | None
+    train_batch_size: int
+    epochs: float
+    max_seq_length: int
+    max_train_samples: int | None
+    seed: int
+
+
+def plan(recipe: Recipe, *, resume: bool = False) -> ScorePlan:
     """What ``run`` would do, for ``--dry-run`` (validates paths, touches nothing)."""
     teacher = require_teacher(recipe, flag="--model-name-or-path")
     check_data(recipe.task)
@@ -32,18 +67,17 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         command="score",
         inputs={"--teacher-model": teacher, **recipe_inputs(recipe)},
     )
-    return {
-        "stage": "score",
-        "teacher": teacher,
-        "task": recipe.task.name,
-        "data": describe_data(recipe.task),
-        "output_dir": recipe.score.output_dir,
-        "train_batch_size": recipe.score.train_batch_size,
-        "epochs": recipe.score.num_train_epochs,
-        "max_seq_length": recipe.task.max_seq_length,
-        "max_train_samples": recipe.task.max_train_samples,
-        "seed": recipe.training.seed,
-    }
+    return ScorePlan(
+        teacher=teacher,
+        task=recipe.task.name,
+        data=describe_data(recipe.task),
+        output_dir=recipe.score.output_dir,
+        train_batch_size=recipe.score.train_batch_size,
+        epochs=recipe.score.num_train_epochs,
+        max_seq_length=recipe.task.max_seq_length,
+        max_train_samples=recipe.task.max_train_samples,
+        seed=recipe.training.seed,
+    )
 
 
 def require_teacher(recipe: Recipe, *, flag: str) -> str:
@@ -76,12 +110,10 @@ def run(recipe: Recipe, *, events: RunEvents | None = None, resume: bool = False
         head score min/mean/max and max/min ratio, heads in descending score order, FFN score min/mean/max),
         ``untrained_weights`` (weights the checkpoint lacked, initialised at random) and ``warnings``.
     """
-    from mudkd.core.batching import make_collator
-    from mudkd.core.data import load_task
     from mudkd.core.pruning import compute_taylor_scores, save_scores
 
     events = events or RunEvents()
-    teacher_path = plan(recipe)["teacher"]
+    teacher_path = plan(recipe).teacher
     final = Path(recipe.score.output_dir)  # type: ignore[arg-type]
     set_seed(recipe.training.seed)
     tokenizer = load_tokenizer(teacher_path)
@@ -163,10 +195,6 @@ def shuffled_batches(
         collator: Pads a list of examples into a batch (:class:`mudkd.core.batching.PaddingCollator`); default:
             the padding token id 0 of BERT tokenizers.
     """
-    import torch
-
-    from mudkd.core.batching import PaddingCollator
-
     collator = collator or PaddingCollator(0)
 
     if len(dataset) == 0:

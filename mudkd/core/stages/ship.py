@@ -19,7 +19,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mudkd.core import quantize as q
+from mudkd.core.card import write_card
+from mudkd.core.measure import paired_ratios
+from mudkd.core.metrics import compute_metrics
+from mudkd.core.models import load_classifier
+from mudkd.core.outputs import StagingDir, check_output_dir
+from mudkd.core.quantize import BACKENDS, QUANTIZATION_FILE, describe_check
+from mudkd.core.stages.export import dev_set_to_quantize, export_onnx, measure_latency, weight_files
 from mudkd.errors import RecipeError
+from mudkd.recipe import build_recipe
+
+# Imports torch (through quantize and the export stage) at the top: 'mudkd export' loads torch before it calls this
+# module (its library-quieting step imports datasets, which loads torch).
 
 #: The student's records copied into the folder (they describe the exported weights; the card reads them).
 RECORDS = ("metrics.json", "metrics.jsonl", "run_info.json", "recipe.resolved.toml", "knowledge_budget.json")
@@ -64,9 +78,6 @@ def export_folder(
         CheckpointError: The output folder breaks the output guard, or the student cannot be loaded.
         RunError: The export fails, or the int8 model loses more than ``max_metric_drop`` (nothing is written).
     """
-    from mudkd.core.outputs import StagingDir, check_output_dir
-    from mudkd.core.quantize import BACKENDS
-
     if backend not in BACKENDS:
         raise RecipeError(f"--format {backend} is not supported", hint=f"choose one of {', '.join(BACKENDS)}")
     if backend == "torch" and quantize == "none":
@@ -74,15 +85,12 @@ def export_folder(
             "--format torch writes an int8 PyTorch model, and --quantize is none",
             hint="add --quantize dynamic (the fp32 student already is a PyTorch folder: use it as it is)",
         )
-    from mudkd.core.stages.export import dev_set_to_quantize
 
     final = check_output_dir(output_dir, overwrite=overwrite, inputs={"--student-model": model_path})
     card_recipe = _student_recipe(model_path) or recipe
     dev = dev_set_to_quantize(quantize, task, model_path, max_metric_drop)  # bad data is refused before writing
     with StagingDir(final, command="export") as staging, _discarded_on_failure(staging.path):
         if backend == "onnx":
-            from mudkd.core.stages.export import export_onnx
-
             result = export_onnx(
                 model_path,
                 staging.path / ONNX_FILE,
@@ -101,11 +109,8 @@ def export_folder(
         _copy_model_files(model_path, staging.path, keep_weights=False)
         quantization = result.get("quantization")
         if quantization:
-            from mudkd.core.quantize import QUANTIZATION_FILE, describe_check
-
             quantization["check_text"] = describe_check(quantization["check"])
             (staging.path / QUANTIZATION_FILE).write_text(json.dumps(quantization, indent=2) + "\n", encoding="utf-8")
-        from mudkd.core.card import write_card
 
         card = write_card(staging.path, card_recipe, command="export")
         files = {path.name: path.stat().st_size for path in sorted(staging.path.iterdir()) if path.is_file()}
@@ -137,7 +142,6 @@ def _student_recipe(model_path: str) -> Any:
     path = Path(model_path) / "recipe.resolved.toml"
     if not path.is_file():
         return None
-    from mudkd.recipe import build_recipe
 
     try:
         return build_recipe(path)
@@ -162,12 +166,6 @@ def _torch_int8(
     model_path: str, directory: Path, dev: Any, max_metric_drop: float, trust_remote_code: bool
 ) -> dict[str, Any]:
     """Quantize the student with PyTorch, check it on dev, and write its int8 state dict into ``directory``."""
-    import torch
-
-    from mudkd.core import quantize as q
-    from mudkd.core.models import load_classifier
-    from mudkd.core.stages.export import weight_files
-
     model = load_classifier(model_path, trust_remote_code=trust_remote_code, dtype=torch.float32).eval()
     int8 = q.quantize_torch(model)  # a quantized copy: the fp32 model stays as it is
     fp32_logits = q.dev_logits(q.torch_forward(model), dev)
@@ -204,14 +202,6 @@ def int8_report(
         ``teacher/student``, ``student/student_int8``, ``teacher/student_int8`` spreads), ``check`` (the int8
         check of :func:`mudkd.core.quantize.compare`, with no drop limit) and ``input``.
     """
-    import torch
-
-    from mudkd.core import quantize as q
-    from mudkd.core.measure import paired_ratios
-    from mudkd.core.metrics import compute_metrics
-    from mudkd.core.models import load_classifier
-    from mudkd.core.stages.export import measure_latency, weight_files
-
     student = load_classifier(model_path, dtype=torch.float32).eval()
     models: dict[str, Any] = {}
     if teacher_path:

@@ -38,6 +38,8 @@ from mudkd.core.store.format import (
 )
 from mudkd.errors import StoreError
 
+# torch is imported inside as_torch only: the store's checks in every --dry-run read numpy arrays and stay torch-free.
+
 DEFAULT_RELEASE_BYTES = 64 << 20
 # A read fault maps the already-cached neighbours too: fault_around_bytes (64 KiB) of small pages, or the whole
 # large folio, which is at most the PMD huge-page size. The release accounting charges the larger per row.

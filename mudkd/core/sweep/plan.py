@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mudkd.core.data import check_task_metric, count_train_examples
 from mudkd.core.datacheck import check_data
+from mudkd.core.models import read_shape
+from mudkd.core.store import HskStore
 from mudkd.core.sweep.results import RESULT_FILE
 from mudkd.errors import BudgetError, RecipeError, StoreError
 from mudkd.knowledge import KnowledgeBudget, ModelShape, budget_from_recipe, budget_summary, can_serve
@@ -47,6 +52,9 @@ from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe, TrainingStage
 from mudkd.recipe.sweep import Point, Sweep, expand_grid
 from mudkd.recipe.sweep import shard as shard_points
+
+# The distill stage (torch, ~2-5 s at import) is imported where a plan checks a store: the sweep's pure planning stays
+# torch-free.
 
 RecipeBuilder = Callable[[Mapping[str, Any]], Recipe]
 
@@ -219,8 +227,6 @@ def _recipe_hash(recipe: Recipe) -> str:
 
 
 def _count_examples(recipe: Recipe) -> int | None:
-    from mudkd.core.data import count_train_examples
-
     return count_train_examples(recipe)
 
 
@@ -300,8 +306,6 @@ def equal_evaluations(eval_step: int, updates: int, total: int) -> dict[str, Any
 
 def _model_shapes(base: Recipe, given_store: Any) -> dict[str, ModelShape]:
     """Student and teacher shapes (the teacher's label count included), from config files or a given store."""
-    from mudkd.core.models import read_shape
-
     student = read_shape(base.student.model, "student")
     if given_store is not None:
         stored = KnowledgeBudget.from_dict(given_store.meta["budget"])
@@ -339,7 +343,6 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
             hint="set output_dir in the sweep file or pass --output-dir DIR",
         )
     output_dir = Path(sweep.output_dir)
-    from mudkd.core.data import check_task_metric
 
     if base_recipe_builder({}).training.selection_split is None:
         base_recipe_builder = _with_selection_split(base_recipe_builder)
@@ -350,7 +353,6 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     given_store = None
     if given_path:
         from mudkd.core.stages.store_check import plan_store_check
-        from mudkd.core.store import HskStore
 
         given_store = HskStore.open(given_path, verify=False)
         plan_store_check(base, given_path, given_store)  # every point trains on the base's data, read from it
@@ -371,20 +373,11 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         if point.kind == "no_hsk" and fair:
             point = dataclasses.replace(point, overrides={**point.overrides, **fair})
         try:
-            recipe = base_recipe_builder(point.overrides)
-            budget = _budget(recipe, shapes) if point.kind in ("hsk", "full_hsk") else None
+            planned.append(_plan_point(point, base_recipe_builder, shapes, num_examples, accumulation))
         except RecipeError as error:
             problems += [f"{sweep.source}: point {point.id}: {problem}" for problem in error.problems]
-            continue
         except BudgetError as error:
             problems.append(f"{sweep.source}: point {point.id}: {error.message}")
-            continue
-        updates: dict[str, int | None] = {}
-        if point.kind in ("hsk", "full_hsk"):
-            updates["hsk"] = stage_updates(recipe.hsk, num_examples, accumulation)
-        if point.kind != "untrained":
-            updates["pred"] = stage_updates(recipe.pred, num_examples, accumulation)
-        planned.append(PlannedPoint(point, recipe, budget, _recipe_hash(recipe), updates=updates))
     notes += _protocol_notes(planned, fair)
     if any(p.point.kind == "full_hsk" for p in planned) and not base.teacher.model:
         problems.append(f"{sweep.source}: baselines: full_hsk runs the teacher online and needs teacher.model")
@@ -398,10 +391,7 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
         stores = [_given_store(given_store, planned, sweep)]
     elif sweep.teacher_free and any(p.point.kind != "untrained" for p in planned):
         stores = _plan_stores(planned, base, shapes, output_dir, notes)
-    for store in stores:
-        for planned_point in planned:
-            if planned_point.id in store.points:
-                planned_point.store = store.name
+    _assign_stores(planned, stores)
 
     points = [p.point for p in planned]
     selected = [p.id for p in (points if shard is None else shard_points(points, *shard))]
@@ -411,6 +401,33 @@ def plan(sweep: Sweep, base_recipe_builder: RecipeBuilder, *, shard: tuple[int, 
     elif stores:
         logits_store = str(stores[0].path)  # every store holds the teacher's logits; baselines read the first
     return SweepPlan(sweep, output_dir, planned, selected, stores, shard, notes, logits_store, num_examples)
+
+
+def _plan_point(
+    point: Any, builder: RecipeBuilder, shapes: Any, num_examples: int | None, accumulation: int
+) -> PlannedPoint:
+    """One grid point resolved: its recipe, its budget (HSK points) and its updates per distillation stage.
+
+    Raises:
+        RecipeError: The point's settings do not fit the schema.
+        BudgetError: Its budget does not fit the models.
+    """
+    recipe = builder(point.overrides)
+    budget = _budget(recipe, shapes) if point.kind in ("hsk", "full_hsk") else None
+    updates: dict[str, int | None] = {}
+    if point.kind in ("hsk", "full_hsk"):
+        updates["hsk"] = stage_updates(recipe.hsk, num_examples, accumulation)
+    if point.kind != "untrained":
+        updates["pred"] = stage_updates(recipe.pred, num_examples, accumulation)
+    return PlannedPoint(point, recipe, budget, _recipe_hash(recipe), updates=updates)
+
+
+def _assign_stores(planned: list[PlannedPoint], stores: list[PlannedStore]) -> None:
+    """Name on every planned point the store that serves it."""
+    for store in stores:
+        for planned_point in planned:
+            if planned_point.id in store.points:
+                planned_point.store = store.name
 
 
 def _with_selection_split(builder: RecipeBuilder) -> RecipeBuilder:
@@ -485,7 +502,6 @@ def magnitude_shortfall(store: Any, stored: KnowledgeBudget, wanted: KnowledgeBu
     """
     if not needs_magnitude_check(stored, wanted):
         return None
-    import numpy as np
 
     limit = wanted.keep_tokens * wanted.teacher_hidden
     slots = stored_slots(stored, wanted)

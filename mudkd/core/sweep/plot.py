@@ -16,6 +16,8 @@ from typing import Any
 from mudkd.core.outputs import replaced_atomically
 from mudkd.core.sweep.summary import BASELINE_KINDS, summarize
 
+# matplotlib (~0.8 s at import) is imported inside the plotting functions: only a sweep that draws pays for it.
+
 PLOT_FILE = "marginal_utility.png"
 #: Legend label of the untrained student's level.
 UNTRAINED_LABEL = "pruned, untrained"

@@ -18,6 +18,7 @@ from typing import Any
 
 from mudkd.core.events import RunEvents
 from mudkd.core.outputs import mark_folder, output_lock, read_marker, write_json_atomic
+from mudkd.core.store import HskStore
 from mudkd.core.sweep.plan import (
     PlannedPoint,
     PlannedStore,
@@ -44,6 +45,9 @@ from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
 from mudkd.recipe.sweep import Sweep
 
+# The distill stage (torch, ~2-5 s at import) is imported where a point is trained: a sweep's --dry-run stays torch-
+# free.
+
 
 class SweepEvents(RunEvents):
     """Progress of a sweep. Stage events (steps, evals) of the running point arrive through :class:`RunEvents`."""
@@ -69,8 +73,6 @@ def _finished(output_dir: Path, planned: PlannedPoint) -> bool:
 
 def _check_stores(stores: list[PlannedStore], todo: list[PlannedPoint]) -> None:
     """Before any training: every point is served by the store it will read (as built, from its metadata)."""
-    from mudkd.core.store import HskStore
-
     problems = []
     stored_budgets = {}
     for store in stores:

@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from mudkd.core.events import RunEvents
+from mudkd.core.models import teacher_fingerprint
 from mudkd.core.outputs import staging_path, write_json_atomic
+from mudkd.core.store import MANIFEST_NAME, fingerprint_mismatches
 from mudkd.core.sweep.plan import PlannedStore, describe_budget
 from mudkd.errors import StoreError
 from mudkd.knowledge import KnowledgeBudget
 from mudkd.recipe.overrides import apply_overrides
 from mudkd.recipe.schema import Recipe
+
+# The cache stage (torch, ~2-5 s at import) is imported where a store is built: checking stores stays torch-free.
 
 
 def build_file(store_path: Path) -> Path:
@@ -31,9 +35,6 @@ def store_state(path: Path, budget: KnowledgeBudget, recipe: Recipe) -> str:
 
     ``recipe`` is the recipe the store is built from (task, teacher and dtype are compared with the manifest).
     """
-    from mudkd.core.models import teacher_fingerprint
-    from mudkd.core.store import MANIFEST_NAME, fingerprint_mismatches
-
     manifest_file = path / MANIFEST_NAME
     if not manifest_file.is_file() and (staging_path(path) / MANIFEST_NAME).is_file():
         manifest_file = staging_path(path) / MANIFEST_NAME  # an interrupted build, resumable

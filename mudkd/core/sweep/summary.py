@@ -19,6 +19,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mudkd.core import stats
 from mudkd.knowledge.budget import BUDGET_AXIS_COLUMNS, budget_columns
 from mudkd.recipe.sweep import group_id
 
@@ -115,8 +116,6 @@ def _testable(row: Mapping[str, Any]) -> bool:
 def _comparisons(row: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The point's difference to each baseline of the sweep, its 95 % CI, p and test (empty for the baseline
     itself, or a side without a noise estimate)."""
-    from mudkd.core import stats
-
     cells: dict[str, Any] = {}
     for kind in COMPARED_WITH:
         base = next((r for r in rows if r.get("kind") == kind), None)
