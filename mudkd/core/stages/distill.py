@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from torch.nn import functional as F
 from mudkd.core.batching import hsk_collator, make_collator
 from mudkd.core.data import check_task_metric, count_train_examples, load_task
 from mudkd.core.datacheck import check_data, describe_data
-from mudkd.core.events import RunEvents, StageResult
+from mudkd.core.events import RunEvents, StagePlan, StageResult
 from mudkd.core.hsk import build_targets, hsk_loss, unpack_targets
 from mudkd.core.models import (
     PROJECTION_FILE,
@@ -321,7 +322,47 @@ def _value_dtype(recipe: Recipe, store: Any) -> str:
     return (store.value_dtype if store is not None else None) or recipe.cache.dtype
 
 
-def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class HskPlan(StagePlan):
+    """What ``mudkd distill hsk`` would do (``--dry-run``).
+
+    Attributes:
+        teacher: The teacher run online, or None when the store serves the knowledge.
+        hsk_store: The teacher-free store it reads, or None.
+        student: The student to distil into.
+        data: Where the data comes from (:func:`mudkd.core.datacheck.describe_data`).
+        output_dir: Where the HSK-distilled student goes.
+        budget: The knowledge budget's summary (:func:`mudkd.knowledge.budget_summary`).
+    """
+
+    stage: ClassVar[str] = "distill hsk"
+    teacher: str | None
+    hsk_store: str | None
+    student: str | None
+    data: str
+    output_dir: str | None
+    budget: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PredPlan(StagePlan):
+    """What ``mudkd distill pred`` would do (``--dry-run``): the fields of :class:`HskPlan` with ``logits_store``
+    for ``hsk_store``, and the training settings (``temperature`` of the prediction loss, peak ``learning_rate``,
+    ``epochs``, ``max_steps`` winning over epochs when set) instead of the budget."""
+
+    stage: ClassVar[str] = "distill pred"
+    teacher: str | None
+    logits_store: str | None
+    student: str | None
+    data: str
+    output_dir: str | None
+    temperature: float
+    learning_rate: float
+    epochs: float
+    max_steps: int | None
+
+
+def plan_hsk(recipe: Recipe, *, resume: bool = False) -> HskPlan:
     """The HSK stage's plan and knowledge budget (validates models, budget and data; writes nothing)."""
     student_config = read_config(recipe.student.model, "student")
     store = None
@@ -346,18 +387,17 @@ def plan_hsk(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
         )
     if store is None:
         num_examples = count_train_examples(recipe)
-    return {
-        "stage": "distill hsk",
-        "teacher": None if store is not None else recipe.teacher.model,
-        "hsk_store": recipe.hsk.hsk_store,
-        "student": recipe.student.model,
-        "data": describe_data(recipe.task),
-        "output_dir": recipe.hsk.output_dir,
-        "budget": budget_summary(budget, num_examples, _value_dtype(recipe, store)),
-    }
+    return HskPlan(
+        teacher=None if store is not None else recipe.teacher.model,
+        hsk_store=recipe.hsk.hsk_store,
+        student=recipe.student.model,
+        data=describe_data(recipe.task),
+        output_dir=recipe.hsk.output_dir,
+        budget=budget_summary(budget, num_examples, _value_dtype(recipe, store)),
+    )
 
 
-def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
+def plan_pred(recipe: Recipe, *, resume: bool = False) -> PredPlan:
     """The prediction stage's plan (validates models and paths; writes nothing)."""
     read_config(recipe.student.model, "student")
     store = None
@@ -376,18 +416,17 @@ def plan_pred(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
     if store is not None:  # the training run's own check, on the fingerprint it will compute
         plan_store_check(recipe, recipe.pred.logits_store, store)  # type: ignore[arg-type]
     stage = recipe.pred
-    return {
-        "stage": "distill pred",
-        "teacher": None if recipe.pred.logits_store else recipe.teacher.model,
-        "logits_store": recipe.pred.logits_store,
-        "student": recipe.student.model,
-        "data": describe_data(recipe.task),
-        "output_dir": stage.output_dir,
-        "temperature": stage.temperature,
-        "learning_rate": stage.learning_rate,
-        "epochs": stage.num_train_epochs,
-        "max_steps": stage.max_steps,
-    }
+    return PredPlan(
+        teacher=None if recipe.pred.logits_store else recipe.teacher.model,
+        logits_store=recipe.pred.logits_store,
+        student=recipe.student.model,
+        data=describe_data(recipe.task),
+        output_dir=stage.output_dir,
+        temperature=stage.temperature,
+        learning_rate=stage.learning_rate,
+        epochs=stage.num_train_epochs,
+        max_steps=stage.max_steps,
+    )
 
 
 def _load_teacher(recipe: Recipe, device: str) -> nn.Module:
