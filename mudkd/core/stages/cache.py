@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ import torch
 from mudkd.core.batching import example_lengths, hsk_collator, length_sorted_batches
 from mudkd.core.data import TaskData, count_train_examples, load_task, tokenizer_fingerprint
 from mudkd.core.datacheck import check_data, describe_data
-from mudkd.core.events import RunEvents, StageResult
+from mudkd.core.events import RunEvents, StagePlan, StageResult
 from mudkd.core.hsk import build_targets, pack_targets
 from mudkd.core.models import (
     check_positions,
@@ -75,7 +76,20 @@ def expected_fingerprint(
     return fingerprint
 
 
-def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CachePlan(StagePlan):
+    """What ``mudkd distill cache`` would do (``--dry-run``): the ``teacher`` that labels the examples once, the
+    ``data``, the store's ``output_dir`` and value ``dtype``, and the ``budget`` it stores (with its bytes)."""
+
+    stage: ClassVar[str] = "distill cache"
+    teacher: str | None
+    data: str
+    output_dir: str | None
+    dtype: str
+    budget: dict[str, Any]
+
+
+def plan(recipe: Recipe, *, resume: bool = False) -> CachePlan:
     """The store's plan and budget table (no weights loaded, nothing written); ``resume`` accepts a started store."""
     teacher = read_shape(recipe.teacher.model, "teacher")
     student = read_shape(recipe.student.model, "student")
@@ -107,14 +121,13 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
             "a batch-scope magnitude mask depends on the batch and cannot be stored",
             hint="use --set hsk.mag_scope=example (the per-example top-n) for a teacher-free store",
         )
-    return {
-        "stage": "distill cache",
-        "teacher": recipe.teacher.model,
-        "data": describe_data(recipe.task),
-        "output_dir": recipe.cache.output_dir,
-        "dtype": recipe.cache.dtype,
-        "budget": budget_summary(budget, _plan_examples(recipe), recipe.cache.dtype),
-    }
+    return CachePlan(
+        teacher=recipe.teacher.model,
+        data=describe_data(recipe.task),
+        output_dir=recipe.cache.output_dir,
+        dtype=recipe.cache.dtype,
+        budget=budget_summary(budget, _plan_examples(recipe), recipe.cache.dtype),
+    )
 
 
 def _plan_examples(recipe: Recipe) -> int | None:
