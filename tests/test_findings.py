@@ -53,6 +53,7 @@ def test_every_interval_and_p_in_the_prose_comes_from_the_script(tmp_path, capsy
     findings = readme[readme.index("**The paper's findings at CPU scale**") : readme.index("## Deviations")]
     # the "before → after" list quotes the earlier three-seed run: its figures come from its archived summary
     page, history = FINDINGS.read_text(encoding="utf-8").split("## Changes to this page", 1)
+    page = page.split("## Feeding the student", 1)[0]  # its figures: test_feeding_the_student_...
     old = _output(tmp_path, "sst2_3seeds_dev_selected", capsys)
     for source, allowed in ((page, printed), (findings, printed), (history, printed + old)):
         prose = source.replace("−", "-")
@@ -76,7 +77,8 @@ def test_every_verdict_follows_the_rule(tmp_path, task):
         elif row["verdict"].startswith("equivalent within"):
             assert row["tost_p_holm"] < 0.05
         else:
-            assert row["verdict"] == f"not resolved (n = {row['n']}, CI [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}])"
+            interval = f"CI [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}]"
+            assert row["verdict"] == f"not resolved (n = {row['n']}, {interval})"
             assert row["p_holm"] >= 0.05 and (row["tost_p_holm"] is None or row["tost_p_holm"] >= 0.05)
     verdicts = [row["verdict"].split(" (")[0] for row in table]
     # at five seeds (SST-2) and three (CoLA), only distillation against no training at all passes on SST-2
@@ -155,3 +157,31 @@ def test_the_shipped_sst2_run_is_five_paired_seeds_that_agree_with_its_summary(t
         assert rows[point]["std"] == pytest.approx(statistics.stdev(values.values()))
     table = _claims().claims_table(rows)
     assert {row["test"] for row in table if row["b"] != "untrained"} == {"paired"}
+
+
+def test_feeding_the_student_figures_are_the_benchmarks(tmp_path):
+    """The "Feeding the student" section and the README's paragraph quote student_quality_rt.json: each variant's
+    mean ± std and retained share, and the (d) − (a) interval and p of the paired test over the shared seeds."""
+    import json
+    import statistics
+
+    from mudkd.core import stats
+
+    raw = json.loads((REPO_ROOT / "docs" / "findings" / "student_quality_rt.json").read_text(encoding="utf-8"))
+    rt = raw["results"]["rt"]
+    variants = rt["variants"]
+    assert raw["seeds"] == [42, 43, 44] and set(variants) == {"a", "d"}
+    a, d = ([run["metric"] for run in variants[v]["runs"]] for v in ("a", "d"))
+    section = FINDINGS.read_text(encoding="utf-8").split("## Feeding the student", 1)[1].split("\n## ", 1)[0]
+    readme = README.read_text(encoding="utf-8")
+    paragraph = readme[readme.index("`benchmarks/student_quality.py` measures") : readme.index("## Recipes")]
+    difference = stats.paired(d, a)
+    quoted = f"{stats.points(difference.difference)} [{stats.points(difference.low)}, {stats.points(difference.high)}]"
+    for text in (section, paragraph):
+        text = text.replace("−", "-")
+        for values in (a, d):
+            assert f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}" in text
+            assert f"{100 * statistics.mean(values) / rt['teacher']:.1f} %" in text
+        assert quoted in text and f"p = {difference.p:.3f}" in text
+    # the >= 98 % target: met by (d)'s every seed, as the section says
+    assert min(d) / rt["teacher"] >= 0.98 and "target on rt-snippets is met" in section
