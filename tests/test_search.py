@@ -526,3 +526,16 @@ def test_end_to_end_on_tiny_berts(tmp_path, models):
     assert record["store"] == str(out / "store") and record["teacher_free"] is True
     assert record["hsk_fraction"] == pytest.approx(2 / 48) and 0 <= record["dev_metric"] <= 1
     print(f"end-to-end search: {time.monotonic() - started:.1f}s")
+
+
+def test_a_pipeline_recipe_is_searched_on_the_models_its_pipeline_wrote(tmp_path):
+    """`mudkd search recipes/quickstart.toml` (search --help's first example) after the quickstart: the recipe
+    fine-tunes and prunes, so its teacher and student are where `mudkd pipeline` put them; explicit models win."""
+    recipe = tmp_path / "pipe.toml"
+    recipe.write_text('schema_version = 1\n[task]\nname = "sst-2"\n[teacher]\npretrained = "bert-base-uncased"\n')
+    found, _ = read_search(recipe)
+    assert (found.teacher.model, found.student.model) == ("outputs/pipe/teacher", "outputs/pipe/student")
+    found, _ = read_search(recipe, sets=["output.dir=runs/a"])
+    assert (found.teacher.model, found.student.model) == ("runs/a/teacher", "runs/a/student")
+    found, _ = read_search(recipe, sets=["student.model=my/student"])
+    assert (found.teacher.model, found.student.model) == (None, "my/student")

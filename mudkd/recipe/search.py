@@ -118,9 +118,21 @@ def read_search(
     settings, problems = validate(SearchSettings, table, str(located), prefix=("search",))
     try:
         recipe = build_recipe(located, sets=recipe_sets, ignore=("search",))
+        if pipeline_models := _pipeline_models(recipe, located):
+            recipe = build_recipe(located, sets={**pipeline_models, **recipe_sets}, ignore=("search",))
     except RecipeError as error:
         problems = [*problems, *error.problems]
         recipe = None
     if problems or settings is None or recipe is None:
         raise RecipeError(problems[0], hint="see 'mudkd search --help' and 'mudkd recipe show'", problems=problems)
     return recipe, settings
+
+
+def _pipeline_models(recipe: Recipe, located: Path) -> dict[str, str]:
+    """A pipeline recipe (it fine-tunes ``teacher.pretrained`` and prunes the student itself) is searched on the
+    models its pipeline wrote, as ``mudkd pipeline`` names them: ``<output.dir>/teacher`` and ``<output.dir>/student``
+    (``outputs/<recipe name>`` when it sets no ``output.dir``). Run the pipeline first; explicit models win."""
+    if recipe.teacher.model or recipe.student.model or not recipe.teacher.pretrained:
+        return {}
+    root = Path(recipe.output.dir or Path("outputs", located.stem))
+    return {"teacher.model": str(root / "teacher"), "student.model": str(root / "student")}
