@@ -155,6 +155,10 @@ def test_pipeline_card_numbers_equal_summary(tiny_bert_dir, glue_dir, tmp_path):
     from mudkd.core.outputs import read_marker
 
     assert f"Recipe hash `{read_marker(out / 'final')['recipe_hash']}`" in card.text
+    # the card rewritten after final/ was committed is in its ownership record: still provably mudkd's, pushable
+    pushed = runner.invoke(app, ["push", str(out / "final"), "me/tiny-student", "--dry-run", "--json"])
+    assert pushed.exit_code == 0, pushed.output
+    assert json.loads(pushed.stdout)["card"] == (out / "final" / "README.md").read_text()
     teacher_card = read_card(out / "teacher")  # finetune writes one too, from its own records
     teacher_metrics = json.loads((out / "teacher" / "metrics.json").read_text())
     assert {e.metric_type: e.metric_value for e in teacher_card.data.eval_results} == {
