@@ -102,23 +102,32 @@ def variant_sets(task: str, variant: str, options: argparse.Namespace) -> list[s
     scale = (lambda epochs: min(epochs, 1.0)) if options.tiny else (lambda epochs: epochs)
     long_hsk = options.long_hsk_epochs or reference_hsk_epochs(TASKS[task]["name"])
     sets = ["pipeline.speed_check_steps=0", "pipeline.latency_repeats=1"]
+    # checkpoints are selected on the training file's tail, never on the dev set every variant reports
+    sets.append(f"training.selection_split={options.selection_split}")
     if options.tiny:  # a handful of updates per stage: the code paths, not the numbers
         sets += ["hsk.max_steps=3", "pred.max_steps=3", "pred.eval_step=3"]
     if variant == "a":
         return sets
     if variant == "b":
         return [*sets, f"hsk.num_train_epochs={scale(long_hsk)}"]
-    if variant == "c":
+    if variant == "c":  # the same schedule as d, over augmented instead of unlabelled text
         return [
             *sets,
             "augment.enabled=true",
             f"augment.num_per_example={2 if options.tiny else options.aug_n}",
-            f"hsk.num_train_epochs={scale(options.aug_hsk_epochs or long_hsk)}",
+            f"hsk.num_train_epochs={scale(options.aug_hsk_epochs or options.fed_hsk_epochs)}",
+            f"pred.num_train_epochs={scale(options.fed_pred_epochs)}",
         ]
     if not TASKS[task]["unlabeled"]:
         return None
-    # the smoke test's unlabelled text is a small file (the real one: the training examples not trained on)
-    unlabeled = f"augment.unlabeled_file={options.tiny_unlabeled}" if options.tiny else "augment.unlabeled_rest=true"
+    # the smoke test's unlabelled text is a small file; SST-2's is a slice of the training sentences after the
+    # 2,000 trained on (--unlabeled-count of them: all 65 k would cost an hour a run); rt-snippets' is the rest
+    if options.tiny:
+        unlabeled = f"augment.unlabeled_file={options.tiny_unlabeled}"
+    elif task == "sst2":
+        unlabeled = f"augment.unlabeled_file={options.sst2_unlabeled}"
+    else:
+        unlabeled = "augment.unlabeled_rest=true"
     return [
         *sets,
         "augment.enabled=true",
@@ -127,6 +136,15 @@ def variant_sets(task: str, variant: str, options: argparse.Namespace) -> list[s
         f"hsk.num_train_epochs={scale(options.fed_hsk_epochs)}",
         f"pred.num_train_epochs={scale(options.fed_pred_epochs)}",
     ]
+
+
+def write_sst2_unlabeled(glue_dir: Path, count: int, path: Path) -> Path:
+    """SST-2 training sentences 2,000 .. 2,000 + ``count`` (after the slice trained on; the selection split is
+    the file's tail, far beyond), one per line, labels dropped."""
+    with (glue_dir / "SST-2" / "train.tsv").open(encoding="utf-8") as handle:
+        lines = handle.read().splitlines()[1:]  # header: sentence<TAB>label; GLUE's TSV has no quoting
+    path.write_text("".join(line.rsplit("\t", 1)[0] + "\n" for line in lines[2000 : 2000 + count]), encoding="utf-8")
+    return path
 
 
 def as_sets(pairs: list[str]) -> list[str]:
@@ -221,12 +239,16 @@ def main() -> None:
     parser.add_argument("--tasks", default="sst2,rte,rt", help="comma-separated: sst2, rte, rt")
     parser.add_argument("--variants", default="a,b,c,d", help="comma-separated: a, b, c, d")
     parser.add_argument("--seeds", default="42,43,44", help="comma-separated seeds (3 or more for a std)")
-    parser.add_argument("--glue-dir", type=Path, default=ROOT.parent.parent / "shared" / "data" / "glue")
+    parser.add_argument("--glue-dir", type=Path, default=ROOT.parent / "shared" / "data" / "glue")
     parser.add_argument("--quickstart", type=Path, default=ROOT / "outputs" / "quickstart", help="its teacher/student")
     parser.add_argument("--models", action="append", default=[], help="TASK=TEACHER,STUDENT (repeatable)")
     parser.add_argument("--long-hsk-epochs", type=float, default=None, help="b, c: default the reference's per task")
-    parser.add_argument("--aug-n", type=int, default=20, help="c: augmentation draws per example")
-    parser.add_argument("--aug-hsk-epochs", type=float, default=None, help="c: HSK epochs over the augmented set")
+    parser.add_argument("--aug-n", type=int, default=4, help="c: augmentation draws per example (TinyBERT: 20)")
+    parser.add_argument("--aug-hsk-epochs", type=float, default=None, help="c: HSK epochs (default d's)")
+    parser.add_argument("--unlabeled-count", type=int, default=7544, help="d on sst2: unlabelled sentences")
+    parser.add_argument(
+        "--selection-split", type=float, default=0.2, help="training.selection_split of every run (0: select on dev)"
+    )
     parser.add_argument("--fed-hsk-epochs", type=float, default=6.0, help="d: HSK epochs over the enlarged set")
     parser.add_argument("--fed-pred-epochs", type=float, default=4.0, help="d: prediction epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (runs are sequential)")
@@ -242,10 +264,17 @@ def main() -> None:
     scratch = options.scratch or Path(tempfile.mkdtemp(prefix="student-quality-"))
     scratch.mkdir(parents=True, exist_ok=True)
     options.tiny_unlabeled = scratch / "unlabeled.txt"
+    if "sst2" in options.tasks and not options.tiny:
+        options.sst2_unlabeled = write_sst2_unlabeled(
+            options.glue_dir, options.unlabeled_count, scratch / "sst2-unlabeled.txt"
+        )
     options.tiny_unlabeled.write_text("".join(f"an unlabelled review number {i} of a film\n" for i in range(20)))
     results = {task: run_task(task, options, scratch) for task in options.tasks}
     document = {
         "seeds": options.seeds,
+        "selection_split": options.selection_split,
+        "aug_n": options.aug_n,
+        "unlabeled_count": options.unlabeled_count,
         "tiny": options.tiny,
         "results": results,
         "model_cpu_seconds": options.model_cpu_seconds,

@@ -51,6 +51,26 @@ def test_distill_speed_ratios_are_medians_of_per_step_pairs():
     assert all(spread["n"] == 3 for spread in spreads.values())
 
 
+def test_distill_speed_charges_the_one_time_teacher_pass_to_the_store():
+    """E epochs from a store cost one build batch + E store steps per batch, against E online steps."""
+    times = {
+        "online": [4.0, 4.0, 4.0],
+        "store": [1.0, 1.0, 1.0],
+        "student_only": [1.0, 1.0, 1.0],
+        "teacher_forward": [3.0, 3.0, 3.0],
+    }
+    build = {"build_s": [2.0, 6.0], "inference_s": [2.0, 6.0]}  # step i pairs with build batch i mod 2
+    benchmark = _load("distill_speed")
+    once = benchmark.build_ratios(times, build, 1.0)
+    # per step 4/(1+2), 4/(1+6), 4/(1+2) -> median 4/3; ideal (3+1)/1 = 4 -> vs ideal 1/3
+    assert once["speedup"]["median"] == pytest.approx(4 / 3)
+    assert once["vs_ideal"]["median"] == pytest.approx(1 / 3)
+    many = benchmark.build_ratios(times, build, 20.0)
+    # 80/(20+2) and 80/(20+6): the pass fades as the epochs grow, towards the ideal 4
+    assert many["speedup"]["median"] == pytest.approx(80 / 22)
+    assert many["vs_ideal"]["median"] == pytest.approx(20 / 22)
+
+
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_script_answers_help(name):
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
