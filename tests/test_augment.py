@@ -516,6 +516,7 @@ dir = "{out}"
     schedule = {row["stage"]: row for row in plan["schedule"]}
     assert schedule["augment"]["examples"] == 2 + 2 * 32  # at most: every draw new, plus the unlabelled texts
     assert schedule["hsk"]["updates"] == 2 and schedule["cache"]["cpu_seconds"] > 0
+    assert list(schedule) == ["augment", "cache", "hsk", "pred"]  # given models: no teacher stage runs
     run_json("pipeline", recipe)
     made = json.loads((out / "augment" / "transfer.json").read_text())
     manifest = json.loads((out / "store" / "manifest.json").read_text())
@@ -565,6 +566,39 @@ def test_schedule_counts_updates_over_the_enlarged_set_and_times_them_by_the_doc
     step = 3 * 2 * 1_000_000 * 25.0 / schedule.FLOPS_PER_SECOND
     assert rows["hsk"]["cpu_seconds"] == pytest.approx(6 * 299 * (schedule.SECONDS_PER_UPDATE + 32 * step))
     assert schedule.mean_tokens(["one two three four"], 48) == 7  # 4 words x 1.25 + [CLS] + [SEP]
+    assert "finetune" not in rows  # given models: no teacher stage to estimate
+
+
+def test_schedule_estimates_the_teacher_stages_when_they_run():
+    from mudkd.core import schedule
+    from mudkd.recipe import build_recipe
+
+    recipe = build_recipe(
+        None,
+        flags={"finetune.num_train_epochs": 2.0, "finetune.train_batch_size": 32, "score.num_train_epochs": 0.25},
+    )
+    rows = {
+        row["stage"]: row
+        for row in schedule.estimate(
+            recipe,
+            train_examples=2000,
+            transfer_examples=0,
+            tokens=25.0,
+            teacher_weights=10_000_000,
+            student_weights=1_000_000,
+            bytes_per_example=None,
+            teacher_stages=("finetune", "score", "prune"),
+        )
+    }
+    assert list(rows) == ["finetune", "score", "prune", "cache", "hsk", "pred"]
+    forward = 2 * 10_000_000 * 25.0 / schedule.FLOPS_PER_SECOND
+    # 2 epochs of ceil(2000 / 32) = 63 updates, each 32 teacher training steps (3 forward passes) + the overhead
+    assert rows["finetune"]["updates"] == 126 and rows["finetune"]["examples"] == 2000
+    assert rows["finetune"]["cpu_seconds"] == pytest.approx(126 * (schedule.SECONDS_PER_UPDATE + 32 * 3 * forward))
+    # a quarter epoch of forward + backward passes, no updates
+    assert rows["score"]["examples"] == 500 and rows["score"]["updates"] == 0
+    assert rows["score"]["cpu_seconds"] == pytest.approx(500 * 3 * forward)
+    assert rows["prune"]["cpu_seconds"] is None
 
 
 def test_unlabeled_rest_never_takes_the_selection_split(models, glue_dir, tmp_path):

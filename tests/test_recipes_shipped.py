@@ -147,7 +147,13 @@ def test_pipeline_takes_a_shipped_recipe_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["pipeline", "quickstart", "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["output_dir"] == os.path.join("outputs", "quickstart")
+    plan = json.loads(result.stdout)
+    assert plan["output_dir"] == os.path.join("outputs", "quickstart")
+    # the schedule covers every stage the quickstart runs, the teacher's included (issue 19)
+    schedule = {row["stage"]: row for row in plan["schedule"]}
+    assert list(schedule) == ["finetune", "score", "prune", "cache", "hsk", "pred"]
+    assert schedule["finetune"]["updates"] == 63  # 1 epoch of ceil(2,000 / 32)
+    assert schedule["score"]["examples"] == 500  # a quarter epoch
     assert list(tmp_path.iterdir()) == []
 
 

@@ -128,7 +128,9 @@ def render_schedule(schedule: list[dict[str, Any]], note: str) -> None:
     """Examples, updates, store size and estimated CPU time per stage."""
     from rich.table import Table
 
-    table = Table(title="Schedule", title_justify="left", caption=note, caption_justify="left")
+    total = sum(row.get("cpu_seconds") or 0 for row in schedule)
+    caption = f"{note}; about {total / 60:,.0f} min in all" if note else None
+    table = Table(title="Schedule", title_justify="left", caption=caption, caption_justify="left")
     for name in ("stage", "examples", "updates", "store", "CPU time (est.)"):
         table.add_column(name, justify="left" if name == "stage" else "right")
     for row in schedule:
@@ -136,7 +138,7 @@ def render_schedule(schedule: list[dict[str, Any]], note: str) -> None:
         seconds = row.get("cpu_seconds")
         table.add_row(
             row["stage"],
-            f"{row['examples']:,}",
+            f"{row['examples']:,}" if row["examples"] else "-",
             f"{row['updates']:,}" if row["updates"] else "-",
             f"{store / 2**20:,.1f} MiB" if store else "-",
             "-" if seconds is None else f"{seconds / 60:,.1f} min",

@@ -50,8 +50,14 @@ def estimate(
     teacher_weights: int,
     student_weights: int,
     bytes_per_example: int | None,
+    teacher_stages: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Per stage (augment, cache, hsk, pred): examples, updates, store bytes and estimated CPU seconds.
+    """Per stage (finetune, score, prune when they run; augment, cache, hsk, pred): examples, updates, store
+    bytes and estimated CPU seconds.
+
+    Fine-tuning costs a teacher training step per update; scoring a forward and a backward pass (3 forward
+    passes' worth, no optimizer) per example over ``score.num_train_epochs``; pruning copies weights (no time
+    estimated). Dev evaluations are not counted.
 
     Args:
         recipe: The resolved pipeline recipe.
@@ -60,11 +66,28 @@ def estimate(
         tokens: Mean tokens per example (:func:`mean_tokens`).
         teacher_weights: The teacher's non-embedding weights; ``student_weights`` the student's.
         bytes_per_example: What one stored example takes (the budget summary), or None.
+        teacher_stages: Which of finetune, score and prune this run has to do.
     """
     examples = train_examples + transfer_examples
     forward_teacher = 2 * teacher_weights * tokens / FLOPS_PER_SECOND  # seconds per example
     step_student = 3 * 2 * student_weights * tokens / FLOPS_PER_SECOND
     rows: list[dict[str, Any]] = []
+    if "finetune" in teacher_stages:
+        count = updates(train_examples, recipe.finetune)
+        step_teacher = 3 * forward_teacher * recipe.finetune.train_batch_size
+        rows.append(
+            {
+                "stage": "finetune",
+                "examples": train_examples,
+                "updates": count,
+                "cpu_seconds": count * (SECONDS_PER_UPDATE + step_teacher),
+            }
+        )
+    if "score" in teacher_stages:
+        scored = math.ceil(train_examples * recipe.score.num_train_epochs)
+        rows.append({"stage": "score", "examples": scored, "updates": 0, "cpu_seconds": scored * 3 * forward_teacher})
+    if "prune" in teacher_stages:
+        rows.append({"stage": "prune", "examples": 0, "updates": 0, "cpu_seconds": None})
     if recipe.augment.enabled:
         rows.append({"stage": "augment", "examples": transfer_examples, "updates": 0, "cpu_seconds": None})
     rows.append(

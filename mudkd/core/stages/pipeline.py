@@ -236,6 +236,7 @@ def _schedule(recipe: Recipe, not_needed: set[str], budget: dict[str, Any] | Non
         teacher_weights=teacher_weights,
         student_weights=student_weights,
         bytes_per_example=(budget or {}).get("bytes_per_example"),
+        teacher_stages=tuple(name for name in ("finetune", "score", "prune") if name not in not_needed),
     )
     return {"schedule": rows, "schedule_note": "CPU seconds: a rough model calibrated on the quickstart (2 CPU cores)"}
 
