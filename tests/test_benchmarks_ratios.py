@@ -12,9 +12,10 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 
-#: Each script and its option setting the number of interleaved pairs behind every ratio.
+#: Each script and an option its --help shows (for the timing scripts: the interleaved pairs behind every ratio).
 SCRIPTS = {
     "distill_speed": "--steps",
+    "feeding_report": "--write",
     "padding_speed": "--repeats",
     "quickstart_cpu": "--pairs",
     "prune_latency": "--repeats",
