@@ -111,6 +111,28 @@ def test_pipeline_runs_every_stage_then_skips_them(tiny_bert_dir, glue_dir, tmp_
     plan = json.loads(runner.invoke(app, ["pipeline", str(changed), "--dry-run", "--json", "--overwrite"]).stdout)
     assert [row["status"] for row in plan["stages"]] == ["done", "done", "done", "stale", "stale", "stale"]
 
+    # Given models: the teacher is scored on this run's dev set (here 8 examples), never taken from its own
+    # metrics.json (its fine-tuning's 16): teacher and student are compared on the same examples.
+    assert summary["teacher"]["metrics_source"] == "fine-tuning (this pipeline)"
+    given = tmp_path / "given.toml"
+    text = write_recipe(given, tiny_bert_dir, glue_dir, tmp_path / "given").read_text()
+    text = text.replace(
+        f'pretrained = "{tiny_bert_dir}"', f'model = "{out / "teacher"}"\n[student]\nmodel = "{out / "student"}"'
+    )
+    given.write_text(
+        text.replace("max_eval_samples = 16", "max_eval_samples = 8").replace(
+            "speed_check_steps = 2", "speed_check_steps = 0"
+        )
+    )
+    result = runner.invoke(app, ["pipeline", str(given), "--json"])
+    assert result.exit_code == 0, result.output
+    teacher = json.loads(result.stdout)["summary"]["teacher"]
+    evaluated = json.loads(
+        runner.invoke(app, ["evaluate", str(out / "teacher"), "--recipe", str(given), "--json"]).stdout
+    )
+    assert teacher["metrics_source"] == "evaluated on this run's dev set"
+    assert teacher["metrics"] == evaluated["splits"]["dev"]["metrics"] and evaluated["splits"]["dev"]["examples"] == 8
+
 
 def test_pipeline_needs_an_output_dir(tiny_bert_dir):
     result = runner.invoke(app, ["pipeline", "--set", f"teacher.pretrained={tiny_bert_dir}"])

@@ -408,7 +408,7 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
     student's health before training and every stage's warnings (degenerate student, flat learning curve)."""
     from mudkd.core.stages.export import report
 
-    teacher_metrics = _read_metrics(recipe.teacher.model)
+    teacher_metrics, teacher_source = _teacher_metrics(recipe, fine_tuned_here="finetune" in results)
     student_metrics = _read_metrics(recipe.pred.output_dir)
     events.on_message("pipeline: measuring CPU latency of teacher and student side by side")
     measured = report(  # on dev batches padded to their own longest example: no time spent on padding
@@ -423,6 +423,7 @@ def summarise(recipe: Recipe, results: dict[str, Any], timings: dict[str, float]
         "teacher": {
             "model": recipe.teacher.model,
             "metrics": teacher_metrics,
+            "metrics_source": teacher_source,
             "params": measured["teacher"]["params"]["total"],
         },
         "student": {"model": recipe.pred.output_dir, "metrics": student_metrics, "params": measured["params"]["total"]},
@@ -489,6 +490,21 @@ def speed_check(recipe: Recipe, events: RunEvents) -> dict[str, Any]:
         "speedup": spread["median"],
         "spread": spread,
     }
+
+
+def _teacher_metrics(recipe: Recipe, *, fine_tuned_here: bool) -> tuple[dict[str, float], str]:
+    """The teacher's dev metrics on **this** run's task and dev set, and where they come from.
+
+    A teacher this pipeline fine-tuned recorded them on this dev set; a given teacher's own ``metrics.json`` may be
+    from another task, dev set or ``max_eval_samples`` (the quickstart's rt-snippets teacher distilled on SST-2),
+    so a given teacher is evaluated here, on the examples the student's metrics are from.
+    """
+    if fine_tuned_here:
+        return _read_metrics(recipe.teacher.model), "fine-tuning (this pipeline)"
+    from mudkd.core.stages.evaluate import evaluate
+
+    splits = evaluate(recipe, str(recipe.teacher.model)).splits
+    return dict(splits["dev"]["metrics"]), "evaluated on this run's dev set"
 
 
 def _read_metrics(directory: str | None) -> dict[str, float]:
