@@ -70,6 +70,8 @@ def test_distill_speed_charges_the_one_time_teacher_pass_to_the_store():
     # 80/(20+2) and 80/(20+6): the pass fades as the epochs grow, towards the ideal 4
     assert many["speedup"]["median"] == pytest.approx(80 / 22)
     assert many["vs_ideal"]["median"] == pytest.approx(20 / 22)
+    # 0.9 of the ideal needs E >= 9 b / s: 9 * 2 / 1 and 9 * 6 / 1 for steps 0, 2 and 1 -> median 18
+    assert benchmark.epochs_for_target(times, build) == pytest.approx(18.0)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -40,7 +40,7 @@ def test_tiny_case_prints_one_json_document_of_positive_finite_ratios(capsys):
     assert set(document) == {"cases"}
     assert len(document["cases"]) == 1
     case = document["cases"][0]
-    assert set(case) == {"name", *RATIO_KEYS, "bytes_error", "spreads", "with_build"}
+    assert set(case) == {"name", *RATIO_KEYS, "bytes_error", "spreads", "with_build", "epochs_for_target"}
     assert set(case["with_build"]) == {"1", "3", "10", "20"}  # the default --epochs
     assert case["name"] == "tiny"
     for key in RATIO_KEYS:
