@@ -16,6 +16,7 @@ from tests.helpers import REPO_ROOT
 SCRIPTS = {
     "distill_speed": "--steps",
     "feeding_report": "--write",
+    "sst2_overlap": "--students",
     "padding_speed": "--repeats",
     "quickstart_cpu": "--pairs",
     "prune_latency": "--repeats",

@@ -76,3 +76,23 @@ def test_write_saves_the_merged_runs_and_the_plot(tmp_path):
     merged = json.loads((tmp_path / "out" / "student_quality.json").read_text())
     assert merged["results"]["rt"]["variants"]["b"]["runs"][1]["metric"] == 0.73
     assert (tmp_path / "out" / "student_quality.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sst2_overlap_groups_dev_sentences_by_where_the_teacher_saw_them(tmp_path, monkeypatch):
+    """A dev sentence among the teacher's training snippets, one elsewhere in rt-snippets, one nowhere; matching
+    ignores case and punctuation runs."""
+    spec = importlib.util.spec_from_file_location("sst2_overlap", REPO_ROOT / "benchmarks" / "sst2_overlap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from mudkd.core import data
+
+    snippets = {"train": {"text_a": ["A gem -- truly.", "Dull and long", "later one"]}, "dev": {"text_a": ["x y"]}}
+    monkeypatch.setattr(data, "load_raw", lambda config: (snippets, None, None, None, []))
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\na gem , truly . \t1\ndull and long \t0\nnever seen \t1\n")
+    header, groups = module.split_dev(tmp_path, teacher_train=1)
+    assert header == "sentence\tlabel"
+    assert groups == {
+        "teacher_train": ["a gem , truly . \t1"],
+        "rt_elsewhere": ["dull and long \t0"],
+        "nowhere": ["never seen \t1"],
+    }
