@@ -126,13 +126,17 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         target = mine[0]["target"]
         if target:
             best = max(mine, key=lambda row: row["share"])
-            met = "met" if best["share"] >= target else "missed"
-            shown = "and" if best["share_low"] >= target else "but not"
-            lines.append(
-                f"\nTarget {100 * target:.0f} %: {met} by the best variant's mean, ({best['variant']}) at "
-                f"{100 * best['share']:.1f} %, {shown} by the lower end of its interval "
-                f"({100 * best['share_low']:.1f} %)."
+            where = (
+                f"the best variant, ({best['variant']}), keeps {100 * best['share']:.1f} % on average "
+                f"(95 % CI {100 * best['share_low']:.1f}–{100 * best['share_high']:.1f} %)"
             )
+            if best["share"] < target:
+                verdict = f"missed: {where}"
+            elif best["share_low"] >= target:
+                verdict = f"met, and shown by the seeds: {where}"
+            else:
+                verdict = f"met by the mean only, not shown by the seeds: {where}"
+            lines.append(f"\nTarget {100 * target:.0f} %: {verdict}.")
         for row in mine:
             if row["speed"]:
                 speed = row["speed"]
