@@ -71,3 +71,29 @@ def test_finetune_selects_on_the_split_and_scores_dev_once(tiny_bert_dir, glue_d
 
     plain = runner.invoke(app, [*tiny_args(tiny_bert_dir, glue_dir, tmp_path / "plain"), "--json"])
     assert json.loads(plain.stdout)["selected_on"].startswith("dev, the set the metrics report")
+
+
+def test_selection_metrics_are_the_best_checkpoints_even_when_it_is_the_last_step():
+    """The best checkpoint is the last update (63): scoring dev then logs another record at step 63, which must not
+    be reported as the selection split's metrics (the quickstart's teacher showed selection = dev exactly)."""
+    from types import SimpleNamespace
+
+    from mudkd.core.training import evaluate_all
+
+    class Trainer:
+        args = SimpleNamespace(load_best_model_at_end=True)
+        state = SimpleNamespace(
+            best_global_step=63,
+            log_history=[
+                {"step": 40, "eval_loss": 0.6, "eval_accuracy": 0.70},
+                {"step": 63, "eval_loss": 0.5, "eval_accuracy": 0.75},  # the selection split, best and last
+            ],
+        )
+
+        def evaluate(self, dataset, metric_key_prefix="eval"):
+            record = {"step": 63, "eval_loss": 0.9, "eval_accuracy": 0.60}  # dev, scored once at the end
+            self.state.log_history.append(record)
+            return {key: value for key, value in record.items() if key != "step"}
+
+    metrics = evaluate_all(Trainer(), {"dev": "dev rows", "selection": "carved rows"})
+    assert metrics == {"loss": 0.9, "accuracy": 0.60, "selection_loss": 0.5, "selection_accuracy": 0.75}

@@ -543,9 +543,11 @@ def evaluate_all(trainer: Any, dev: dict[str, Any]) -> dict[str, float]:
     """
     results: dict[str, float] = {}
     selected = selection_set(dev)[0]
+    # read before this function evaluates anything: when the best checkpoint is the last step, an evaluation of
+    # another split logged here would carry the same step and be taken for the selection's
+    best = _best_evaluation(trainer)
     for name, dataset in dev.items():
-        best = name == selected and _best_evaluation(trainer)
-        metrics = best or trainer.evaluate(dataset, metric_key_prefix="eval")
+        metrics = (name == selected and best) or trainer.evaluate(dataset, metric_key_prefix="eval")
         for key, value in metrics.items():
             plain = key.removeprefix("eval_")
             if plain in {"runtime", "samples_per_second", "steps_per_second", "epoch"}:
