@@ -30,11 +30,16 @@ def render_summary(summary: dict[str, Any]) -> None:
     table.add_column("teacher", justify="right")
     table.add_column("student", justify="right")
     teacher, student = summary["teacher"], summary["student"]
-    for name in sorted(set(teacher["metrics"]) | set(student["metrics"])):
-        if name == "loss":
+    # dev metrics first, then the selection split's (training.selection_split: where checkpoints were chosen)
+    names = sorted(
+        set(teacher["metrics"]) | set(student["metrics"]), key=lambda name: (name.startswith("selection_"), name)
+    )
+    for name in names:
+        metric = name.removeprefix("selection_")
+        if metric == "loss":
             continue
         table.add_row(
-            escape(f"dev {name}"),
+            escape(f"selection split {metric}" if name != metric else f"dev {name}"),
             c.format_value(teacher["metrics"].get(name, "")),
             c.format_value(student["metrics"].get(name, "")),
         )
