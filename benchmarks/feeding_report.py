@@ -49,10 +49,24 @@ def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
             merged = tasks.setdefault(task, {"teacher": result["teacher"], "variants": {}})
             if not math.isclose(merged["teacher"], result["teacher"]):
                 raise SystemExit(f"{task}: two teachers ({merged['teacher']} and {result['teacher']})")
-            merged["variants"].update(result["variants"])
+            for name, variant in result["variants"].items():
+                merged["variants"][name] = _join(merged["variants"].get(name), variant, f"{task} ({name})")
     if len(settings) != 1:
         raise SystemExit(f"runs under different checkpoint selections: {sorted(map(str, settings))}")
     return {"selection_split": settings.pop(), "results": tasks}
+
+
+def _join(old: dict[str, Any] | None, new: dict[str, Any], where: str) -> dict[str, Any]:
+    """One variant's runs from two documents (seeds split between two processes), its CPU time their mean."""
+    if old is None:
+        return new
+    seeds = {run["seed"] for run in old["runs"]} & {run["seed"] for run in new["runs"]}
+    if seeds:
+        raise SystemExit(f"{where}: seed(s) {sorted(seeds)} in two documents")
+    runs = sorted(old["runs"] + new["runs"], key=lambda run: run["seed"])
+    joined = {**old, **{key: value for key, value in new.items() if key == "speed"}, "runs": runs}
+    joined["cpu_seconds"] = statistics.mean(run["cpu_seconds"] for run in runs)
+    return joined
 
 
 def _share(values: list[float], teacher: float) -> tuple[float, float, float]:

@@ -20,7 +20,11 @@ def _report():
 
 def _document(task: str, teacher: float, variants: dict[str, list[float]], **extra) -> dict:
     rows = {
-        name: {"label": name, "cpu_seconds": 60.0, "runs": [{"seed": 42 + i, "metric": v} for i, v in enumerate(vals)]}
+        name: {
+            "label": name,
+            "cpu_seconds": 60.0,
+            "runs": [{"seed": 42 + i, "metric": v, "cpu_seconds": 60.0} for i, v in enumerate(vals)],
+        }
         for name, vals in variants.items()
     }
     return {
@@ -49,6 +53,20 @@ def test_variants_are_tested_against_a_paired_over_their_seeds_and_holm_adjusted
     assert "+3.0 [" in text and "92.5 %" in text
     # shares 0.900, 0.925, 0.950: the mean reaches 90 %, the interval (86.3–98.7 %) does not lie above it
     assert "Target 90 %: met by the mean only, not shown by the seeds: the best variant, (d), keeps 92.5 %" in text
+
+
+def test_seeds_of_one_variant_from_two_documents_are_joined():
+    report = _report()
+    first = _document("rt", 0.80, {"c": [0.70, 0.72]})
+    second = _document("rt", 0.80, {"c": [0.74]})
+    second["results"]["rt"]["variants"]["c"]["runs"][0]["seed"] = 44
+    second["results"]["rt"]["variants"]["c"]["runs"][0]["cpu_seconds"] = 90.0
+    for run in first["results"]["rt"]["variants"]["c"]["runs"]:
+        run["cpu_seconds"] = 60.0
+    joined = report.merge([first, second])["results"]["rt"]["variants"]["c"]
+    assert [run["seed"] for run in joined["runs"]] == [42, 43, 44] and joined["cpu_seconds"] == 70.0
+    with pytest.raises(SystemExit, match="in two documents"):
+        report.merge([first, first])
 
 
 def test_a_mean_below_the_target_is_missed_whatever_a_seed_reaches():
