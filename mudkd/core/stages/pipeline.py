@@ -203,7 +203,7 @@ def plan(recipe: Recipe, *, resume: bool = False) -> dict[str, Any]:
 def _schedule(recipe: Recipe, not_needed: set[str], budget: dict[str, Any] | None) -> dict[str, Any]:
     """The dry run's per-stage schedule (:mod:`mudkd.core.schedule`): examples, updates, store size and a rough
     CPU time; empty when the models' shapes cannot be read yet (hub names)."""
-    from mudkd.core.data import load_raw
+    from mudkd.core.data import load_raw, selection_carve
     from mudkd.core.models import read_config
     from mudkd.core.schedule import estimate, layer_weights, mean_tokens
     from mudkd.knowledge.shapes import model_shape
@@ -228,10 +228,11 @@ def _schedule(recipe: Recipe, not_needed: set[str], budget: dict[str, Any] | Non
         student_weights = layers * layer_weights(hidden, kept, recipe.prune.ffn_hidden_dim)
     train = load_raw(recipe.task)[0]["train"]["text_a"]
     count = min(len(train), recipe.task.max_train_samples or len(train))
+    carved, count = selection_carve(len(train), count, recipe.training.selection_split)  # never trained on
     rows = estimate(
         recipe,
         train_examples=count,
-        transfer_examples=_transfer_examples(recipe, len(train) - count, count),
+        transfer_examples=_transfer_examples(recipe, len(train) - count - carved, count),
         tokens=mean_tokens(train[:count], recipe.task.max_seq_length),
         teacher_weights=teacher_weights,
         student_weights=student_weights,
