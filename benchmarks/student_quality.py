@@ -194,7 +194,13 @@ def run_task(task: str, options: argparse.Namespace, scratch: Path) -> dict[str,
         teacher, student = given[task].split(",", 1)
     elif task == "rte":  # no RTE teacher ships: fine-tune, score and prune it once (its CPU time is reported apart)
         first = mudkd(
-            ["pipeline", str(QUICKSTART), *as_sets([*sets, *variant_sets(task, "a", options)])],
+            [
+                "pipeline",
+                str(QUICKSTART),
+                *as_sets([*sets, *variant_sets(task, "a", options)]),
+                "-o",
+                str(scratch / "rte-models" / "out"),
+            ],
             scratch / "rte-models",
             options.threads,
         )
