@@ -97,3 +97,14 @@ def test_selection_metrics_are_the_best_checkpoints_even_when_it_is_the_last_ste
 
     metrics = evaluate_all(Trainer(), {"dev": "dev rows", "selection": "carved rows"})
     assert metrics == {"loss": 0.9, "accuracy": 0.60, "selection_loss": 0.5, "selection_accuracy": 0.75}
+
+
+def test_progress_names_the_split_each_evaluation_scores(tiny_bert_dir, glue_dir, tmp_path):
+    """With a selection split, evaluations while training score it (named so); the last one, after training,
+    scores dev."""
+    args = [*tiny_args(tiny_bert_dir, glue_dir, tmp_path / "teacher"), "--set", "training.selection_split=0.25"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    evaluations = [line for line in result.stderr.splitlines() if "accuracy=" in line and " step " in line]
+    assert evaluations and all(" selection accuracy=" in line for line in evaluations[:-1])
+    assert " dev accuracy=" in evaluations[-1] and "selection" not in evaluations[-1]

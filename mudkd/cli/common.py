@@ -275,12 +275,12 @@ def make_events(json_mode: bool = False) -> Any:
                 eta = (self.total - step) / max(step, 1) * (time.monotonic() - self.started) if self.total else 0
                 info(f"{self.stage} step {step}/{self.total} {rate} eta {eta:.0f}s {status}")
 
-        def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        def on_eval(self, step: int, metrics: dict[str, float], split: str = "dev") -> None:
             names = ("accuracy", "mcc", "f1", "corr", "pearson", "macro_f1")
             one_class = sum(k.startswith("f1[") for k in metrics) == 1  # a binary task's f1[POSITIVE], not per class
             shown = [k for k in metrics if k in names or (one_class and k.startswith("f1["))][:2]
             shown += ["loss"] if "loss" in metrics else []  # the task's first two metrics, then the dev loss
-            self.last_metric = " ".join(f"dev {k}={metrics[k]:.4f}" for k in shown)
+            self.last_metric = " ".join(f"{split} {k}={metrics[k]:.4f}" for k in shown)
             if self.progress is None and not quiet:
                 info(f"{self.stage} step {step}: {self.last_metric}")
 

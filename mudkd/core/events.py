@@ -19,8 +19,9 @@ class RunEvents:
     def on_step(self, step: int, logs: dict[str, float]) -> None:
         """Training logged at update ``step`` (loss terms, learning rate, epoch)."""
 
-    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
-        """Dev metrics at update ``step`` (plain GLUE names)."""
+    def on_eval(self, step: int, metrics: dict[str, float], split: str = "dev") -> None:
+        """Metrics at update ``step`` (plain GLUE names) on ``split``: ``dev``, or ``selection`` while a run with
+        ``training.selection_split`` trains (its checkpoints are chosen there; dev is scored once, at the end)."""
 
     def on_save(self, step: int, path: str) -> None:
         """A checkpoint was written."""

@@ -158,13 +158,15 @@ class JsonlWriter:
             handle.write(json.dumps(record) + "\n")
 
 
-def attach_events(trainer: Any, events: RunEvents, stage: str, log: JsonlWriter) -> None:
-    """Replace the Trainer's own printing/tqdm callbacks with mudkd's event bridge (the core never prints)."""
+def attach_events(trainer: Any, events: RunEvents, stage: str, log: JsonlWriter, eval_split: str = "dev") -> None:
+    """Replace the Trainer's own printing/tqdm callbacks with mudkd's event bridge (the core never prints).
+
+    ``eval_split`` names the split the evaluations during training score (:func:`selection_set`)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_event_bridge(events, stage, log))
+    trainer.add_callback(_event_bridge(events, stage, log, eval_split))
     # The Trainer's nan/inf filter replaces a non-finite step loss by the running mean, which would hide a diverged
     # run from the logs; with it off, the first non-finite loss reaches the next log and the guard stops the run.
     trainer.args.logging_nan_inf_filter = False
@@ -241,11 +243,14 @@ def check_finite_model(model: Any, stage: str) -> None:
         )
 
 
-def _event_bridge(events: RunEvents, stage: str, log: JsonlWriter) -> Any:
-    """A ``TrainerCallback`` that forwards Trainer logs to ``events`` and ``metrics.jsonl``."""
+def _event_bridge(events: RunEvents, stage: str, log: JsonlWriter, eval_split: str = "dev") -> Any:
+    """A ``TrainerCallback`` that forwards Trainer logs to ``events`` and ``metrics.jsonl``: evaluations while
+    training score ``eval_split``; those after it (logged once ``train_runtime`` is) score dev."""
     from transformers import TrainerCallback
 
     class EventBridge(TrainerCallback):
+        trained = False
+
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
             self.started = time.monotonic()
             events.on_start(stage, state.max_steps)
@@ -256,9 +261,10 @@ def _event_bridge(events: RunEvents, stage: str, log: JsonlWriter) -> Any:
             log.write(record)
             evaluation = {k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_")}
             if "train_runtime" in logs:
+                self.trained = True
                 return
             if evaluation:
-                events.on_eval(state.global_step, evaluation)
+                events.on_eval(state.global_step, evaluation, "dev" if self.trained else eval_split)
             else:
                 events.on_step(state.global_step, {**logs, "epoch": state.epoch or 0.0})
 
@@ -453,7 +459,7 @@ def run_trainer_stage(
             data_collator=stage.data_collator,
             **stage.trainer_options,
         )
-        attach_events(trainer, events, stage.command, log)
+        attach_events(trainer, events, stage.command, log, selection_set(dev)[0] if dev is not None else "dev")
         checkpoint = latest_checkpoint(staging.path) if resume else None
         if checkpoint:
             events.on_message(f"resuming from {checkpoint}")
