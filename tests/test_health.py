@@ -255,3 +255,11 @@ def test_pipeline_table_shows_the_student_before_training(capsys):
     assert "accuracy 0.509 DEGENERATE" in row
     assert any("dev majority-class rate" in line and "0.509" in line for line in lines)
     assert any("student [CLS] spread before training" in line and "0.0012" in line for line in lines)
+
+
+def test_the_flat_curve_warning_names_the_split_it_was_seen_on():
+    from mudkd.core.health import flat_curve_warning
+
+    curve = {"metric": "accuracy", "first": 0.509, "min": 0.509, "max": 0.509, "evaluations": 4}
+    assert flat_curve_warning("distill pred", curve).startswith("distill pred: the dev accuracy never moved (0.509 ")
+    assert "the selection accuracy never moved" in flat_curve_warning("distill pred", curve, "selection")

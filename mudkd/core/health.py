@@ -235,12 +235,13 @@ def flat_curve(
     }
 
 
-def flat_curve_warning(stage: str, curve: dict[str, Any]) -> str:
-    """The warning line of a stage whose dev metric never moved."""
+def flat_curve_warning(stage: str, curve: dict[str, Any], split: str = "dev") -> str:
+    """The warning line of a stage whose metric on ``split`` (dev, or the selection split) never moved."""
     if curve["max"] == curve["min"]:
         moved = f"{curve['first']:.3f} at every evaluation"
     else:
         moved = f"{curve['min']:.3f}-{curve['max']:.3f} over {curve['evaluations']} evaluations, best at the first"
     return (
-        f"{stage}: the dev {curve['metric']} never moved ({moved}): the student may be degenerate; see {README_SECTION}"
+        f"{stage}: the {split} {curve['metric']} never moved ({moved}): the student may be degenerate; "
+        f"see {README_SECTION}"
     )

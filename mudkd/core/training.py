@@ -465,7 +465,8 @@ def run_trainer_stage(
             events.on_message(f"resuming from {checkpoint}")
         train_output = trainer.train(resume_from_checkpoint=checkpoint)
         curve = _flat_curve(trainer, stage.selection) if evaluate else None  # before the final evaluation logs
-        warnings = [flat_curve_warning(stage.command, curve)] if curve else []
+        split = selection_set(dev)[0] if dev is not None else "dev"
+        warnings = [flat_curve_warning(stage.command, curve, split)] if curve else []
         selection = selection_details(trainer, dev)  # before the final evaluations log theirs
         metrics = evaluate_all(trainer, dev) if dev is not None else {}
         seconds = train_output.metrics.get("train_runtime")
