@@ -5,9 +5,12 @@ Per task, the student's dev metric after
 * ``a``: today's recipe (the quickstart's: HSK 2 + prediction 2 epochs from the store, the labelled examples);
 * ``b``: + long HSK from the store (the reference's HSK-stage length, ``--long-hsk-epochs``, default per task:
   method.md §15 — SST-2 10, RTE 20, others 10);
-* ``c``: + augmentation (TinyBERT, GloVe neighbours; ``--aug-n`` draws per example), HSK over the enlarged set;
-* ``d``: + the task's unlabelled transfer text, where it has some (rt-snippets and the SST-2 slice: the training
-  examples beyond the 2,000 trained on, labels ignored), ``--fed-hsk-epochs`` + ``--fed-pred-epochs``;
+* ``c``: + augmentation (TinyBERT, GloVe neighbours; ``--aug-n`` draws per example, default 4), on d's schedule;
+* ``d``: + the task's unlabelled transfer text, where it has some (rt-snippets: the training snippets beyond the
+  2,000 trained on; the SST-2 slice: the ``--unlabeled-count`` training sentences after it, default 20,000;
+  labels ignored), ``--fed-hsk-epochs`` + ``--fed-pred-epochs``;
+
+every run choosing its checkpoints on ``--selection-split`` (default 0.2: the training file's tail, never dev);
 
 each as one ``mudkd pipeline`` subprocess (the teacher and the pruned student given, so it runs [augment,] cache,
 hsk and pred), whose own CPU time (user + sys, ``wait4``) is measured. Per (task, variant): mean ± sample std over
@@ -140,10 +143,12 @@ def variant_sets(task: str, variant: str, options: argparse.Namespace) -> list[s
 
 def write_sst2_unlabeled(glue_dir: Path, count: int, path: Path) -> Path:
     """SST-2 training sentences 2,000 .. 2,000 + ``count`` (after the slice trained on; the selection split is
-    the file's tail, far beyond), one per line, labels dropped."""
-    with (glue_dir / "SST-2" / "train.tsv").open(encoding="utf-8") as handle:
-        lines = handle.read().splitlines()[1:]  # header: sentence<TAB>label; GLUE's TSV has no quoting
-    path.write_text("".join(line.rsplit("\t", 1)[0] + "\n" for line in lines[2000 : 2000 + count]), encoding="utf-8")
+    the file's tail, far beyond), one per line, labels dropped, read as every SST-2 run reads them."""
+    from mudkd.core.data import load_raw
+    from mudkd.recipe.schema import TaskConfig
+
+    sentences = load_raw(TaskConfig(name="sst-2", data_dir=str(glue_dir / "SST-2")))[0]["train"]["text_a"]
+    path.write_text("".join(f"{sentence}\n" for sentence in sentences[2000 : 2000 + count]), encoding="utf-8")
     return path
 
 
@@ -251,7 +256,7 @@ def main() -> None:
     parser.add_argument("--long-hsk-epochs", type=float, default=None, help="b, c: default the reference's per task")
     parser.add_argument("--aug-n", type=int, default=4, help="c: augmentation draws per example (TinyBERT: 20)")
     parser.add_argument("--aug-hsk-epochs", type=float, default=None, help="c: HSK epochs (default d's)")
-    parser.add_argument("--unlabeled-count", type=int, default=7544, help="d on sst2: unlabelled sentences")
+    parser.add_argument("--unlabeled-count", type=int, default=20000, help="d on sst2: unlabelled sentences")
     parser.add_argument(
         "--selection-split", type=float, default=0.2, help="training.selection_split of every run (0: select on dev)"
     )

@@ -459,13 +459,13 @@ def run_trainer_stage(
             data_collator=stage.data_collator,
             **stage.trainer_options,
         )
-        attach_events(trainer, events, stage.command, log, selection_set(dev)[0] if dev is not None else "dev")
+        split = selection_set(dev)[0] if dev is not None else "dev"  # what the evaluations while training score
+        attach_events(trainer, events, stage.command, log, split)
         checkpoint = latest_checkpoint(staging.path) if resume else None
         if checkpoint:
             events.on_message(f"resuming from {checkpoint}")
         train_output = trainer.train(resume_from_checkpoint=checkpoint)
         curve = _flat_curve(trainer, stage.selection) if evaluate else None  # before the final evaluation logs
-        split = selection_set(dev)[0] if dev is not None else "dev"
         warnings = [flat_curve_warning(stage.command, curve, split)] if curve else []
         selection = selection_details(trainer, dev)  # before the final evaluations log theirs
         metrics = evaluate_all(trainer, dev) if dev is not None else {}
